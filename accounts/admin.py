@@ -1,0 +1,128 @@
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+
+from accounts import services
+from accounts.models import User, UserRole
+from accounts.roles import Role
+from accounts.selectors import user_list_for
+from config.errors import DomainError
+from providers.admin import ServiceAdmin
+
+
+class RolesFormMixin(forms.Form):
+    roles = forms.MultipleChoiceField(choices=Role.choices, widget=forms.CheckboxSelectMultiple)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        provider = cleaned.get("provider", self.instance.provider if self.instance.pk else None)
+        try:
+            services.roles_validate(cleaned.get("roles") or [], provider)
+        except DomainError as exc:
+            raise ValidationError({"roles": exc.detail}) from exc
+        return cleaned
+
+
+class UserChangeAdminForm(RolesFormMixin, UserChangeForm):
+    class Meta:
+        model = User
+        fields = ("email", "name", "phone", "address", "designation", "provider", "is_active")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["roles"].initial = self.instance.role_names
+
+
+class UserAddAdminForm(RolesFormMixin, AdminUserCreationForm):
+    class Meta:
+        model = User
+        fields = ("email", "name", "phone", "address", "designation", "provider")
+
+
+class UserRoleInline(admin.TabularInline):
+    """The roles held, with when and by whom each was given; edited with the checkboxes above."""
+
+    model = UserRole
+    fk_name = "user"
+    fields = ("role", "assigned_at", "assigned_by")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(User)
+class UserAdmin(ServiceAdmin, DjangoUserAdmin):
+    form = UserChangeAdminForm
+    add_form = UserAddAdminForm
+    inlines = [UserRoleInline]
+    list_display = ("email", "name", "provider", "role_list", "is_active", "is_staff", "last_login")
+    list_filter = ("is_active", "is_staff", "roles__role", "provider")
+    search_fields = ("email", "name", "phone")
+    ordering = ("name", "email")
+    filter_horizontal = ()
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Person", {"fields": ("name", "phone", "address", "designation")}),
+        ("Access", {"fields": ("provider", "roles", "is_active", "is_staff")}),
+        ("Dates", {"fields": ("last_login", "created_at", "updated_at")}),
+    )
+    add_fieldsets = (
+        (
+            None,
+            {
+                "classes": ("wide",),
+                "fields": (
+                    "email", "name", "phone", "address", "designation", "provider", "roles",
+                    "usable_password", "password1", "password2",
+                ),
+            },
+        ),
+    )
+    editable_fields = services.USER_EDITABLE_FIELDS
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return user_list_for(user=request.user)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> tuple[str, ...]:
+        fixed = ("is_staff", "last_login", "created_at", "updated_at")  # is_staff follows the Admin role
+        if obj is not None:
+            return (*fixed, "email", "provider")
+        # A provider's administrator creates users of their own provider only.
+        return ("provider",) if request.user.provider_id is not None else ()
+
+    @admin.display(description="Roles")
+    def role_list(self, obj: User) -> str:
+        return ", ".join(obj.role_names)
+
+    def create(self, request: HttpRequest, values: dict[str, Any]) -> User:
+        return services.user_create(
+            email=values["email"],
+            name=values["name"],
+            phone=values.get("phone", ""),
+            address=values.get("address", ""),
+            designation=values.get("designation", ""),
+            provider=values.get("provider", request.user.provider),
+            roles=values["roles"],
+            password=values.get("password1") if values.get("set_usable_password") else None,
+            created_by=request.user,
+        )
+
+    def update(self, request: HttpRequest, obj: User, changes: dict[str, Any]) -> None:
+        if changes:
+            services.user_update(user=obj, updated_by=request.user, **changes)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if change and "roles" in form.changed_data:
+            services.user_roles_set(user=form.instance, roles=form.cleaned_data["roles"], changed_by=request.user)

@@ -1,0 +1,128 @@
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+
+from accounts.roles import Role
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def get_by_natural_key(self, username: str | None) -> "User":
+        return self.get(email=normalize_email(username or ""))
+
+    def create_user(self, email: str, password: str | None = None, **fields: object) -> "User":
+        user = self.model(email=normalize_email(email), **fields)
+        user.set_password(password)  # None gives an unusable password
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **fields: object) -> "User":
+        """`createsuperuser`: a platform administrator, with no provider and the Admin role."""
+        fields.update(is_staff=True, is_superuser=True, provider=None)
+        user = self.create_user(email, password, **fields)
+        UserRole.objects.create(user=user, role=Role.ADMIN)
+        return user
+
+
+def normalize_email(email: str) -> str:
+    """Emails are compared and stored lower-case, so one address is one account."""
+    return email.strip().lower()
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person who signs in: staff of a provider, a customer, or a platform administrator.
+
+    Roles live in `UserRole` (one user may hold several); the role a request acts in comes from
+    its token. `provider` is empty only for platform administrators.
+    """
+
+    email = models.EmailField(unique=True)
+    name = models.CharField(max_length=150)
+    phone = models.CharField(max_length=30, blank=True)
+    address = models.CharField(max_length=300, blank=True)
+    # Printed on adjustment receipts beside the officer's name.
+    designation = models.CharField(max_length=100, blank=True)
+    provider = models.ForeignKey(
+        "providers.Provider", on_delete=models.PROTECT, null=True, blank=True, related_name="users"
+    )
+    is_active = models.BooleanField(default=True)
+    # Django admin access.
+    is_staff = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = UserManager()
+
+    # The role this request acts in, set from its token by the authentication; never stored.
+    active_role: Role | None = None
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["name"]
+
+    class Meta:
+        ordering = ["name", "email"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(email=Lower("email")), name="user_email_lower_case"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+    def clean(self) -> None:
+        super().clean()
+        self.email = normalize_email(self.email)
+
+    def get_full_name(self) -> str:
+        return self.name
+
+    def get_short_name(self) -> str:
+        return self.name
+
+    @property
+    def role_names(self) -> list[str]:
+        """Roles held, in the order of `Role`; uses prefetched roles when present."""
+        held = {user_role.role for user_role in self.roles.all()}
+        return [role.value for role in Role if role in held]
+
+
+class UserRole(models.Model):
+    """One role held by one user; a user holds at least one."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="roles")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    assigned_at = models.DateTimeField(auto_now_add=True)
+    assigned_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["user_id", "role"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "role"], name="user_role_unique"),
+            models.CheckConstraint(condition=models.Q(role__in=Role.values), name="user_role_known"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user.email}: {self.role}"
+
+
+class RoleSelectionTicket(models.Model):
+    """Proof that a password was just checked, traded once for a token in a chosen role.
+
+    Only a hash of the ticket is stored: a leaked table cannot be replayed.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    digest = models.CharField(max_length=64, unique=True)  # SHA-256 hex of the ticket
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["expires_at"])]
+
+    def __str__(self) -> str:
+        return f"role selection ticket of user {self.user_id}"

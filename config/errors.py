@@ -1,0 +1,142 @@
+"""One error shape for the whole API.
+
+Every refusal reads `{"detail": ..., "code": ..., "fields": {...}, "extra": {...}}`: `detail` says in
+words what to do next, `code` is stable for programs, `fields` maps each invalid input to its
+messages, `extra` carries the figures a business rule was checked against.
+Business rules raise `DomainError` subclasses from services; this module turns them, DRF's own
+exceptions and Django's into that shape.
+"""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpRequest, JsonResponse
+from django.views.defaults import page_not_found, server_error
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from config import context
+
+
+class DomainError(Exception):
+    """A business rule refused the request. Subclasses set `code` and `status`."""
+
+    code = "invalid"
+    status = status.HTTP_400_BAD_REQUEST
+
+    def __init__(self, detail: str, *, field: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        self.extra = extra
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    status = status.HTTP_404_NOT_FOUND
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    status = status.HTTP_409_CONFLICT
+
+
+class Forbidden(DomainError):
+    code = "permission_denied"
+    status = status.HTTP_403_FORBIDDEN
+
+
+class Unauthorized(DomainError):
+    code = "not_authenticated"
+    status = status.HTTP_401_UNAUTHORIZED
+
+
+def error_body(detail: str, code: str, *, fields: dict | None = None, extra: dict | None = None) -> dict:
+    body: dict[str, Any] = {"detail": detail, "code": code}
+    if fields:
+        body["fields"] = fields
+    if extra:
+        body["extra"] = extra
+    return body
+
+
+def _field_errors(detail: Any) -> dict[str, list[str]]:
+    if isinstance(detail, dict):
+        return {key: _messages(value) for key, value in detail.items()}
+    return {"non_field_errors": _messages(detail)}
+
+
+def _messages(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [message for item in value for message in _messages(item)]
+    if isinstance(value, dict):
+        return [f"{key}: {message}" for key, item in value.items() for message in _messages(item)]
+    return [str(value)]
+
+
+def _validation_body(exc: exceptions.ValidationError) -> dict:
+    fields = _field_errors(exc.detail)
+    general = fields.pop("non_field_errors", [])
+    if general and not fields:
+        return error_body(" ".join(general), _first_code(exc.get_codes()))
+    named = ", ".join(fields)
+    detail = " ".join([*general, f"Please correct: {named}."]) if named else "The request is not valid."
+    return error_body(detail, "invalid", fields=fields)
+
+
+def _first_code(codes: Any) -> str:
+    while isinstance(codes, list | dict):
+        codes = next(iter(codes.values()), "invalid") if isinstance(codes, dict) else (codes or ["invalid"])[0]
+    return str(codes)
+
+
+def api_exception_handler(exc: Exception, ctx: dict) -> Response | None:
+    if isinstance(exc, DomainError):
+        fields = {exc.field: [exc.detail]} if exc.field else None
+        response = Response(error_body(exc.detail, exc.code, fields=fields, extra=exc.extra), status=exc.status)
+        if exc.status == status.HTTP_401_UNAUTHORIZED:
+            response["WWW-Authenticate"] = 'Bearer realm="api"'
+        return response
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = exception_handler(exc, ctx)
+    if response is None:
+        return None  # a bug: Django's handler500 answers, logged with the request id
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = _validation_body(exc)
+    else:
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        if isinstance(detail, dict):  # simplejwt nests its reason under "detail" and "messages"
+            detail = detail.get("detail", "The request was refused.")
+        response.data = error_body(str(detail), _first_code(exc.get_codes()))
+    return response
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def not_found(request: HttpRequest, exception: Exception) -> Any:
+    if _wants_json(request):
+        return JsonResponse(error_body("No such address in the API.", "not_found"), status=404)
+    return page_not_found(request, exception)
+
+
+def internal_error(request: HttpRequest) -> Any:
+    if _wants_json(request):
+        body = error_body(
+            "Something went wrong on our side. Quote the request id if you report it.",
+            "server_error",
+            extra={"requestId": context.current().request_id or getattr(request, "request_id", "")},
+        )
+        return JsonResponse(body, status=500)
+    return server_error(request)

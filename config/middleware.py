@@ -1,0 +1,29 @@
+import re
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+from config import context
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A caller's id (from a proxy or a client retry) is kept only if it is short and plain.
+_ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class RequestContextMiddleware:
+    """Gives every request an id, echoes it in the response and puts it in every log line."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        offered = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = offered if _ACCEPTABLE_REQUEST_ID.match(offered) else context.new_request_id()
+        request.request_id = request_id
+        token = context.bind(request_id=request_id, actor_id=None, role="", provider_id=None)
+        try:
+            response = self.get_response(request)
+        finally:
+            context.reset(token)
+        response[REQUEST_ID_HEADER] = request_id
+        return response

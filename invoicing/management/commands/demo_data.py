@@ -1,0 +1,103 @@
+"""Loads the demo: the sample distribution company, a second provider, and one user per role.
+
+It lives in `invoicing`, the top of the domain apps, because it grows with each of them (pricing,
+connections and readings, bills). Running it twice changes nothing.
+"""
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from accounts.models import User
+from accounts.roles import Role
+from accounts.services import user_create
+from providers.models import Provider
+from providers.services import provider_create
+
+DEMO_PASSWORD = "billing-demo-2026"  # printed in the README's table of demo logins
+SAMPLE_PATH = settings.BASE_DIR.parent / "shared" / "data" / "disco_sample.json"
+
+PROVIDERS = [
+    {
+        "code": "DISCO",
+        "name": "Lahore Distribution Company",
+        "city": "Lahore",
+        "email": "billing@disco.example",
+        "phone": "042-111-000-111",
+        "currency": "PKR",
+        "due_days": 10,
+        "late_surcharge_percent": Decimal("10.00"),
+    },
+    {
+        "code": "NEPCO",
+        "name": "Northern Electric Power Company",
+        "city": "Islamabad",
+        "email": "billing@nepco.example",
+        "phone": "051-111-222-333",
+        "currency": "PKR",
+        "due_days": 14,
+        "late_surcharge_percent": Decimal("5.00"),
+    },
+]
+
+# (email, name, provider code or None for the platform, roles, designation)
+USERS = [
+    ("platform@billing.example", "Platform Administrator", None, [Role.ADMIN], ""),
+    ("admin@disco.example", "Ayesha Malik", "DISCO", [Role.ADMIN], "Billing Manager"),
+    ("creator@disco.example", "Bilal Hussain", "DISCO", [Role.INVOICE_CREATOR], "Billing Clerk"),
+    ("super@disco.example", "Farah Siddiqui", "DISCO", [Role.SUPER_CREATOR], "Senior Billing Officer"),
+    ("auditor@disco.example", "Omar Farooq", "DISCO", [Role.AUDITOR], "Internal Auditor"),
+    ("multi@disco.example", "Hina Raza", "DISCO", [Role.INVOICE_CREATOR, Role.AUDITOR, Role.CUSTOMER], ""),
+    ("admin@nepco.example", "Usman Tariq", "NEPCO", [Role.ADMIN], "Billing Manager"),
+]
+
+
+def sample_customer(path: Path) -> dict[str, Any]:
+    """The first customer of the sample company: the demo's customer login."""
+    with path.open() as handle:
+        return json.load(handle)["customers"][0]
+
+
+class Command(BaseCommand):
+    help = "Load the demo providers and users (idempotent)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--sample", type=Path, default=SAMPLE_PATH, help="disco_sample.json")
+
+    @transaction.atomic
+    def handle(self, *args: Any, sample: Path, **options: Any) -> None:
+        providers = {}
+        for values in PROVIDERS:
+            provider = Provider.objects.filter(code=values["code"]).first()
+            providers[values["code"]] = provider or provider_create(**values)
+
+        customer = sample_customer(sample)
+        users = [
+            *USERS,
+            (
+                customer["email"],
+                f"{customer['first_name']} {customer['last_name']}",
+                "DISCO",
+                [Role.CUSTOMER],
+                "",
+            ),
+        ]
+        created = 0
+        for email, name, code, roles, designation in users:
+            if User.objects.filter(email=email).exists():
+                continue
+            user_create(
+                email=email,
+                name=name,
+                provider=providers[code] if code else None,
+                roles=list(roles),
+                password=DEMO_PASSWORD,
+                designation=designation,
+            )
+            created += 1
+        self.stdout.write(f"Demo data ready: {len(providers)} providers, {created} users created.")

@@ -1,0 +1,56 @@
+import os
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from accounts.roles import Role
+from accounts.tokens import token_pair_for
+from tests.factories import ProviderFactory, UserFactory
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Throttle counters live in the cache; each test starts with none."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def provider(db):
+    return ProviderFactory()
+
+
+@pytest.fixture
+def other_provider(db):
+    return ProviderFactory()
+
+
+@pytest.fixture
+def as_role(db):
+    """An API client signed in as `user` acting in `role` (a token pair, as the login API issues)."""
+
+    def client_for(user, role: str) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_pair_for(user=user, role=role).access}")
+        return client
+
+    return client_for
+
+
+@pytest.fixture
+def admin_user(provider):
+    return UserFactory(provider=provider, roles=[Role.ADMIN])
+
+
+@pytest.fixture
+def admin_api(as_role, admin_user):
+    return as_role(admin_user, Role.ADMIN)
