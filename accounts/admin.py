@@ -83,8 +83,16 @@ class UserAdmin(ServiceAdmin, DjangoUserAdmin):
             {
                 "classes": ("wide",),
                 "fields": (
-                    "email", "name", "phone", "address", "designation", "provider", "roles",
-                    "usable_password", "password1", "password2",
+                    "email",
+                    "name",
+                    "phone",
+                    "address",
+                    "designation",
+                    "provider",
+                    "roles",
+                    "usable_password",
+                    "password1",
+                    "password2",
                 ),
             },
         ),
@@ -125,4 +133,6 @@ class UserAdmin(ServiceAdmin, DjangoUserAdmin):
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         if change and "roles" in form.changed_data:
-            services.user_roles_set(user=form.instance, roles=form.cleaned_data["roles"], changed_by=request.user)
+            services.user_roles_set(
+                user=form.instance, roles=form.cleaned_data["roles"], changed_by=request.user
+            )

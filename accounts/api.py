@@ -68,7 +68,11 @@ class LoginApi(APIView):
 
     @extend_schema(
         request=LoginInput,
-        responses={200: SessionOutput, 401: ERRORS[401], 429: OpenApiResponse(description="Too many attempts.")},
+        responses={
+            200: SessionOutput,
+            401: ERRORS[401],
+            429: OpenApiResponse(description="Too many attempts."),
+        },
         summary="Sign in; a user with several roles gets a ticket to choose one",
     )
     def post(self, request: Request) -> Response:
@@ -90,7 +94,9 @@ class SelectRoleApi(APIView):
         selectedRole = serializers.ChoiceField(choices=Role.choices)
         userId = serializers.IntegerField(required=False, help_text="Optional; must match the ticket's user.")
 
-    @extend_schema(request=SelectRoleInput, responses={200: SessionOutput, **ERRORS}, summary="Choose the role")
+    @extend_schema(
+        request=SelectRoleInput, responses={200: SessionOutput, **ERRORS}, summary="Choose the role"
+    )
     def post(self, request: Request) -> Response:
         data = self.SelectRoleInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -108,7 +114,9 @@ class SwitchRoleApi(APIView):
         newRole = serializers.ChoiceField(choices=Role.choices)
 
     @extend_schema(
-        request=SwitchRoleInput, responses={200: SessionOutput, **ERRORS}, summary="Switch to another held role"
+        request=SwitchRoleInput,
+        responses={200: SessionOutput, **ERRORS},
+        summary="Switch to another held role",
     )
     def post(self, request: Request) -> Response:
         data = self.SwitchRoleInput(data=request.data)
@@ -199,7 +207,10 @@ class AdminUserListCreateApi(APIView):
         name = serializers.CharField(max_length=150)
         email = serializers.EmailField()
         password = serializers.CharField(
-            required=False, max_length=256, trim_whitespace=False, help_text="Omit for a user who never signs in."
+            required=False,
+            max_length=256,
+            trim_whitespace=False,
+            help_text="Omit for a user who never signs in.",
         )
         phoneNumber = serializers.CharField(required=False, allow_blank=True, max_length=30, default="")
         address = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
@@ -208,7 +219,8 @@ class AdminUserListCreateApi(APIView):
             child=serializers.ChoiceField(choices=Role.choices), required=False, default=list, max_length=5
         )
         providerId = serializers.IntegerField(
-            required=False, help_text="Platform administrators only; others create users of their own provider."
+            required=False,
+            help_text="Platform administrators only; others create users of their own provider.",
         )
 
     def get_permissions(self) -> list:
@@ -288,7 +300,10 @@ class AdminUserRoleAssignApi(APIView):
         responses={
             201: inline_serializer(
                 "UserRoles",
-                {"userId": serializers.IntegerField(), "roles": serializers.ListField(child=serializers.CharField())},
+                {
+                    "userId": serializers.IntegerField(),
+                    "roles": serializers.ListField(child=serializers.CharField()),
+                },
             ),
             200: OpenApiResponse(description="The user already held the role; nothing changed."),
             **ERRORS,
@@ -299,7 +314,9 @@ class AdminUserRoleAssignApi(APIView):
         data = self.RoleAssignInput(data=request.data)
         data.is_valid(raise_exception=True)
         user = user_get_for(user=request.user, user_id=data.validated_data["userId"])
-        added = services.user_role_assign(user=user, role=data.validated_data["role"], assigned_by=request.user)
+        added = services.user_role_assign(
+            user=user, role=data.validated_data["role"], assigned_by=request.user
+        )
         user = user_get_for(user=request.user, user_id=user.pk)
         return Response(
             {"userId": user.pk, "roles": user.role_names},
@@ -322,7 +339,11 @@ class AdminUserRoleRemoveApi(APIView):
     permission_classes = [Allowed.to("accounts.change_user")]
 
     @extend_schema(
-        responses={200: OpenApiResponse(description="The roles the user still holds."), 409: ERRORS[400], **ERRORS},
+        responses={
+            200: OpenApiResponse(description="The roles the user still holds."),
+            409: ERRORS[400],
+            **ERRORS,
+        },
         summary="Take a role away (never the last one)",
     )
     def delete(self, request: Request, user_id: int, role: str) -> Response:

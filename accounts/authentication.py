@@ -1,7 +1,8 @@
 from django.db.models import Exists, OuterRef
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
+from rest_framework_simplejwt.exceptions import InvalidToken
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import Token
 
@@ -37,7 +38,9 @@ class RoleJWTAuthentication(JWTAuthentication):
             .first()
         )
         if user is None or not user.is_active:
-            raise AuthenticationFailed("This account is not active. Ask an administrator.", code="user_inactive")
+            raise AuthenticationFailed(
+                "This account is not active. Ask an administrator.", code="user_inactive"
+            )
         if not user.holds_role:
             raise AuthenticationFailed(
                 f"You no longer hold the role {role}. Sign in again to choose another role.",

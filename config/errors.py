@@ -88,14 +88,18 @@ def _validation_body(exc: exceptions.ValidationError) -> dict:
 
 def _first_code(codes: Any) -> str:
     while isinstance(codes, list | dict):
-        codes = next(iter(codes.values()), "invalid") if isinstance(codes, dict) else (codes or ["invalid"])[0]
+        codes = (
+            next(iter(codes.values()), "invalid") if isinstance(codes, dict) else (codes or ["invalid"])[0]
+        )
     return str(codes)
 
 
 def api_exception_handler(exc: Exception, ctx: dict) -> Response | None:
     if isinstance(exc, DomainError):
         fields = {exc.field: [exc.detail]} if exc.field else None
-        response = Response(error_body(exc.detail, exc.code, fields=fields, extra=exc.extra), status=exc.status)
+        response = Response(
+            error_body(exc.detail, exc.code, fields=fields, extra=exc.extra), status=exc.status
+        )
         if exc.status == status.HTTP_401_UNAUTHORIZED:
             response["WWW-Authenticate"] = 'Bearer realm="api"'
         return response
@@ -114,10 +118,10 @@ def api_exception_handler(exc: Exception, ctx: dict) -> Response | None:
     if isinstance(exc, exceptions.ValidationError):
         response.data = _validation_body(exc)
     else:
-        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
-        if isinstance(detail, dict):  # simplejwt nests its reason under "detail" and "messages"
-            detail = detail.get("detail", "The request was refused.")
-        response.data = error_body(str(detail), _first_code(exc.get_codes()))
+        detail, code = exc.detail, _first_code(exc.get_codes())
+        if isinstance(detail, dict):  # simplejwt nests its reason under "detail", "code" and "messages"
+            detail, code = detail.get("detail", "The request was refused."), str(detail.get("code", code))
+        response.data = error_body(str(detail), code)
     return response
 
 

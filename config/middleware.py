@@ -20,10 +20,9 @@ class RequestContextMiddleware:
         offered = request.headers.get(REQUEST_ID_HEADER, "")
         request_id = offered if _ACCEPTABLE_REQUEST_ID.match(offered) else context.new_request_id()
         request.request_id = request_id
-        token = context.bind(request_id=request_id, actor_id=None, role="", provider_id=None)
-        try:
-            response = self.get_response(request)
-        finally:
-            context.reset(token)
+        # Not reset on the way out: Django logs the response ("django.request") after the middleware
+        # returns, and that line must carry the id too. The next request binds afresh.
+        context.bind(request_id=request_id, actor_id=None, role="", provider_id=None)
+        response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
         return response

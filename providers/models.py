@@ -11,7 +11,9 @@ class Provider(models.Model):
     code = models.CharField(
         max_length=12,
         unique=True,
-        validators=[RegexValidator(r"^[A-Z][A-Z0-9]{1,11}$", "2 to 12 capital letters or digits, e.g. DISCO.")],
+        validators=[
+            RegexValidator(r"^[A-Z][A-Z0-9]{1,11}$", "2 to 12 capital letters or digits, e.g. DISCO.")
+        ],
         help_text="Printed in invoice numbers: CODE-YYYY-000123.",
     )
     name = models.CharField(max_length=200)

@@ -54,3 +54,13 @@ def admin_user(provider):
 @pytest.fixture
 def admin_api(as_role, admin_user):
     return as_role(admin_user, Role.ADMIN)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `realstack` run only in tests/realstack.py's pass, on the real services."""
+    if os.environ.get("REALSTACK"):
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL, Redis and a Celery worker: run tests/realstack.py")
+    for item in items:
+        if "realstack" in item.keywords:
+            item.add_marker(skip)

@@ -89,7 +89,9 @@ def test_login_is_throttled_per_address_across_accounts(api, provider, settings)
         "DEFAULT_THROTTLE_RATES": {"login": "2/min", "login_email": "9/min"},
     }
     codes = [
-        api.post(LOGIN, {"email": f"u{n}@disco.example", "password": "x-x-x-x-x-x"}, format="json").status_code
+        api.post(
+            LOGIN, {"email": f"u{n}@disco.example", "password": "x-x-x-x-x-x"}, format="json"
+        ).status_code
         for n in range(3)
     ]
 

@@ -19,7 +19,7 @@ from accounts.services import user_create
 from providers.models import Provider
 from providers.services import provider_create
 
-DEMO_PASSWORD = "billing-demo-2026"  # printed in the README's table of demo logins
+DEMO_PASSWORD = "billing-demo-2026"  # noqa: S105  a demo login, printed in the README
 SAMPLE_PATH = settings.BASE_DIR.parent / "shared" / "data" / "disco_sample.json"
 
 PROVIDERS = [

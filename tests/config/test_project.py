@@ -1,0 +1,74 @@
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+
+from accounts.models import User
+from accounts.roles import Role
+from invoicing.management.commands.demo_data import DEMO_PASSWORD
+from providers.models import Provider
+
+PRODUCTION_ENV = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.production",
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "DATABASE_URL": "sqlite:////tmp/deploy-check.sqlite3",
+    "DJANGO_ALLOWED_HOSTS": "billing.example",
+}
+
+
+def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_"))}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        cwd=settings.BASE_DIR,
+        check=False,
+    )
+
+
+def test_production_settings_pass_the_deploy_checks():
+    result = manage("check", "--deploy", "--fail-level", "DEBUG", env=PRODUCTION_ENV)
+
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "DJANGO_SECRET_KEY"}
+
+    result = manage("check", env=env)
+
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+@pytest.mark.django_db
+def test_swagger_ui_is_served_with_its_assets_from_the_product(client):
+    page = client.get("/api/docs/")
+    schema = client.get("/api/schema/")
+
+    assert page.status_code == 200
+    assert b"/static/drf_spectacular_sidecar/swagger-ui-dist/" in page.content
+    assert schema.status_code == 200
+    assert b"/api/auth/select-role" in schema.content
+
+
+@pytest.mark.django_db
+def test_demo_data_loads_one_login_per_role_and_is_idempotent(api):
+    call_command("demo_data")
+    call_command("demo_data")
+
+    assert sorted(Provider.objects.values_list("code", flat=True)) == ["DISCO", "NEPCO"]
+    held = {role for user in User.objects.all() for role in user.role_names}
+    assert held == set(Role.values)
+    assert User.objects.count() == 8
+    response = api.post(
+        "/api/auth/login", {"email": "creator@disco.example", "password": DEMO_PASSWORD}, format="json"
+    )
+    assert response.json()["selectedRole"] == "Invoice_Creator"
