@@ -17,10 +17,15 @@ from providers.admin import ServiceAdmin
 
 class RolesFormMixin(forms.Form):
     roles = forms.MultipleChoiceField(choices=Role.choices, widget=forms.CheckboxSelectMultiple)
+    # Set by UserAdmin.get_form: the provider a new user gets when the field is not offered.
+    default_provider = None
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        provider = cleaned.get("provider", self.instance.provider if self.instance.pk else None)
+        if "provider" in cleaned:
+            provider = cleaned["provider"]
+        else:
+            provider = self.instance.provider if self.instance.pk else self.default_provider
         try:
             services.roles_validate(cleaned.get("roles") or [], provider)
         except DomainError as exc:
@@ -67,7 +72,8 @@ class UserAdmin(ServiceAdmin, DjangoUserAdmin):
     add_form = UserAddAdminForm
     inlines = [UserRoleInline]
     list_display = ("email", "name", "provider", "role_list", "is_active", "is_staff", "last_login")
-    list_filter = ("is_active", "is_staff", "roles__role", "provider")
+    # Only providers of the users shown: other providers' names stay hidden.
+    list_filter = ("is_active", "is_staff", "roles__role", ("provider", admin.RelatedOnlyFieldListFilter))
     search_fields = ("email", "name", "phone")
     ordering = ("name", "email")
     filter_horizontal = ()
@@ -101,6 +107,11 @@ class UserAdmin(ServiceAdmin, DjangoUserAdmin):
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return user_list_for(user=request.user)
+
+    def get_form(self, request: HttpRequest, obj: User | None = None, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, **kwargs)
+        form.default_provider = request.user.provider
+        return form
 
     def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> tuple[str, ...]:
         fixed = ("is_staff", "last_login", "created_at", "updated_at")  # is_staff follows the Admin role

@@ -100,7 +100,7 @@ def role_select(*, ticket: str, role: str, user_id: int | None = None) -> tuple[
     """Trade a login's selection ticket, once, for tokens in a role the user holds."""
     now = timezone.now()
     row = (
-        RoleSelectionTicket.objects.select_for_update()
+        RoleSelectionTicket.objects.select_for_update(of=("self",))
         .select_related("user")
         .filter(digest=_digest(ticket))
         .first()
@@ -143,7 +143,10 @@ def _parse_refresh(raw: str) -> RefreshToken:
 def _blacklist_once(token: RefreshToken) -> bool:
     """Blacklist the token's outstanding row, under a lock; False if it already was."""
     outstanding = (
-        OutstandingToken.objects.select_for_update().filter(jti=token[jwt_settings.JTI_CLAIM]).first()
+        OutstandingToken.objects.select_for_update()
+        .filter(jti=token[jwt_settings.JTI_CLAIM])
+        .order_by()  # the model orders by user, a nullable join PostgreSQL cannot lock
+        .first()
     )
     if outstanding is None or BlacklistedToken.objects.filter(token=outstanding).exists():
         return False

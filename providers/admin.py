@@ -1,10 +1,11 @@
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Model
 from django.forms import ModelForm
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
+from config.errors import DomainError
 from providers.models import Provider
 from providers.selectors import provider_list_for
 from providers.services import PROVIDER_EDITABLE_FIELDS, provider_create, provider_update
@@ -27,6 +28,14 @@ class ServiceAdmin(admin.ModelAdmin):
         else:
             saved = self.create(request, form.cleaned_data)
             obj.pk, obj._state = saved.pk, saved._state  # admin goes on with (logs, redirects to) this row
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        """A rule the form could not check refuses the save: say why, keep the page, change nothing."""
+        try:
+            return super().changeform_view(request, *args, **kwargs)
+        except DomainError as refusal:  # raised inside the admin's transaction, so it rolled back
+            self.message_user(request, refusal.detail, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
