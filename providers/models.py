@@ -1,5 +1,7 @@
+from datetime import date
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models.functions import Upper
@@ -52,3 +54,229 @@ class Provider(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
+
+
+class ConnectionType(models.Model):
+    """A provider's class of connection (residential 5 kW, industry 100 kW, ...): what tariffs vary by."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="connection_types")
+    code = models.CharField(max_length=20, help_text="As the provider writes it, e.g. 1 or R-5KW.")
+    description = models.CharField(max_length=200)
+    # Contracted maximum load, kW.
+    sanctioned_load_kw = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+
+    class Meta:
+        ordering = ["provider_id", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "code"], name="connection_type_code_unique"),
+            models.CheckConstraint(
+                condition=models.Q(sanctioned_load_kw__gte=0) | models.Q(sanctioned_load_kw__isnull=True),
+                name="connection_type_load_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.description}"
+
+
+class Authority(models.Model):
+    """A body a charge is collected for or a subsidy is paid by (FBR, Government of Punjab, PTV)."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="authorities")
+    code = models.CharField(max_length=20)
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["provider_id", "code"]
+        verbose_name_plural = "authorities"
+        constraints = [models.UniqueConstraint(fields=["provider", "code"], name="authority_code_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+
+class DatedRowQuerySet(models.QuerySet):
+    def in_force_on(self, day: date) -> "DatedRowQuerySet":
+        return self.filter(models.Q(valid_to__isnull=True) | models.Q(valid_to__gt=day), valid_from__lte=day)
+
+
+class DatedRow(models.Model):
+    """A row of the price schedule, in force on days in [valid_from, valid_to).
+
+    Rows are never edited once they could have been used: a change closes them (sets `valid_to`,
+    `closed_by`, `closed_at`) and opens new ones, so every past bill can be explained and recomputed.
+    """
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="+")
+    # Empty: applies to every connection type that has no row of its own.
+    connection_type = models.ForeignKey(
+        ConnectionType, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    valid_from = models.DateField()
+    valid_to = models.DateField(null=True, blank=True, help_text="First day no longer in force; empty: open.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DatedRowQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def in_force_on(self, day: date) -> bool:
+        return self.valid_from <= day and (self.valid_to is None or day < self.valid_to)
+
+
+def _dated_constraints(prefix: str) -> list[models.BaseConstraint]:
+    return [
+        models.CheckConstraint(
+            condition=models.Q(valid_to__isnull=True) | models.Q(valid_to__gt=models.F("valid_from")),
+            name=f"{prefix}_valid_from_before_valid_to",
+        )
+    ]
+
+
+class Bucket(models.TextChoices):
+    PEAK = "peak", "Peak hours"
+    OFF_PEAK = "off_peak", "Off-peak hours"
+    ALL = "all", "All hours"
+
+
+class SlabMode(models.TextChoices):
+    AVERAGE = "average", "One rate for all units, chosen by average kWh per hour"
+    GRADUATED = "graduated", "Graduated: each block of monthly kWh at its own rate"
+
+
+class TariffRow(DatedRow):
+    """One energy rate: for a connection type (or all), a time-of-use bucket and a slab band."""
+
+    code = models.CharField(max_length=40, blank=True)
+    description = models.CharField(max_length=200, blank=True)
+    bucket = models.CharField(max_length=10, choices=Bucket.choices, default=Bucket.ALL)
+    mode = models.CharField(max_length=10, choices=SlabMode.choices, default=SlabMode.AVERAGE)
+    slab = models.PositiveSmallIntegerField(default=1)
+    # Band [band_low, band_high): average kWh per hour (AVERAGE) or monthly kWh (GRADUATED); empty high: open.
+    band_low = models.DecimalField(max_digits=14, decimal_places=4, default=Decimal("0"))
+    band_high = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    # Price per kWh in the provider's currency.
+    rate = models.DecimalField(max_digits=14, decimal_places=4)
+    # Minimum billed units and amount per 30 days, scaled by billing days / 30.
+    min_units = models.DecimalField(max_digits=14, decimal_places=4, default=Decimal("0"))
+    min_amount = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
+
+    class Meta:
+        ordering = ["provider_id", "connection_type_id", "bucket", "band_low", "valid_from"]
+        indexes = [models.Index(fields=["provider", "valid_from", "valid_to"])]
+        constraints = [
+            *_dated_constraints("tariff"),
+            models.CheckConstraint(
+                condition=models.Q(rate__gte=0, min_units__gte=0, min_amount__gte=0, band_low__gte=0),
+                name="tariff_amounts_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(band_high__isnull=True) | models.Q(band_high__gt=models.F("band_low")),
+                name="tariff_band_high_above_low",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            self.code or f"{self.get_bucket_display()} {self.band_low}-{self.band_high or '∞'} @ {self.rate}"
+        )
+
+
+class TaxRule(DatedRow):
+    """A tax on the energy charge: rate x (sum of energy charges), rounded once per rule."""
+
+    name = models.CharField(max_length=100)
+    authority = models.ForeignKey(Authority, on_delete=models.PROTECT, related_name="+")
+    # A fraction: 0.17 is 17%.
+    rate = models.DecimalField(max_digits=7, decimal_places=4)
+
+    class Meta:
+        ordering = ["provider_id", "connection_type_id", "name", "valid_from"]
+        constraints = [
+            *_dated_constraints("tax"),
+            models.CheckConstraint(condition=models.Q(rate__gte=0, rate__lte=1), name="tax_rate_fraction"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.rate}"
+
+
+class FixedCharge(DatedRow):
+    """A flat monthly charge collected for an authority (meter rent, TV fee): not taxed, not pro-rated."""
+
+    name = models.CharField(max_length=100)
+    authority = models.ForeignKey(Authority, on_delete=models.PROTECT, related_name="+")
+    # Per bill, in the provider's currency.
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+
+    class Meta:
+        ordering = ["provider_id", "connection_type_id", "name", "valid_from"]
+        constraints = [
+            *_dated_constraints("fixed_charge"),
+            models.CheckConstraint(condition=models.Q(amount__gte=0), name="fixed_charge_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.amount}"
+
+
+class SubsidyBasis(models.TextChoices):
+    USAGE = "usage", "Average import per hour within a band"
+    INCOME = "income", "Declared monthly income at or below a ceiling"
+
+
+class Subsidy(DatedRow):
+    """A reduction paid by an authority: per unit of total import, or a percent of energy."""
+
+    code = models.CharField(max_length=40)
+    description = models.CharField(max_length=300, blank=True)
+    payer = models.ForeignKey(Authority, on_delete=models.PROTECT, related_name="+")
+    basis = models.CharField(max_length=10, choices=SubsidyBasis.choices, default=SubsidyBasis.USAGE)
+    # USAGE: band [band_low, band_high) on total import kWh per hour; empty high: open.
+    band_low = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    band_high = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    # INCOME: the customer's declared monthly income must be at or below this.
+    income_ceiling = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    # Exactly one of: currency per imported kWh, or percent of the energy charge.
+    rate_per_unit = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    percent = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+
+    class Meta:
+        ordering = ["provider_id", "connection_type_id", "code", "valid_from"]
+        verbose_name_plural = "subsidies"
+        constraints = [
+            *_dated_constraints("subsidy"),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(rate_per_unit__isnull=False, rate_per_unit__gte=0, percent__isnull=True)
+                    | models.Q(
+                        percent__isnull=False, percent__gte=0, percent__lte=100, rate_per_unit__isnull=True
+                    )
+                ),
+                name="subsidy_one_amount_rule",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(
+                        basis="usage", band_low__isnull=False, band_low__gte=0, income_ceiling__isnull=True
+                    )
+                    | models.Q(basis="income", income_ceiling__isnull=False, income_ceiling__gte=0)
+                ),
+                name="subsidy_basis_fields",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(band_high__isnull=True) | models.Q(band_high__gt=models.F("band_low")),
+                name="subsidy_band_high_above_low",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code

@@ -1,10 +1,25 @@
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
-from config.errors import Conflict
-from providers.models import Provider
+from config.errors import Conflict, DomainError, NotFound
+from providers.models import (
+    Bucket,
+    ConnectionType,
+    DatedRow,
+    FixedCharge,
+    Provider,
+    SlabMode,
+    Subsidy,
+    TariffRow,
+    TaxRule,
+)
+from providers.schedule import dated_problems, describe, tariff_problems
 
 PROVIDER_EDITABLE_FIELDS = (
     "name",
@@ -61,3 +76,175 @@ def provider_update(*, provider: Provider, **changes: Any) -> Provider:
     provider.full_clean()
     provider.save(update_fields=[*changes, "updated_at"])
     return provider
+
+
+class ScheduleInvalid(DomainError):
+    code = "schedule_invalid"
+
+
+class ChangeNotAllowed(Conflict):
+    code = "price_change_conflict"
+
+
+def _refuse_if_unsound(problems: list[str]) -> None:
+    if problems:
+        raise ScheduleInvalid(
+            f"The price schedule was not changed: {problems[0]}"
+            + (f" ({len(problems) - 1} more problems)" if len(problems) > 1 else ""),
+            problems=problems,
+        )
+
+
+@dataclass(frozen=True)
+class TariffSpec:
+    """One tariff row of a price change, before it is opened."""
+
+    rate: Decimal
+    bucket: str = Bucket.ALL
+    band_low: Decimal = Decimal("0")
+    band_high: Decimal | None = None
+    min_units: Decimal = Decimal("0")
+    min_amount: Decimal = Decimal("0")
+    slab: int = 1
+    mode: str = SlabMode.AVERAGE
+    code: str = ""
+    description: str = ""
+
+
+def _lock(provider: Provider) -> Provider:
+    """Schedule changes of one provider are serialised on its row, so checks see every other change."""
+    return Provider.objects.select_for_update().get(pk=provider.pk)
+
+
+@transaction.atomic
+def tariff_change(
+    *,
+    provider: Provider,
+    connection_type: ConnectionType | None,
+    valid_from: date,
+    rows: list[TariffSpec],
+    changed_by: Any,
+    today: date | None = None,
+) -> list[TariffRow]:
+    """Change the energy rates of one connection type (or of all types) from `valid_from` on.
+
+    Closes the rows in force that day and opens `rows`; earlier rows stay as they were, so bills
+    already issued can still be explained. The change may be dated in the future, never in the past.
+    """
+    provider = _lock(provider)
+    today = today or timezone.localdate()
+    if not rows:
+        raise DomainError("A price change needs at least one tariff row.", field="rows")
+    if valid_from < today:
+        raise DomainError(
+            f"A price change cannot start in the past ({valid_from}); bills may already use the old price. "
+            f"Choose {today} or later.",
+            field="validFrom",
+        )
+    if connection_type is not None and connection_type.provider_id != provider.pk:
+        raise NotFound("No such connection type for this provider.", field="connectionType")
+    of_type = TariffRow.objects.filter(provider=provider, connection_type=connection_type)
+    later = of_type.filter(valid_from__gte=valid_from).order_by("valid_from").first()
+    if later is not None:
+        raise ChangeNotAllowed(
+            f"A change from {later.valid_from} is already scheduled for {describe(later)}; "
+            f"a new change must start after it.",
+            field="validFrom",
+        )
+    closing = list(of_type.in_force_on(valid_from))
+    now = timezone.now()
+    for row in closing:
+        row.valid_to, row.closed_by, row.closed_at = valid_from, changed_by, now
+    opening = [
+        TariffRow(
+            provider=provider,
+            connection_type=connection_type,
+            valid_from=valid_from,
+            created_by=changed_by,
+            **vars(spec),
+        )
+        for spec in rows
+    ]
+    closing_ids = {row.pk for row in closing}
+    others = (
+        TariffRow.objects.filter(provider=provider)
+        .exclude(pk__in=closing_ids)
+        .select_related("connection_type")
+    )
+    _refuse_if_unsound(tariff_problems([*others, *closing, *opening]))
+    for row in closing:
+        row.save(update_fields=["valid_to", "closed_by", "closed_at"])
+    for row in opening:
+        row.full_clean()
+        row.save()
+    return opening
+
+
+def flat_price_in_force(*, provider: Provider, day: date) -> TariffRow | None:
+    """The all-types, all-hours row of a provider with one flat price, if it has one on `day`."""
+    return (
+        TariffRow.objects.in_force_on(day)
+        .filter(provider=provider, connection_type=None, bucket=Bucket.ALL, band_low=0, band_high=None)
+        .first()
+    )
+
+
+@transaction.atomic
+def provider_price_set(
+    *, provider: Provider, price: Decimal, changed_by: Any, valid_from: date | None = None
+) -> TariffRow:
+    """The simple case: one flat price per kWh for every connection and hour, from `valid_from` (today)."""
+    valid_from = valid_from or timezone.localdate()
+    (row,) = tariff_change(
+        provider=provider,
+        connection_type=None,
+        valid_from=valid_from,
+        rows=[TariffSpec(rate=price, description="Flat price per kWh")],
+        changed_by=changed_by,
+    )
+    return row
+
+
+def _tax_key(row: TaxRule) -> tuple:
+    return (row.connection_type_id, row.name)
+
+
+def _subsidy_key(row: Subsidy) -> tuple:
+    return (row.connection_type_id, row.code)
+
+
+DATED_KINDS: dict[type[DatedRow], Callable[[Any], tuple]] = {
+    TaxRule: _tax_key,
+    FixedCharge: _tax_key,
+    Subsidy: _subsidy_key,
+}
+
+
+@transaction.atomic
+def schedule_row_add(*, row: TaxRule | FixedCharge | Subsidy, created_by: Any) -> DatedRow:
+    """Open a tax rule, fixed charge or subsidy (an unsaved instance), refused if it overlaps another."""
+    _lock(row.provider)
+    kind = type(row)
+    row.created_by = created_by
+    row.full_clean()
+    existing = kind.objects.filter(provider=row.provider).select_related("connection_type")
+    _refuse_if_unsound(dated_problems([*existing, row], key=DATED_KINDS[kind]))
+    row.save()
+    return row
+
+
+@transaction.atomic
+def schedule_row_close(
+    *, row: DatedRow, valid_to: date, closed_by: Any, today: date | None = None
+) -> DatedRow:
+    """End a row of the schedule from `valid_to` on (not before today: bills may have used it)."""
+    _lock(row.provider)
+    row = type(row).objects.select_for_update().get(pk=row.pk)
+    today = today or timezone.localdate()
+    if valid_to < today or valid_to <= row.valid_from:
+        raise DomainError(f"Choose an end after {max(today, row.valid_from)}; earlier bills keep this row.")
+    if row.valid_to is not None and row.valid_to <= valid_to:
+        raise ChangeNotAllowed(f"This row already ends on {row.valid_to}.")
+    row.valid_to, row.closed_by, row.closed_at = valid_to, closed_by, timezone.now()
+    row.save(update_fields=["valid_to", "closed_by", "closed_at"])
+    return row

@@ -4,7 +4,7 @@ import factory
 
 from accounts.models import User, UserRole
 from accounts.roles import Role
-from providers.models import Provider
+from providers.models import ConnectionType, Provider
 
 PASSWORD = "correct-horse-battery-9"
 
@@ -41,3 +41,13 @@ class UserFactory(factory.django.DjangoModelFactory):
         if Role.ADMIN in (extracted or []):
             User.objects.filter(pk=self.pk).update(is_staff=True)
             self.is_staff = True
+
+
+class ConnectionTypeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ConnectionType
+
+    provider = factory.SubFactory(ProviderFactory)
+    code = factory.Sequence(lambda n: str(n + 1))
+    description = factory.Sequence(lambda n: f"Residential {n}")
+    sanctioned_load_kw = Decimal("5")

@@ -1,4 +1,5 @@
-"""Loads the demo: the sample distribution company, a second provider, and one user per role.
+"""Loads the demo: the sample distribution company with its price schedule, a second provider with
+one flat price, and one user per role.
 
 It lives in `invoicing`, the top of the domain apps, because it grows with each of them (pricing,
 connections and readings, bills). Running it twice changes nothing.
@@ -12,12 +13,14 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import User
 from accounts.roles import Role
 from accounts.services import user_create
+from providers.importing import price_schedule_import
 from providers.models import Provider
-from providers.services import provider_create
+from providers.services import flat_price_in_force, provider_create, provider_price_set
 
 DEMO_PASSWORD = "billing-demo-2026"  # noqa: S105  a demo login, printed in the README
 SAMPLE_PATH = settings.BASE_DIR.parent / "shared" / "data" / "disco_sample.json"
@@ -57,14 +60,11 @@ USERS = [
 ]
 
 
-def sample_customer(path: Path) -> dict[str, Any]:
-    """The first customer of the sample company: the demo's customer login."""
-    with path.open() as handle:
-        return json.load(handle)["customers"][0]
+NEPCO_FLAT_PRICE = Decimal("32.5000")  # per kWh: the second provider bills the simple way
 
 
 class Command(BaseCommand):
-    help = "Load the demo providers and users (idempotent)."
+    help = "Load the demo providers, their prices and users (idempotent)."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--sample", type=Path, default=SAMPLE_PATH, help="disco_sample.json")
@@ -76,7 +76,12 @@ class Command(BaseCommand):
             provider = Provider.objects.filter(code=values["code"]).first()
             providers[values["code"]] = provider or provider_create(**values)
 
-        customer = sample_customer(sample)
+        data = json.loads(sample.read_text())
+        price_schedule_import(provider=providers["DISCO"], data=data)
+        if flat_price_in_force(provider=providers["NEPCO"], day=timezone.localdate()) is None:
+            provider_price_set(provider=providers["NEPCO"], price=NEPCO_FLAT_PRICE, changed_by=None)
+
+        customer = data["customers"][0]  # the demo's customer login
         users = [
             *USERS,
             (

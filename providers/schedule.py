@@ -1,0 +1,126 @@
+"""Checks that a provider's price schedule can bill, before any of it is saved.
+
+A schedule is sound when, on every day:
+- no two rows of one kind overlap for the same connection type (tariffs: and the same bucket and
+  an overlapping band; taxes and fixed charges: the same name; subsidies: the same code);
+- each connection type is rated either on one `all` bucket or on both `peak` and `off_peak`;
+- the bands of each bucket start at 0, follow one another with no gap or overlap, and the top one
+  is open, so every consumption falls in exactly one band.
+Rows are model instances (saved or not); no database access happens here. Each problem names the
+row and says why, in words an administrator can act on.
+"""
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from datetime import date, timedelta
+from decimal import Decimal
+from itertools import combinations, pairwise
+
+from providers.models import Bucket, DatedRow, TariffRow
+
+TIME_OF_USE = {Bucket.PEAK, Bucket.OFF_PEAK}
+
+
+def _periods_overlap(a: DatedRow, b: DatedRow) -> bool:
+    return (b.valid_to is None or a.valid_from < b.valid_to) and (
+        a.valid_to is None or b.valid_from < a.valid_to
+    )
+
+
+def _bands_overlap(a: TariffRow, b: TariffRow) -> bool:
+    return (b.band_high is None or a.band_low < b.band_high) and (
+        a.band_high is None or b.band_low < a.band_high
+    )
+
+
+def _period(row: DatedRow) -> str:
+    last_day = f"to {row.valid_to - timedelta(days=1)}" if row.valid_to else "on, open-ended"
+    return f"from {row.valid_from} {last_day}"
+
+
+def number(value: Decimal) -> str:
+    """0.0900 -> 0.09: figures as people write them."""
+    return f"{value.normalize():f}"
+
+
+def _type_name(row: DatedRow) -> str:
+    return f"type {row.connection_type.code}" if row.connection_type_id else "all types"
+
+
+def describe(row: DatedRow) -> str:
+    name = getattr(row, "code", "") or getattr(row, "name", "") or "new row"
+    if isinstance(row, TariffRow):
+        high = row.band_high if row.band_high is not None else "open"
+        return (
+            f"tariff {name} ({_type_name(row)}, {row.bucket}, band {row.band_low} to {high}, {_period(row)})"
+        )
+    return f"{row._meta.verbose_name} {name} ({_type_name(row)}, {_period(row)})"
+
+
+def _row_problems(row: DatedRow) -> list[str]:
+    if row.valid_to is not None and row.valid_to <= row.valid_from:
+        return [f"{describe(row)}: the end must come after the start."]
+    return [
+        f"{describe(row)}: {field.replace('_', ' ')} must not be negative."
+        for field in ("rate", "min_units", "min_amount", "amount", "band_low", "rate_per_unit", "percent")
+        if isinstance(getattr(row, field, None), Decimal) and getattr(row, field) < 0
+    ]
+
+
+def overlap_problems(rows: Sequence[DatedRow], key: Callable[[DatedRow], Hashable]) -> list[str]:
+    """Rows of one kind with the same key must not be in force on the same day."""
+    groups: dict[Hashable, list[DatedRow]] = defaultdict(list)
+    for row in rows:
+        groups[key(row)].append(row)
+    return [
+        f"{describe(a)} overlaps {describe(b)}."
+        for group in groups.values()
+        for a, b in combinations(group, 2)
+        if _periods_overlap(a, b) and (not isinstance(a, TariffRow) or _bands_overlap(a, b))
+    ]
+
+
+def _band_problems(day: date, bucket_rows: list[TariffRow]) -> list[str]:
+    ordered = sorted(bucket_rows, key=lambda row: row.band_low)
+    problems = []
+    if ordered[0].band_low != 0:
+        problems.append(f"On {day}, {describe(ordered[0])}: the lowest band must start at 0.")
+    for lower, upper in pairwise(ordered):
+        if lower.band_high is not None and lower.band_high < upper.band_low:
+            problems.append(
+                f"On {day}, nothing covers {number(lower.band_high)} to {number(upper.band_low)} between "
+                f"{describe(lower)} and {describe(upper)}."
+            )
+    if ordered[-1].band_high is not None:
+        problems.append(f"On {day}, {describe(ordered[-1])}: the top band must be open (no upper limit).")
+    return problems
+
+
+def tariff_problems(rows: Iterable[TariffRow]) -> list[str]:
+    rows = list(rows)
+    problems = [problem for row in rows for problem in _row_problems(row)]
+    problems += overlap_problems(rows, key=lambda row: (row.connection_type_id, row.bucket, row.mode))
+    by_type: dict[int | None, list[TariffRow]] = defaultdict(list)
+    for row in rows:
+        by_type[row.connection_type_id].append(row)
+    for type_rows in by_type.values():
+        days = sorted({row.valid_from for row in type_rows})
+        for day in days:
+            in_force = [row for row in type_rows if row.in_force_on(day)]
+            buckets = {row.bucket for row in in_force}
+            label = _type_name(in_force[0])
+            if Bucket.ALL in buckets and buckets & TIME_OF_USE:
+                problems.append(
+                    f"On {day}, {label} has both all-hours and peak/off-peak rates; keep one kind."
+                )
+            elif buckets & TIME_OF_USE and not buckets >= TIME_OF_USE:
+                missing = ", ".join(sorted(TIME_OF_USE - buckets))
+                problems.append(f"On {day}, {label} has time-of-use rates but none for {missing}.")
+            for bucket in sorted(buckets):
+                problems += _band_problems(day, [row for row in in_force if row.bucket == bucket])
+    return list(dict.fromkeys(problems))
+
+
+def dated_problems(rows: Iterable[DatedRow], key: Callable[[DatedRow], Hashable]) -> list[str]:
+    rows = list(rows)
+    return [problem for row in rows for problem in _row_problems(row)] + overlap_problems(rows, key)
