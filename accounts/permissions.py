@@ -32,6 +32,14 @@ class Reach(Enum):
 
 PROVIDER, OWN, PLATFORM = Reach.PROVIDER, Reach.OWN, Reach.PLATFORM
 
+SCHEDULE_MODELS = ("connectiontype", "authority", "tariffrow", "taxrule", "fixedcharge", "subsidy")
+# Reading the price schedule and its history (the rows in force on any day, who changed what).
+SCHEDULE_VIEW = {f"providers.view_{model}": PROVIDER for model in SCHEDULE_MODELS}
+# Changing it: adding rows, price changes (change_tariffrow) and closing rows, always through services.
+SCHEDULE_EDIT = {
+    f"providers.{action}_{model}": PROVIDER for action in ("add", "change") for model in SCHEDULE_MODELS
+}
+
 POLICY: dict[Role, dict[str, Reach]] = {
     Role.ADMIN: {
         "accounts.view_user": PROVIDER,
@@ -41,10 +49,12 @@ POLICY: dict[Role, dict[str, Reach]] = {
         "providers.view_provider": PROVIDER,
         "providers.change_provider": PROVIDER,
         "providers.add_provider": PLATFORM,
+        **SCHEDULE_VIEW,
+        **SCHEDULE_EDIT,
     },
-    Role.SUPER_CREATOR: {},
-    Role.INVOICE_CREATOR: {},
-    Role.AUDITOR: {},
+    Role.SUPER_CREATOR: {"providers.view_provider": PROVIDER, **SCHEDULE_VIEW},
+    Role.INVOICE_CREATOR: {"providers.view_provider": PROVIDER, **SCHEDULE_VIEW},
+    Role.AUDITOR: {"providers.view_provider": PROVIDER, **SCHEDULE_VIEW},
     Role.CUSTOMER: {},
 }
 
