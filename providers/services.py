@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from config.errors import Conflict, DomainError, NotFound
 from providers.models import (
+    Authority,
     Bucket,
     ConnectionType,
     DatedRow,
@@ -62,6 +63,15 @@ def provider_create(
     )
     provider.full_clean()
     provider.save()
+    return provider
+
+
+@transaction.atomic
+def provider_onboard(*, kwh_price: Decimal | None, created_by: Any, **fields: Any) -> Provider:
+    """A new provider, with its first flat price per kWh from today when one is given."""
+    provider = provider_create(**fields)
+    if kwh_price is not None:
+        provider_price_set(provider=provider, price=kwh_price, changed_by=created_by)
     return provider
 
 
@@ -247,4 +257,28 @@ def schedule_row_close(
         raise ChangeNotAllowed(f"This row already ends on {row.valid_to}.")
     row.valid_to, row.closed_by, row.closed_at = valid_to, closed_by, timezone.now()
     row.save(update_fields=["valid_to", "closed_by", "closed_at"])
+    return row
+
+
+@transaction.atomic
+def connection_type_create(
+    *, provider: Provider, code: str, description: str, sanctioned_load_kw: Decimal | None = None
+) -> ConnectionType:
+    if ConnectionType.objects.filter(provider=provider, code=code).exists():
+        raise Conflict(f"Connection type {code} already exists for this provider.", field="code")
+    row = ConnectionType(
+        provider=provider, code=code, description=description, sanctioned_load_kw=sanctioned_load_kw
+    )
+    row.full_clean()
+    row.save()
+    return row
+
+
+@transaction.atomic
+def authority_create(*, provider: Provider, code: str, name: str) -> Authority:
+    if Authority.objects.filter(provider=provider, code=code).exists():
+        raise Conflict(f"Authority {code} already exists for this provider.", field="code")
+    row = Authority(provider=provider, code=code, name=name)
+    row.full_clean()
+    row.save()
     return row
