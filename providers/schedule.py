@@ -117,7 +117,10 @@ def tariff_problems(rows: Iterable[TariffRow]) -> list[str]:
                 missing = ", ".join(sorted(TIME_OF_USE - buckets))
                 problems.append(f"On {day}, {label} has time-of-use rates but none for {missing}.")
             for bucket in sorted(buckets):
-                problems += _band_problems(day, [row for row in in_force if row.bucket == bucket])
+                bucket_rows = [row for row in in_force if row.bucket == bucket]
+                if len({row.mode for row in bucket_rows}) > 1:
+                    problems.append(f"On {day}, {label} {bucket} mixes average-based and graduated slabs.")
+                problems += _band_problems(day, bucket_rows)
     return list(dict.fromkeys(problems))
 
 

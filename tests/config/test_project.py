@@ -2,15 +2,18 @@ import os
 import secrets
 import subprocess
 import sys
+from decimal import Decimal
 
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.utils import timezone
 
 from accounts.models import User
 from accounts.roles import Role
 from invoicing.management.commands.demo_data import DEMO_PASSWORD
-from providers.models import Provider
+from providers.models import Provider, TariffRow
+from providers.services import flat_price_in_force
 
 PRODUCTION_ENV = {
     "DJANGO_SETTINGS_MODULE": "config.settings.production",
@@ -68,6 +71,10 @@ def test_demo_data_loads_one_login_per_role_and_is_idempotent(api):
     held = {role for user in User.objects.all() for role in user.role_names}
     assert held == set(Role.values)
     assert User.objects.count() == 8
+    assert TariffRow.objects.filter(provider__code="DISCO").count() == 68
+    assert flat_price_in_force(
+        provider=Provider.objects.get(code="NEPCO"), day=timezone.localdate()
+    ).rate == Decimal("32.5")
     response = api.post(
         "/api/auth/login", {"email": "creator@disco.example", "password": DEMO_PASSWORD}, format="json"
     )

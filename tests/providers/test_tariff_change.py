@@ -127,6 +127,13 @@ def test_a_change_before_one_already_scheduled_is_refused(provider, residential,
         (two_slabs(Bucket.PEAK, "0.1", "30", "40"), "none for off_peak"),
         (
             [
+                TariffSpec(band_high=D("100"), rate=D("5")),
+                TariffSpec(band_low=D("100"), rate=D("7"), mode="graduated"),
+            ],
+            "mixes average-based and graduated slabs",
+        ),
+        (
+            [
                 TariffSpec(rate=D("5")),
                 *two_slabs(Bucket.PEAK, "0.1", "3", "4"),
                 TariffSpec(bucket=Bucket.OFF_PEAK, rate=D("2")),
