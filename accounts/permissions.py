@@ -76,7 +76,12 @@ def role_allows(role: str | None, perm: str, *, user: Any, obj: Any = None) -> b
 def acting_roles(user: Any) -> list[str]:
     """The role of this request, or every held role where none was selected (Django admin)."""
     active = getattr(user, "active_role", None)
-    return [active] if active else user.role_names
+    if active:
+        return [active]
+    # Cached on the user object for its request, as Django's ModelBackend caches permissions.
+    if not hasattr(user, "_held_roles_cache"):
+        user._held_roles_cache = user.role_names
+    return user._held_roles_cache
 
 
 class RolePermissionBackend(BaseBackend):

@@ -142,7 +142,12 @@ class ProviderCreateApi(APIView):
         currency = serializers.RegexField(r"^[A-Za-z]{3}$", required=False, default="PKR")
         dueDays = serializers.IntegerField(min_value=1, max_value=90, required=False, default=10)
         lateSurchargePercent = serializers.DecimalField(
-            max_digits=5, decimal_places=2, min_value=0, max_value=100, required=False, default=Decimal("10.00")
+            max_digits=5,
+            decimal_places=2,
+            min_value=0,
+            max_value=100,
+            required=False,
+            default=Decimal("10.00"),
         )
         isActive = serializers.BooleanField(required=False, default=True)
         kwhPrice = serializers.DecimalField(

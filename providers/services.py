@@ -234,6 +234,9 @@ DATED_KINDS: dict[type[DatedRow], Callable[[Any], tuple]] = {
 def schedule_row_add(*, row: TaxRule | FixedCharge | Subsidy, created_by: Any) -> DatedRow:
     """Open a tax rule, fixed charge or subsidy (an unsaved instance), refused if it overlaps another."""
     _lock(row.provider)
+    related = [row.connection_type, getattr(row, "authority", None), getattr(row, "payer", None)]
+    if any(other is not None and other.provider_id != row.provider_id for other in related):
+        raise NotFound("The connection type or authority is not one of this provider's.")
     kind = type(row)
     row.created_by = created_by
     row.full_clean()
