@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from accounts.roles import Role
 from providers.importing import price_schedule_import
-from providers.models import Provider, TariffRow
+from providers.models import Provider, TariffRow, TaxRule
 from providers.services import authority_create, provider_price_set
 from tests.factories import ConnectionTypeFactory, UserFactory
 
@@ -338,3 +338,44 @@ def test_the_sample_schedule_in_force_mid_2024(admin_api, provider):
         2,
     )
     assert len(admin_api.get(f"/api/providers/{provider.pk}/schedule?date=2025-01-01").json()["tariffs"]) == 0
+
+
+@pytest.fixture
+def their_tax(other_provider):
+    authority = authority_create(provider=other_provider, code="FBR", name="Federal Board of Revenue")
+    return TaxRule.objects.create(
+        provider=other_provider, name="GST", authority=authority, rate=Decimal("0.17"), valid_from=TODAY
+    )
+
+
+def test_closing_another_providers_row_is_not_found_and_changes_nothing(admin_api, provider, their_tax):
+    own_url = admin_api.post(
+        f"/api/providers/{provider.pk}/taxes/{their_tax.pk}/close",
+        {"validTo": TODAY.isoformat()},
+        format="json",
+    )
+    their_url = admin_api.post(
+        f"/api/providers/{their_tax.provider_id}/taxes/{their_tax.pk}/close",
+        {"validTo": TODAY.isoformat()},
+        format="json",
+    )
+
+    assert (own_url.status_code, their_url.status_code) == (404, 404)
+    their_tax.refresh_from_db()
+    assert their_tax.valid_to is None
+
+
+@pytest.mark.parametrize(
+    ("path", "payload"),
+    [
+        ("tariff-changes", {"validFrom": TODAY.isoformat(), "rows": [{"rate": "1"}]}),
+        ("taxes", {"name": "GST", "authority": "FBR", "rate": "0.1", "validFrom": TODAY.isoformat()}),
+        ("connection-types", {"code": "9", "description": "Theirs"}),
+    ],
+)
+def test_changing_another_providers_schedule_is_not_found(admin_api, their_tax, path, payload):
+    response = admin_api.post(f"/api/providers/{their_tax.provider_id}/{path}", payload, format="json")
+
+    assert response.status_code == 404
+    assert TariffRow.objects.count() == 0
+    assert TaxRule.objects.count() == 1
