@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0")
@@ -100,12 +100,35 @@ class SubsidyRule:
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    """The rows in force on the issue date, of every connection type; `for_type` narrows them."""
+    """The rows in force on the issue date, of every connection type; `for_type` narrows them.
+
+    Rows are put in their rating order once, when the schedule is made, not for every bill: tariffs
+    by bucket and band, the other kinds by id, so a bill never depends on the order rows came in.
+    """
 
     tariffs: Sequence[Tariff] = ()
     taxes: Sequence[Tax] = ()
     fixed: Sequence[FixedFee] = ()
     subsidies: Sequence[SubsidyRule] = ()
+    by_bucket: dict[str, tuple[Tariff, ...]] = field(init=False, repr=False, compare=False)
+    time_of_use: bool = field(init=False, repr=False, compare=False)
+    fixed_lines: tuple["Line", ...] = field(init=False, repr=False, compare=False)  # the same on every bill
+    fixed_total: Decimal = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_bucket: dict[str, list[Tariff]] = {}
+        for row in sorted(self.tariffs, key=lambda r: (r.bucket, r.band_low, r.id or 0)):
+            by_bucket.setdefault(row.bucket, []).append(row)
+        object.__setattr__(self, "by_bucket", {bucket: tuple(rows) for bucket, rows in by_bucket.items()})
+        object.__setattr__(self, "taxes", tuple(sorted(self.taxes, key=_row_order)))
+        object.__setattr__(self, "fixed", tuple(sorted(self.fixed, key=_row_order)))
+        object.__setattr__(self, "subsidies", tuple(sorted(self.subsidies, key=_row_order)))
+        object.__setattr__(self, "time_of_use", PEAK in by_bucket or OFF_PEAK in by_bucket)
+        fixed_lines = tuple(
+            Line("fixed", fee.name, money(fee.amount), fee.name, fee.id) for fee in self.fixed
+        )
+        object.__setattr__(self, "fixed_lines", fixed_lines)
+        object.__setattr__(self, "fixed_total", sum((line.amount for line in fixed_lines), NO_MONEY))
 
     def for_type(self, connection_type: Any) -> "Schedule":
         return Schedule(
@@ -121,8 +144,7 @@ def _own_or_general(rows: Sequence[Any], connection_type: Any) -> tuple:
     return own or tuple(row for row in rows if row.connection_type is None)
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+class Line(NamedTuple):  # a tuple, not a frozen dataclass: bills are made by the hundred thousand
     kind: str  # energy, tax, fixed, subsidy (subsidy amounts are positive and subtracted)
     label: str
     amount: Decimal
@@ -139,8 +161,7 @@ class Usage:
     total_import: Decimal
 
 
-@dataclass(frozen=True, slots=True)
-class RatedBill:
+class RatedBill(NamedTuple):
     lines: tuple[Line, ...]
     energy: Decimal
     taxes: Decimal
@@ -151,7 +172,7 @@ class RatedBill:
     payable_before_due: Decimal
     late_surcharge: Decimal
     payable_after_due: Decimal
-    trace: dict = field(default_factory=dict)
+    trace: dict
 
     def lines_of(self, kind: str) -> list[Line]:
         return [line for line in self.lines if line.kind == kind]
@@ -178,22 +199,17 @@ def _in_band(value: Decimal, low: Decimal, high: Decimal | None) -> bool:
     return low <= value and (high is None or value < high)
 
 
-def _band_text(low: Decimal, high: Decimal | None) -> str:
-    return f"[{low.normalize():f}, {'open' if high is None else f'{high.normalize():f}'})"
-
-
-def _energy(bucket: str, units: Decimal, days: Decimal, tariffs: list[Tariff]) -> tuple[Line, dict]:
+def _energy(bucket: str, units: Decimal, days: Decimal, tariffs: tuple[Tariff, ...]) -> tuple[Line, dict]:
     scale = days / DAYS_PER_MINIMUM
-    if tariffs[0].mode == GRADUATED:
+    first = tariffs[0]
+    if first.mode == GRADUATED:
         charge = ZERO
         blocks = []
-        for row in sorted(tariffs, key=lambda r: r.band_low):
-            in_block = max(
-                min(units, row.band_high if row.band_high is not None else units) - row.band_low, ZERO
-            )
+        for row in tariffs:
+            top = units if row.band_high is None else min(units, row.band_high)
+            in_block = max(top - row.band_low, ZERO)
             charge += in_block * row.rate
             blocks.append({"slab": row.slab, "units": in_block, "rate": row.rate})
-        first = min(tariffs, key=lambda r: r.band_low)
         minimum = first.min_amount * scale
         amount = money(max(charge, minimum))
         trace = {
@@ -205,22 +221,25 @@ def _energy(bucket: str, units: Decimal, days: Decimal, tariffs: list[Tariff]) -
         }
         return Line("energy", f"Energy ({bucket})", amount, first.code, first.id), trace
     average = units / (days * HOURS_PER_DAY)
-    row = next((r for r in tariffs if _in_band(average, r.band_low, r.band_high)), None)
-    if row is None:
+    for row in tariffs:
+        if _in_band(average, row.band_low, row.band_high):
+            break
+    else:
         raise RatingError(f"No {bucket} slab holds an average of {average} kWh per hour.")
     min_units = row.min_units * scale
     min_amount = row.min_amount * scale
     amount = money(max(min_amount + (units - min_units) * row.rate, min_amount))
+    # Figures only: pages and PDFs put them into words ("why is this bill what it is").
     trace = {
         "bucket": bucket,
         "units": units,
         "averagePerHour": average,
         "slab": row.slab,
-        "band": _band_text(row.band_low, row.band_high),
-        "why": f"average {average.quantize(Decimal('0.0001'))} kWh/h lies in {_band_text(row.band_low, row.band_high)}",
+        "bandLow": row.band_low,
+        "bandHigh": row.band_high,
         "rate": row.rate,
         "minUnits": min_units,
-        "minAmount": money(min_amount),
+        "minAmount": min_amount,
         "minimumApplied": units < min_units,
     }
     return Line("energy", f"Energy ({bucket}, slab {row.slab})", amount, row.code, row.id), trace
@@ -237,56 +256,69 @@ def rate_usage(
     """Steps 2 to 9 for usage already measured; `schedule` is the connection type's rows in force."""
     if usage.days <= 0:
         raise RatingError("A billing period must last more than zero days.")
-    by_bucket: dict[str, list[Tariff]] = {}
-    for row in schedule.tariffs:
-        by_bucket.setdefault(row.bucket, []).append(row)
-    if PEAK in by_bucket or OFF_PEAK in by_bucket:
-        buckets = [(PEAK, usage.units.get(PEAK, ZERO)), (OFF_PEAK, usage.units.get(OFF_PEAK, ZERO))]
+    by_bucket = schedule.by_bucket
+    if schedule.time_of_use:
+        buckets = ((PEAK, usage.units.get(PEAK, ZERO)), (OFF_PEAK, usage.units.get(OFF_PEAK, ZERO)))
     else:
-        buckets = [(ALL, sum(usage.units.values(), ZERO))]
+        buckets = ((ALL, sum(usage.units.values(), ZERO)),)
     lines: list[Line] = []
     energy_trace = []
+    energy = NO_MONEY
     for bucket, units in buckets:
-        if bucket not in by_bucket:
+        tariffs = by_bucket.get(bucket)
+        if tariffs is None:
             raise RatingError(f"No {bucket} tariff is in force for this connection type.")
-        line, trace = _energy(bucket, units, usage.days, by_bucket[bucket])
+        line, trace = _energy(bucket, units, usage.days, tariffs)
         lines.append(line)
         energy_trace.append(trace)
-    energy = sum((line.amount for line in lines), NO_MONEY)
+        energy += line.amount
 
-    # Lines in a fixed order (the schedule's own, by id), so a bill never depends on the order rows
-    # were given in.
-    taxes_in_force = sorted(schedule.taxes, key=_row_order)
-    tax_lines = [Line("tax", tax.name, money(tax.rate * energy), tax.name, tax.id) for tax in taxes_in_force]
-    fees = sorted(schedule.fixed, key=_row_order)
-    fixed_lines = [Line("fixed", fee.name, money(fee.amount), fee.name, fee.id) for fee in fees]
+    tax_lines = [Line("tax", tax.name, money(tax.rate * energy), tax.name, tax.id) for tax in schedule.taxes]
     import_average = usage.total_import / (usage.days * HOURS_PER_DAY)
     subsidy_lines, subsidy_trace = [], []
-    for rule in sorted(schedule.subsidies, key=_row_order):
+    subsidies = NO_MONEY
+    for rule in schedule.subsidies:
         if rule.income_ceiling is not None:
             applies = income is not None and income <= rule.income_ceiling
-            test = f"declared income {income} vs ceiling {rule.income_ceiling}"
+            subsidy_trace.append(
+                {
+                    "code": rule.code,
+                    "applies": applies,
+                    "income": income,
+                    "incomeCeiling": rule.income_ceiling,
+                }
+            )
         else:
             applies = _in_band(import_average, rule.band_low or ZERO, rule.band_high)
-            test = f"import {import_average.quantize(Decimal('0.0001'))} kWh/h in {_band_text(rule.band_low or ZERO, rule.band_high)}"
-        subsidy_trace.append({"code": rule.code, "applies": applies, "test": test})
+            subsidy_trace.append(
+                {
+                    "code": rule.code,
+                    "applies": applies,
+                    "importPerHour": import_average,
+                    "bandLow": rule.band_low,
+                    "bandHigh": rule.band_high,
+                }
+            )
         if applies:
             raw = (
                 rule.rate_per_unit * usage.total_import
                 if rule.rate_per_unit is not None
                 else energy * rule.percent / 100
             )
-            subsidy_lines.append(Line("subsidy", rule.code, money(raw), rule.code, rule.id))
-    subsidies = sum((line.amount for line in subsidy_lines), NO_MONEY)
+            line = Line("subsidy", rule.code, money(raw), rule.code, rule.id)
+            subsidy_lines.append(line)
+            subsidies += line.amount
     if subsidies > energy:  # never more than energy: trim the last lines
         subsidy_lines, subsidies = _cap(subsidy_lines, energy), energy
 
-    taxes = sum((line.amount for line in tax_lines), NO_MONEY)
-    fixed = sum((line.amount for line in fixed_lines), NO_MONEY)
+    taxes = NO_MONEY
+    for line in tax_lines:
+        taxes += line.amount
+    fixed = schedule.fixed_total
     current = energy + taxes + fixed - subsidies
-    late = money(current * late_surcharge_percent / 100)
+    late = money(current * late_surcharge_percent / 100) if late_surcharge_percent else NO_MONEY
     return RatedBill(
-        lines=(*lines, *tax_lines, *fixed_lines, *subsidy_lines),
+        lines=(*lines, *tax_lines, *schedule.fixed_lines, *subsidy_lines),
         energy=energy,
         taxes=taxes,
         fixed=fixed,
