@@ -4,6 +4,7 @@ import factory
 
 from accounts.models import User, UserRole
 from accounts.roles import Role
+from billing.models import Customer, ServiceConnection
 from providers.models import ConnectionType, Provider
 
 PASSWORD = "correct-horse-battery-9"
@@ -51,3 +52,22 @@ class ConnectionTypeFactory(factory.django.DjangoModelFactory):
     code = factory.Sequence(lambda n: str(n + 1))
     description = factory.Sequence(lambda n: f"Residential {n}")
     sanctioned_load_kw = Decimal("5")
+
+
+class CustomerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Customer
+
+    provider = factory.SubFactory(ProviderFactory)
+    user = factory.LazyAttribute(lambda o: UserFactory(provider=o.provider, roles=[Role.CUSTOMER]))
+    number = factory.Sequence(lambda n: f"CUST-{n:04d}")
+
+
+class ConnectionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ServiceConnection
+
+    customer = factory.SubFactory(CustomerFactory)
+    provider = factory.SelfAttribute("customer.provider")
+    number = factory.Sequence(lambda n: f"CONN-{n:04d}")
+    connection_type = factory.LazyAttribute(lambda o: ConnectionTypeFactory(provider=o.provider))

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.roles import Role
+from billing.models import Customer, MeterReading
 from invoicing.management.commands.demo_data import DEMO_PASSWORD
 from providers.models import Provider, TariffRow
 from providers.services import flat_price_in_force
@@ -70,7 +71,10 @@ def test_demo_data_loads_one_login_per_role_and_is_idempotent(api):
     assert sorted(Provider.objects.values_list("code", flat=True)) == ["DISCO", "NEPCO"]
     held = {role for user in User.objects.all() for role in user.role_names}
     assert held == set(Role.values)
-    assert User.objects.count() == 8
+    # 8 demo logins and the sample's 75 customers, the first of whom is the demo customer login.
+    assert User.objects.count() == 8 + 74
+    assert Customer.objects.get(number="LHR-RES-0001").user.email == "aliahmad.101@hmail.com"
+    assert MeterReading.objects.count() == 2239
     assert TariffRow.objects.filter(provider__code="DISCO").count() == 68
     assert flat_price_in_force(
         provider=Provider.objects.get(code="NEPCO"), day=timezone.localdate()

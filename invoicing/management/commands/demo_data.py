@@ -1,5 +1,5 @@
-"""Loads the demo: the sample distribution company with its price schedule, a second provider with
-one flat price, and one user per role.
+"""Loads the demo: the sample distribution company with its price schedule, customers, connections
+and a year of meter readings, a second provider with one flat price, and one user per role.
 
 It lives in `invoicing`, the top of the domain apps, because it grows with each of them (pricing,
 connections and readings, bills). Running it twice changes nothing.
@@ -18,6 +18,8 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.roles import Role
 from accounts.services import user_create
+from billing.importing import sample_import
+from billing.models import Customer
 from providers.importing import price_schedule_import
 from providers.models import Provider
 from providers.services import flat_price_in_force, provider_create, provider_price_set
@@ -105,4 +107,9 @@ class Command(BaseCommand):
                 designation=designation,
             )
             created += 1
-        self.stdout.write(f"Demo data ready: {len(providers)} providers, {created} users created.")
+        readings = sample_import(provider=providers["DISCO"], data=data).readings
+        self.stdout.write(
+            f"Demo data ready: {len(providers)} providers, {created} users created, "
+            f"{Customer.objects.count()} customers, {readings.accepted} readings recorded "
+            f"({readings.unchanged} already there)."
+        )

@@ -1,0 +1,112 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+from providers.models import ConnectionType, Provider
+
+
+class CustomerKind(models.TextChoices):
+    RESIDENTIAL = "Residential"
+    COMMERCIAL = "Commercial"
+    INDUSTRIAL = "Industrial"
+    PUBLIC = "Public"
+
+
+class Customer(models.Model):
+    """A provider's customer: the account behind a user who holds the Customer role."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="customers")
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="customer")
+    number = models.CharField(max_length=40, help_text="As the provider writes it, e.g. LHR-RES-0001.")
+    kind = models.CharField(max_length=20, choices=CustomerKind.choices, default=CustomerKind.RESIDENTIAL)
+    organisation = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["provider_id", "number"]
+        constraints = [models.UniqueConstraint(fields=["provider", "number"], name="customer_number_unique")]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class ConnectionStatus(models.TextChoices):
+    ACTIVE = "Active"
+    DISCONNECTED = "Disconnected"
+
+
+class ServiceConnection(models.Model):
+    """A metered supply point of a customer; bills are per connection and month."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="connections")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="connections")
+    number = models.CharField(max_length=40, help_text="As the provider writes it, e.g. DISCO-RES-1101.")
+    connection_type = models.ForeignKey(ConnectionType, on_delete=models.PROTECT, related_name="connections")
+    meter_number = models.CharField(max_length=40, blank=True)
+    meter_type = models.CharField(max_length=60, blank=True)
+    division = models.CharField(max_length=100, blank=True)
+    subdivision = models.CharField(max_length=100, blank=True)
+    installation_date = models.DateField(null=True, blank=True)
+    status = models.CharField(
+        max_length=20, choices=ConnectionStatus.choices, default=ConnectionStatus.ACTIVE
+    )
+    # Declared by the customer, per month, for income-based subsidies; empty: not declared.
+    declared_monthly_income = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["provider_id", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "number"], name="connection_number_unique"),
+            models.CheckConstraint(
+                condition=models.Q(declared_monthly_income__gte=0)
+                | models.Q(declared_monthly_income__isnull=True),
+                name="connection_income_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class ReadingSource(models.TextChoices):
+    API = "api", "Entered through the API"
+    UPLOAD = "upload", "Bulk upload"
+    IMPORT = "import", "Imported"
+
+
+class MeterReading(models.Model):
+    """Cumulative registers of a connection's meter at one moment, in kWh."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="+")
+    connection = models.ForeignKey(ServiceConnection, on_delete=models.PROTECT, related_name="readings")
+    taken_at = models.DateTimeField()
+    import_peak = models.DecimalField(max_digits=14, decimal_places=4)
+    import_off_peak = models.DecimalField(max_digits=14, decimal_places=4)
+    export_peak = models.DecimalField(max_digits=14, decimal_places=4, default=Decimal("0"))
+    export_off_peak = models.DecimalField(max_digits=14, decimal_places=4, default=Decimal("0"))
+    # A new meter starts its registers again: this reading may be lower than the one before it.
+    meter_replaced = models.BooleanField(default=False)
+    source = models.CharField(max_length=10, choices=ReadingSource.choices, default=ReadingSource.API)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["connection_id", "taken_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "taken_at"], name="reading_once_per_moment"),
+            models.CheckConstraint(
+                condition=models.Q(
+                    import_peak__gte=0, import_off_peak__gte=0, export_peak__gte=0, export_off_peak__gte=0
+                ),
+                name="reading_registers_not_negative",
+            ),
+        ]
+
+    REGISTERS = ("import_peak", "import_off_peak", "export_peak", "export_off_peak")
+
+    def __str__(self) -> str:
+        return f"{self.connection_id} at {self.taken_at}"

@@ -1,0 +1,258 @@
+"""Customers, connections and meter readings: every write goes through here.
+
+Readings are cumulative registers, so each one is checked against its neighbours in time: a
+register may not go down (unless the meter was replaced, which the reading records), nor exceed a
+later reading's. Readings of one connection are serialised on the connection row.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.roles import Role
+from accounts.services import user_create
+from billing.models import (
+    ConnectionStatus,
+    Customer,
+    CustomerKind,
+    MeterReading,
+    ReadingSource,
+    ServiceConnection,
+)
+from config.errors import Conflict, DomainError
+from providers.models import ConnectionType, Provider
+
+REGISTERS = MeterReading.REGISTERS
+
+
+class ReadingRefused(DomainError):
+    code = "reading_refused"
+
+
+class ReadingDuplicate(Conflict):
+    code = "reading_duplicate"
+
+
+@transaction.atomic
+def customer_create(
+    *,
+    provider: Provider,
+    number: str,
+    name: str,
+    email: str,
+    phone: str = "",
+    address: str = "",
+    kind: str = CustomerKind.RESIDENTIAL,
+    organisation: str = "",
+    user: User | None = None,
+    created_by: User | None = None,
+) -> Customer:
+    """A customer account; its user is created (no password: cannot sign in) unless one is given."""
+    if Customer.objects.filter(provider=provider, number=number).exists():
+        raise Conflict(f"Customer {number} already exists.", field="number")
+    if user is None:
+        user = user_create(
+            email=email,
+            name=name,
+            provider=provider,
+            roles=[Role.CUSTOMER],
+            phone=phone,
+            address=address,
+            created_by=created_by,
+        )
+    elif user.provider_id != provider.pk or Role.CUSTOMER not in user.role_names:
+        raise DomainError("The user must be a customer of this provider.", field="user")
+    customer = Customer(provider=provider, user=user, number=number, kind=kind, organisation=organisation)
+    customer.full_clean(exclude=["user", "provider"])
+    customer.save()
+    return customer
+
+
+@transaction.atomic
+def connection_create(
+    *,
+    customer: Customer,
+    number: str,
+    connection_type: ConnectionType,
+    meter_number: str = "",
+    meter_type: str = "",
+    division: str = "",
+    subdivision: str = "",
+    installation_date: Any = None,
+    status: str = ConnectionStatus.ACTIVE,
+    declared_monthly_income: Decimal | None = None,
+) -> ServiceConnection:
+    provider_id = customer.provider_id
+    if connection_type.provider_id != provider_id:
+        raise DomainError("That connection type belongs to another provider.", field="connectionType")
+    if ServiceConnection.objects.filter(provider_id=provider_id, number=number).exists():
+        raise Conflict(f"Connection {number} already exists.", field="number")
+    connection = ServiceConnection(
+        provider_id=provider_id,
+        customer=customer,
+        number=number,
+        connection_type=connection_type,
+        meter_number=meter_number,
+        meter_type=meter_type,
+        division=division,
+        subdivision=subdivision,
+        installation_date=installation_date,
+        status=status,
+        declared_monthly_income=declared_monthly_income,
+    )
+    connection.full_clean(exclude=["customer", "provider", "connection_type"])
+    connection.save()
+    return connection
+
+
+def _kwh(value: Decimal) -> str:
+    return f"{value.normalize():f}"
+
+
+@transaction.atomic
+def reading_record(
+    *,
+    connection: ServiceConnection,
+    taken_at: datetime,
+    registers: dict[str, Decimal],
+    meter_replaced: bool = False,
+    source: str = ReadingSource.API,
+    recorded_by: User | None = None,
+    now: datetime | None = None,
+) -> MeterReading:
+    """Record one reading, refused with the reason if the meter could not have shown it."""
+    connection = ServiceConnection.objects.select_for_update().get(pk=connection.pk)
+    now = now or timezone.now()
+    values = {name: registers.get(name, Decimal("0")) for name in REGISTERS}
+    if connection.status != ConnectionStatus.ACTIVE:
+        raise ReadingRefused(f"Connection {connection.number} is disconnected; it takes no readings.")
+    if timezone.is_naive(taken_at):
+        raise ReadingRefused("Give the reading's time with its time zone.", field="takenAt")
+    if taken_at > now:
+        raise ReadingRefused(
+            f"The reading is dated in the future ({taken_at:%Y-%m-%d %H:%M}).", field="takenAt"
+        )
+    negative = [name for name, value in values.items() if value < 0]
+    if negative:
+        raise ReadingRefused(f"A register cannot be negative: {', '.join(negative)}.", field=negative[0])
+    readings = MeterReading.objects.filter(connection=connection)
+    if readings.filter(taken_at=taken_at).exists():
+        raise ReadingDuplicate(
+            f"Connection {connection.number} already has a reading at {taken_at:%Y-%m-%d %H:%M}.",
+            field="takenAt",
+        )
+    before = readings.filter(taken_at__lt=taken_at).order_by("-taken_at").first()
+    if before is not None and not meter_replaced:
+        for name in REGISTERS:
+            if values[name] < getattr(before, name):
+                raise ReadingRefused(
+                    f"The {name.replace('_', ' ')} register ({_kwh(values[name])}) is lower than the reading of "
+                    f"{before.taken_at:%Y-%m-%d %H:%M} ({_kwh(getattr(before, name))}). If the meter was replaced, "
+                    "record the reading as a meter replacement.",
+                    field=name,
+                )
+    after = readings.filter(taken_at__gt=taken_at).order_by("taken_at").first()
+    if after is not None and not after.meter_replaced:
+        for name in REGISTERS:
+            if values[name] > getattr(after, name):
+                raise ReadingRefused(
+                    f"The {name.replace('_', ' ')} register ({_kwh(values[name])}) is higher than the later reading "
+                    f"of {after.taken_at:%Y-%m-%d %H:%M} ({_kwh(getattr(after, name))}).",
+                    field=name,
+                )
+    return MeterReading.objects.create(
+        provider_id=connection.provider_id,
+        connection=connection,
+        taken_at=taken_at,
+        meter_replaced=meter_replaced,
+        source=source,
+        recorded_by=recorded_by,
+        **values,
+    )
+
+
+@dataclass
+class UploadReport:
+    accepted: int = 0
+    unchanged: int = 0
+    refused: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _parse_row(row: dict[str, Any]) -> tuple[str, datetime, dict[str, Decimal], bool]:
+    number = str(row.get("connection_id") or row.get("connectionId") or "").strip()
+    if not number:
+        raise ValueError("the connection id is missing")
+    raw_time = str(row.get("timestamp") or row.get("takenAt") or "").strip()
+    try:
+        taken_at = datetime.fromisoformat(raw_time)
+    except ValueError as exc:
+        raise ValueError(f"the timestamp {raw_time!r} is not a date and time like 2024-07-31T23:59") from exc
+    if timezone.is_naive(taken_at):  # the provider's local time, as meters and their files give it
+        taken_at = timezone.make_aware(taken_at)
+    registers = {}
+    for name in REGISTERS:
+        raw = row.get(name, 0 if name.startswith("export") else None)
+        try:
+            registers[name] = Decimal(str(raw))
+        except (InvalidOperation, ValueError) as exc:
+            raise ValueError(f"{name} {raw!r} is not a number") from exc
+        if not registers[name].is_finite():
+            raise ValueError(f"{name} {raw!r} is not a number")
+    replaced = str(row.get("meter_replaced", "")).strip().lower() in {"1", "true", "yes"}
+    return number, taken_at, registers, replaced
+
+
+def readings_upload(
+    *,
+    provider: Provider,
+    rows: list[dict[str, Any]],
+    recorded_by: User | None,
+    source: str = ReadingSource.UPLOAD,
+) -> UploadReport:
+    """Record many readings: good rows are kept, each refused row is reported with its reason.
+
+    Idempotent on connection and time: a reading already stored with the same registers counts as
+    unchanged. Rows are taken in time order per connection, so cumulative checks see their neighbours.
+    """
+    report = UploadReport()
+    parsed = []
+    for index, row in enumerate(rows, start=1):
+        try:
+            parsed.append((index, *_parse_row(row)))
+        except ValueError as problem:
+            report.refused.append(
+                {"row": index, "connectionId": row.get("connection_id"), "reason": str(problem)}
+            )
+    connections = {
+        c.number: c
+        for c in ServiceConnection.objects.filter(provider=provider, number__in={p[1] for p in parsed})
+    }
+    for index, number, taken_at, registers, replaced in sorted(parsed, key=lambda p: (p[1], p[2])):
+        connection = connections.get(number)
+        if connection is None:
+            report.refused.append({"row": index, "connectionId": number, "reason": f"no connection {number}"})
+            continue
+        stored = MeterReading.objects.filter(connection=connection, taken_at=taken_at).first()
+        if stored is not None and all(getattr(stored, name) == registers[name] for name in REGISTERS):
+            report.unchanged += 1
+            continue
+        try:
+            reading_record(
+                connection=connection,
+                taken_at=taken_at,
+                registers=registers,
+                meter_replaced=replaced,
+                source=source,
+                recorded_by=recorded_by,
+            )
+        except DomainError as refusal:
+            report.refused.append({"row": index, "connectionId": number, "reason": refusal.detail})
+        else:
+            report.accepted += 1
+    report.refused.sort(key=lambda refusal: refusal["row"])
+    return report
