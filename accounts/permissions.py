@@ -40,6 +40,16 @@ SCHEDULE_EDIT = {
     f"providers.{action}_{model}": PROVIDER for action in ("add", "change") for model in SCHEDULE_MODELS
 }
 
+# Connections and their readings; previewing a bill of a connection reads it (view_serviceconnection).
+BILLING_VIEW = {
+    "billing.view_customer": PROVIDER,
+    "billing.view_serviceconnection": PROVIDER,
+    "billing.view_meterreading": PROVIDER,
+}
+READINGS_ADD = {"billing.add_meterreading": PROVIDER}
+# What a month would cost, for hypothetical usage, on the caller's provider's prices in force today.
+CALCULATOR = {"billing.use_calculator": PROVIDER}
+
 POLICY: dict[Role, dict[str, Reach]] = {
     Role.ADMIN: {
         "accounts.view_user": PROVIDER,
@@ -51,11 +61,26 @@ POLICY: dict[Role, dict[str, Reach]] = {
         "providers.add_provider": PLATFORM,
         **SCHEDULE_VIEW,
         **SCHEDULE_EDIT,
+        **BILLING_VIEW,
+        **READINGS_ADD,
+        **CALCULATOR,
     },
-    Role.SUPER_CREATOR: {"providers.view_provider": PROVIDER, **SCHEDULE_VIEW},
-    Role.INVOICE_CREATOR: {"providers.view_provider": PROVIDER, **SCHEDULE_VIEW},
-    Role.AUDITOR: {"providers.view_provider": PROVIDER, **SCHEDULE_VIEW},
-    Role.CUSTOMER: {},
+    Role.SUPER_CREATOR: {
+        "providers.view_provider": PROVIDER,
+        **SCHEDULE_VIEW,
+        **BILLING_VIEW,
+        **READINGS_ADD,
+        **CALCULATOR,
+    },
+    Role.INVOICE_CREATOR: {
+        "providers.view_provider": PROVIDER,
+        **SCHEDULE_VIEW,
+        **BILLING_VIEW,
+        **READINGS_ADD,
+        **CALCULATOR,
+    },
+    Role.AUDITOR: {"providers.view_provider": PROVIDER, **SCHEDULE_VIEW, **BILLING_VIEW, **CALCULATOR},
+    Role.CUSTOMER: {**CALCULATOR},
 }
 
 

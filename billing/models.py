@@ -57,6 +57,7 @@ class ServiceConnection(models.Model):
 
     class Meta:
         ordering = ["provider_id", "number"]
+        permissions = [("use_calculator", "Can estimate a month's bill for hypothetical usage")]
         constraints = [
             models.UniqueConstraint(fields=["provider", "number"], name="connection_number_unique"),
             models.CheckConstraint(

@@ -1,7 +1,32 @@
-from datetime import date
+import calendar
+from datetime import date, timedelta
+from decimal import Decimal
 
-from billing.rating import FixedFee, Schedule, SubsidyRule, Tariff, Tax
-from providers.models import FixedCharge, Provider, Subsidy, TariffRow, TaxRule
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+
+from accounts.models import User
+from billing.models import MeterReading, ServiceConnection
+from billing.rating import (
+    OFF_PEAK,
+    PEAK,
+    FixedFee,
+    RatedBill,
+    RatingError,
+    Reading,
+    Schedule,
+    SubsidyRule,
+    Tariff,
+    Tax,
+    Usage,
+    period_readings,
+    rate_period,
+    rate_usage,
+)
+from config.errors import DomainError
+from providers.models import ConnectionType, FixedCharge, Provider, Subsidy, TariffRow, TaxRule
+from providers.tenancy import scope_to_provider
 
 
 def schedule_in_force(*, provider: Provider, day: date) -> Schedule:
@@ -49,3 +74,77 @@ def schedule_in_force(*, provider: Provider, day: date) -> Schedule:
             for row in subsidies
         ),
     )
+
+
+def connection_list_for(*, user: User) -> QuerySet[ServiceConnection]:
+    return scope_to_provider(ServiceConnection.objects.all(), user).select_related(
+        "customer__user", "connection_type", "provider"
+    )
+
+
+def connection_get_for(*, user: User, connection_id: int) -> ServiceConnection:
+    return get_object_or_404(connection_list_for(user=user), pk=connection_id)
+
+
+class NoReadings(DomainError):
+    code = "no_readings"
+
+
+def bill_preview(
+    *, connection: ServiceConnection, year: int, month: int, issue_date: date | None = None
+) -> RatedBill:
+    """The bill the connection would get for a month, rated now and saved nowhere (the "rate check")."""
+    first = date(year, month, 1)
+    issue_date = issue_date or date(year, month, calendar.monthrange(year, month)[1])
+    since = date(year - 1, 12, 1) if month == 1 else date(year, month - 1, 1)
+    rows = MeterReading.objects.filter(
+        connection=connection, taken_at__date__gte=since, taken_at__date__lt=first + timedelta(days=31)
+    ).only("taken_at", *MeterReading.REGISTERS)
+    readings = [
+        Reading(
+            at=timezone.localtime(row.taken_at),
+            import_peak=row.import_peak,
+            import_off_peak=row.import_off_peak,
+            export_peak=row.export_peak,
+            export_off_peak=row.export_off_peak,
+        )
+        for row in rows
+    ]
+    period = period_readings(readings, year, month)
+    if period is None:
+        raise NoReadings(
+            f"Connection {connection.number} has no reading in {first:%B %Y} or none in the month before; "
+            "a bill needs both.",
+            field="month",
+        )
+    schedule = schedule_in_force(provider=connection.provider, day=issue_date).for_type(
+        connection.connection_type_id
+    )
+    try:
+        return rate_period(
+            *period,
+            schedule,
+            income=connection.declared_monthly_income,
+            late_surcharge_percent=connection.provider.late_surcharge_percent,
+        )
+    except RatingError as problem:
+        raise DomainError(f"This bill cannot be rated: {problem}") from problem
+
+
+def usage_estimate(
+    *,
+    provider: Provider,
+    connection_type: ConnectionType,
+    peak_kwh: Decimal,
+    off_peak_kwh: Decimal,
+    days: Decimal,
+) -> RatedBill:
+    """What a month of the given usage would cost on today's prices (the customer's calculator)."""
+    schedule = schedule_in_force(provider=provider, day=timezone.localdate()).for_type(connection_type.pk)
+    usage = Usage(
+        days=days, units={PEAK: peak_kwh, OFF_PEAK: off_peak_kwh}, total_import=peak_kwh + off_peak_kwh
+    )
+    try:
+        return rate_usage(usage, schedule, late_surcharge_percent=provider.late_surcharge_percent)
+    except RatingError as problem:
+        raise DomainError(f"No estimate: {problem}") from problem

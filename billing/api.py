@@ -1,0 +1,258 @@
+"""Connections, meter readings, the bill preview ("rate check") and the usage calculator."""
+
+import csv
+import io
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.permissions import Allowed
+from billing import services
+from billing.rating import RatedBill
+from billing.selectors import bill_preview, connection_get_for, connection_list_for, usage_estimate
+from config.errors import DomainError, NotFound
+from providers.models import ConnectionType
+
+KWH = {"max_digits": 14, "decimal_places": 4}
+MAX_UPLOAD_ROWS = 50_000
+
+
+def plain(value: Any) -> Any:
+    """JSON for a trace: decimals as strings (never floats), the rest as it is."""
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
+
+
+def bill_body(bill: RatedBill) -> dict:
+    return {
+        "lines": [
+            {"kind": line.kind, "label": line.label, "code": line.code, "amount": f"{line.amount:f}"}
+            for line in bill.lines
+        ],
+        "energyCharge": f"{bill.energy:f}",
+        "taxTotal": f"{bill.taxes:f}",
+        "fixedTotal": f"{bill.fixed:f}",
+        "subsidyTotal": f"{bill.subsidies:f}",
+        "currentCharges": f"{bill.current_charges:f}",
+        "arrears": f"{bill.arrears:f}",
+        "payableBeforeDue": f"{bill.payable_before_due:f}",
+        "lateSurcharge": f"{bill.late_surcharge:f}",
+        "payableAfterDue": f"{bill.payable_after_due:f}",
+        "trace": plain(bill.trace),
+    }
+
+
+BILL_RESPONSE = OpenApiResponse(
+    description="Lines, totals (decimal strings) and the trace: billing days, units, averages, slabs, minimums, "
+    "tax base and subsidy tests."
+)
+
+
+def _callers_provider(request: Request) -> Any:
+    if request.user.provider is None:
+        raise DomainError(
+            "Sign in as a user of a provider: this works on one provider's connections and prices."
+        )
+    return request.user.provider
+
+
+class ConnectionOutput(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    connectionId = serializers.CharField(source="number")
+    customerId = serializers.CharField(source="customer.number")
+    customerName = serializers.CharField(source="customer.user.name")
+    connectionType = serializers.CharField(source="connection_type.code")
+    meterNumber = serializers.CharField(source="meter_number")
+    meterType = serializers.CharField(source="meter_type")
+    division = serializers.CharField()
+    subdivision = serializers.CharField()
+    installationDate = serializers.DateField(source="installation_date")
+    status = serializers.CharField()
+
+
+class ConnectionListApi(generics.ListAPIView):
+    permission_classes = [Allowed.to("billing.view_serviceconnection")]
+    serializer_class = ConnectionOutput
+
+    def get_queryset(self) -> Any:
+        return connection_list_for(user=self.request.user)
+
+
+class ReadingOutput(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    takenAt = serializers.DateTimeField(source="taken_at")
+    importPeak = serializers.DecimalField(source="import_peak", **KWH)
+    importOffPeak = serializers.DecimalField(source="import_off_peak", **KWH)
+    exportPeak = serializers.DecimalField(source="export_peak", **KWH)
+    exportOffPeak = serializers.DecimalField(source="export_off_peak", **KWH)
+    meterReplaced = serializers.BooleanField(source="meter_replaced")
+    source = serializers.CharField()
+
+
+class ReadingInput(serializers.Serializer):
+    takenAt = serializers.DateTimeField()
+    importPeak = serializers.DecimalField(**KWH, min_value=0)
+    importOffPeak = serializers.DecimalField(**KWH, min_value=0)
+    exportPeak = serializers.DecimalField(**KWH, min_value=0, default=Decimal("0"))
+    exportOffPeak = serializers.DecimalField(**KWH, min_value=0, default=Decimal("0"))
+    meterReplaced = serializers.BooleanField(default=False, help_text="A new meter: registers start again.")
+
+
+class ConnectionReadingsApi(APIView):
+    def get_permissions(self) -> list:
+        perm = "billing.view_meterreading" if self.request.method == "GET" else "billing.add_meterreading"
+        return [Allowed.to(perm)()]
+
+    @extend_schema(responses={200: ReadingOutput(many=True)}, summary="A connection's readings, oldest first")
+    def get(self, request: Request, connection_id: int) -> Response:
+        connection = connection_get_for(user=request.user, connection_id=connection_id)
+        return Response(ReadingOutput(connection.readings.all(), many=True).data)
+
+    @extend_schema(request=ReadingInput, responses={201: ReadingOutput}, summary="Record one meter reading")
+    def post(self, request: Request, connection_id: int) -> Response:
+        connection = connection_get_for(user=request.user, connection_id=connection_id)
+        data = ReadingInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        reading = services.reading_record(
+            connection=connection,
+            taken_at=values["takenAt"],
+            registers={
+                "import_peak": values["importPeak"],
+                "import_off_peak": values["importOffPeak"],
+                "export_peak": values["exportPeak"],
+                "export_off_peak": values["exportOffPeak"],
+            },
+            meter_replaced=values["meterReplaced"],
+            recorded_by=request.user,
+        )
+        return Response(ReadingOutput(reading).data, status=status.HTTP_201_CREATED)
+
+
+class ReadingUploadApi(APIView):
+    """Many readings at once: a CSV file (field `file`) or a JSON list of rows."""
+
+    permission_classes = [Allowed.to("billing.add_meterreading")]
+    parser_classes = [MultiPartParser, JSONParser]
+
+    @extend_schema(
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            },
+            "application/json": {"type": "array", "items": {"type": "object"}},
+        },
+        responses={
+            200: OpenApiResponse(description="accepted, unchanged, and refused rows with their reasons")
+        },
+        summary="Upload readings (columns: connection_id, timestamp, import_peak, import_off_peak, "
+        "export_peak, export_off_peak, meter_replaced)",
+    )
+    def post(self, request: Request) -> Response:
+        provider = _callers_provider(request)
+        rows = self._rows(request)
+        report = services.readings_upload(provider=provider, rows=rows, recorded_by=request.user)
+        return Response(
+            {"accepted": report.accepted, "unchanged": report.unchanged, "refused": report.refused}
+        )
+
+    def _rows(self, request: Request) -> list[dict]:
+        upload = request.FILES.get("file")
+        if upload is not None:
+            try:
+                text = upload.read().decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise DomainError("The file is not UTF-8 text; save it as CSV UTF-8.", field="file") from exc
+            rows = list(csv.DictReader(io.StringIO(text)))
+        elif isinstance(request.data, list):
+            rows = request.data
+        else:
+            raise DomainError(
+                "Send a CSV file in the field 'file', or a JSON list of readings.", field="file"
+            )
+        if not rows:
+            raise DomainError("The upload has no rows.", field="file")
+        if len(rows) > MAX_UPLOAD_ROWS:
+            raise DomainError(f"Upload at most {MAX_UPLOAD_ROWS:,} rows at a time.", field="file")
+        if not all(isinstance(row, dict) for row in rows):
+            raise DomainError("Each reading must be an object with named fields.", field="file")
+        return rows
+
+
+class BillPreviewApi(APIView):
+    permission_classes = [Allowed.to("billing.view_serviceconnection")]
+
+    class PreviewQuery(serializers.Serializer):
+        year = serializers.IntegerField(min_value=2000, max_value=2100)
+        month = serializers.IntegerField(min_value=1, max_value=12)
+        issueDate = serializers.DateField(required=False, help_text="Default: the last day of the month.")
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("year", int, required=True),
+            OpenApiParameter("month", int, required=True),
+            OpenApiParameter("issueDate", date),
+        ],
+        responses={200: BILL_RESPONSE},
+        summary="Rate a connection's month now, without issuing anything (the rate check)",
+    )
+    def get(self, request: Request, connection_id: int) -> Response:
+        connection = connection_get_for(user=request.user, connection_id=connection_id)
+        query = self.PreviewQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        bill = bill_preview(
+            connection=connection,
+            year=query.validated_data["year"],
+            month=query.validated_data["month"],
+            issue_date=query.validated_data.get("issueDate"),
+        )
+        return Response({"connectionId": connection.number, **bill_body(bill)})
+
+
+class CalculatorApi(APIView):
+    permission_classes = [Allowed.to("billing.use_calculator")]
+
+    class CalculatorInput(serializers.Serializer):
+        connectionType = serializers.CharField(max_length=20)
+        peakKwh = serializers.DecimalField(**KWH, min_value=0)
+        offPeakKwh = serializers.DecimalField(**KWH, min_value=0)
+        days = serializers.DecimalField(
+            max_digits=6, decimal_places=2, min_value=1, max_value=62, default=Decimal(30)
+        )
+
+    @extend_schema(
+        request=CalculatorInput,
+        responses={200: BILL_RESPONSE},
+        summary="What a month of this usage would cost on today's prices",
+    )
+    def post(self, request: Request) -> Response:
+        data = self.CalculatorInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        provider = _callers_provider(request)
+        connection_type = ConnectionType.objects.filter(
+            provider=provider, code=values["connectionType"]
+        ).first()
+        if connection_type is None:
+            raise NotFound(f"No connection type {values['connectionType']}.", field="connectionType")
+        bill = usage_estimate(
+            provider=provider,
+            connection_type=connection_type,
+            peak_kwh=values["peakKwh"],
+            off_peak_kwh=values["offPeakKwh"],
+            days=values["days"],
+        )
+        return Response(bill_body(bill))

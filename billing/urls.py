@@ -1,0 +1,15 @@
+from django.urls import path
+
+from billing import api
+
+urlpatterns = [
+    path("connections", api.ConnectionListApi.as_view(), name="connections"),
+    path(
+        "connections/<int:connection_id>/readings",
+        api.ConnectionReadingsApi.as_view(),
+        name="connection-readings",
+    ),
+    path("connections/<int:connection_id>/bill-preview", api.BillPreviewApi.as_view(), name="bill-preview"),
+    path("readings/upload", api.ReadingUploadApi.as_view(), name="readings-upload"),
+    path("calculator", api.CalculatorApi.as_view(), name="calculator"),
+]
