@@ -5,6 +5,7 @@ register may not go down (unless the meter was replaced, which the reading recor
 later reading's. Readings of one connection are serialised on the connection row.
 """
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -24,6 +25,7 @@ from billing.models import (
     ReadingSource,
     ServiceConnection,
 )
+from billing.signals import rows_bulk_created
 from config.errors import Conflict, DomainError
 from providers.models import ConnectionType, Provider
 
@@ -114,6 +116,52 @@ def _kwh(value: Decimal) -> str:
     return f"{value.normalize():f}"
 
 
+def _check_reading(
+    *,
+    connection: ServiceConnection,
+    taken_at: datetime,
+    values: dict[str, Decimal],
+    meter_replaced: bool,
+    before: MeterReading | None,
+    after: MeterReading | None,
+    now: datetime,
+) -> None:
+    """Could the meter have shown `values` at `taken_at`, between its readings `before` and `after`?"""
+    if connection.status != ConnectionStatus.ACTIVE:
+        raise ReadingRefused(f"Connection {connection.number} is disconnected; it takes no readings.")
+    if timezone.is_naive(taken_at):
+        raise ReadingRefused("Give the reading's time with its time zone.", field="takenAt")
+    if taken_at > now:
+        raise ReadingRefused(
+            f"The reading is dated in the future ({taken_at:%Y-%m-%d %H:%M}).", field="takenAt"
+        )
+    negative = [name for name, value in values.items() if value < 0]
+    if negative:
+        raise ReadingRefused(f"A register cannot be negative: {', '.join(negative)}.", field=negative[0])
+    if before is not None and before.taken_at == taken_at:
+        raise ReadingDuplicate(
+            f"Connection {connection.number} already has a reading at {taken_at:%Y-%m-%d %H:%M}.",
+            field="takenAt",
+        )
+    if before is not None and not meter_replaced:
+        for name in REGISTERS:
+            if values[name] < getattr(before, name):
+                raise ReadingRefused(
+                    f"The {name.replace('_', ' ')} register ({_kwh(values[name])}) is lower than the reading of "
+                    f"{before.taken_at:%Y-%m-%d %H:%M} ({_kwh(getattr(before, name))}). If the meter was replaced, "
+                    "record the reading as a meter replacement.",
+                    field=name,
+                )
+    if after is not None and not after.meter_replaced:
+        for name in REGISTERS:
+            if values[name] > getattr(after, name):
+                raise ReadingRefused(
+                    f"The {name.replace('_', ' ')} register ({_kwh(values[name])}) is higher than the later reading "
+                    f"of {after.taken_at:%Y-%m-%d %H:%M} ({_kwh(getattr(after, name))}).",
+                    field=name,
+                )
+
+
 @transaction.atomic
 def reading_record(
     *,
@@ -127,44 +175,17 @@ def reading_record(
 ) -> MeterReading:
     """Record one reading, refused with the reason if the meter could not have shown it."""
     connection = ServiceConnection.objects.select_for_update().get(pk=connection.pk)
-    now = now or timezone.now()
     values = {name: registers.get(name, Decimal("0")) for name in REGISTERS}
-    if connection.status != ConnectionStatus.ACTIVE:
-        raise ReadingRefused(f"Connection {connection.number} is disconnected; it takes no readings.")
-    if timezone.is_naive(taken_at):
-        raise ReadingRefused("Give the reading's time with its time zone.", field="takenAt")
-    if taken_at > now:
-        raise ReadingRefused(
-            f"The reading is dated in the future ({taken_at:%Y-%m-%d %H:%M}).", field="takenAt"
-        )
-    negative = [name for name, value in values.items() if value < 0]
-    if negative:
-        raise ReadingRefused(f"A register cannot be negative: {', '.join(negative)}.", field=negative[0])
     readings = MeterReading.objects.filter(connection=connection)
-    if readings.filter(taken_at=taken_at).exists():
-        raise ReadingDuplicate(
-            f"Connection {connection.number} already has a reading at {taken_at:%Y-%m-%d %H:%M}.",
-            field="takenAt",
-        )
-    before = readings.filter(taken_at__lt=taken_at).order_by("-taken_at").first()
-    if before is not None and not meter_replaced:
-        for name in REGISTERS:
-            if values[name] < getattr(before, name):
-                raise ReadingRefused(
-                    f"The {name.replace('_', ' ')} register ({_kwh(values[name])}) is lower than the reading of "
-                    f"{before.taken_at:%Y-%m-%d %H:%M} ({_kwh(getattr(before, name))}). If the meter was replaced, "
-                    "record the reading as a meter replacement.",
-                    field=name,
-                )
-    after = readings.filter(taken_at__gt=taken_at).order_by("taken_at").first()
-    if after is not None and not after.meter_replaced:
-        for name in REGISTERS:
-            if values[name] > getattr(after, name):
-                raise ReadingRefused(
-                    f"The {name.replace('_', ' ')} register ({_kwh(values[name])}) is higher than the later reading "
-                    f"of {after.taken_at:%Y-%m-%d %H:%M} ({_kwh(getattr(after, name))}).",
-                    field=name,
-                )
+    _check_reading(
+        connection=connection,
+        taken_at=taken_at,
+        values=values,
+        meter_replaced=meter_replaced,
+        before=readings.filter(taken_at__lte=taken_at).order_by("-taken_at").first(),
+        after=readings.filter(taken_at__gt=taken_at).order_by("taken_at").first(),
+        now=now or timezone.now(),
+    )
     return MeterReading.objects.create(
         provider_id=connection.provider_id,
         connection=connection,
@@ -217,42 +238,88 @@ def readings_upload(
     """Record many readings: good rows are kept, each refused row is reported with its reason.
 
     Idempotent on connection and time: a reading already stored with the same registers counts as
-    unchanged. Rows are taken in time order per connection, so cumulative checks see their neighbours.
+    unchanged. Each connection's rows are checked in time order against its stored readings (the
+    same checks as `reading_record`) and written at once, in one transaction per connection.
     """
     report = UploadReport()
-    parsed = []
+    parsed: dict[str, list[tuple[int, datetime, dict[str, Decimal], bool]]] = {}
     for index, row in enumerate(rows, start=1):
         try:
-            parsed.append((index, *_parse_row(row)))
+            number, taken_at, registers, replaced = _parse_row(row)
         except ValueError as problem:
             report.refused.append(
                 {"row": index, "connectionId": row.get("connection_id"), "reason": str(problem)}
             )
+            continue
+        parsed.setdefault(number, []).append((index, taken_at, registers, replaced))
     connections = {
-        c.number: c
-        for c in ServiceConnection.objects.filter(provider=provider, number__in={p[1] for p in parsed})
+        c.number: c for c in ServiceConnection.objects.filter(provider=provider, number__in=parsed)
     }
-    for index, number, taken_at, registers, replaced in sorted(parsed, key=lambda p: (p[1], p[2])):
+    now = timezone.now()
+    for number, connection_rows in parsed.items():
         connection = connections.get(number)
         if connection is None:
-            report.refused.append({"row": index, "connectionId": number, "reason": f"no connection {number}"})
+            report.refused += [
+                {"row": index, "connectionId": number, "reason": f"no connection {number}"}
+                for index, *_ in connection_rows
+            ]
             continue
-        stored = MeterReading.objects.filter(connection=connection, taken_at=taken_at).first()
-        if stored is not None and all(getattr(stored, name) == registers[name] for name in REGISTERS):
-            report.unchanged += 1
-            continue
-        try:
-            reading_record(
-                connection=connection,
-                taken_at=taken_at,
-                registers=registers,
-                meter_replaced=replaced,
-                source=source,
-                recorded_by=recorded_by,
-            )
-        except DomainError as refusal:
-            report.refused.append({"row": index, "connectionId": number, "reason": refusal.detail})
-        else:
-            report.accepted += 1
+        _upload_for_connection(
+            connection, sorted(connection_rows, key=lambda r: r[1]), source, recorded_by, now, report
+        )
     report.refused.sort(key=lambda refusal: refusal["row"])
     return report
+
+
+@transaction.atomic
+def _upload_for_connection(
+    connection: ServiceConnection,
+    rows: list[tuple[int, datetime, dict[str, Decimal], bool]],
+    source: str,
+    recorded_by: User | None,
+    now: datetime,
+    report: UploadReport,
+) -> None:
+    connection = ServiceConnection.objects.select_for_update().get(pk=connection.pk)
+    known = list(MeterReading.objects.filter(connection=connection).order_by("taken_at"))
+    times = [reading.taken_at for reading in known]
+    new: list[MeterReading] = []
+    for index, taken_at, values, replaced in rows:
+        position = bisect_right(times, taken_at)
+        before = known[position - 1] if position else None
+        if (
+            before is not None
+            and before.taken_at == taken_at
+            and all(getattr(before, name) == values[name] for name in REGISTERS)
+        ):
+            report.unchanged += 1
+            continue
+        after = known[position] if position < len(known) else None
+        try:
+            _check_reading(
+                connection=connection,
+                taken_at=taken_at,
+                values=values,
+                meter_replaced=replaced,
+                before=before,
+                after=after,
+                now=now,
+            )
+        except DomainError as refusal:
+            report.refused.append({"row": index, "connectionId": connection.number, "reason": refusal.detail})
+            continue
+        reading = MeterReading(
+            provider_id=connection.provider_id,
+            connection=connection,
+            taken_at=taken_at,
+            meter_replaced=replaced,
+            source=source,
+            recorded_by=recorded_by,
+            **values,
+        )
+        known.insert(position, reading)
+        times.insert(position, taken_at)
+        new.append(reading)
+    MeterReading.objects.bulk_create(new)
+    rows_bulk_created.send(sender=MeterReading, rows=new)
+    report.accepted += len(new)
