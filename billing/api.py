@@ -22,6 +22,17 @@ from providers.models import ConnectionType
 
 KWH = {"max_digits": 14, "decimal_places": 4}
 MAX_UPLOAD_ROWS = 50_000
+MAX_UPLOAD_BYTES = 10 * 2**20
+
+
+class ReadingTimeField(serializers.DateTimeField):
+    """A date and time DRF can always interpret: out-of-range dates are a 400, not an overflow."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        try:
+            return super().to_internal_value(value)
+        except OverflowError:
+            self.fail("invalid", format="YYYY-MM-DDThh:mm[:ss][+HH:MM]")
 
 
 def plain(value: Any) -> Any:
@@ -102,7 +113,7 @@ class ReadingOutput(serializers.Serializer):
 
 
 class ReadingInput(serializers.Serializer):
-    takenAt = serializers.DateTimeField()
+    takenAt = ReadingTimeField()
     importPeak = serializers.DecimalField(**KWH, min_value=0)
     importOffPeak = serializers.DecimalField(**KWH, min_value=0)
     exportPeak = serializers.DecimalField(**KWH, min_value=0, default=Decimal("0"))
@@ -172,11 +183,14 @@ class ReadingUploadApi(APIView):
     def _rows(self, request: Request) -> list[dict]:
         upload = request.FILES.get("file")
         if upload is not None:
+            if upload.size > MAX_UPLOAD_BYTES:
+                raise DomainError(f"Upload at most {MAX_UPLOAD_BYTES // 2**20} MB at a time.", field="file")
             try:
-                text = upload.read().decode("utf-8-sig")
+                rows = list(csv.DictReader(io.StringIO(upload.read().decode("utf-8-sig"))))
             except UnicodeDecodeError as exc:
                 raise DomainError("The file is not UTF-8 text; save it as CSV UTF-8.", field="file") from exc
-            rows = list(csv.DictReader(io.StringIO(text)))
+            except csv.Error as exc:
+                raise DomainError(f"The file is not valid CSV: {exc}.", field="file") from exc
         elif isinstance(request.data, list):
             rows = request.data
         else:

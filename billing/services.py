@@ -30,6 +30,9 @@ from config.errors import Conflict, DomainError
 from providers.models import ConnectionType, Provider
 
 REGISTERS = MeterReading.REGISTERS
+REGISTER_LIMIT = Decimal("1e10")
+KWH_STEP = Decimal("0.0001")
+READING_YEARS = range(2000, 2100)  # anything else is a typo, and some dates overflow a time zone
 
 
 class ReadingRefused(DomainError):
@@ -213,6 +216,8 @@ def _parse_row(row: dict[str, Any]) -> tuple[str, datetime, dict[str, Decimal], 
         taken_at = datetime.fromisoformat(raw_time)
     except ValueError as exc:
         raise ValueError(f"the timestamp {raw_time!r} is not a date and time like 2024-07-31T23:59") from exc
+    if taken_at.year not in READING_YEARS:
+        raise ValueError(f"the timestamp {raw_time!r} is not a plausible meter reading time")
     if timezone.is_naive(taken_at):  # the provider's local time, as meters and their files give it
         taken_at = timezone.make_aware(taken_at)
     registers = {}
@@ -222,8 +227,10 @@ def _parse_row(row: dict[str, Any]) -> tuple[str, datetime, dict[str, Decimal], 
             registers[name] = Decimal(str(raw))
         except (InvalidOperation, ValueError) as exc:
             raise ValueError(f"{name} {raw!r} is not a number") from exc
-        if not registers[name].is_finite():
-            raise ValueError(f"{name} {raw!r} is not a number")
+        value = registers[name]
+        # The registers are NUMERIC(14,4): at most 10 digits before the point and 4 after.
+        if not value.is_finite() or abs(value) >= REGISTER_LIMIT or value != value.quantize(KWH_STEP):
+            raise ValueError(f"{name} {raw!r} is not a meter reading (up to 10 digits and 4 decimals)")
     replaced = str(row.get("meter_replaced", "")).strip().lower() in {"1", "true", "yes"}
     return number, taken_at, registers, replaced
 

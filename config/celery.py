@@ -11,7 +11,8 @@ from celery.signals import task_postrun, task_prerun
 
 from config import context
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
+# Workers are production processes unless told otherwise, like wsgi.py; the demo runs tasks eagerly.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -7,7 +7,7 @@ from config import context
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's id (from a proxy or a client retry) is kept only if it is short and plain.
-_ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_ACCEPTABLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 
 class RequestContextMiddleware:
@@ -18,7 +18,7 @@ class RequestContextMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         offered = request.headers.get(REQUEST_ID_HEADER, "")
-        request_id = offered if _ACCEPTABLE_REQUEST_ID.match(offered) else context.new_request_id()
+        request_id = offered if _ACCEPTABLE_REQUEST_ID.fullmatch(offered) else context.new_request_id()
         request.request_id = request_id
         # Not reset on the way out: Django logs the response ("django.request") after the middleware
         # returns, and that line must carry the id too. The next request binds afresh.

@@ -176,7 +176,7 @@ class ProviderCreateApi(APIView):
 
 
 class ProviderDetailApi(APIView):
-    permission_classes = [Allowed.to("providers.change_provider")]
+    permission_classes = [Allowed.to("providers.view_provider")]
 
     @extend_schema(responses={200: ProviderOutput}, summary="A provider, with its price in force today")
     def get(self, request: Request, provider_id: int) -> Response:

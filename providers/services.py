@@ -105,6 +105,23 @@ def _refuse_if_unsound(problems: list[str]) -> None:
         )
 
 
+# How far ahead a change may be dated: a typo of 2099 for 2029 would block every change before it.
+FURTHEST_AHEAD_DAYS = 3 * 366
+
+
+def _refuse_unless_upcoming(valid_from: date, today: date) -> None:
+    if valid_from < today:
+        raise DomainError(
+            f"A price change cannot start in the past ({valid_from}); bills may already use what is in "
+            f"force. Choose {today} or later.",
+            field="validFrom",
+        )
+    if (valid_from - today).days > FURTHEST_AHEAD_DAYS:
+        raise DomainError(
+            f"A change may be dated at most three years ahead; {valid_from} is too far.", field="validFrom"
+        )
+
+
 @dataclass(frozen=True)
 class TariffSpec:
     """One tariff row of a price change, before it is opened."""
@@ -145,12 +162,7 @@ def tariff_change(
     today = today or timezone.localdate()
     if not rows:
         raise DomainError("A price change needs at least one tariff row.", field="rows")
-    if valid_from < today:
-        raise DomainError(
-            f"A price change cannot start in the past ({valid_from}); bills may already use the old price. "
-            f"Choose {today} or later.",
-            field="validFrom",
-        )
+    _refuse_unless_upcoming(valid_from, today)
     if connection_type is not None and connection_type.provider_id != provider.pk:
         raise NotFound("No such connection type for this provider.", field="connectionType")
     of_type = TariffRow.objects.filter(provider=provider, connection_type=connection_type)
@@ -231,9 +243,12 @@ DATED_KINDS: dict[type[DatedRow], Callable[[Any], tuple]] = {
 
 
 @transaction.atomic
-def schedule_row_add(*, row: TaxRule | FixedCharge | Subsidy, created_by: Any) -> DatedRow:
+def schedule_row_add(
+    *, row: TaxRule | FixedCharge | Subsidy, created_by: Any, today: date | None = None
+) -> DatedRow:
     """Open a tax rule, fixed charge or subsidy (an unsaved instance), refused if it overlaps another."""
     _lock(row.provider)
+    _refuse_unless_upcoming(row.valid_from, today or timezone.localdate())
     related = [row.connection_type, getattr(row, "authority", None), getattr(row, "payer", None)]
     if any(other is not None and other.provider_id != row.provider_id for other in related):
         raise NotFound("The connection type or authority is not one of this provider's.")

@@ -169,3 +169,24 @@ def test_connections_are_listed_for_the_callers_provider_only(clerk_api, connect
         next(c for c in body["results"] if c["connectionId"] == connection.number)["installationDate"]
         == "2022-04-01"
     )
+
+
+def test_a_reading_dated_year_one_is_a_400_not_a_crash(clerk_api, connection):
+    response = clerk_api.post(
+        f"/api/connections/{connection.pk}/readings",
+        {"takenAt": "0001-01-01T03:00:00", "importPeak": "1", "importOffPeak": "1"},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == ["takenAt"]
+
+
+def test_a_csv_that_is_not_csv_is_a_400(clerk_api, connection):
+    huge_cell = "connection_id,timestamp\n" + "x" * 200_000 + ",2025-01-01T00:00\n"
+    upload = SimpleUploadedFile("readings.csv", huge_cell.encode(), content_type="text/csv")
+
+    response = clerk_api.post("/api/readings/upload", {"file": upload}, format="multipart")
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("The file is not valid CSV")

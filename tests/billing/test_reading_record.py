@@ -182,3 +182,39 @@ def test_an_upload_cannot_reach_another_providers_connection(connection):
         {"row": 1, "connectionId": theirs.number, "reason": f"no connection {theirs.number}"}
     ]
     assert not MeterReading.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("import_peak", "1e20", "import_peak '1e20' is not a meter reading (up to 10 digits and 4 decimals)"),
+        ("import_peak", "1.123456789", "import_peak '1.123456789' is not a meter reading"),
+        ("import_peak", "NaN", "import_peak 'NaN' is not a meter reading"),
+        (
+            "timestamp",
+            "0001-01-01T00:00",
+            "the timestamp '0001-01-01T00:00' is not a plausible meter reading time",
+        ),
+    ],
+)
+def test_an_upload_refuses_values_a_meter_cannot_show_and_keeps_the_rest(connection, field, value, reason):
+    other = ConnectionFactory(provider=connection.provider)
+    good = {
+        "connection_id": other.number,
+        "timestamp": "2026-09-30T23:59:00",
+        "import_peak": "5",
+        "import_off_peak": "5",
+    }
+    bad = {
+        "connection_id": connection.number,
+        "timestamp": "2026-09-30T23:59:00",
+        "import_peak": "5",
+        "import_off_peak": "5",
+    }
+
+    report = readings_upload(
+        provider=connection.provider, rows=[good, {**bad, field: value}], recorded_by=None
+    )
+
+    assert report.accepted == 1
+    assert [(r["row"], r["reason"].startswith(reason)) for r in report.refused] == [(2, True)]

@@ -51,10 +51,12 @@ def test_every_response_carries_a_request_id_and_echoes_a_valid_one(api):
     generated = api.get("/api/auth/me")
     echoed = api.get("/api/auth/me", HTTP_X_REQUEST_ID="retry-7f3a9c21")
     refused = api.get("/api/auth/me", HTTP_X_REQUEST_ID="bad id\nwith newline")
+    trailing_newline = api.get("/api/auth/me", HTTP_X_REQUEST_ID="abcdefgh\n")
 
     assert len(generated["X-Request-ID"]) == 32
     assert echoed["X-Request-ID"] == "retry-7f3a9c21"
     assert refused["X-Request-ID"] != "bad id\nwith newline"
+    assert (trailing_newline.status_code, len(trailing_newline["X-Request-ID"])) == (401, 32)
 
 
 def test_log_lines_carry_the_request_id(api, caplog):

@@ -21,6 +21,8 @@ PRODUCTION_ENV = {
     "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
     "DATABASE_URL": "sqlite:////tmp/deploy-check.sqlite3",
     "DJANGO_ALLOWED_HOSTS": "billing.example",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "NUM_PROXIES": "1",
 }
 
 

@@ -379,3 +379,7 @@ def test_changing_another_providers_schedule_is_not_found(admin_api, their_tax, 
     assert response.status_code == 404
     assert TariffRow.objects.count() == 0
     assert TaxRule.objects.count() == 1
+
+
+def test_staff_of_the_provider_may_read_it(auditor_api, provider):
+    assert auditor_api.get(f"/api/admin/providers/{provider.pk}").json()["code"] == provider.code

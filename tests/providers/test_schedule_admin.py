@@ -430,6 +430,7 @@ def test_an_overlapping_tax_rule_is_refused_with_the_reason(provider_admin, prov
             provider=provider, name="GST", authority=fbr, rate=D("0.17"), valid_from=days_from_today(-30)
         ),
         created_by=provider_admin,
+        today=days_from_today(-30),  # entered a month ago
     )
 
     response = signed_in(provider_admin).post(ADD_TAX_RULE, tax_rule_form(fbr, rate="0.18"), follow=True)

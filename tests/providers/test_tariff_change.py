@@ -4,13 +4,15 @@ from decimal import Decimal
 import pytest
 
 from config.errors import DomainError
-from providers.models import Bucket, TariffRow
+from providers.models import Bucket, TariffRow, TaxRule
 from providers.services import (
     ChangeNotAllowed,
     ScheduleInvalid,
     TariffSpec,
+    authority_create,
     flat_price_in_force,
     provider_price_set,
+    schedule_row_add,
     tariff_change,
 )
 from tests.factories import ConnectionTypeFactory, ProviderFactory, UserFactory
@@ -181,3 +183,20 @@ def test_a_connection_type_of_another_provider_is_not_found(provider, officer):
 
     with pytest.raises(DomainError, match="No such connection type"):
         change(provider, theirs, TODAY, [TariffSpec(rate=D("20"))], officer)
+
+
+def test_a_change_dated_more_than_three_years_ahead_is_refused(provider, residential, officer):
+    with pytest.raises(DomainError, match="at most three years ahead"):
+        change(provider, residential, date(2099, 1, 1), [TariffSpec(rate=D("20"))], officer)
+
+
+def test_a_tax_rule_cannot_be_backdated(provider, officer):
+    authority = authority_create(provider=provider, code="FBR", name="Federal Board of Revenue")
+    backdated = TaxRule(
+        provider=provider, name="GST", authority=authority, rate=D("0.17"), valid_from=date(2000, 1, 1)
+    )
+
+    with pytest.raises(DomainError, match="cannot start in the past"):
+        schedule_row_add(row=backdated, created_by=officer, today=TODAY)
+
+    assert not TaxRule.objects.exists()
