@@ -12,7 +12,7 @@ from accounts.models import User, UserRole
 from accounts.roles import Role
 from accounts.selectors import user_list_for
 from config.errors import DomainError
-from providers.admin import ServiceAdmin
+from providers.admin import ReadOnlyInline, ServiceAdmin
 
 
 class RolesFormMixin(forms.Form):
@@ -49,21 +49,14 @@ class UserAddAdminForm(RolesFormMixin, AdminUserCreationForm):
         fields = ("email", "name", "phone", "address", "designation", "provider")
 
 
-class UserRoleInline(admin.TabularInline):
+class UserRoleInline(ReadOnlyInline):
     """The roles held, with when and by whom each was given; edited with the checkboxes above."""
 
     model = UserRole
     fk_name = "user"
     fields = ("role", "assigned_at", "assigned_by")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    show_change_link = False
 
 
 @admin.register(User)

@@ -28,6 +28,7 @@ from billing.models import (
 from billing.signals import rows_bulk_created
 from config.errors import Conflict, DomainError
 from providers.models import ConnectionType, Provider
+from providers.schedule import number
 
 REGISTERS = MeterReading.REGISTERS
 REGISTER_LIMIT = Decimal("1e10")
@@ -115,10 +116,6 @@ def connection_create(
     return connection
 
 
-def _kwh(value: Decimal) -> str:
-    return f"{value.normalize():f}"
-
-
 def _check_reading(
     *,
     connection: ServiceConnection,
@@ -150,8 +147,8 @@ def _check_reading(
         for name in REGISTERS:
             if values[name] < getattr(before, name):
                 raise ReadingRefused(
-                    f"The {name.replace('_', ' ')} register ({_kwh(values[name])}) is lower than the reading of "
-                    f"{before.taken_at:%Y-%m-%d %H:%M} ({_kwh(getattr(before, name))}). If the meter was replaced, "
+                    f"The {name.replace('_', ' ')} register ({number(values[name])}) is lower than the reading of "
+                    f"{before.taken_at:%Y-%m-%d %H:%M} ({number(getattr(before, name))}). If the meter was replaced, "
                     "record the reading as a meter replacement.",
                     field=name,
                 )
@@ -159,8 +156,8 @@ def _check_reading(
         for name in REGISTERS:
             if values[name] > getattr(after, name):
                 raise ReadingRefused(
-                    f"The {name.replace('_', ' ')} register ({_kwh(values[name])}) is higher than the later reading "
-                    f"of {after.taken_at:%Y-%m-%d %H:%M} ({_kwh(getattr(after, name))}).",
+                    f"The {name.replace('_', ' ')} register ({number(values[name])}) is higher than the later reading "
+                    f"of {after.taken_at:%Y-%m-%d %H:%M} ({number(getattr(after, name))}).",
                     field=name,
                 )
 

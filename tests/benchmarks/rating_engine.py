@@ -8,14 +8,13 @@ Prints bills per second and the peak memory the rating itself allocated.
 """
 
 import argparse
-import json
 import os
 import random
 import resource
 import sys
 import time
 import tracemalloc
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -30,12 +29,11 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 
-from billing.rating import OFF_PEAK, PEAK, Reading, Usage, period_readings, rate_period, rate_usage  # noqa: E402
+from billing.rating import OFF_PEAK, PEAK, Usage, period_readings, rate_period, rate_usage  # noqa: E402
 from billing.selectors import schedule_in_force  # noqa: E402
 from providers.importing import price_schedule_import  # noqa: E402
 from providers.models import ConnectionType, Provider  # noqa: E402
-
-SAMPLE = ROOT.parent / "shared" / "data" / "disco_sample.json"
+from tests.sample_data import CONNECTION_TYPES, SAMPLE, readings_by_connection  # noqa: E402
 
 
 def main() -> None:
@@ -44,28 +42,16 @@ def main() -> None:
     args = parser.parse_args()
 
     call_command("migrate", verbosity=0)
-    data = json.loads(SAMPLE.read_text())
     provider = Provider.objects.create(code="DISCO", name="Sample", city="Lahore", email="b@disco.example")
-    price_schedule_import(provider=provider, data=data)
+    price_schedule_import(provider=provider, data=SAMPLE)
     type_ids = dict(ConnectionType.objects.filter(provider=provider).values_list("code", "pk"))
     schedule = schedule_in_force(provider=provider, day=date(2024, 6, 30))
     by_type = {code: schedule.for_type(pk) for code, pk in type_ids.items()}
 
-    readings: dict[str, list[Reading]] = {}
-    for r in data["meter_readings"]:
-        readings.setdefault(r["connection_id"], []).append(
-            Reading(
-                at=datetime.fromisoformat(r["timestamp"]),
-                import_peak=Decimal(str(r["import_peak"])),
-                import_off_peak=Decimal(str(r["import_off_peak"])),
-                export_peak=Decimal(str(r["export_peak"])),
-                export_off_peak=Decimal(str(r["export_off_peak"])),
-            )
-        )
-    types = {c["connection_id"]: str(c["connection_type_code"]) for c in data["connections"]}
+    readings = readings_by_connection()
     months = sorted({(r.at.year, r.at.month) for rs in readings.values() for r in rs})
     periods = [
-        (by_type[types[cid]], period)
+        (by_type[CONNECTION_TYPES[cid]], period)
         for cid, rs in readings.items()
         for year, month in months
         if (period := period_readings(rs, year, month)) is not None

@@ -1,8 +1,6 @@
-import json
 from decimal import Decimal
 
 import pytest
-from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts.roles import Role
@@ -11,13 +9,10 @@ from billing.models import MeterReading, ServiceConnection
 from providers.importing import price_schedule_import
 from providers.services import provider_price_set
 from tests.factories import ConnectionFactory, ConnectionTypeFactory, UserFactory
+from tests.sample_data import EXAMPLES, SAMPLE
 
 pytestmark = pytest.mark.django_db
-DATA = settings.BASE_DIR.parent / "shared" / "data"
-SAMPLE = json.loads((DATA / "disco_sample.json").read_text())
-EXAMPLE = json.loads((DATA / "disco_expected_examples.json").read_text())["bills"][
-    0
-]  # DISCO-RES-1101, 2024-07
+EXAMPLE = EXAMPLES[0]  # DISCO-RES-1101, 2024-07
 ONE_CONNECTION = {
     **SAMPLE,
     "meter_readings": [r for r in SAMPLE["meter_readings"] if r["connection_id"] == EXAMPLE["connection_id"]],

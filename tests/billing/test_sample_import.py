@@ -1,7 +1,6 @@
 import json
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command
 
 from accounts.roles import Role
@@ -9,10 +8,9 @@ from billing.importing import sample_import
 from billing.models import Customer, MeterReading, ServiceConnection
 from providers.importing import price_schedule_import
 from tests.factories import UserFactory
+from tests.sample_data import SAMPLE
 
 pytestmark = pytest.mark.django_db
-SAMPLE_PATH = settings.BASE_DIR.parent / "shared" / "data" / "disco_sample.json"
-SAMPLE = json.loads(SAMPLE_PATH.read_text())
 SMALL = {
     **SAMPLE,
     "meter_readings": [r for r in SAMPLE["meter_readings"] if r["connection_id"] == "DISCO-RES-1101"],

@@ -1,42 +1,33 @@
 """Every connection and month of the sample data rates under the rulebook, not only the twelve examples."""
 
 import calendar
-import json
-from datetime import date, datetime
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
-from django.conf import settings
 
-from billing.rating import Reading, period_readings, rate_period
+from billing.rating import period_readings, rate_period
 from billing.selectors import schedule_in_force
 from providers.importing import price_schedule_import
 from providers.models import ConnectionType
+from tests.sample_data import CONNECTION_TYPES, SAMPLE, readings_by_connection
 
 pytestmark = pytest.mark.django_db
-SAMPLE = json.loads((settings.BASE_DIR.parent / "shared" / "data" / "disco_sample.json").read_text())
 CENT = Decimal("0.01")
 
 
 def sample_periods():
-    readings: dict[str, list[Reading]] = {}
-    for r in SAMPLE["meter_readings"]:
-        readings.setdefault(r["connection_id"], []).append(
-            Reading(
-                datetime.fromisoformat(r["timestamp"]),
-                Decimal(str(r["import_peak"])),
-                Decimal(str(r["import_off_peak"])),
-                Decimal(str(r["export_peak"])),
-                Decimal(str(r["export_off_peak"])),
-            )
-        )
-    types = {c["connection_id"]: str(c["connection_type_code"]) for c in SAMPLE["connections"]}
+    readings = readings_by_connection()
     months = sorted({(r.at.year, r.at.month) for rs in readings.values() for r in rs})
     for connection_id, rows in readings.items():
         for year, month in months:
             period = period_readings(rows, year, month)
             if period is not None:
-                yield types[connection_id], date(year, month, calendar.monthrange(year, month)[1]), period
+                yield (
+                    CONNECTION_TYPES[connection_id],
+                    date(year, month, calendar.monthrange(year, month)[1]),
+                    period,
+                )
 
 
 def test_every_sample_bill_follows_the_rulebook(provider):

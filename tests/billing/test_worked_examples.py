@@ -1,41 +1,16 @@
 """The twelve bills of disco_expected_examples.json, computed from disco_sample.json, to the cent."""
 
-import json
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 
 import pytest
-from django.conf import settings
 
-from billing.rating import Reading, period_readings, rate_period
+from billing.rating import period_readings, rate_period
 from billing.selectors import schedule_in_force
 from providers.importing import price_schedule_import
 from providers.models import ConnectionType
 from tests.factories import ProviderFactory
-
-DATA = settings.BASE_DIR.parent / "shared" / "data"
-SAMPLE = json.loads((DATA / "disco_sample.json").read_text())
-EXAMPLES = json.loads((DATA / "disco_expected_examples.json").read_text())["bills"]
-
-
-def readings_of(connection_id: str) -> list[Reading]:
-    return [
-        Reading(
-            at=datetime.fromisoformat(r["timestamp"]),
-            import_peak=Decimal(str(r["import_peak"])),
-            import_off_peak=Decimal(str(r["import_off_peak"])),
-            export_peak=Decimal(str(r["export_peak"])),
-            export_off_peak=Decimal(str(r["export_off_peak"])),
-        )
-        for r in SAMPLE["meter_readings"]
-        if r["connection_id"] == connection_id
-    ]
-
-
-def type_code_of(connection_id: str) -> str:
-    return next(
-        str(c["connection_type_code"]) for c in SAMPLE["connections"] if c["connection_id"] == connection_id
-    )
+from tests.sample_data import CONNECTION_TYPES, EXAMPLES, SAMPLE, readings_by_connection
 
 
 @pytest.fixture
@@ -49,10 +24,14 @@ def disco(db):
     "example", EXAMPLES, ids=lambda e: f"{e['connection_id']}-{e['year']}-{e['month']:02d}"
 )
 def test_the_engine_reproduces_every_figure_of_the_worked_example(disco, example):
-    connection_type = ConnectionType.objects.get(provider=disco, code=type_code_of(example["connection_id"]))
+    connection_type = ConnectionType.objects.get(
+        provider=disco, code=CONNECTION_TYPES[example["connection_id"]]
+    )
     issue_date = date.fromisoformat(example["issue_date"])
     schedule = schedule_in_force(provider=disco, day=issue_date).for_type(connection_type.pk)
-    start, end = period_readings(readings_of(example["connection_id"]), example["year"], example["month"])
+    start, end = period_readings(
+        readings_by_connection()[example["connection_id"]], example["year"], example["month"]
+    )
 
     bill = rate_period(start, end, schedule, late_surcharge_percent=Decimal("10"))
 

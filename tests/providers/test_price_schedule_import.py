@@ -1,23 +1,21 @@
 import copy
-import json
 from datetime import date
 from decimal import Decimal
 
 import pytest
-from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from providers.importing import ImportMismatch, price_schedule_import
 from providers.models import ConnectionType, FixedCharge, Subsidy, TariffRow, TaxRule
 from providers.services import ScheduleInvalid
+from tests.sample_data import SAMPLE, SAMPLE_PATH
 
 pytestmark = pytest.mark.django_db
-SAMPLE = settings.BASE_DIR.parent / "shared" / "data" / "disco_sample.json"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def sample() -> dict:
-    return json.loads(SAMPLE.read_text())
+    return copy.deepcopy(SAMPLE)
 
 
 def counts(provider) -> tuple[int, ...]:
@@ -85,8 +83,8 @@ def test_a_file_with_a_gap_between_slabs_is_refused_and_nothing_is_loaded(provid
 
 
 def test_the_command_reports_what_it_loaded(provider, capsys):
-    call_command("load_price_schedule", provider.code, str(SAMPLE))
-    call_command("load_price_schedule", provider.code, str(SAMPLE))
+    call_command("load_price_schedule", provider.code, str(SAMPLE_PATH))
+    call_command("load_price_schedule", provider.code, str(SAMPLE_PATH))
 
     out = capsys.readouterr().out.splitlines()
     assert (
@@ -98,4 +96,4 @@ def test_the_command_reports_what_it_loaded(provider, capsys):
 
 def test_the_command_names_an_unknown_provider():
     with pytest.raises(CommandError, match="No provider with code NOPE"):
-        call_command("load_price_schedule", "NOPE", str(SAMPLE))
+        call_command("load_price_schedule", "NOPE", str(SAMPLE_PATH))

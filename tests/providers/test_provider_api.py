@@ -1,9 +1,7 @@
-import json
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from accounts.roles import Role
@@ -11,6 +9,7 @@ from providers.importing import price_schedule_import
 from providers.models import Provider, TariffRow, TaxRule
 from providers.services import authority_create, provider_price_set
 from tests.factories import ConnectionTypeFactory, UserFactory
+from tests.sample_data import SAMPLE
 
 pytestmark = pytest.mark.django_db
 TODAY = timezone.localdate()
@@ -326,8 +325,7 @@ def test_the_schedule_date_must_be_a_date(admin_api, provider):
 
 
 def test_the_sample_schedule_in_force_mid_2024(admin_api, provider):
-    data = json.loads((settings.BASE_DIR.parent / "shared" / "data" / "disco_sample.json").read_text())
-    price_schedule_import(provider=provider, data=data)
+    price_schedule_import(provider=provider, data=SAMPLE)
 
     body = admin_api.get(f"/api/providers/{provider.pk}/schedule?date={date(2024, 7, 31)}").json()
 
