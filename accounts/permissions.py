@@ -8,6 +8,12 @@ permissions it grants and how far each reaches:
 - `OWN`: only rows the user holds a django-guardian object permission on (granted when they created
   the row, e.g. an invoice creator's own invoices).
 - `PLATFORM`: only a platform user (one with no provider), e.g. creating a provider.
+- `SELF`: only rows of the user's own customer account (a customer's bills and payments).
+
+Officers: "officer" is not a role of its own. An officer is whoever acts in a role holding
+`invoicing.add_adjustment` (Super_Creator and Admin): they authorise bill adjustments, their name
+and designation taken from their account. Payments are posted by Super_Creator and Admin on any
+bill of their provider, and by an Invoice_Creator on the bills they created.
 
 API requests act in exactly one role, the one their token carries. Django admin (a session with no
 selected role) acts with every role the user holds. Views name permissions, never roles.
@@ -17,20 +23,24 @@ from enum import Enum
 from typing import Any
 
 from django.contrib.auth.backends import BaseBackend
+from django.db.models import QuerySet
 from guardian.core import ObjectPermissionChecker
+from guardian.shortcuts import get_objects_for_user
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from accounts.roles import Role
+from providers.tenancy import scope_to_provider
 
 
 class Reach(Enum):
     PROVIDER = "provider"
     OWN = "own"
     PLATFORM = "platform"
+    SELF = "self"
 
 
-PROVIDER, OWN, PLATFORM = Reach.PROVIDER, Reach.OWN, Reach.PLATFORM
+PROVIDER, OWN, PLATFORM, SELF = Reach.PROVIDER, Reach.OWN, Reach.PLATFORM, Reach.SELF
 
 SCHEDULE_MODELS = ("connectiontype", "authority", "tariffrow", "taxrule", "fixedcharge", "subsidy")
 # Reading the price schedule and its history (the rows in force on any day, who changed what).
@@ -50,6 +60,24 @@ READINGS_ADD = {"billing.add_meterreading": PROVIDER}
 # What a month would cost, for hypothetical usage, on the caller's provider's prices in force today.
 CALCULATOR = {"billing.use_calculator": PROVIDER}
 
+# Invoices, payments, adjustments and billing runs of the provider, read-only.
+INVOICING_VIEW = {
+    "invoicing.view_invoice": PROVIDER,
+    "invoicing.view_payment": PROVIDER,
+    "invoicing.view_adjustment": PROVIDER,
+    "invoicing.view_billingrun": PROVIDER,
+    "invoicing.view_paymentmethod": PROVIDER,
+}
+# Issuing and changing any invoice of the provider, posting payments, authorising adjustments
+# (the officers' permission) and starting billing runs.
+INVOICING_MANAGE = {
+    "invoicing.add_invoice": PROVIDER,
+    "invoicing.change_invoice": PROVIDER,
+    "invoicing.add_payment": PROVIDER,
+    "invoicing.add_adjustment": PROVIDER,
+    "invoicing.add_billingrun": PROVIDER,
+}
+
 POLICY: dict[Role, dict[str, Reach]] = {
     Role.ADMIN: {
         "accounts.view_user": PROVIDER,
@@ -64,6 +92,11 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **BILLING_VIEW,
         **READINGS_ADD,
         **CALCULATOR,
+        **INVOICING_VIEW,
+        **INVOICING_MANAGE,
+        # The payment methods are one list for every provider.
+        "invoicing.add_paymentmethod": PLATFORM,
+        "invoicing.change_paymentmethod": PLATFORM,
     },
     Role.SUPER_CREATOR: {
         "providers.view_provider": PROVIDER,
@@ -71,6 +104,8 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **BILLING_VIEW,
         **READINGS_ADD,
         **CALCULATOR,
+        **INVOICING_VIEW,
+        **INVOICING_MANAGE,
     },
     Role.INVOICE_CREATOR: {
         "providers.view_provider": PROVIDER,
@@ -78,24 +113,70 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **BILLING_VIEW,
         **READINGS_ADD,
         **CALCULATOR,
+        "invoicing.add_invoice": PROVIDER,
+        "invoicing.view_invoice": OWN,
+        "invoicing.change_invoice": OWN,
+        "invoicing.add_payment": OWN,  # on the invoices they created
+        "invoicing.view_payment": OWN,
+        "invoicing.view_paymentmethod": PROVIDER,
     },
-    Role.AUDITOR: {"providers.view_provider": PROVIDER, **SCHEDULE_VIEW, **BILLING_VIEW, **CALCULATOR},
-    Role.CUSTOMER: {**CALCULATOR},
+    Role.AUDITOR: {
+        "providers.view_provider": PROVIDER,
+        **SCHEDULE_VIEW,
+        **BILLING_VIEW,
+        **CALCULATOR,
+        **INVOICING_VIEW,
+    },
+    Role.CUSTOMER: {
+        **CALCULATOR,
+        "invoicing.view_invoice": SELF,
+        "invoicing.view_payment": SELF,
+        "invoicing.view_adjustment": SELF,
+    },
 }
+
+
+def reach_of(role: str | None, perm: str) -> Reach | None:
+    return POLICY.get(Role(role), {}).get(perm) if role else None
 
 
 def role_allows(role: str | None, perm: str, *, user: Any, obj: Any = None) -> bool:
     """Does acting in `role` let `user` use `perm`: on `obj`, or on some rows when no `obj` is given?"""
     if not role or not (user and user.is_active):
         return False
-    reach = POLICY.get(Role(role), {}).get(perm)
+    reach = reach_of(role, perm)
     if reach is PROVIDER:
         return True
     if reach is PLATFORM:
         return user.provider_id is None
     if reach is OWN:
         return obj is None or ObjectPermissionChecker(user).has_perm(perm.split(".", 1)[1], obj)
+    if reach is SELF:
+        return obj is None or _account_holder_id(obj) == user.pk
     return False
+
+
+def _account_holder_id(obj: Any) -> int | None:
+    """The user behind the customer account a row belongs to (a bill, or a payment on one)."""
+    invoice = getattr(obj, "invoice", obj)
+    return invoice.customer.user_id
+
+
+def scope_to_reach(queryset: QuerySet, *, user: Any, perm: str, account_field: str) -> QuerySet:
+    """The rows of `queryset` that `perm` reaches for the role this request acts in.
+
+    `account_field` leads from a row to its customer's user (`customer__user`): the `SELF` reach.
+    Rows outside the reach are not found (404), as rows of another provider are.
+    """
+    reach = reach_of(getattr(user, "active_role", None), perm)
+    scoped = scope_to_provider(queryset, user)
+    if reach is PROVIDER or (reach is PLATFORM and user.provider_id is None):
+        return scoped
+    if reach is OWN:
+        return get_objects_for_user(user, perm, klass=scoped, with_superuser=False, accept_global_perms=False)
+    if reach is SELF:
+        return scoped.filter(**{account_field: user.pk})
+    return queryset.none()
 
 
 def acting_roles(user: Any) -> list[str]:

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import Allowed
 from billing import services
-from billing.rating import RatedBill
+from billing.rating import RatedBill, as_json
 from billing.selectors import bill_preview, connection_get_for, connection_list_for, usage_estimate
 from config.errors import DomainError, NotFound
 from providers.models import ConnectionType
@@ -35,17 +35,6 @@ class ReadingTimeField(serializers.DateTimeField):
             self.fail("invalid", format="YYYY-MM-DDThh:mm[:ss][+HH:MM]")
 
 
-def plain(value: Any) -> Any:
-    """JSON for a trace: decimals as strings (never floats), the rest as it is."""
-    if isinstance(value, Decimal):
-        return f"{value:f}"
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    return value
-
-
 def bill_body(bill: RatedBill) -> dict:
     return {
         "lines": [
@@ -61,7 +50,7 @@ def bill_body(bill: RatedBill) -> dict:
         "payableBeforeDue": f"{bill.payable_before_due:f}",
         "lateSurcharge": f"{bill.late_surcharge:f}",
         "payableAfterDue": f"{bill.payable_after_due:f}",
-        "trace": plain(bill.trace),
+        "trace": as_json(bill.trace),
     }
 
 

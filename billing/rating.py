@@ -178,6 +178,17 @@ class RatedBill(NamedTuple):
         return [line for line in self.lines if line.kind == kind]
 
 
+def as_json(value: Any) -> Any:
+    """A trace as JSON values: decimals as exact strings (never floats), the rest as it is."""
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    if isinstance(value, dict):
+        return {key: as_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_json(item) for item in value]
+    return value
+
+
 def usage_between(start: Reading, end: Reading) -> Usage:
     """Step 1: the usage between two cumulative readings."""
     if end.at <= start.at:

@@ -1,5 +1,5 @@
 import calendar
-from datetime import date, timedelta
+from datetime import date, datetime, time
 from decimal import Decimal
 
 from django.db.models import QuerySet
@@ -90,36 +90,54 @@ class NoReadings(DomainError):
     code = "no_readings"
 
 
+def period_span(year: int, month: int) -> tuple[datetime, datetime]:
+    """From the start of the month before to the end of the month, local time: a bill's readings."""
+    since = date(year - 1, 12, 1) if month == 1 else date(year, month - 1, 1)
+    until = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
+    zone = timezone.get_current_timezone()
+    return datetime.combine(since, time(), zone), datetime.combine(until, time(), zone)
+
+
+def readings_for_period(*, connections: QuerySet | list, year: int, month: int) -> dict[int, list[Reading]]:
+    """Each connection's readings of the month and the month before, as the engine's values (1 query).
+
+    `connections` is a list of ids or a queryset of them (the billing run passes a range of ids).
+    """
+    since, until = period_span(year, month)
+    rows = MeterReading.objects.filter(
+        connection_id__in=connections, taken_at__gte=since, taken_at__lt=until
+    ).values_list("connection_id", "taken_at", *MeterReading.REGISTERS)
+    zone = timezone.get_current_timezone()
+    readings: dict[int, list[Reading]] = {}
+    for connection_id, taken_at, import_peak, import_off_peak, export_peak, export_off_peak in rows:
+        readings.setdefault(connection_id, []).append(
+            Reading(taken_at.astimezone(zone), import_peak, import_off_peak, export_peak, export_off_peak)
+        )
+    return readings
+
+
+def no_readings_reason(connection: ServiceConnection, year: int, month: int) -> str:
+    return (
+        f"Connection {connection.number} has no reading in {date(year, month, 1):%B %Y} or none in the "
+        "month before; a bill needs both."
+    )
+
+
+def month_end(year: int, month: int) -> date:
+    return date(year, month, calendar.monthrange(year, month)[1])
+
+
 def bill_preview(
     *, connection: ServiceConnection, year: int, month: int, issue_date: date | None = None
 ) -> RatedBill:
     """The bill the connection would get for a month, rated now and saved nowhere (the "rate check")."""
-    first = date(year, month, 1)
-    issue_date = issue_date or date(year, month, calendar.monthrange(year, month)[1])
-    since = date(year - 1, 12, 1) if month == 1 else date(year, month - 1, 1)
-    rows = MeterReading.objects.filter(
-        connection=connection, taken_at__date__gte=since, taken_at__date__lt=first + timedelta(days=31)
-    ).only("taken_at", *MeterReading.REGISTERS)
-    readings = [
-        Reading(
-            at=timezone.localtime(row.taken_at),
-            import_peak=row.import_peak,
-            import_off_peak=row.import_off_peak,
-            export_peak=row.export_peak,
-            export_off_peak=row.export_off_peak,
-        )
-        for row in rows
-    ]
-    period = period_readings(readings, year, month)
+    readings = readings_for_period(connections=[connection.pk], year=year, month=month)
+    period = period_readings(readings.get(connection.pk, ()), year, month)
     if period is None:
-        raise NoReadings(
-            f"Connection {connection.number} has no reading in {first:%B %Y} or none in the month before; "
-            "a bill needs both.",
-            field="month",
-        )
-    schedule = schedule_in_force(provider=connection.provider, day=issue_date).for_type(
-        connection.connection_type_id
-    )
+        raise NoReadings(no_readings_reason(connection, year, month), field="month")
+    schedule = schedule_in_force(
+        provider=connection.provider, day=issue_date or month_end(year, month)
+    ).for_type(connection.connection_type_id)
     try:
         return rate_period(
             *period,

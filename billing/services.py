@@ -73,6 +73,10 @@ def customer_create(
         )
     elif user.provider_id != provider.pk or Role.CUSTOMER not in user.role_names:
         raise DomainError("The user must be a customer of this provider.", field="user")
+    elif (phone and not user.phone) or (address and not user.address):
+        # The account existed before its customer record; its bills print the contact details.
+        user.phone, user.address = user.phone or phone, user.address or address
+        user.save(update_fields=["phone", "address", "updated_at"])
     customer = Customer(provider=provider, user=user, number=number, kind=kind, organisation=organisation)
     customer.full_clean(exclude=["user", "provider"])
     customer.save()

@@ -1,0 +1,372 @@
+"""Invoices, their lines, payments, adjustments, the numbering counters and the monthly billing run.
+
+An invoice is a frozen document: its amounts are written once, when it is issued, and never change
+(a re-rate is allowed only while nothing was paid or adjusted). What moves afterwards is its
+ledger: `amount_paid` and `adjustment_total`, and with them `balance`, which the database itself
+keeps equal to current charges + adjustments - payments and never negative.
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from billing.models import Customer, ServiceConnection
+from providers.models import Provider, TariffRow
+
+MONEY = {"max_digits": 14, "decimal_places": 2}
+KWH = {"max_digits": 14, "decimal_places": 4}
+
+
+class InvoiceStatus(models.TextChoices):
+    PENDING = "Pending"
+    PARTIALLY_PAID = "Partially_Paid"
+    PAID = "Paid"
+    OVERDUE = "Overdue"
+    CANCELLED = "Cancelled"
+
+
+OPEN_STATUSES = (InvoiceStatus.PENDING, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.OVERDUE)
+
+
+class InvoiceSource(models.TextChoices):
+    RUN = "run", "Monthly billing run"
+    READINGS = "readings", "Issued from the month's meter readings"
+    KWH = "kwh", "Issued for kWh entered by a clerk"
+
+
+class Invoice(models.Model):
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="invoices")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    connection = models.ForeignKey(ServiceConnection, on_delete=models.PROTECT, related_name="invoices")
+    # CODE-YYYY-000123: gapless per provider and year of issue.
+    number = models.CharField(max_length=30, unique=True)
+    # The billing month, as its first day.
+    period = models.DateField()
+    issue_date = models.DateField()
+    due_date = models.DateField()
+    source = models.CharField(max_length=10, choices=InvoiceSource.choices)
+    billing_run = models.ForeignKey(
+        "BillingRun", on_delete=models.PROTECT, null=True, blank=True, related_name="invoices"
+    )
+    # Usage billed: exact days between the period's readings, net kWh per time-of-use bucket.
+    billing_days = models.DecimalField(max_digits=12, decimal_places=6)
+    peak_units = models.DecimalField(**KWH)
+    off_peak_units = models.DecimalField(**KWH)
+    kwh_consumed = models.DecimalField(**KWH, help_text="Net kWh billed, all buckets.")
+    # The energy tariff row the bill was rated with (the first energy line's): the seed's pricing reference.
+    pricing = models.ForeignKey(TariffRow, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # Issued amounts, each a sum of rounded lines; never changed after issue.
+    energy_charge = models.DecimalField(**MONEY)
+    tax_total = models.DecimalField(**MONEY)
+    fixed_total = models.DecimalField(**MONEY)
+    subsidy_total = models.DecimalField(**MONEY)
+    current_charges = models.DecimalField(**MONEY, help_text="Energy + taxes + fixed - subsidies.")
+    # Open balance of the connection's earlier invoices when this one was issued (printed, not owed twice).
+    arrears = models.DecimalField(**MONEY)
+    payable_before_due = models.DecimalField(**MONEY, help_text="Current charges + arrears.")
+    # What the overdue job adds once, as an adjustment, if the bill is unpaid after its due date.
+    late_surcharge = models.DecimalField(**MONEY)
+    payable_after_due = models.DecimalField(**MONEY)
+    # The ledger: payments settled against this invoice, net adjustments (debits - credits), what is owed.
+    amount_paid = models.DecimalField(**MONEY, default=0)
+    adjustment_total = models.DecimalField(**MONEY, default=0)
+    balance = models.DecimalField(**MONEY)
+    status = models.CharField(max_length=20, choices=InvoiceStatus.choices, default=InvoiceStatus.PENDING)
+    # The day the balance reached zero by payment.
+    paid_on = models.DateField(null=True, blank=True)
+    # Engine trace (days, units, averages, slabs, rates, tax base, subsidy tests): "why is this bill what it is".
+    trace = models.JSONField(default=dict)
+    # The customer's, connection's and provider's details as printed on the bill.
+    customer_snapshot = models.JSONField(default=dict)
+    provider_snapshot = models.JSONField(default=dict)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-period", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "period"], name="invoice_once_per_connection_month"
+            ),
+            models.CheckConstraint(
+                condition=Q(balance=F("current_charges") + F("adjustment_total") - F("amount_paid"))
+                | Q(status="Cancelled"),
+                name="invoice_balance_is_ledger",
+            ),
+            models.CheckConstraint(condition=Q(balance__gte=0), name="invoice_balance_not_negative"),
+            models.CheckConstraint(condition=Q(amount_paid__gte=0), name="invoice_paid_not_negative"),
+            models.CheckConstraint(condition=Q(current_charges__gte=0), name="invoice_charges_not_negative"),
+            models.CheckConstraint(
+                condition=Q(due_date__gte=F("issue_date")), name="invoice_due_after_issue"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["provider", "status", "due_date"], name="invoice_provider_status_due"),
+            models.Index(fields=["provider", "period"], name="invoice_provider_period"),
+            models.Index(fields=["created_by", "provider"], name="invoice_created_by"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+class InvoiceLine(models.Model):
+    """One line of an invoice as the engine produced it: energy per bucket, each tax, fee and subsidy."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=10)  # energy, tax, fixed, subsidy (subsidies are subtracted)
+    label = models.CharField(max_length=120)
+    code = models.CharField(max_length=60, blank=True)
+    amount = models.DecimalField(**MONEY)
+    # The schedule row the line came from (a tariff, tax, fixed charge or subsidy row, by kind).
+    row_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["invoice_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "position"], name="invoice_line_position_unique"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="invoice_line_amount_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.amount}"
+
+
+class DocumentSeries(models.TextChoices):
+    INVOICE = "invoice"
+    RECEIPT = "receipt"
+    ADJUSTMENT = "adjustment"
+
+
+class DocumentCounter(models.Model):
+    """The last number given in one series, per provider and year. Its row is locked while a number
+    is taken and the document inserted, in one transaction: a rollback gives the number back."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="+")
+    series = models.CharField(max_length=12, choices=DocumentSeries.choices)
+    year = models.PositiveSmallIntegerField()
+    last = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "series", "year"], name="document_counter_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} {self.series} {self.year}: {self.last}"
+
+
+class PaymentMethod(models.Model):
+    """How a customer paid (bank counter, IBFT, card, ...): the same list for every provider."""
+
+    code = models.SlugField(max_length=30, unique=True)
+    name = models.CharField(max_length=100)
+    is_active = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Payment(models.Model):
+    """Money received against a bill. It settles the connection's oldest open invoices first
+    (`allocations`); `invoice` is the bill the customer presented."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="+")
+    connection = models.ForeignKey(ServiceConnection, on_delete=models.PROTECT, related_name="payments")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
+    receipt_number = models.CharField(max_length=30, unique=True)
+    amount = models.DecimalField(**MONEY)
+    method = models.ForeignKey(PaymentMethod, on_delete=models.PROTECT, related_name="+")
+    reference = models.CharField(max_length=100, blank=True, help_text="Bank or wallet transaction id.")
+    # What was owed on the presented bill and the bills before it, before and after this payment.
+    payable_before = models.DecimalField(**MONEY)
+    payable_after = models.DecimalField(**MONEY)
+    received_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    received_at = models.DateTimeField(auto_now_add=True)
+    # A retried request with the same key returns this payment; `request_hash` tells a different body.
+    idempotency_key = models.CharField(max_length=100, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            models.UniqueConstraint(
+                fields=["received_by", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="payment_idempotency_key_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.receipt_number
+
+
+class PaymentAllocation(models.Model):
+    """The part of a payment that settled one invoice."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="allocations")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="allocations")
+    amount = models.DecimalField(**MONEY)
+
+    class Meta:
+        ordering = ["payment_id", "invoice__period"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="allocation_amount_positive"),
+            models.UniqueConstraint(fields=["payment", "invoice"], name="allocation_once_per_invoice"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.payment_id} -> {self.invoice_id}: {self.amount}"
+
+
+class AdjustmentDirection(models.TextChoices):
+    CREDIT = "credit", "Credit (lowers the balance)"
+    DEBIT = "debit", "Debit (raises the balance)"
+
+
+class AdjustmentKind(models.TextChoices):
+    OFFICER = "officer", "Authorised by an officer"
+    LATE_SURCHARGE = "late_surcharge", "Late payment surcharge"
+
+
+class Adjustment(models.Model):
+    """A correction of an issued invoice's balance: the only way an issued bill's amount moves."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="+")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="adjustments")
+    number = models.CharField(max_length=30, unique=True)
+    kind = models.CharField(max_length=20, choices=AdjustmentKind.choices, default=AdjustmentKind.OFFICER)
+    direction = models.CharField(max_length=10, choices=AdjustmentDirection.choices)
+    amount = models.DecimalField(**MONEY, help_text="Always positive; the direction gives the sign.")
+    reason = models.CharField(max_length=500)
+    # The officer as their account named them when they authorised it (empty for the overdue job).
+    officer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    officer_name = models.CharField(max_length=150, blank=True)
+    officer_designation = models.CharField(max_length=100, blank=True)
+    # The invoice's issued amount and its balance before and after.
+    original_amount = models.DecimalField(**MONEY)
+    balance_before = models.DecimalField(**MONEY)
+    balance_after = models.DecimalField(**MONEY)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="adjustment_amount_positive"),
+            models.CheckConstraint(condition=Q(balance_after__gte=0), name="adjustment_balance_not_negative"),
+            models.UniqueConstraint(
+                fields=["invoice"], condition=Q(kind="late_surcharge"), name="late_surcharge_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def signed_amount(self) -> Decimal:
+        return self.amount if self.direction == AdjustmentDirection.DEBIT else -self.amount
+
+
+class BillingRunStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+
+
+class BillingRun(models.Model):
+    """One provider's monthly billing of its active connections, split into chunks that workers share.
+
+    At most one unfinished run per provider and month: starting again resumes it. A later run for a
+    month already billed issues only what is missing (a connection is never billed twice a month).
+    """
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="billing_runs")
+    period = models.DateField(help_text="The billing month, as its first day.")
+    issue_date = models.DateField()
+    status = models.CharField(
+        max_length=10, choices=BillingRunStatus.choices, default=BillingRunStatus.RUNNING
+    )
+    chunk_size = models.PositiveIntegerField()
+    # Connections to bill, and what became of those done so far.
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    issued = models.PositiveIntegerField(default=0)
+    already_billed = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    billed_amount = models.DecimalField(**MONEY, default=0)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "period"],
+                condition=Q(status="running"),
+                name="billing_run_one_unfinished",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} {self.period:%Y-%m}"
+
+
+class BillingRunChunk(models.Model):
+    """A slice of a run's connections, by id (`first_id` to `last_id`), billed in one transaction."""
+
+    run = models.ForeignKey(BillingRun, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    first_id = models.BigIntegerField()
+    last_id = models.BigIntegerField()
+    size = models.PositiveIntegerField()
+    done = models.BooleanField(default=False)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True)  # timing only, never money
+
+    class Meta:
+        ordering = ["run_id", "index"]
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="billing_chunk_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}#{self.index}"
+
+
+class ProblemKind(models.TextChoices):
+    SKIPPED = "skipped", "Skipped"
+    FAILED = "failed", "Failed"
+
+
+class BillingRunProblem(models.Model):
+    """A connection a run did not bill, and why."""
+
+    run = models.ForeignKey(BillingRun, on_delete=models.CASCADE, related_name="problems")
+    connection = models.ForeignKey(ServiceConnection, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=10, choices=ProblemKind.choices)
+    reason = models.CharField(max_length=500)
+
+    class Meta:
+        ordering = ["run_id", "connection_id"]
+        constraints = [models.UniqueConstraint(fields=["run", "connection"], name="billing_problem_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id}: {self.reason}"
