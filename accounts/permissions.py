@@ -73,6 +73,7 @@ INVOICING_VIEW = {
 INVOICING_MANAGE = {
     "invoicing.add_invoice": PROVIDER,
     "invoicing.change_invoice": PROVIDER,
+    "invoicing.collect_payment": PROVIDER,
     "invoicing.add_payment": PROVIDER,
     "invoicing.add_adjustment": PROVIDER,
     "invoicing.add_billingrun": PROVIDER,
@@ -116,7 +117,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         "invoicing.add_invoice": PROVIDER,
         "invoicing.view_invoice": OWN,
         "invoicing.change_invoice": OWN,
-        "invoicing.add_payment": OWN,  # on the invoices they created
+        "invoicing.collect_payment": OWN,  # on the invoices they created
         "invoicing.view_payment": OWN,
         "invoicing.view_paymentmethod": PROVIDER,
     },

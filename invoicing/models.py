@@ -89,6 +89,7 @@ class Invoice(models.Model):
 
     class Meta:
         ordering = ["-period", "-id"]
+        permissions = [("collect_payment", "Can record a payment on this invoice")]
         constraints = [
             models.UniqueConstraint(
                 fields=["connection", "period"], name="invoice_once_per_connection_month"

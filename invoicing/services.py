@@ -417,7 +417,7 @@ def invoice_issue(
     except RatingError as problem:
         raise InvoiceRefused(str(problem)) from problem
     (invoice,) = _save_issued(terms, [built])
-    for perm in ("view_invoice", "change_invoice", "add_payment"):
+    for perm in ("view_invoice", "change_invoice", "collect_payment"):
         assign_perm(f"invoicing.{perm}", created_by, invoice)
     return invoice
 

@@ -1,11 +1,14 @@
+from datetime import date, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import factory
+from django.conf import settings
 
 from accounts.models import User, UserRole
 from accounts.roles import Role
-from billing.models import Customer, ServiceConnection
-from providers.models import ConnectionType, Provider
+from billing.models import Customer, MeterReading, ServiceConnection
+from providers.models import ConnectionType, Provider, TariffRow
 
 PASSWORD = "correct-horse-battery-9"
 
@@ -71,3 +74,43 @@ class ConnectionFactory(factory.django.DjangoModelFactory):
     provider = factory.SelfAttribute("customer.provider")
     number = factory.Sequence(lambda n: f"CONN-{n:04d}")
     connection_type = factory.LazyAttribute(lambda o: ConnectionTypeFactory(provider=o.provider))
+
+
+class FlatTariffFactory(factory.django.DjangoModelFactory):
+    """One flat price per kWh for every type and hour, in force since 2020 (set up, not a price change)."""
+
+    class Meta:
+        model = TariffRow
+
+    provider = factory.SubFactory(ProviderFactory)
+    rate = Decimal("32.50")
+    valid_from = date(2020, 1, 1)
+    code = "FLAT"
+
+
+class ReadingFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = MeterReading
+
+    connection = factory.SubFactory(ConnectionFactory)
+    provider = factory.SelfAttribute("connection.provider")
+    import_peak = Decimal("0")
+    import_off_peak = Decimal("0")
+
+
+def billable_connection(
+    provider: Provider, *, months: int = 1, peak: int = 100, off_peak: int = 200, **fields
+):
+    """A connection of `provider` with readings closing each month from December 2023 on: it can be
+    billed for January 2024 and the `months - 1` months after, each month using `peak` + `off_peak` kWh."""
+    connection = ConnectionFactory(customer=CustomerFactory(provider=provider), provider=provider, **fields)
+    zone = ZoneInfo(settings.TIME_ZONE)
+    for step in range(months + 1):
+        year, month = (2023, 12) if step == 0 else (2024 + (step - 1) // 12, (step - 1) % 12 + 1)
+        ReadingFactory(
+            connection=connection,
+            taken_at=datetime(year, month, 28, 9, 0, tzinfo=zone),
+            import_peak=Decimal(peak * step),
+            import_off_peak=Decimal(off_peak * step),
+        )
+    return connection

@@ -135,6 +135,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['-period', '-id'],
+                'permissions': [('collect_payment', 'Can record a payment on this invoice')],
             },
         ),
         migrations.CreateModel(
