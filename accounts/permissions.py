@@ -216,17 +216,20 @@ class Allowed(BasePermission):
     """
 
     perm = ""
+    provider_wide = False
     message = "Your current role may not do this. Switch to a role that may, or ask an administrator."
 
     @classmethod
-    def to(cls, perm: str) -> type["Allowed"]:
-        return type(f"Allowed[{perm}]", (cls,), {"perm": perm})
+    def to(cls, perm: str, *, provider_wide: bool = False) -> type["Allowed"]:
+        """`provider_wide`: only roles whose reach is every row of the provider (a provider-wide list)."""
+        return type(f"Allowed[{perm}]", (cls,), {"perm": perm, "provider_wide": provider_wide})
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
-        return bool(user and user.is_authenticated) and role_allows(
-            getattr(user, "active_role", None), self.perm, user=user
-        )
+        role = getattr(user, "active_role", None)
+        if self.provider_wide and reach_of(role, self.perm) is not PROVIDER:
+            return False
+        return bool(user and user.is_authenticated) and role_allows(role, self.perm, user=user)
 
     def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
         return role_allows(getattr(request.user, "active_role", None), self.perm, user=request.user, obj=obj)

@@ -31,6 +31,7 @@ HOURS_PER_DAY = Decimal(24)
 DAYS_PER_MINIMUM = Decimal(30)
 SECONDS_PER_DAY = Decimal(86400)
 PEAK, OFF_PEAK, ALL = "peak", "off_peak", "all"
+BUCKET_LABELS = {PEAK: "peak", OFF_PEAK: "off-peak", ALL: "all hours"}  # as printed on bill lines
 AVERAGE, GRADUATED = "average", "graduated"
 
 
@@ -230,7 +231,7 @@ def _energy(bucket: str, units: Decimal, days: Decimal, tariffs: tuple[Tariff, .
             "blocks": blocks,
             "minAmount": money(minimum),
         }
-        return Line("energy", f"Energy ({bucket})", amount, first.code, first.id), trace
+        return Line("energy", f"Energy ({BUCKET_LABELS[bucket]})", amount, first.code, first.id), trace
     average = units / (days * HOURS_PER_DAY)
     for row in tariffs:
         if _in_band(average, row.band_low, row.band_high):
@@ -253,7 +254,9 @@ def _energy(bucket: str, units: Decimal, days: Decimal, tariffs: tuple[Tariff, .
         "minAmount": min_amount,
         "minimumApplied": units < min_units,
     }
-    return Line("energy", f"Energy ({bucket}, slab {row.slab})", amount, row.code, row.id), trace
+    return Line(
+        "energy", f"Energy ({BUCKET_LABELS[bucket]}, slab {row.slab})", amount, row.code, row.id
+    ), trace
 
 
 def rate_usage(

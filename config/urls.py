@@ -17,4 +17,5 @@ urlpatterns = [
     path("api/", include("accounts.urls")),
     path("api/", include("providers.urls")),
     path("api/", include("billing.urls")),
+    path("api/", include("invoicing.urls")),
 ]

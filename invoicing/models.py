@@ -74,7 +74,7 @@ class Invoice(models.Model):
     adjustment_total = models.DecimalField(**MONEY, default=0)
     balance = models.DecimalField(**MONEY)
     status = models.CharField(max_length=20, choices=InvoiceStatus.choices, default=InvoiceStatus.PENDING)
-    # The day the balance reached zero by payment.
+    # The day the balance reached zero (by payment, or by a credit adjustment).
     paid_on = models.DateField(null=True, blank=True)
     # Engine trace (days, units, averages, slabs, rates, tax base, subsidy tests): "why is this bill what it is".
     trace = models.JSONField(default=dict)

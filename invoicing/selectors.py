@@ -52,7 +52,7 @@ def bill_for(*, user: Any, customer_number: str, connection_number: str, year: i
         Invoice.objects.filter(connection_id=bill.connection_id, period__lt=bill.period)
         .order_by("-period")
         .only(
-            "number", "period", "issue_date", "due_date", "current_charges", "payable_before_due",
+            "number", "period", "issue_date", "due_date", "kwh_consumed", "current_charges", "payable_before_due",
             "amount_paid", "balance", "status", "paid_on",
         )[:HISTORY_LENGTH]
     )  # fmt: skip

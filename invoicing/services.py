@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
@@ -99,6 +99,10 @@ class InvoiceCancelled(Conflict):
 
 class Overpayment(DomainError):
     code = "overpayment"
+
+
+class PaymentRefused(DomainError):
+    code = "payment_refused"
 
 
 class IdempotencyMismatch(Conflict):
@@ -392,6 +396,11 @@ def invoice_issue(
     issue_date = issue_date or default_issue_date(period, today)
     if issue_date > today:
         raise InvoiceRefused("An invoice cannot be dated in the future.", field="issueDate")
+    if issue_date < period:
+        raise InvoiceRefused(
+            f"A bill for {period:%B %Y} cannot be dated before the month starts; choose a later issue date.",
+            field="issueDate",
+        )
     if connection.status != ConnectionStatus.ACTIVE:
         raise InvoiceRefused(f"Connection {connection.number} is disconnected; it is not billed.")
     existing = Invoice.objects.filter(connection=connection, period=period).only("number").first()
@@ -506,6 +515,8 @@ def _rerate(invoice: Invoice, *, manual: dict | None) -> None:
         setattr(invoice, name, getattr(rated, name))
     if manual:
         invoice.source = InvoiceSource.KWH
+    elif invoice.source == InvoiceSource.KWH:
+        invoice.source = InvoiceSource.READINGS
     invoice.lines.all().delete()
     InvoiceLine.objects.bulk_create(
         InvoiceLine(invoice=invoice, **dict(zip(LINE_FIELDS[1:], line, strict=True))) for line in lines
@@ -515,14 +526,22 @@ def _rerate(invoice: Invoice, *, manual: dict | None) -> None:
 # --- payments ------------------------------------------------------------------------------------
 
 
-def _open_up_to(invoice: Invoice) -> list[Invoice]:
-    """The connection's open invoices up to the presented one, locked, in id order, then oldest first."""
+def _lock_for_payment(invoice: Invoice) -> tuple[Invoice, list[Invoice]]:
+    """Lock the connection, then in one statement, in id order (as the overdue job does), the presented
+    invoice and the connection's open invoices up to it; returns it and those open ones, oldest first."""
+    _lock_connection(invoice.connection)
     rows = list(
-        Invoice.objects.select_for_update()
-        .filter(connection_id=invoice.connection_id, period__lte=invoice.period, status__in=OPEN_STATUSES)
+        Invoice.objects.select_for_update(of=("self",))
+        .select_related("provider")
+        .filter(
+            Q(pk=invoice.pk)
+            | Q(connection_id=invoice.connection_id, period__lte=invoice.period, status__in=OPEN_STATUSES)
+        )
         .order_by("id")
     )
-    return sorted(rows, key=lambda row: (row.period, row.pk))
+    presented = next(row for row in rows if row.pk == invoice.pk)
+    settle = sorted((row for row in rows if row.is_open), key=lambda row: (row.period, row.pk))
+    return presented, settle
 
 
 def amount_payable(invoice: Invoice) -> Decimal:
@@ -570,7 +589,9 @@ def payment_post(
 
     The amount settles the connection's open invoices oldest first, up to the presented one; more
     than they owe is refused. With an `idempotency_key`, a retry returns the first payment."""
-    request_hash = _request_hash(invoice=invoice.pk, amount=amount, method=method.pk, reference=reference)
+    request_hash = _request_hash(
+        invoice=invoice.pk, amount=f"{amount:.2f}", method=method.pk, reference=reference
+    )
     if idempotency_key:
         earlier = _replayed(
             received_by=received_by, idempotency_key=idempotency_key, request_hash=request_hash
@@ -610,18 +631,17 @@ def _payment_post(
     idempotency_key: str,
     request_hash: str,
 ) -> Payment:
-    invoice = _lock_invoice(invoice)
+    if amount <= 0:
+        raise PaymentRefused("A payment must be more than zero.", field="amount")
     if not method.is_active:
         raise MethodInactive(
             f"{method.name} is no longer accepted; choose another payment method.", field="method"
         )
+    invoice, settle = _lock_for_payment(invoice)
     if invoice.status == InvoiceStatus.CANCELLED:
         raise InvoiceCancelled(f"Invoice {invoice.number} is cancelled; it takes no payments.")
-    if invoice.status == InvoiceStatus.PAID:
+    if not settle:  # a paid bill may still carry earlier bills' arrears: those are paid against it
         raise InvoicePaid(f"Invoice {invoice.number} is fully paid; nothing is owed on it.")
-    if amount <= 0:
-        raise Overpayment("A payment must be more than zero.", field="amount")
-    settle = _open_up_to(invoice)
     payable = sum((row.balance for row in settle), NO_MONEY)
     if amount > payable:
         raise Overpayment(
@@ -779,7 +799,9 @@ def invoices_mark_overdue(*, provider: Provider, today: date | None = None) -> i
             kind=AdjustmentKind.LATE_SURCHARGE,
             direction=AdjustmentDirection.DEBIT,
             amount=row.late_surcharge,
-            reason=LATE_REASON.format(percent=f"{percent:f}", charges=row.current_charges, due=row.due_date),
+            reason=LATE_REASON.format(
+                percent=f"{percent:f}", charges=f"{row.current_charges:,}", due=row.due_date
+            ),
             original_amount=row.current_charges,
             balance_before=row.balance,
             balance_after=row.balance + row.late_surcharge,
@@ -787,7 +809,10 @@ def invoices_mark_overdue(*, provider: Provider, today: date | None = None) -> i
         for row, number in zip(surcharged, numbers, strict=True)
     ]
     insert_objects(Adjustment, adjustments)
-    before = {row.pk: {"status": row.status, "balance": row.balance} for row in late}
+    before = {
+        row.pk: {"status": row.status, "balance": row.balance, "adjustment_total": row.adjustment_total}
+        for row in late
+    }
     Invoice.objects.filter(pk__in=[row.pk for row in late]).update(
         status=InvoiceStatus.OVERDUE, updated_at=timezone.now()
     )
@@ -810,6 +835,10 @@ def invoices_mark_overdue(*, provider: Provider, today: date | None = None) -> i
 
 def previous_month(today: date) -> date:
     return (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+
+
+def next_month(month: date) -> date:
+    return (month.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
 @transaction.atomic

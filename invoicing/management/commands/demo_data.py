@@ -13,13 +13,16 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.db.models import Max, Min
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.roles import Role
 from accounts.services import user_create
 from billing.importing import sample_import
-from billing.models import Customer
+from billing.models import Customer, MeterReading
+from invoicing import services
+from invoicing.models import Invoice, PaymentMethod
 from providers.importing import price_schedule_import
 from providers.models import Provider
 from providers.services import flat_price_in_force, provider_create, provider_price_set
@@ -108,8 +111,48 @@ class Command(BaseCommand):
             )
             created += 1
         readings = sample_import(provider=providers["DISCO"], data=data).readings
+        issued, paid = self._bill_sample(providers["DISCO"])
         self.stdout.write(
             f"Demo data ready: {len(providers)} providers, {created} users created, "
             f"{Customer.objects.count()} customers, {readings.accepted} readings recorded "
-            f"({readings.unchanged} already there)."
+            f"({readings.unchanged} already there), {issued} bills issued, {paid} paid."
         )
+
+    def _bill_sample(self, provider: Provider) -> tuple[int, int]:
+        """Bill every month of the sample's readings, as the monthly run would have; the bills of all
+        but the last two months are paid, so the demo shows paid, unpaid and overdue bills."""
+        taken = MeterReading.objects.filter(provider=provider).aggregate(
+            first=Min("taken_at"), last=Max("taken_at")
+        )
+        if taken["first"] is None:
+            return 0, 0
+        first, last = timezone.localdate(taken["first"]), timezone.localdate(taken["last"])
+        months = []
+        month = services.next_month(first.replace(day=1))
+        while month <= last.replace(day=1):
+            months.append(month)
+            month = services.next_month(month)
+        cashier = User.objects.get(email="super@disco.example")
+        methods = list(PaymentMethod.objects.filter(is_active=True))
+        issued = paid = 0
+        for period in months:
+            run, _ = services.billing_run_start(provider=provider, period=period)
+            for chunk_id in services.pending_chunks(run):
+                services.billing_run_chunk_bill(chunk_id=chunk_id)
+            run.refresh_from_db()
+            issued += run.issued
+            if period >= months[-2]:
+                continue  # the last two months stay unpaid
+            for invoice in Invoice.objects.filter(
+                provider=provider, period=period, status__in=services.OPEN_STATUSES
+            ):
+                services.payment_post(
+                    invoice=invoice,
+                    amount=invoice.balance,
+                    method=methods[invoice.pk % len(methods)],
+                    received_by=cashier,
+                    reference=f"DEMO-{invoice.number}",
+                )
+                paid += 1
+        services.invoices_mark_overdue(provider=provider)
+        return issued, paid

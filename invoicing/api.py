@@ -1,0 +1,712 @@
+"""The invoice endpoints of the second seed, the first seed's bill retrieval, payments, officers'
+adjustments, receipts and PDFs, and billing runs. Thin: parse, look up through a selector, call one
+service, render. JSON keys follow the seeds (camelCase); money is a decimal string."""
+
+import re
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.http import HttpResponse
+from django.utils import timezone
+from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.permissions import Allowed
+from billing.models import ServiceConnection
+from billing.selectors import connection_list_for
+from config.errors import DomainError, NotFound
+from invoicing import pdf, selectors, services
+from invoicing.models import BillingRun, Invoice, InvoiceStatus, Payment, PaymentMethod
+from invoicing.tasks import dispatch
+
+MONEY = {"max_digits": 14, "decimal_places": 2}
+KWH = {"max_digits": 14, "decimal_places": 4}
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,100}")  # printable ASCII, no spaces
+
+
+def month_of(value: str, field: str = "month") -> date:
+    match = re.fullmatch(r"(\d{4})-(\d{2})", value or "")
+    if not match or not 1 <= int(match[2]) <= 12 or not 2000 <= int(match[1]) <= 2100:
+        raise DomainError(f"Give the month as YYYY-MM, e.g. 2024-07 (got {value!r}).", field=field)
+    return date(int(match[1]), int(match[2]), 1)
+
+
+class MonthField(serializers.CharField):
+    def to_internal_value(self, data: Any) -> date:
+        try:
+            return month_of(str(data))
+        except DomainError as problem:
+            raise serializers.ValidationError(problem.detail) from problem
+
+    def to_representation(self, value: date) -> str:
+        return f"{value:%Y-%m}"
+
+
+def pdf_response(content: bytes, filename: str) -> HttpResponse:
+    response = HttpResponse(content, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{filename}.pdf"'
+    return response
+
+
+PDF_RESPONSE = OpenApiResponse(OpenApiTypes.BINARY, description="application/pdf")
+
+
+# --- invoices ------------------------------------------------------------------------------------
+
+
+class InvoiceOutput(serializers.Serializer):
+    invoiceId = serializers.IntegerField(source="pk")
+    invoiceNumber = serializers.CharField(source="number")
+    customerId = serializers.CharField(source="customer.number")
+    customerName = serializers.CharField(source="customer.user.name")
+    providerId = serializers.IntegerField(source="provider_id")
+    providerName = serializers.CharField(source="provider.name")
+    connectionId = serializers.IntegerField(source="connection_id")
+    connectionNumber = serializers.CharField(source="connection.number")
+    billingMonth = MonthField(source="period")
+    source = serializers.CharField()
+    kwhConsumed = serializers.DecimalField(source="kwh_consumed", **KWH)
+    peakUnits = serializers.DecimalField(source="peak_units", **KWH)
+    offPeakUnits = serializers.DecimalField(source="off_peak_units", **KWH)
+    totalAmount = serializers.DecimalField(source="current_charges", **MONEY, help_text="Current charges.")
+    arrears = serializers.DecimalField(**MONEY)
+    payableBeforeDue = serializers.DecimalField(source="payable_before_due", **MONEY)
+    lateSurcharge = serializers.DecimalField(source="late_surcharge", **MONEY)
+    payableAfterDue = serializers.DecimalField(source="payable_after_due", **MONEY)
+    amountPaid = serializers.DecimalField(source="amount_paid", **MONEY)
+    adjustmentTotal = serializers.DecimalField(source="adjustment_total", **MONEY)
+    balance = serializers.DecimalField(**MONEY)
+    issueDate = serializers.DateField(source="issue_date")
+    dueDate = serializers.DateField(source="due_date")
+    paymentStatus = serializers.CharField(source="status")
+    paymentDate = serializers.DateField(source="paid_on")
+    pricingId = serializers.IntegerField(source="pricing_id")
+    createdBy = serializers.SerializerMethodField()
+    createdAt = serializers.DateTimeField(source="created_at")
+
+    def get_createdBy(self, invoice: Invoice) -> dict | None:
+        user = invoice.created_by
+        return {"userId": user.pk, "name": user.name} if user else None
+
+
+class LineOutput(serializers.Serializer):
+    kind = serializers.CharField()
+    label = serializers.CharField()
+    code = serializers.CharField()
+    amount = serializers.DecimalField(**MONEY)
+
+
+class AdjustmentOutput(serializers.Serializer):
+    adjustmentId = serializers.IntegerField(source="pk")
+    adjustmentNumber = serializers.CharField(source="number")
+    billId = serializers.IntegerField(source="invoice_id")
+    invoiceNumber = serializers.CharField(source="invoice.number")
+    kind = serializers.CharField()
+    direction = serializers.CharField()
+    amount = serializers.DecimalField(**MONEY)
+    reason = serializers.CharField()
+    officerName = serializers.CharField(source="officer_name")
+    officerDesignation = serializers.CharField(source="officer_designation")
+    originalAmount = serializers.DecimalField(source="original_amount", **MONEY)
+    balanceBefore = serializers.DecimalField(source="balance_before", **MONEY)
+    newBalance = serializers.DecimalField(source="balance_after", **MONEY)
+    createdAt = serializers.DateTimeField(source="created_at")
+
+
+class AllocationOutput(serializers.Serializer):
+    billId = serializers.IntegerField(source="invoice_id")
+    invoiceNumber = serializers.CharField(source="invoice.number")
+    amount = serializers.DecimalField(**MONEY)
+
+
+class PaymentOutput(serializers.Serializer):
+    paymentId = serializers.IntegerField(source="pk")
+    receiptNumber = serializers.CharField(source="receipt_number")
+    billId = serializers.IntegerField(source="invoice_id")
+    invoiceNumber = serializers.CharField(source="invoice.number")
+    customerId = serializers.CharField(source="invoice.customer.number")
+    customerName = serializers.CharField(source="invoice.customer.user.name")
+    connectionNumber = serializers.CharField(source="connection.number")
+    amount = serializers.DecimalField(**MONEY)
+    method = serializers.CharField(source="method.name")
+    reference = serializers.CharField()
+    payableBefore = serializers.DecimalField(source="payable_before", **MONEY)
+    payableAfter = serializers.DecimalField(source="payable_after", **MONEY)
+    receivedBy = serializers.CharField(source="received_by.name")
+    receivedAt = serializers.DateTimeField(source="received_at")
+    settled = AllocationOutput(source="allocations", many=True)
+
+
+class InvoiceDetailOutput(InvoiceOutput):
+    billingDays = serializers.DecimalField(source="billing_days", max_digits=12, decimal_places=6)
+    energyCharge = serializers.DecimalField(source="energy_charge", **MONEY)
+    taxTotal = serializers.DecimalField(source="tax_total", **MONEY)
+    fixedTotal = serializers.DecimalField(source="fixed_total", **MONEY)
+    subsidyTotal = serializers.DecimalField(source="subsidy_total", **MONEY)
+    lines = LineOutput(many=True)
+    trace = serializers.JSONField()
+    customer = serializers.JSONField(source="customer_snapshot")
+    provider = serializers.JSONField(source="provider_snapshot")
+    adjustments = serializers.SerializerMethodField()
+    payments = serializers.SerializerMethodField()
+    amountPayable = serializers.SerializerMethodField(
+        help_text="What settles this bill now, earlier bills included."
+    )
+
+    def get_adjustments(self, invoice: Invoice) -> list[dict]:
+        return [
+            {
+                "adjustmentNumber": row.number,
+                "kind": row.kind,
+                "direction": row.direction,
+                "amount": f"{row.amount}",
+                "reason": row.reason,
+                "officerName": row.officer_name,
+                "createdAt": serializers.DateTimeField().to_representation(row.created_at),
+            }
+            for row in invoice.adjustments.all()
+        ]
+
+    def get_payments(self, invoice: Invoice) -> list[dict]:
+        return [
+            {
+                "receiptNumber": row.payment.receipt_number,
+                "amount": f"{row.amount}",
+                "method": row.payment.method.name,
+                "receivedAt": serializers.DateTimeField().to_representation(row.payment.received_at),
+            }
+            for row in invoice.allocations.all()
+        ]
+
+    def get_amountPayable(self, invoice: Invoice) -> str:
+        return f"{services.amount_payable(invoice) if invoice.is_open else 0:.2f}"
+
+
+class InvoiceFilter(filters.FilterSet):
+    status = filters.ChoiceFilter(choices=InvoiceStatus.choices)
+    month = filters.CharFilter(method="filter_month", help_text="YYYY-MM")
+    customer = filters.CharFilter(
+        field_name="customer__number", help_text="Customer id as printed, e.g. LHR-RES-0001"
+    )
+    connection = filters.CharFilter(field_name="connection__number", help_text="Connection id as printed")
+    overdue = filters.BooleanFilter(method="filter_overdue", help_text="Unpaid after the due date")
+    number = filters.CharFilter(field_name="number", lookup_expr="icontains")
+
+    class Meta:
+        model = Invoice
+        fields: list[str] = []
+
+    def filter_month(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(period=month_of(value))
+
+    def filter_overdue(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
+        late = Q(status=InvoiceStatus.OVERDUE) | Q(
+            status__in=(InvoiceStatus.PENDING, InvoiceStatus.PARTIALLY_PAID),
+            due_date__lt=timezone.localdate(),
+        )
+        return queryset.filter(late) if value else queryset.exclude(late)
+
+
+class InvoiceListBase(generics.ListAPIView):
+    serializer_class = InvoiceOutput
+    filterset_class = InvoiceFilter
+    queryset = Invoice.objects.none()  # for the schema; requests use get_queryset
+
+    def invoices(self) -> QuerySet[Invoice]:
+        return selectors.invoice_list_for(user=self.request.user)
+
+
+class ProviderInvoicesApi(InvoiceListBase):
+    """Every invoice of the caller's provider (Super_Creator, Auditor, Admin)."""
+
+    permission_classes = [Allowed.to("invoicing.view_invoice", provider_wide=True)]
+
+    def get_queryset(self) -> QuerySet[Invoice]:
+        return self.invoices()
+
+
+class MyInvoicesApi(InvoiceListBase):
+    """The signed-in customer's own bills."""
+
+    permission_classes = [Allowed.to("invoicing.view_invoice")]
+
+    def get_queryset(self) -> QuerySet[Invoice]:
+        return self.invoices().filter(customer__user=self.request.user)
+
+
+class MyCreatedInvoicesApi(InvoiceListBase):
+    """The invoices the caller issued."""
+
+    permission_classes = [Allowed.to("invoicing.add_invoice")]
+
+    def get_queryset(self) -> QuerySet[Invoice]:
+        return self.invoices().filter(created_by=self.request.user)
+
+
+class InvoiceCreateInput(serializers.Serializer):
+    connectionId = serializers.IntegerField(required=False, help_text="The connection to bill.")
+    customerId = serializers.IntegerField(
+        required=False, help_text="The customer; enough alone when they have one active connection."
+    )
+    month = MonthField(required=False, help_text="YYYY-MM; the current month by default.")
+    kwhConsumed = serializers.DecimalField(**KWH, min_value=0, required=False)
+    peakKwh = serializers.DecimalField(**KWH, min_value=0, required=False)
+    offPeakKwh = serializers.DecimalField(**KWH, min_value=0, required=False)
+    issueDate = serializers.DateField(required=False, help_text="Default: the month's last day, or today.")
+    dueDate = serializers.DateField(
+        required=False, help_text="Default: issue date + the provider's due days."
+    )
+
+
+class InvoiceCollectionApi(APIView):
+    permission_classes = [Allowed.to("invoicing.add_invoice")]
+
+    @extend_schema(
+        request=InvoiceCreateInput,
+        responses={201: InvoiceDetailOutput},
+        summary="Issue an invoice: for kWh entered, or for a month of meter readings",
+    )
+    def post(self, request: Request) -> Response:
+        data = InvoiceCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        connection = self._connection(request, values)
+        invoice = services.invoice_issue(
+            connection=connection,
+            period=values.get("month") or timezone.localdate().replace(day=1),
+            created_by=request.user,
+            issue_date=values.get("issueDate"),
+            due_date=values.get("dueDate"),
+            kwh=values.get("kwhConsumed"),
+            peak_kwh=values.get("peakKwh"),
+            off_peak_kwh=values.get("offPeakKwh"),
+        )
+        detail = selectors.invoice_detail_for(user=request.user, invoice_id=invoice.pk)
+        return Response(InvoiceDetailOutput(detail).data, status=status.HTTP_201_CREATED)
+
+    def _connection(self, request: Request, values: dict) -> ServiceConnection:
+        connections = connection_list_for(user=request.user)
+        if "connectionId" in values:
+            connection = connections.filter(pk=values["connectionId"]).first()
+            if connection is None:
+                raise NotFound("No such connection.", field="connectionId")
+            if "customerId" in values and connection.customer_id != values["customerId"]:
+                raise DomainError("That connection belongs to another customer.", field="connectionId")
+            return connection
+        if "customerId" not in values:
+            raise DomainError("Give the connection to bill (connectionId).", field="connectionId")
+        candidates = list(connections.filter(customer_id=values["customerId"], status="Active")[:2])
+        if len(candidates) != 1:
+            raise DomainError(
+                "That customer has no active connection."
+                if not candidates
+                else "That customer has several connections; say which one (connectionId).",
+                field="connectionId",
+            )
+        return candidates[0]
+
+
+class InvoiceUpdateInput(serializers.Serializer):
+    dueDate = serializers.DateField(required=False)
+    paymentStatus = serializers.ChoiceField(
+        choices=InvoiceStatus.choices, required=False, help_text="Only Cancelled; payments change the rest."
+    )
+    kwhConsumed = serializers.DecimalField(**KWH, min_value=0, required=False)
+    peakKwh = serializers.DecimalField(**KWH, min_value=0, required=False)
+    offPeakKwh = serializers.DecimalField(**KWH, min_value=0, required=False)
+    rerate = serializers.BooleanField(default=False, help_text="Rate the month's readings again.")
+
+    def validate_paymentStatus(self, value: str) -> str:
+        if value != InvoiceStatus.CANCELLED:
+            raise serializers.ValidationError(
+                "Only Cancelled can be set here; record a payment at POST /api/payments to pay a bill."
+            )
+        return value
+
+
+class InvoiceItemApi(APIView):
+    def get_permissions(self) -> list:
+        perm = "invoicing.change_invoice" if self.request.method == "PUT" else "invoicing.view_invoice"
+        return [Allowed.to(perm)()]
+
+    @extend_schema(
+        responses={200: InvoiceDetailOutput}, summary="An invoice with its lines, payments and adjustments"
+    )
+    def get(self, request: Request, invoice_id: int) -> Response:
+        invoice = selectors.invoice_detail_for(user=request.user, invoice_id=invoice_id)
+        return Response(InvoiceDetailOutput(invoice).data)
+
+    @extend_schema(
+        request=InvoiceUpdateInput,
+        responses={200: InvoiceDetailOutput},
+        summary="Change the due date, cancel an unpaid bill, or re-rate one nothing was paid or adjusted on",
+    )
+    def put(self, request: Request, invoice_id: int) -> Response:
+        invoice = selectors.invoice_get_for(
+            user=request.user, invoice_id=invoice_id, perm="invoicing.change_invoice"
+        )
+        data = InvoiceUpdateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        services.invoice_update(
+            invoice=invoice,
+            updated_by=request.user,
+            due_date=values.get("dueDate"),
+            cancel=values.get("paymentStatus") == InvoiceStatus.CANCELLED,
+            kwh=values.get("kwhConsumed"),
+            peak_kwh=values.get("peakKwh"),
+            off_peak_kwh=values.get("offPeakKwh"),
+            rerate=values["rerate"],
+        )
+        detail = selectors.invoice_detail_for(user=request.user, invoice_id=invoice.pk)
+        return Response(InvoiceDetailOutput(detail).data)
+
+
+class InvoicePdfApi(APIView):
+    permission_classes = [Allowed.to("invoicing.view_invoice")]
+
+    @extend_schema(responses={200: PDF_RESPONSE}, summary="The bill as a PDF")
+    def get(self, request: Request, invoice_id: int) -> HttpResponse:
+        invoice = selectors.invoice_get_for(user=request.user, invoice_id=invoice_id)
+        bill = selectors.bill_for(
+            user=request.user,
+            customer_number=invoice.customer.number,
+            connection_number=invoice.connection.number,
+            year=invoice.period.year,
+            month=invoice.period.month,
+        )
+        return pdf_response(pdf.invoice_pdf(bill, bill.history), bill.number)
+
+
+# --- the first seed's bill retrieval ------------------------------------------------------------
+
+
+class HistoryOutput(serializers.Serializer):
+    billId = serializers.IntegerField(source="pk")
+    invoiceNumber = serializers.CharField(source="number")
+    billingMonth = MonthField(source="period")
+    issueDate = serializers.DateField(source="issue_date")
+    dueDate = serializers.DateField(source="due_date")
+    totalAmount = serializers.DecimalField(source="current_charges", **MONEY)
+    amountPaid = serializers.DecimalField(source="amount_paid", **MONEY)
+    balance = serializers.DecimalField(**MONEY)
+    paymentStatus = serializers.CharField(source="status")
+    paymentDate = serializers.DateField(source="paid_on")
+
+
+class BillOutput(serializers.Serializer):
+    billId = serializers.IntegerField(source="pk")
+    invoiceNumber = serializers.CharField(source="number")
+    billingMonth = MonthField(source="period")
+    issueDate = serializers.DateField(source="issue_date")
+    dueDate = serializers.DateField(source="due_date")
+    customer = serializers.JSONField(source="customer_snapshot")
+    provider = serializers.JSONField(source="provider_snapshot")
+    connection = serializers.SerializerMethodField()
+    usage = serializers.SerializerMethodField()
+    lines = LineOutput(many=True)
+    trace = serializers.JSONField()
+    currentCharges = serializers.DecimalField(source="current_charges", **MONEY)
+    arrears = serializers.DecimalField(**MONEY)
+    payableBeforeDue = serializers.DecimalField(source="payable_before_due", **MONEY)
+    lateSurcharge = serializers.DecimalField(source="late_surcharge", **MONEY)
+    payableAfterDue = serializers.DecimalField(source="payable_after_due", **MONEY)
+    amountPaid = serializers.DecimalField(source="amount_paid", **MONEY)
+    balance = serializers.DecimalField(**MONEY)
+    paymentStatus = serializers.CharField(source="status")
+    previousBills = HistoryOutput(source="history", many=True)
+
+    def get_connection(self, bill: Invoice) -> dict:
+        connection = bill.connection
+        return {
+            "connectionId": connection.number,
+            "connectionType": connection.connection_type.code,
+            "connectionTypeDescription": connection.connection_type.description,
+            "meterNumber": connection.meter_number,
+            "meterType": connection.meter_type,
+            "division": connection.division,
+            "subdivision": connection.subdivision,
+            "status": connection.status,
+        }
+
+    def get_usage(self, bill: Invoice) -> dict:
+        return {
+            "billingDays": f"{bill.billing_days}",
+            "peakUnits": f"{bill.peak_units}",
+            "offPeakUnits": f"{bill.off_peak_units}",
+            "kwhConsumed": f"{bill.kwh_consumed}",
+        }
+
+
+class BillRetrievalApi(APIView):
+    permission_classes = [Allowed.to("invoicing.view_invoice")]
+
+    class Query(serializers.Serializer):
+        customerId = serializers.CharField(max_length=40, help_text="As printed, e.g. LHR-RES-0001")
+        connectionId = serializers.CharField(max_length=40, help_text="As printed, e.g. DISCO-RES-1101")
+        month = serializers.IntegerField(min_value=1, max_value=12)
+        year = serializers.IntegerField(min_value=2000, max_value=2100)
+
+    @extend_schema(
+        parameters=[Query],
+        responses={200: BillOutput},
+        summary="A customer's bill for a month, with every line, arrears, payable amounts and the previous 10 bills",
+    )
+    def get(self, request: Request) -> Response:
+        query = self.Query(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        values = query.validated_data
+        bill = selectors.bill_for(
+            user=request.user,
+            customer_number=values["customerId"],
+            connection_number=values["connectionId"],
+            year=values["year"],
+            month=values["month"],
+        )
+        return Response(BillOutput(bill).data)
+
+
+# --- payments ------------------------------------------------------------------------------------
+
+
+class PaymentMethodOutput(serializers.Serializer):
+    paymentMethodId = serializers.IntegerField(source="pk")
+    code = serializers.CharField()
+    description = serializers.CharField(source="name")
+
+
+class PaymentMethodListApi(generics.ListAPIView):
+    permission_classes = [Allowed.to("invoicing.view_paymentmethod")]
+    serializer_class = PaymentMethodOutput
+    pagination_class = None
+
+    def get_queryset(self) -> QuerySet[PaymentMethod]:
+        return selectors.payment_methods()
+
+
+class PaymentInput(serializers.Serializer):
+    billId = serializers.IntegerField()
+    amount = serializers.DecimalField(**MONEY, min_value=Decimal("0.01"))
+    method = serializers.CharField(
+        max_length=30, help_text="Payment method code or id (GET /api/payment-methods)."
+    )
+    reference = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
+
+
+class PaymentCreateApi(APIView):
+    permission_classes = [Allowed.to("invoicing.collect_payment")]
+
+    @extend_schema(
+        request=PaymentInput,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="Send the same key when retrying: the first payment is returned, never a second one.",
+            )
+        ],
+        responses={201: PaymentOutput, 200: PaymentOutput},
+        summary="Record a payment against a bill (oldest open bills of the connection are settled first)",
+    )
+    def post(self, request: Request) -> Response:
+        key = request.headers.get("Idempotency-Key", "")
+        if key and not IDEMPOTENCY_KEY.fullmatch(key):
+            raise DomainError("Idempotency-Key must be 1 to 100 printable characters without spaces.")
+        data = PaymentInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        invoice = selectors.invoice_get_for(
+            user=request.user, invoice_id=values["billId"], perm="invoicing.collect_payment"
+        )
+        method = _method(values["method"])
+        payment, new = services.payment_post(
+            invoice=invoice,
+            amount=values["amount"],
+            method=method,
+            received_by=request.user,
+            reference=values["reference"],
+            idempotency_key=key,
+        )
+        payment = selectors.payment_get_for(user=request.user, payment_id=payment.pk)
+        response = Response(
+            PaymentOutput(payment).data, status=status.HTTP_201_CREATED if new else status.HTTP_200_OK
+        )
+        if not new:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+
+def _method(value: str) -> PaymentMethod:
+    methods = selectors.payment_methods()
+    method = methods.filter(pk=int(value)).first() if value.isdigit() else methods.filter(code=value).first()
+    if method is None:
+        codes = ", ".join(methods.values_list("code", flat=True))
+        raise DomainError(f"No payment method {value!r}; use one of: {codes}.", field="method")
+    return method
+
+
+class PaymentItemApi(APIView):
+    permission_classes = [Allowed.to("invoicing.view_payment")]
+
+    @extend_schema(responses={200: PaymentOutput}, summary="A payment receipt")
+    def get(self, request: Request, payment_id: int) -> Response:
+        return Response(
+            PaymentOutput(selectors.payment_get_for(user=request.user, payment_id=payment_id)).data
+        )
+
+
+class PaymentReceiptPdfApi(APIView):
+    permission_classes = [Allowed.to("invoicing.view_payment")]
+
+    @extend_schema(responses={200: PDF_RESPONSE}, summary="A payment receipt as a PDF")
+    def get(self, request: Request, payment_id: int) -> HttpResponse:
+        payment = selectors.payment_get_for(user=request.user, payment_id=payment_id)
+        return pdf_response(pdf.payment_receipt_pdf(payment), payment.receipt_number)
+
+
+class PaymentListApi(generics.ListAPIView):
+    permission_classes = [Allowed.to("invoicing.view_payment")]
+    serializer_class = PaymentOutput
+
+    def get_queryset(self) -> QuerySet[Payment]:
+        return selectors.payment_list_for(user=self.request.user).prefetch_related("allocations__invoice")
+
+
+# --- adjustments ---------------------------------------------------------------------------------
+
+
+class AdjustmentInput(serializers.Serializer):
+    billId = serializers.IntegerField()
+    amount = serializers.DecimalField(**MONEY, min_value=Decimal("0.01"))
+    direction = serializers.ChoiceField(choices=["credit", "debit"])
+    reason = serializers.CharField(max_length=500)
+
+
+class AdjustmentCreateApi(APIView):
+    """Officers (a role holding invoicing.add_adjustment: Super_Creator, Admin) adjust a bill; their
+    name and designation come from their account."""
+
+    permission_classes = [Allowed.to("invoicing.add_adjustment")]
+
+    @extend_schema(
+        request=AdjustmentInput, responses={201: AdjustmentOutput}, summary="Adjust a bill (officers)"
+    )
+    def post(self, request: Request) -> Response:
+        data = AdjustmentInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        invoice = selectors.invoice_get_for(
+            user=request.user, invoice_id=values["billId"], perm="invoicing.add_adjustment"
+        )
+        adjustment = services.adjustment_create(
+            invoice=invoice,
+            amount=values["amount"],
+            direction=values["direction"],
+            reason=values["reason"],
+            officer=request.user,
+        )
+        adjustment = selectors.adjustment_get_for(user=request.user, adjustment_id=adjustment.pk)
+        return Response(AdjustmentOutput(adjustment).data, status=status.HTTP_201_CREATED)
+
+
+class AdjustmentItemApi(APIView):
+    permission_classes = [Allowed.to("invoicing.view_adjustment")]
+
+    @extend_schema(responses={200: AdjustmentOutput}, summary="An adjustment receipt")
+    def get(self, request: Request, adjustment_id: int) -> Response:
+        adjustment = selectors.adjustment_get_for(user=request.user, adjustment_id=adjustment_id)
+        return Response(AdjustmentOutput(adjustment).data)
+
+
+class AdjustmentReceiptPdfApi(APIView):
+    permission_classes = [Allowed.to("invoicing.view_adjustment")]
+
+    @extend_schema(responses={200: PDF_RESPONSE}, summary="An adjustment receipt as a PDF")
+    def get(self, request: Request, adjustment_id: int) -> HttpResponse:
+        adjustment = selectors.adjustment_get_for(user=request.user, adjustment_id=adjustment_id)
+        return pdf_response(pdf.adjustment_receipt_pdf(adjustment), adjustment.number)
+
+
+# --- billing runs --------------------------------------------------------------------------------
+
+
+class BillingRunOutput(serializers.ModelSerializer):
+    runId = serializers.IntegerField(source="pk")
+    providerCode = serializers.CharField(source="provider.code")
+    billingMonth = MonthField(source="period")
+    issueDate = serializers.DateField(source="issue_date")
+    alreadyBilled = serializers.IntegerField(source="already_billed")
+    billedAmount = serializers.DecimalField(source="billed_amount", **MONEY)
+    startedBy = serializers.CharField(source="started_by.name", default=None)
+    startedAt = serializers.DateTimeField(source="started_at")
+    finishedAt = serializers.DateTimeField(source="finished_at")
+    percent = serializers.SerializerMethodField()
+
+    class Meta:
+        model = BillingRun
+        fields = [
+            "runId", "providerCode", "billingMonth", "issueDate", "status", "total", "done", "issued",
+            "alreadyBilled", "skipped", "failed", "billedAmount", "startedBy", "startedAt", "finishedAt", "percent",
+        ]  # fmt: skip
+
+    def get_percent(self, run: BillingRun) -> int:
+        return 100 if not run.total else min(100, run.done * 100 // run.total)
+
+
+class BillingRunDetailOutput(BillingRunOutput):
+    problems = serializers.SerializerMethodField()
+
+    class Meta(BillingRunOutput.Meta):
+        fields = [*BillingRunOutput.Meta.fields, "problems"]
+
+    def get_problems(self, run: BillingRun) -> list[dict]:
+        return [
+            {"connectionId": problem.connection.number, "kind": problem.kind, "reason": problem.reason}
+            for problem in run.problems.select_related("connection")
+        ]
+
+
+class BillingRunCollectionApi(generics.ListAPIView):
+    serializer_class = BillingRunOutput
+
+    def get_permissions(self) -> list:
+        perm = "invoicing.add_billingrun" if self.request.method == "POST" else "invoicing.view_billingrun"
+        return [Allowed.to(perm)()]
+
+    def get_queryset(self) -> QuerySet[BillingRun]:
+        return selectors.billing_run_list_for(user=self.request.user)
+
+    @extend_schema(
+        request=inline_serializer("BillingRunInput", {"month": serializers.CharField(help_text="YYYY-MM")}),
+        responses={202: BillingRunDetailOutput, 200: BillingRunDetailOutput},
+        summary="Start (or resume) the billing run of the caller's provider for a month",
+    )
+    def post(self, request: Request) -> Response:
+        provider = request.user.provider
+        if provider is None:
+            raise DomainError("Sign in as a user of a provider to bill its connections.")
+        period = month_of(str(request.data.get("month", "")) if isinstance(request.data, dict) else "")
+        run, new = services.billing_run_start(provider=provider, period=period, started_by=request.user)
+        dispatch(run)
+        run = selectors.billing_run_get_for(user=request.user, run_id=run.pk)
+        return Response(
+            BillingRunDetailOutput(run).data, status=status.HTTP_202_ACCEPTED if new else status.HTTP_200_OK
+        )
+
+
+class BillingRunItemApi(APIView):
+    permission_classes = [Allowed.to("invoicing.view_billingrun")]
+
+    @extend_schema(responses={200: BillingRunDetailOutput}, summary="A billing run's progress and problems")
+    def get(self, request: Request, run_id: int) -> Response:
+        return Response(
+            BillingRunDetailOutput(selectors.billing_run_get_for(user=request.user, run_id=run_id)).data
+        )

@@ -1,0 +1,245 @@
+"""Bills and receipts as PDF: Django templates (`templates/invoicing/pdf/`) rendered by WeasyPrint.
+
+The bill follows the layout a customer of a Pakistani distribution company already knows from the
+paper bill: the company's header; the customer and connection block; reference (bill) number,
+billing month, issue and due dates; units used, peak and off-peak; the charges line by line (energy
+per slab, taxes such as GST and Electricity Duty, fixed charges such as Meter Rent and TV Fee,
+subsidies subtracted); current charges, arrears, and the "Payable within due date" and "Payable
+after due date" boxes; and the bill history of the previous months with their payment status.
+Below it, a short "how this bill was worked out" from the invoice's trace (billing days, units per
+bucket, average kWh per hour, the slab and rate), so a customer can check the bill by hand.
+
+Receipts print what was stored when the money moved (payable before and after, the officer's name
+and designation as they were), never figures worked out again now.
+
+Everything printed comes from the documents themselves: the invoice's snapshots of customer and
+provider, its lines and trace. Only the rates of the tax and subsidy rows its lines name are looked
+up (dated rows are never edited, so they are the rates the bill used).
+
+Rendering fetches nothing from the network: no external stylesheet, image or font is referenced
+(fonts are the system's DejaVu), and the URL fetcher refuses every scheme but `data:` and `file:`.
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import weasyprint
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils import timezone
+from weasyprint.urls import URLFetcher
+
+from billing.rating import GRADUATED
+from invoicing.models import Adjustment, AdjustmentDirection, AdjustmentKind, Invoice, InvoiceLine, Payment
+from providers.models import Subsidy, TaxRule
+
+HOURS_PER_DAY = Decimal(24)
+HUNDRED = Decimal(100)
+BUCKET_NAMES = {"peak": "Peak hours", "off_peak": "Off-peak hours", "all": "All hours"}
+# The sample price schedule writes an open slab as this high bound; printed as "and above".
+OPEN_BAND = Decimal("999999")
+SECTIONS = (
+    ("energy", "Energy charges", "Total energy charges"),
+    ("tax", "Taxes and duties", "Total taxes and duties"),
+    ("fixed", "Fixed charges", "Total fixed charges"),
+    ("subsidy", "Subsidies (subtracted)", "Total subsidies"),
+)
+
+
+def local_fetcher() -> URLFetcher:
+    """Resources from the page itself (`data:`) or the project's files; any other scheme is refused,
+    so a stray http(s) link in a template is left out instead of fetched."""
+    return URLFetcher(allowed_protocols=("data", "file"))
+
+
+def _pdf(template: str, context: dict[str, Any]) -> bytes:
+    html = render_to_string(template, {**context, "generated_at": timezone.now()})
+    document = weasyprint.HTML(string=html, base_url=str(settings.BASE_DIR), url_fetcher=local_fetcher())
+    return document.write_pdf()
+
+
+# --- the bill ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Section:
+    title: str
+    total_label: str
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    total: Decimal = Decimal("0.00")
+
+
+def _sections(lines: list[InvoiceLine]) -> list[Section]:
+    """The lines grouped as the bill prints them; subsidies carry a minus sign."""
+    sections = []
+    for kind, title, total_label in SECTIONS:
+        section = Section(title, total_label)
+        for line in lines:
+            if line.kind == kind:
+                amount = -line.amount if kind == "subsidy" else line.amount
+                section.lines.append({"label": line.label, "amount": amount})
+                section.total += amount
+        if section.lines:
+            sections.append(section)
+    return sections
+
+
+def _decimal(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _open_high(value: Any) -> Decimal | None:
+    high = _decimal(value)
+    return None if high is None or high >= OPEN_BAND else high
+
+
+def _energy_steps(trace: dict, days: Decimal | None, lines: list[InvoiceLine]) -> list[dict[str, Any]]:
+    energy_lines = [line for line in lines if line.kind == "energy"]
+    steps = []
+    for index, step in enumerate(trace.get("energy", [])):
+        line = energy_lines[index] if index < len(energy_lines) else None
+        units = _decimal(step.get("units")) or Decimal(0)
+        shown = {
+            "name": BUCKET_NAMES.get(step.get("bucket"), step.get("bucket")),
+            "units": units,
+            "amount": line.amount if line else None,
+            "graduated": step.get("mode") == GRADUATED,
+        }
+        if shown["graduated"]:
+            shown["blocks"] = [
+                {
+                    "slab": block["slab"],
+                    "units": _decimal(block["units"]),
+                    "rate": _decimal(block["rate"]),
+                    "amount": _decimal(block["units"]) * _decimal(block["rate"]),
+                }
+                for block in step.get("blocks", [])
+            ]
+            shown["min_amount"] = _decimal(step.get("minAmount"))
+        else:
+            min_units = _decimal(step.get("minUnits")) or Decimal(0)
+            shown.update(
+                hours=days * HOURS_PER_DAY if days is not None else None,
+                average=_decimal(step.get("averagePerHour")),
+                slab=step.get("slab"),
+                band_low=_decimal(step.get("bandLow")),
+                band_high=_open_high(step.get("bandHigh")),
+                rate=_decimal(step.get("rate")),
+                min_units=min_units,
+                min_amount=_decimal(step.get("minAmount")) or Decimal(0),
+                above_minimum=max(units - min_units, Decimal(0)),
+                minimum_applied=bool(step.get("minimumApplied")),
+            )
+        steps.append(shown)
+    return steps
+
+
+def _explanation(invoice: Invoice, lines: list[InvoiceLine]) -> dict[str, Any] | None:
+    """The trace's figures, ready to be put into words; None for a bill issued without a trace."""
+    trace = invoice.trace or {}
+    if not trace.get("energy"):
+        return None
+    days = _decimal(trace.get("billingDays"))
+    tax_rates = dict(
+        TaxRule.objects.filter(pk__in=[line.row_id for line in lines if line.kind == "tax"]).values_list(
+            "pk", "rate"
+        )
+    )
+    subsidy_rows = {
+        row["code"]: row
+        for row in Subsidy.objects.filter(
+            pk__in=[line.row_id for line in lines if line.kind == "subsidy"]
+        ).values("code", "rate_per_unit", "percent")
+    }
+    subsidy_amounts = {line.label: line.amount for line in lines if line.kind == "subsidy"}
+    taxes = [
+        {
+            "label": line.label,
+            "amount": line.amount,
+            "percent": tax_rates[line.row_id] * HUNDRED if line.row_id in tax_rates else None,
+        }
+        for line in lines
+        if line.kind == "tax"
+    ]
+    subsidies = []
+    for test in trace.get("subsidyTests", []):
+        row = subsidy_rows.get(test.get("code"), {})
+        subsidies.append(
+            {
+                "code": test.get("code"),
+                "applies": bool(test.get("applies")),
+                "by_income": "incomeCeiling" in test,
+                "income": _decimal(test.get("income")),
+                "income_ceiling": _decimal(test.get("incomeCeiling")),
+                "import_per_hour": _decimal(test.get("importPerHour")),
+                "band_low": _decimal(test.get("bandLow")),
+                "band_high": _open_high(test.get("bandHigh")),
+                "rate_per_unit": row.get("rate_per_unit"),
+                "percent": row.get("percent"),
+                "amount": subsidy_amounts.get(test.get("code")),
+            }
+        )
+    return {
+        "days": days,
+        "hours": days * HOURS_PER_DAY if days is not None else None,
+        "energy": _energy_steps(trace, days, lines),
+        "tax_base": _decimal(trace.get("taxBase")),
+        "taxes": taxes,
+        "total_import": _decimal(trace.get("totalImport")),
+        "subsidies": subsidies,
+    }
+
+
+def invoice_pdf(invoice: Invoice, history: list[Invoice]) -> bytes:
+    """The bill as the customer receives it; `history` is the previous bills, newest first
+    (`selectors.bill_for` attaches it)."""
+    lines = sorted(invoice.lines.all(), key=lambda line: line.position)
+    adjustments = sorted(invoice.adjustments.all(), key=lambda row: (row.created_at, row.pk))
+    return _pdf(
+        "invoicing/pdf/bill.html",
+        {
+            "invoice": invoice,
+            "provider": invoice.provider_snapshot,
+            "customer": invoice.customer_snapshot,
+            "sections": _sections(lines),
+            "explanation": _explanation(invoice, lines),
+            "adjustments": adjustments,
+            "history": history,
+        },
+    )
+
+
+# --- receipts ------------------------------------------------------------------------------------
+
+
+def payment_receipt_pdf(payment: Payment) -> bytes:
+    """What a payment was, and which bills it settled, oldest first."""
+    invoice = payment.invoice
+    allocations = list(payment.allocations.select_related("invoice").order_by("invoice__period", "pk"))
+    return _pdf(
+        "invoicing/pdf/payment_receipt.html",
+        {
+            "payment": payment,
+            "invoice": invoice,
+            "provider": invoice.provider_snapshot,
+            "customer": invoice.customer_snapshot,
+            "allocations": allocations,
+        },
+    )
+
+
+def adjustment_receipt_pdf(adjustment: Adjustment) -> bytes:
+    """An officer's (or the overdue job's) correction of a bill's balance, and who authorised it."""
+    invoice = adjustment.invoice
+    return _pdf(
+        "invoicing/pdf/adjustment_receipt.html",
+        {
+            "adjustment": adjustment,
+            "invoice": invoice,
+            "provider": invoice.provider_snapshot,
+            "customer": invoice.customer_snapshot,
+            "is_credit": adjustment.direction == AdjustmentDirection.CREDIT,
+            "is_late_surcharge": adjustment.kind == AdjustmentKind.LATE_SURCHARGE,
+        },
+    )

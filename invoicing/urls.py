@@ -1,0 +1,27 @@
+from django.urls import path
+
+from invoicing import api
+
+urlpatterns = [
+    path("invoices", api.InvoiceCollectionApi.as_view(), name="invoices"),
+    path("invoices/my-invoices", api.MyInvoicesApi.as_view(), name="my-invoices"),
+    path("invoices/my-created", api.MyCreatedInvoicesApi.as_view(), name="my-created-invoices"),
+    path("invoices/provider", api.ProviderInvoicesApi.as_view(), name="provider-invoices"),
+    path("invoices/<int:invoice_id>", api.InvoiceItemApi.as_view(), name="invoice"),
+    path("invoices/<int:invoice_id>/pdf", api.InvoicePdfApi.as_view(), name="invoice-pdf"),
+    path("bills", api.BillRetrievalApi.as_view(), name="bill-retrieval"),
+    path("payment-methods", api.PaymentMethodListApi.as_view(), name="payment-methods"),
+    path("payments", api.PaymentCreateApi.as_view(), name="payments"),
+    path("payments/list", api.PaymentListApi.as_view(), name="payment-list"),
+    path("payments/<int:payment_id>", api.PaymentItemApi.as_view(), name="payment"),
+    path("payments/<int:payment_id>/receipt", api.PaymentReceiptPdfApi.as_view(), name="payment-receipt"),
+    path("adjustments", api.AdjustmentCreateApi.as_view(), name="adjustments"),
+    path("adjustments/<int:adjustment_id>", api.AdjustmentItemApi.as_view(), name="adjustment"),
+    path(
+        "adjustments/<int:adjustment_id>/receipt",
+        api.AdjustmentReceiptPdfApi.as_view(),
+        name="adjustment-receipt",
+    ),
+    path("billing-runs", api.BillingRunCollectionApi.as_view(), name="billing-runs"),
+    path("billing-runs/<int:run_id>", api.BillingRunItemApi.as_view(), name="billing-run"),
+]
