@@ -329,7 +329,7 @@ class BillingRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.provider_id} {self.period:%Y-%m}"
+        return f"Billing run {self.pk} ({self.period:%B %Y})" if self.period else f"Billing run {self.pk}"
 
 
 class BillingRunChunk(models.Model):
