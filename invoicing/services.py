@@ -592,12 +592,6 @@ def payment_post(
     request_hash = _request_hash(
         invoice=invoice.pk, amount=f"{amount:.2f}", method=method.pk, reference=reference
     )
-    if idempotency_key:
-        earlier = _replayed(
-            received_by=received_by, idempotency_key=idempotency_key, request_hash=request_hash
-        )
-        if earlier:
-            return earlier, False
     try:
         return _payment_post(
             invoice=invoice,
@@ -607,7 +601,7 @@ def payment_post(
             reference=reference,
             idempotency_key=idempotency_key or "",
             request_hash=request_hash,
-        ), True
+        )
     except IntegrityError:
         # The same key, posted at the same moment by a retry that won the race.
         if not idempotency_key:
@@ -630,7 +624,7 @@ def _payment_post(
     reference: str,
     idempotency_key: str,
     request_hash: str,
-) -> Payment:
+) -> tuple[Payment, bool]:
     if amount <= 0:
         raise PaymentRefused("A payment must be more than zero.", field="amount")
     if not method.is_active:
@@ -638,6 +632,12 @@ def _payment_post(
             f"{method.name} is no longer accepted; choose another payment method.", field="method"
         )
     invoice, settle = _lock_for_payment(invoice)
+    if idempotency_key:  # checked under the lock: a retry that waited for the first one finds it here
+        earlier = _replayed(
+            received_by=received_by, idempotency_key=idempotency_key, request_hash=request_hash
+        )
+        if earlier is not None:
+            return earlier, False
     if invoice.status == InvoiceStatus.CANCELLED:
         raise InvoiceCancelled(f"Invoice {invoice.number} is cancelled; it takes no payments.")
     if not settle:  # a paid bill may still carry earlier bills' arrears: those are paid against it
@@ -685,7 +685,7 @@ def _payment_post(
     PaymentAllocation.objects.bulk_create(allocations)
     rows_bulk_created.send(sender=PaymentAllocation, rows=allocations)
     assign_perm("invoicing.view_payment", received_by, payment)  # an Invoice_Creator's own receipts
-    return payment
+    return payment, True
 
 
 # --- adjustments ---------------------------------------------------------------------------------

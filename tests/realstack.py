@@ -13,6 +13,9 @@ from urllib.parse import urlparse
 
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
+# The broker gets a database of its own: the tests clear the cache (FLUSHDB) between tests, which
+# must never drop queued tasks.
+BROKER_URL = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/2")
 
 
 def unreachable(url: str) -> str | None:
@@ -25,7 +28,7 @@ def unreachable(url: str) -> str | None:
 
 
 def main() -> int:
-    problems = [p for p in (unreachable(DATABASE_URL), unreachable(REDIS_URL)) if p]
+    problems = [p for p in (unreachable(DATABASE_URL), unreachable(REDIS_URL), unreachable(BROKER_URL)) if p]
     if problems:
         if os.environ.get("CI", "").lower() == "true":
             print(
@@ -38,7 +41,7 @@ def main() -> int:
         **os.environ,
         "DATABASE_URL": DATABASE_URL,
         "REDIS_URL": REDIS_URL,
-        "CELERY_BROKER_URL": REDIS_URL,
+        "CELERY_BROKER_URL": BROKER_URL,
         "CELERY_QUEUE": f"test-{os.getpid()}",  # a worker of another run never takes these tasks
         "REALSTACK": "1",
     }

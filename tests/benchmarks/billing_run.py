@@ -7,10 +7,10 @@ Drops and creates its own database (`billing_bench` on postgres@127.0.0.1:5432; 
 `test_test` or `postgres`), migrates it, and generates one provider with a time-of-use schedule
 (peak and off-peak rows of three average-based slabs, a commercial type with two slabs of its own,
 GST 17% and Electricity Duty 1.5%, meter rent and TV fee, a usage-band subsidy for residential
-connections) and N connections, each with its customer, user and two readings (end of September and
-end of October 2026, varied usage, a few with solar export), written with COPY.
+connections) and N connections, each with its customer, user and two readings (the last days of the
+month before last and of last month, varied usage, a few with solar export), written with COPY.
 
-Then the real billing run bills October: `billing_run_start`, and `billing_run_chunk_bill` for every
+Then the real billing run bills last month: `billing_run_start`, and `billing_run_chunk_bill` for every
 chunk, in `--workers` forked processes taking chunk ids from one queue. It writes invoices, their
 lines and numbers, and whatever listens to `billing.signals.rows_bulk_created` (the audit trail,
 once it exists, writes its records there, inside each chunk's transaction, so they are timed too).
@@ -80,6 +80,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection as db  # noqa: E402
 from django.db import connections, transaction  # noqa: E402
@@ -87,6 +88,7 @@ from django.db.models import Sum  # noqa: E402
 
 from accounts.models import User, UserRole  # noqa: E402
 from accounts.roles import Role  # noqa: E402
+from accounts.services import user_create  # noqa: E402
 from billing.models import (  # noqa: E402
     ConnectionStatus,
     Customer,
@@ -96,7 +98,7 @@ from billing.models import (  # noqa: E402
     ServiceConnection,
 )
 from billing.rating import NO_MONEY, period_readings, rate_usage, usage_between  # noqa: E402
-from billing.selectors import readings_for_period, schedule_in_force  # noqa: E402
+from billing.selectors import month_end, readings_for_period, schedule_in_force  # noqa: E402
 from invoicing.bulk import insert_values  # noqa: E402
 from invoicing.models import (  # noqa: E402
     OPEN_STATUSES,
@@ -114,6 +116,7 @@ from invoicing.services import (  # noqa: E402
     billing_run_chunk_bill,
     billing_run_start,
     pending_chunks,
+    previous_month,
 )
 from providers.models import (  # noqa: E402
     Bucket,
@@ -126,9 +129,9 @@ from providers.models import (  # noqa: E402
 )
 from providers.services import authority_create, connection_type_create, provider_create  # noqa: E402
 
-PERIOD = date(2026, 10, 1)  # October 2026: readings at the end of September and of October
-SCHEDULE_FROM = date(2026, 1, 1)
-ZONE = ZoneInfo("Asia/Karachi")
+ZONE = ZoneInfo(settings.TIME_ZONE)
+PERIOD = previous_month(datetime.now(ZONE).date())  # the month a run started today bills
+SCHEDULE_FROM = date(PERIOD.year - 1, 1, 1)
 UNUSABLE_PASSWORD = "!benchmark-user-cannot-sign-in"
 MIB = 1024  # ru_maxrss and /proc are in KiB
 USER_FIELDS = (
@@ -158,10 +161,13 @@ class Setup:
 def make_provider(code: str) -> Setup:
     """A provider with three connection types and a realistic time-of-use schedule."""
     provider = provider_create(code=code, name=f"{code} Electric Supply", city="Lahore", email="b@x.example")
-    officer = User.objects.create(
-        email=f"officer@{code.lower()}.example", name="Billing Officer", provider=provider, is_staff=False
+    officer = user_create(
+        email=f"officer@{code.lower()}.example",
+        name="Billing Officer",
+        provider=provider,
+        roles=[Role.SUPER_CREATOR],
+        designation="Billing Officer",
     )
-    UserRole.objects.create(user=officer, role=Role.SUPER_CREATOR)
     residential = connection_type_create(
         provider=provider, code="A-1", description="Residential 5 kW", sanctioned_load_kw=Decimal(5)
     )
@@ -342,8 +348,8 @@ def generate(setup: Setup, count: int, *, seed: int, label: str = "") -> None:
         ),
     )
     scale = {"R": 1, "C": 4, "I": 25}
-    opening_day = PERIOD - timedelta(days=1)  # the last day of September
-    closing_day = date(PERIOD.year, PERIOD.month + 1, 1) - timedelta(days=1)
+    opening_day = PERIOD - timedelta(days=1)  # the last day of the month before
+    closing_day = month_end(PERIOD.year, PERIOD.month)
 
     def readings():
         for i in range(count):
@@ -381,6 +387,12 @@ def generate(setup: Setup, count: int, *, seed: int, label: str = "") -> None:
     )
     for model in (User, Customer, ServiceConnection):
         _sync_sequence(model)
+
+
+def analyze() -> None:
+    """Planner statistics, as autovacuum keeps them on a live database (it may be off on this one)."""
+    with db.cursor() as cursor:
+        cursor.execute("ANALYZE")
 
 
 # --- the billing run, in worker processes --------------------------------------------------------
@@ -433,6 +445,15 @@ def worker(index: int, chunk_ids, results) -> None:
     )
 
 
+def _machine_cpu_seconds() -> tuple[float, float]:
+    """Busy and total CPU seconds of the whole machine so far, all cores (/proc/stat)."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = ticks
+    busy = user + nice + system + irq + softirq + steal
+    hz = os.sysconf("SC_CLK_TCK")
+    return busy / hz, (busy + idle + iowait) / hz
+
+
 def _own_cpu_seconds() -> float:
     times = os.times()
     return times.user + times.system
@@ -456,6 +477,8 @@ class RunResult:
     invoices: int
     lines: int
     workers: list[dict] = field(default_factory=list)
+    machine_busy: float = 0.0  # CPU seconds the whole machine was busy during the run, all cores
+    machine_total: float = 0.0
     checks: list[tuple[str, bool]] = field(default_factory=list)
 
     @property
@@ -478,6 +501,7 @@ class RunResult:
 def billing_run(setup: Setup, count: int, *, workers: int, chunk_size: int, label: str) -> RunResult:
     provider = setup.provider
     connections.close_all()
+    machine_before = _machine_cpu_seconds()
     started = time.perf_counter()
     run, _ = billing_run_start(
         provider=provider, period=PERIOD, started_by=setup.officer, chunk_size=chunk_size
@@ -504,6 +528,9 @@ def billing_run(setup: Setup, count: int, *, workers: int, chunk_size: int, labe
     for process in processes:
         process.join()
     elapsed = time.perf_counter() - started
+    machine_busy, machine_total = (
+        after - before for after, before in zip(_machine_cpu_seconds(), machine_before, strict=True)
+    )
     if any(process.exitcode for process in processes):
         sys.exit(f"A worker failed: exit codes {[p.exitcode for p in processes]}")
     result = RunResult(
@@ -514,6 +541,8 @@ def billing_run(setup: Setup, count: int, *, workers: int, chunk_size: int, labe
         invoices=Invoice.objects.filter(billing_run=run).count(),
         lines=InvoiceLine.objects.filter(invoice__billing_run=run).count(),
         workers=sorted(reports, key=lambda report: report["worker"]),
+        machine_busy=machine_busy,
+        machine_total=machine_total,
     )
     result.checks = verify(setup, run, count, result)
     return result
@@ -576,6 +605,7 @@ def naive_loop(setup: Setup, sample: int) -> tuple[float, int, int]:
         ServiceConnection.objects.filter(provider=provider).order_by("-pk").values_list("pk", flat=True)[0]
     )
     generate(setup, sample, seed=7, label="N")
+    analyze()
     ids = list(
         ServiceConnection.objects.filter(provider=provider, pk__gt=first)
         .order_by("pk")
@@ -670,6 +700,7 @@ def main() -> None:
     for setup, size, label in setups:
         started = time.perf_counter()
         generate(setup, size, seed=size)
+        analyze()
         generated.append((size, time.perf_counter() - started))
         print(
             f"generated {size:,} connections (+ customers, users, 2 readings each) in {generated[-1][1]:.1f} s"
@@ -723,6 +754,12 @@ def main() -> None:
     print(
         f"CPU per 1,000 bills: workers {client:.2f} s + their PostgreSQL backends {server:.2f} s; "
         f"{cores} cores alone would bill at most {cores * 1000 / (client + server):,.0f} bills/s"
+    )
+    ours = sum(w["cpu"] + w["server_cpu"] for w in main_run.workers)
+    print(
+        f"CPU during the run: {main_run.machine_busy:.1f} of {main_run.machine_total:.1f} CPU-seconds busy; "
+        f"workers and their backends {ours:.1f}, everything else {main_run.machine_busy - ours:.1f} "
+        "(PostgreSQL's background writers, the main process, other programs on the machine)"
     )
     print(
         f"machine load average before the runs: {', '.join(f'{load:.2f}' for load in load_before)} "

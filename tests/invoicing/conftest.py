@@ -34,4 +34,6 @@ def super_creator(flat_provider):
 
 @pytest.fixture
 def cash(db):
-    return PaymentMethod.objects.get(code="bank-counter")
+    return PaymentMethod.objects.get_or_create(
+        code="bank-counter", defaults={"name": "Paid at Bank Counter"}
+    )[0]

@@ -298,14 +298,15 @@ def test_the_overdue_job_and_a_payment_on_a_later_bill_never_deadlock(
     january = invoice_issue(connection=connection, period=JANUARY, created_by=creator)  # due 10 February
     february = invoice_issue(connection=connection, period=FEBRUARY, created_by=creator)  # due 10 March
     presented_bill_locked, go_on = Event(), Event()
-    settle = services._open_up_to
+    lock_for_payment = services._lock_for_payment
 
-    def then_the_earlier_bills(invoice):
+    def then_hold_the_locks(invoice):
+        locked = lock_for_payment(invoice)
         presented_bill_locked.set()
         go_on.wait(timeout=30)
-        return settle(invoice)
+        return locked
 
-    paused = mock.patch.object(services, "_open_up_to", side_effect=then_the_earlier_bills)
+    paused = mock.patch.object(services, "_lock_for_payment", side_effect=then_hold_the_locks)
     with paused, ThreadPoolExecutor(max_workers=2) as pool:
         paying = pool.submit(
             on_own_connection,
