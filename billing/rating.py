@@ -181,6 +181,15 @@ class RatedBill(NamedTuple):
 
 def as_json(value: Any) -> Any:
     """A trace as JSON values: decimals as exact strings (never floats), the rest as it is."""
+    kind = type(value)  # exact types first: a trace is made of these, and isinstance costs more
+    if kind is Decimal:
+        return f"{value:f}"
+    if kind is dict:
+        return {key: as_json(item) for key, item in value.items()}
+    if kind is list or kind is tuple:
+        return [as_json(item) for item in value]
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
     if isinstance(value, Decimal):
         return f"{value:f}"
     if isinstance(value, dict):

@@ -16,12 +16,26 @@ from psycopg.types.json import Jsonb
 
 
 def insert_objects(model: type[Model], objects: Sequence[Model]) -> None:
-    """Insert unsaved `objects` of `model`; each gets its primary key."""
+    """Insert unsaved `objects` of `model`; each gets its primary key (unless `assign_ids` gave them)."""
     if not objects:
         return
     if connection.vendor != "postgresql":
         model.objects.bulk_create(objects)
         return
+    meta = model._meta
+    if any(obj.pk is None for obj in objects):
+        assign_ids(model, objects)
+    now = timezone.now()
+    fields = meta.concrete_fields
+    for field in fields:
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            for obj in objects:
+                setattr(obj, field.attname, now)
+    _copy(model, [field.column for field in fields], _values(objects, fields))
+
+
+def assign_ids(model: type[Model], objects: Sequence[Model]) -> None:
+    """Give unsaved `objects` ids drawn from the table's sequence (PostgreSQL), before inserting them."""
     meta = model._meta
     with connection.cursor() as cursor:
         cursor.execute(
@@ -30,13 +44,6 @@ def insert_objects(model: type[Model], objects: Sequence[Model]) -> None:
         )
         for obj, (pk,) in zip(objects, cursor.fetchall(), strict=True):
             obj.pk = pk
-    now = timezone.now()
-    fields = meta.concrete_fields
-    for field in fields:
-        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            for obj in objects:
-                setattr(obj, field.attname, now)
-    _copy(model, [field.column for field in fields], _values(objects, fields))
 
 
 def insert_values(model: type[Model], field_names: Sequence[str], rows: Iterable[Sequence]) -> None:

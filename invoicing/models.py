@@ -37,9 +37,12 @@ class InvoiceSource(models.TextChoices):
 
 
 class Invoice(models.Model):
-    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="invoices")
+    # Indexed by the composite indexes below (provider first), as `connection` and `created_by` are.
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="invoices", db_index=False)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
-    connection = models.ForeignKey(ServiceConnection, on_delete=models.PROTECT, related_name="invoices")
+    connection = models.ForeignKey(
+        ServiceConnection, on_delete=models.PROTECT, related_name="invoices", db_index=False
+    )
     # CODE-YYYY-000123: gapless per provider and year of issue.
     number = models.CharField(max_length=30, unique=True)
     # The billing month, as its first day.
@@ -47,8 +50,9 @@ class Invoice(models.Model):
     issue_date = models.DateField()
     due_date = models.DateField()
     source = models.CharField(max_length=10, choices=InvoiceSource.choices)
+    # Not indexed (nor `pricing`): nothing looks invoices up by them, and every index slows a billing run.
     billing_run = models.ForeignKey(
-        "BillingRun", on_delete=models.PROTECT, null=True, blank=True, related_name="invoices"
+        "BillingRun", on_delete=models.PROTECT, null=True, blank=True, related_name="invoices", db_index=False
     )
     # Usage billed: exact days between the period's readings, net kWh per time-of-use bucket.
     billing_days = models.DecimalField(max_digits=12, decimal_places=6)
@@ -56,7 +60,9 @@ class Invoice(models.Model):
     off_peak_units = models.DecimalField(**KWH)
     kwh_consumed = models.DecimalField(**KWH, help_text="Net kWh billed, all buckets.")
     # The energy tariff row the bill was rated with (the first energy line's): the seed's pricing reference.
-    pricing = models.ForeignKey(TariffRow, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    pricing = models.ForeignKey(
+        TariffRow, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
     # Issued amounts, each a sum of rounded lines; never changed after issue.
     energy_charge = models.DecimalField(**MONEY)
     tax_total = models.DecimalField(**MONEY)
@@ -82,7 +88,12 @@ class Invoice(models.Model):
     customer_snapshot = models.JSONField(default=dict)
     provider_snapshot = models.JSONField(default=dict)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -123,7 +134,8 @@ class Invoice(models.Model):
 class InvoiceLine(models.Model):
     """One line of an invoice as the engine produced it: energy per bucket, each tax, fee and subsidy."""
 
-    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    # Indexed by the (invoice, position) unique constraint.
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines", db_index=False)
     position = models.PositiveSmallIntegerField()
     kind = models.CharField(max_length=10)  # energy, tax, fixed, subsidy (subsidies are subtracted)
     label = models.CharField(max_length=120)

@@ -8,7 +8,7 @@ done, or held by another worker, and does nothing.
 import logging
 
 from celery import shared_task
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from invoicing import services
@@ -25,7 +25,11 @@ def dispatch(run: BillingRun) -> int:
     return len(chunk_ids)
 
 
-@shared_task(name="invoicing.bill_chunk", autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+# A lost connection, a deadlock, or a clash with a bill issued by hand for the same connection and
+# month (the chunk's transaction rolled back whole): try the chunk again later.
+@shared_task(
+    name="invoicing.bill_chunk", autoretry_for=(OSError, DatabaseError), retry_backoff=True, max_retries=5
+)
 def bill_chunk(chunk_id: int) -> None:
     services.billing_run_chunk_bill(chunk_id=chunk_id)
 

@@ -702,9 +702,8 @@ def main() -> None:
         generate(setup, size, seed=size)
         analyze()
         generated.append((size, time.perf_counter() - started))
-        print(
-            f"generated {size:,} connections (+ customers, users, 2 readings each) in {generated[-1][1]:.1f} s"
-        )
+        seconds = generated[-1][1]
+        print(f"generated {size:,} connections (+ customers, users, 2 readings each) in {seconds:.1f} s")
         result = billing_run(setup, size, workers=args.workers, chunk_size=args.chunk_size, label=label)
         print(f"billing run of {size:,}: {result.seconds:.1f} s = {result.rate:,.0f} bills/s")
         runs.append(result)
@@ -717,18 +716,20 @@ def main() -> None:
     main_run = runs[-1]
     with db.cursor() as cursor:
         cursor.execute("SHOW server_version")
-        (server,) = cursor.fetchone()
+        (server_version,) = cursor.fetchone()
     self_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     rule = "-" * 104
     print()
     print(
-        f"Billing run benchmark: PostgreSQL {server}, {os.cpu_count()} CPUs, {args.workers} worker process(es), "
+        f"Billing run benchmark: PostgreSQL {server_version}, {os.cpu_count()} CPUs, "
+        f"{args.workers} worker process{'es' if args.workers > 1 else ''}, "
         f"chunks of {args.chunk_size:,}, database {DATABASE}"
     )
     print(rule)
     print(
-        f"{'':34}{'bills':>10}{'seconds':>10}{'bills/s':>10}{'invoices':>11}{'lines':>11}{'worker peak RSS':>18}"
+        f"{'':34}{'bills':>10}{'seconds':>10}{'bills/s':>10}{'invoices':>11}{'lines':>11}"
+        f"{'worker peak RSS':>18}"
     )
     for result in runs:
         print(
@@ -743,17 +744,19 @@ def main() -> None:
     print(rule)
     print(
         f"run / naive: {main_run.rate / naive_rate:,.1f}x faster "
-        f"({args.workers} workers against one loop; {main_run.rate / args.workers / naive_rate:,.1f}x per worker)"
+        f"({args.workers} worker{'s' if args.workers > 1 else ''} against one loop; "
+        f"{main_run.rate / args.workers / naive_rate:,.1f}x per worker)"
     )
     target = "meets" if main_run.rate >= 8000 else "BELOW"
     print(
-        f"target 8,000 bills/s: {target} ({main_run.rate:,.0f} bills/s; planning {main_run.plan_seconds:.2f} s of it)"
+        f"target 8,000 bills/s: {target} ({main_run.rate:,.0f} bills/s; "
+        f"planning {main_run.plan_seconds:.2f} s of it)"
     )
     client, server = main_run.cpu_per_thousand
-    cores = min(args.workers, os.cpu_count() or 1)
+    cores = os.cpu_count() or 1
     print(
         f"CPU per 1,000 bills: workers {client:.2f} s + their PostgreSQL backends {server:.2f} s; "
-        f"{cores} cores alone would bill at most {cores * 1000 / (client + server):,.0f} bills/s"
+        f"{cores} cores doing nothing else could bill at most {cores * 1000 / (client + server):,.0f} bills/s"
     )
     ours = sum(w["cpu"] + w["server_cpu"] for w in main_run.workers)
     print(

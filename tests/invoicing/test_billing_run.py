@@ -442,3 +442,18 @@ def test_bill_month_just_ended_bills_every_active_provider_once(
     assert not BillingRun.objects.filter(provider=dormant).exists()
     assert not Invoice.objects.filter(connection=dormant_connection).exists()
     assert_ledger_holds(*setup["all"])
+
+
+def test_a_run_prints_the_same_customer_details_as_a_bill_issued_by_hand(flat_provider):
+    connection = billable_connection(flat_provider, meter_number="M-0042", division="Lahore")
+    connection.customer.user.address = "House 5, Street 2, DHA"
+    connection.customer.user.save()
+    run, _ = billing_run_start(provider=flat_provider, period=date(2024, 1, 1))
+
+    for chunk_id in pending_chunks(run):
+        billing_run_chunk_bill(chunk_id=chunk_id)
+
+    invoice = Invoice.objects.get(connection=connection)
+    assert invoice.customer_snapshot == services.customer_snapshot(connection)
+    assert invoice.customer_snapshot["address"] == "House 5, Street 2, DHA"
+    assert invoice.provider_snapshot["code"] == flat_provider.code

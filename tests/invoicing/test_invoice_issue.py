@@ -3,10 +3,12 @@ numbered gaplessly, once per connection and month, frozen once paid or adjusted.
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from unittest import mock
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
+from django.db import IntegrityError
 from django.utils import timezone
 from guardian.core import ObjectPermissionChecker
 from guardian.shortcuts import get_perms
@@ -538,3 +540,13 @@ def test_invoice_update_rerating_a_kwh_bill_from_the_readings_says_it_came_from_
     invoice.refresh_from_db()
     assert (invoice.kwh_consumed, invoice.current_charges) == (D("300.0000"), D("9750.00"))
     assert invoice.source == InvoiceSource.READINGS
+
+
+def test_invoice_issue_racing_a_billing_run_for_the_same_month_is_a_conflict(connection, creator):
+    """The run's chunk does not lock connections: the unique constraint catches the clash."""
+    clash = IntegrityError("duplicate key value violates unique constraint invoice_once_per_connection_month")
+
+    with mock.patch("invoicing.services._save_issued", side_effect=clash), pytest.raises(InvoiceExists):
+        invoice_issue(connection=connection, period=JANUARY, created_by=creator)
+
+    assert Invoice.objects.count() == 0
