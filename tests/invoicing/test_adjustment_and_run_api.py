@@ -129,3 +129,18 @@ def test_auditors_read_runs_but_cannot_start_one(as_role, super_creator, flat_pr
     assert as_role(auditor, Role.AUDITOR).get("/api/billing-runs").json()["count"] == 1
     assert as_role(auditor, Role.AUDITOR).post("/api/billing-runs", {"month": "2024-02"}).status_code == 403
     assert as_role(outsider, Role.SUPER_CREATOR).get(f"/api/billing-runs/{run_id}").status_code == 404
+
+
+def test_adjustments_of_another_provider_or_customer_are_not_found(
+    as_role, super_creator, flat_provider, other_provider, invoice
+):
+    adjustment_id = adjust(as_role(super_creator, Role.SUPER_CREATOR), invoice, "5.00").json()["adjustmentId"]
+    neighbour = billable_connection(flat_provider).customer.user
+
+    assert (
+        as_role(invoice.customer.user, Role.CUSTOMER).get(f"/api/adjustments/{adjustment_id}").status_code
+        == 200
+    )
+    assert as_role(neighbour, Role.CUSTOMER).get(f"/api/adjustments/{adjustment_id}").status_code == 404
+    stranger = UserFactory(provider=other_provider, roles=[Role.AUDITOR])
+    assert as_role(stranger, Role.AUDITOR).get(f"/api/adjustments/{adjustment_id}/receipt").status_code == 404

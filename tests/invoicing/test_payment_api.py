@@ -8,7 +8,7 @@ from django.utils import timezone
 from accounts.roles import Role
 from invoicing import services
 from invoicing.models import Payment
-from tests.factories import UserFactory
+from tests.factories import UserFactory, billable_connection
 from tests.invoicing.ledger import assert_ledger_holds
 
 pytestmark = pytest.mark.django_db
@@ -154,3 +154,31 @@ def test_payment_methods_are_listed(as_role, super_creator):
         "JazzCash",
         "EasyPaisa",
     ]
+
+
+def test_payment_lists_are_scoped_to_the_callers_reach(
+    as_role, super_creator, flat_provider, creator, invoice
+):
+    neighbour = billable_connection(flat_provider)
+    neighbours_bill = services.invoice_issue(
+        connection=neighbour, period=date(2024, 1, 1), created_by=creator
+    )
+    api = as_role(super_creator, Role.SUPER_CREATOR)
+    mine = pay(api, invoice, "10.00").json()["receiptNumber"]
+    theirs = pay(api, neighbours_bill, "20.00").json()["paymentId"]
+    customer_api = as_role(invoice.customer.user, Role.CUSTOMER)
+
+    assert [row["receiptNumber"] for row in customer_api.get("/api/payments/list").json()["results"]] == [
+        mine
+    ]
+    assert customer_api.get(f"/api/payments/{theirs}").status_code == 404
+    assert api.get("/api/payments/list").json()["count"] == 2
+
+
+def test_another_providers_receipts_are_not_found(as_role, super_creator, other_provider, invoice):
+    payment_id = pay(as_role(super_creator, Role.SUPER_CREATOR), invoice, "10.00").json()["paymentId"]
+    stranger = as_role(UserFactory(provider=other_provider, roles=[Role.AUDITOR]), Role.AUDITOR)
+
+    assert stranger.get(f"/api/payments/{payment_id}").status_code == 404
+    assert stranger.get(f"/api/payments/{payment_id}/receipt").status_code == 404
+    assert stranger.get("/api/payments/list").json()["count"] == 0
