@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api import ERRORS as ACCOUNT_ERRORS
 from accounts.permissions import Allowed
 from billing.models import ServiceConnection
 from billing.selectors import connection_list_for
@@ -28,6 +29,7 @@ from invoicing.tasks import dispatch
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
 KWH = {"max_digits": 14, "decimal_places": 4}
+ID = {"min_value": 1, "max_value": 2**63 - 1}  # a database id; anything else is a 400, not an overflow
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,100}")  # printable ASCII, no spaces
 
 
@@ -47,6 +49,34 @@ class MonthField(serializers.CharField):
 
     def to_representation(self, value: date) -> str:
         return f"{value:%Y-%m}"
+
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    description="Send the same key when retrying: the first result is returned (200, header "
+    "Idempotent-Replayed: true), never a second one; the same key with another body is a 409.",
+)
+ERRORS = {
+    **ACCOUNT_ERRORS,
+    409: OpenApiResponse(description="The bill's state refuses it (paid, cancelled, locked, key reused)."),
+}
+
+
+def idempotency_key(request: Request) -> str:
+    key = request.headers.get("Idempotency-Key", "")
+    if key and not IDEMPOTENCY_KEY.fullmatch(key):
+        raise DomainError("Idempotency-Key must be 1 to 100 printable characters without spaces.")
+    return key
+
+
+def replay_aware(body: dict, *, replayed: bool) -> Response:
+    """201 for what this request made; 200 and `Idempotent-Replayed` for what a retry returned."""
+    response = Response(body, status=status.HTTP_200_OK if replayed else status.HTTP_201_CREATED)
+    if replayed:
+        response["Idempotent-Replayed"] = "true"
+    return response
 
 
 def pdf_response(content: bytes, filename: str) -> HttpResponse:
@@ -186,7 +216,7 @@ class InvoiceDetailOutput(InvoiceOutput):
         ]
 
     def get_amountPayable(self, invoice: Invoice) -> str:
-        return f"{services.amount_payable(invoice) if invoice.is_open else 0:.2f}"
+        return f"{services.amount_payable(invoice):.2f}"
 
 
 class InvoiceFilter(filters.FilterSet):
@@ -251,9 +281,9 @@ class MyCreatedInvoicesApi(InvoiceListBase):
 
 
 class InvoiceCreateInput(serializers.Serializer):
-    connectionId = serializers.IntegerField(required=False, help_text="The connection to bill.")
+    connectionId = serializers.IntegerField(**ID, required=False, help_text="The connection to bill.")
     customerId = serializers.IntegerField(
-        required=False, help_text="The customer; enough alone when they have one active connection."
+        **ID, required=False, help_text="The customer; enough alone when they have one active connection."
     )
     month = MonthField(required=False, help_text="YYYY-MM; the current month by default.")
     kwhConsumed = serializers.DecimalField(**KWH, min_value=0, required=False)
@@ -270,7 +300,7 @@ class InvoiceCollectionApi(APIView):
 
     @extend_schema(
         request=InvoiceCreateInput,
-        responses={201: InvoiceDetailOutput},
+        responses={201: InvoiceDetailOutput, **ERRORS},
         summary="Issue an invoice: for kWh entered, or for a month of meter readings",
     )
     def post(self, request: Request) -> Response:
@@ -337,7 +367,8 @@ class InvoiceItemApi(APIView):
         return [Allowed.to(perm)()]
 
     @extend_schema(
-        responses={200: InvoiceDetailOutput}, summary="An invoice with its lines, payments and adjustments"
+        responses={200: InvoiceDetailOutput, **ERRORS},
+        summary="An invoice with its lines, payments and adjustments",
     )
     def get(self, request: Request, invoice_id: int) -> Response:
         invoice = selectors.invoice_detail_for(user=request.user, invoice_id=invoice_id)
@@ -345,7 +376,7 @@ class InvoiceItemApi(APIView):
 
     @extend_schema(
         request=InvoiceUpdateInput,
-        responses={200: InvoiceDetailOutput},
+        responses={200: InvoiceDetailOutput, **ERRORS},
         summary="Change the due date, cancel an unpaid bill, or re-rate one nothing was paid or adjusted on",
     )
     def put(self, request: Request, invoice_id: int) -> Response:
@@ -372,7 +403,7 @@ class InvoiceItemApi(APIView):
 class InvoicePdfApi(APIView):
     permission_classes = [Allowed.to("invoicing.view_invoice")]
 
-    @extend_schema(responses={200: PDF_RESPONSE}, summary="The bill as a PDF")
+    @extend_schema(responses={200: PDF_RESPONSE, **ERRORS}, summary="The bill as a PDF")
     def get(self, request: Request, invoice_id: int) -> HttpResponse:
         invoice = selectors.invoice_get_for(user=request.user, invoice_id=invoice_id)
         bill = selectors.bill_for(
@@ -456,7 +487,7 @@ class BillRetrievalApi(APIView):
 
     @extend_schema(
         parameters=[Query],
-        responses={200: BillOutput},
+        responses={200: BillOutput, **ERRORS},
         summary="A customer's bill for a month, with every line, arrears, payable amounts and the previous 10 bills",
     )
     def get(self, request: Request) -> Response:
@@ -492,7 +523,7 @@ class PaymentMethodListApi(generics.ListAPIView):
 
 
 class PaymentInput(serializers.Serializer):
-    billId = serializers.IntegerField()
+    billId = serializers.IntegerField(**ID)
     amount = serializers.DecimalField(**MONEY, min_value=Decimal("0.01"))
     method = serializers.CharField(
         max_length=30, help_text="Payment method code or id (GET /api/payment-methods)."
@@ -505,21 +536,12 @@ class PaymentCreateApi(APIView):
 
     @extend_schema(
         request=PaymentInput,
-        parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                str,
-                OpenApiParameter.HEADER,
-                description="Send the same key when retrying: the first payment is returned, never a second one.",
-            )
-        ],
-        responses={201: PaymentOutput, 200: PaymentOutput},
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: PaymentOutput, 200: PaymentOutput, **ERRORS},
         summary="Record a payment against a bill (oldest open bills of the connection are settled first)",
     )
     def post(self, request: Request) -> Response:
-        key = request.headers.get("Idempotency-Key", "")
-        if key and not IDEMPOTENCY_KEY.fullmatch(key):
-            raise DomainError("Idempotency-Key must be 1 to 100 printable characters without spaces.")
+        key = idempotency_key(request)
         data = PaymentInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
@@ -536,17 +558,13 @@ class PaymentCreateApi(APIView):
             idempotency_key=key,
         )
         payment = selectors.payment_get_for(user=request.user, payment_id=payment.pk)
-        response = Response(
-            PaymentOutput(payment).data, status=status.HTTP_201_CREATED if new else status.HTTP_200_OK
-        )
-        if not new:
-            response["Idempotent-Replayed"] = "true"
-        return response
+        return replay_aware(PaymentOutput(payment).data, replayed=not new)
 
 
 def _method(value: str) -> PaymentMethod:
     methods = selectors.payment_methods()
-    method = methods.filter(pk=int(value)).first() if value.isdigit() else methods.filter(code=value).first()
+    by_id = re.fullmatch(r"[0-9]{1,9}", value)
+    method = methods.filter(pk=int(value)).first() if by_id else methods.filter(code=value).first()
     if method is None:
         codes = ", ".join(methods.values_list("code", flat=True))
         raise DomainError(f"No payment method {value!r}; use one of: {codes}.", field="method")
@@ -556,7 +574,7 @@ def _method(value: str) -> PaymentMethod:
 class PaymentItemApi(APIView):
     permission_classes = [Allowed.to("invoicing.view_payment")]
 
-    @extend_schema(responses={200: PaymentOutput}, summary="A payment receipt")
+    @extend_schema(responses={200: PaymentOutput, **ERRORS}, summary="A payment receipt")
     def get(self, request: Request, payment_id: int) -> Response:
         return Response(
             PaymentOutput(selectors.payment_get_for(user=request.user, payment_id=payment_id)).data
@@ -566,7 +584,7 @@ class PaymentItemApi(APIView):
 class PaymentReceiptPdfApi(APIView):
     permission_classes = [Allowed.to("invoicing.view_payment")]
 
-    @extend_schema(responses={200: PDF_RESPONSE}, summary="A payment receipt as a PDF")
+    @extend_schema(responses={200: PDF_RESPONSE, **ERRORS}, summary="A payment receipt as a PDF")
     def get(self, request: Request, payment_id: int) -> HttpResponse:
         payment = selectors.payment_get_for(user=request.user, payment_id=payment_id)
         return pdf_response(pdf.payment_receipt_pdf(payment), payment.receipt_number)
@@ -584,7 +602,7 @@ class PaymentListApi(generics.ListAPIView):
 
 
 class AdjustmentInput(serializers.Serializer):
-    billId = serializers.IntegerField()
+    billId = serializers.IntegerField(**ID)
     amount = serializers.DecimalField(**MONEY, min_value=Decimal("0.01"))
     direction = serializers.ChoiceField(choices=["credit", "debit"])
     reason = serializers.CharField(max_length=500)
@@ -597,9 +615,13 @@ class AdjustmentCreateApi(APIView):
     permission_classes = [Allowed.to("invoicing.add_adjustment")]
 
     @extend_schema(
-        request=AdjustmentInput, responses={201: AdjustmentOutput}, summary="Adjust a bill (officers)"
+        request=AdjustmentInput,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: AdjustmentOutput, 200: AdjustmentOutput, **ERRORS},
+        summary="Adjust a bill (officers)",
     )
     def post(self, request: Request) -> Response:
+        key = idempotency_key(request)
         data = AdjustmentInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
@@ -612,15 +634,17 @@ class AdjustmentCreateApi(APIView):
             direction=values["direction"],
             reason=values["reason"],
             officer=request.user,
+            idempotency_key=key,
         )
+        replayed = services.adjustment_replayed(adjustment)
         adjustment = selectors.adjustment_get_for(user=request.user, adjustment_id=adjustment.pk)
-        return Response(AdjustmentOutput(adjustment).data, status=status.HTTP_201_CREATED)
+        return replay_aware(AdjustmentOutput(adjustment).data, replayed=replayed)
 
 
 class AdjustmentItemApi(APIView):
     permission_classes = [Allowed.to("invoicing.view_adjustment")]
 
-    @extend_schema(responses={200: AdjustmentOutput}, summary="An adjustment receipt")
+    @extend_schema(responses={200: AdjustmentOutput, **ERRORS}, summary="An adjustment receipt")
     def get(self, request: Request, adjustment_id: int) -> Response:
         adjustment = selectors.adjustment_get_for(user=request.user, adjustment_id=adjustment_id)
         return Response(AdjustmentOutput(adjustment).data)
@@ -629,7 +653,7 @@ class AdjustmentItemApi(APIView):
 class AdjustmentReceiptPdfApi(APIView):
     permission_classes = [Allowed.to("invoicing.view_adjustment")]
 
-    @extend_schema(responses={200: PDF_RESPONSE}, summary="An adjustment receipt as a PDF")
+    @extend_schema(responses={200: PDF_RESPONSE, **ERRORS}, summary="An adjustment receipt as a PDF")
     def get(self, request: Request, adjustment_id: int) -> HttpResponse:
         adjustment = selectors.adjustment_get_for(user=request.user, adjustment_id=adjustment_id)
         return pdf_response(pdf.adjustment_receipt_pdf(adjustment), adjustment.number)
@@ -686,7 +710,7 @@ class BillingRunCollectionApi(generics.ListAPIView):
 
     @extend_schema(
         request=inline_serializer("BillingRunInput", {"month": serializers.CharField(help_text="YYYY-MM")}),
-        responses={202: BillingRunDetailOutput, 200: BillingRunDetailOutput},
+        responses={202: BillingRunDetailOutput, 200: BillingRunDetailOutput, **ERRORS},
         summary="Start (or resume) the billing run of the caller's provider for a month",
     )
     def post(self, request: Request) -> Response:
@@ -705,7 +729,9 @@ class BillingRunCollectionApi(generics.ListAPIView):
 class BillingRunItemApi(APIView):
     permission_classes = [Allowed.to("invoicing.view_billingrun")]
 
-    @extend_schema(responses={200: BillingRunDetailOutput}, summary="A billing run's progress and problems")
+    @extend_schema(
+        responses={200: BillingRunDetailOutput, **ERRORS}, summary="A billing run's progress and problems"
+    )
     def get(self, request: Request, run_id: int) -> Response:
         return Response(
             BillingRunDetailOutput(selectors.billing_run_get_for(user=request.user, run_id=run_id)).data

@@ -102,8 +102,11 @@ class Invoice(models.Model):
         ordering = ["-period", "-id"]
         permissions = [("collect_payment", "Can record a payment on this invoice")]
         constraints = [
+            # A cancelled bill leaves its month free to be billed again.
             models.UniqueConstraint(
-                fields=["connection", "period"], name="invoice_once_per_connection_month"
+                fields=["connection", "period"],
+                condition=~Q(status="Cancelled"),
+                name="invoice_once_per_connection_month",
             ),
             models.CheckConstraint(
                 condition=Q(balance=F("current_charges") + F("adjustment_total") - F("amount_paid"))
@@ -278,11 +281,19 @@ class Adjustment(models.Model):
     balance_before = models.DecimalField(**MONEY)
     balance_after = models.DecimalField(**MONEY)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A retried request with the same key returns this adjustment; `request_hash` tells a different body.
+    idempotency_key = models.CharField(max_length=100, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="adjustment_amount_positive"),
+            models.UniqueConstraint(
+                fields=["officer", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="adjustment_idempotency_key_unique",
+            ),
             models.CheckConstraint(condition=Q(balance_after__gte=0), name="adjustment_balance_not_negative"),
             models.UniqueConstraint(
                 fields=["invoice"], condition=Q(kind="late_surcharge"), name="late_surcharge_once"

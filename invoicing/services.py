@@ -354,6 +354,21 @@ def _insert_lines(built: list[tuple[Invoice, list[tuple]]]) -> None:
     )
 
 
+MAX_DUE_DAYS = 90  # the longest a bill may be given to be paid
+
+
+def _check_due_date(due: date, issue_date: date) -> None:
+    if due < issue_date:
+        raise InvoiceRefused(
+            f"The due date {due} is before the issue date {issue_date}; choose a later due date.",
+            field="dueDate",
+        )
+    if due > issue_date + timedelta(days=MAX_DUE_DAYS):
+        raise InvoiceRefused(
+            f"A bill is due at most {MAX_DUE_DAYS} days after its issue date ({issue_date}).", field="dueDate"
+        )
+
+
 def _terms(
     *,
     provider: Provider,
@@ -365,11 +380,7 @@ def _terms(
     billing_run: BillingRun | None = None,
 ) -> IssueTerms:
     due = due_date or issue_date + timedelta(days=provider.due_days)
-    if due < issue_date:
-        raise InvoiceRefused(
-            f"The due date {due} is before the issue date {issue_date}; choose a later due date.",
-            field="dueDate",
-        )
+    _check_due_date(due, issue_date)
     return IssueTerms(
         provider=provider,
         period=period,
@@ -480,12 +491,21 @@ def invoice_issue(
         )
     if connection.status != ConnectionStatus.ACTIVE:
         raise InvoiceRefused(f"Connection {connection.number} is disconnected; it is not billed.")
-    existing = Invoice.objects.filter(connection=connection, period=period).only("number").first()
-    if existing:
+    billed = Invoice.objects.filter(connection=connection, period__gte=period).exclude(
+        status=InvoiceStatus.CANCELLED
+    )
+    existing = billed.order_by("-period").only("number", "period").first()
+    if existing and existing.period == period:
         raise InvoiceExists(
             f"Connection {connection.number} already has invoice {existing.number} for {period:%B %Y}; "
             "change that one instead.",
             invoiceId=existing.pk,
+        )
+    if existing:
+        raise InvoiceRefused(
+            f"Connection {connection.number} is already billed for {existing.period:%B %Y} "
+            f"({existing.number}); bills are issued month after month, so {period:%B %Y} can no longer be.",
+            field="month",
         )
     manual_given = any(value is not None for value in (kwh, peak_kwh, off_peak_kwh))
     terms = _terms(
@@ -506,6 +526,8 @@ def invoice_issue(
         with transaction.atomic():
             (invoice,) = _save_issued(terms, [built])
     except IntegrityError as clash:  # a billing run chunk billed the connection meanwhile
+        if "invoice_once_per_connection_month" not in str(clash):
+            raise
         raise InvoiceExists(
             f"Connection {connection.number} was just billed for {period:%B %Y}; change that invoice instead."
         ) from clash
@@ -548,6 +570,17 @@ def invoice_update(
             f"Invoice {invoice.number} has payments or adjustments; correct it with an adjustment instead.",
             amountPaid=f"{invoice.amount_paid}",
         )
+    later = (
+        Invoice.objects.filter(connection_id=invoice.connection_id, period__gt=invoice.period)
+        .exclude(status=InvoiceStatus.CANCELLED)
+        .only("number")
+        .first()
+    )
+    if (cancel or rerate or manual_given) and later:
+        raise InvoiceLocked(
+            f"Invoice {later.number} of a later month prints this bill's balance as arrears; "
+            "cancel or correct that bill first, or correct this one with an adjustment."
+        )
     if cancel:
         invoice.status = InvoiceStatus.CANCELLED
         invoice.balance = NO_MONEY
@@ -557,15 +590,15 @@ def invoice_update(
         _rerate(
             invoice, manual={"kwh": kwh, "peak": peak_kwh, "off_peak": off_peak_kwh} if manual_given else None
         )
-    if due_date is not None:
-        if due_date < invoice.issue_date:
-            raise InvoiceRefused(
-                f"The due date {due_date} is before the issue date {invoice.issue_date}; choose a later one.",
+    if due_date is not None and due_date != invoice.due_date:
+        if invoice.status == InvoiceStatus.OVERDUE:
+            raise InvoiceLocked(
+                f"Invoice {invoice.number} is overdue and its late surcharge was added; an officer can "
+                "correct it with an adjustment.",
                 field="dueDate",
             )
+        _check_due_date(due_date, invoice.issue_date)
         invoice.due_date = due_date
-        if invoice.status == InvoiceStatus.OVERDUE and due_date >= timezone.localdate():
-            invoice.status = InvoiceStatus.PARTIALLY_PAID if invoice.amount_paid else InvoiceStatus.PENDING
     invoice.save()
     return invoice
 
@@ -774,13 +807,71 @@ def _payment_post(
 # --- adjustments ---------------------------------------------------------------------------------
 
 
-@transaction.atomic
 def adjustment_create(
-    *, invoice: Invoice, amount: Decimal, direction: str, reason: str, officer: User
+    *,
+    invoice: Invoice,
+    amount: Decimal,
+    direction: str,
+    reason: str,
+    officer: User,
+    idempotency_key: str = "",
 ) -> Adjustment:
     """An officer's correction of a bill: a credit lowers its balance (never below zero), a debit
-    raises it. The officer's name and designation are taken from their account."""
+    raises it. The officer's name and designation are taken from their account. With an
+    `idempotency_key`, a retry returns the first adjustment (`adjustment_replayed` tells)."""
+    request_hash = _request_hash(
+        invoice=invoice.pk, amount=f"{amount:.2f}", direction=direction, reason=reason
+    )
+    try:
+        return _adjustment_create(
+            invoice=invoice,
+            amount=amount,
+            direction=direction,
+            reason=reason,
+            officer=officer,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        )
+    except IntegrityError:  # the same key at the same moment: the other request won
+        earlier = idempotency_key and _earlier_adjustment(officer, idempotency_key, request_hash)
+        if not earlier:
+            raise
+        return earlier
+
+
+def adjustment_replayed(adjustment: Adjustment) -> bool:
+    """Was this adjustment returned for a retried request rather than made by it?"""
+    return getattr(adjustment, "_replayed", False)
+
+
+def _earlier_adjustment(officer: User, idempotency_key: str, request_hash: str) -> Adjustment | None:
+    earlier = Adjustment.objects.filter(officer=officer, idempotency_key=idempotency_key).first()
+    if earlier is None:
+        return None
+    if earlier.request_hash != request_hash:
+        raise IdempotencyMismatch(
+            "This Idempotency-Key was already used for a different adjustment; use a new key for a new one."
+        )
+    earlier._replayed = True
+    return earlier
+
+
+@transaction.atomic
+def _adjustment_create(
+    *,
+    invoice: Invoice,
+    amount: Decimal,
+    direction: str,
+    reason: str,
+    officer: User,
+    idempotency_key: str,
+    request_hash: str,
+) -> Adjustment:
     invoice = _lock_invoice(invoice)
+    if idempotency_key:  # under the lock: a retry that waited for the first one finds it here
+        earlier = _earlier_adjustment(officer, idempotency_key, request_hash)
+        if earlier is not None:
+            return earlier
     if invoice.status == InvoiceStatus.CANCELLED:
         raise InvoiceCancelled(f"Invoice {invoice.number} is cancelled; it cannot be adjusted.")
     if invoice.status == InvoiceStatus.PAID:
@@ -807,13 +898,28 @@ def adjustment_create(
         )
     if invoice.balance + signed > MAX_AMOUNT:
         raise AdjustmentRefused("That debit is larger than an invoice can hold.", field="amount")
-    return _adjust(invoice, amount=amount, direction=direction, reason=reason, officer=officer)
+    return _adjust(
+        invoice,
+        amount=amount,
+        direction=direction,
+        reason=reason,
+        officer=officer,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
 
 
 def _adjust(
-    invoice: Invoice, *, amount: Decimal, direction: str, reason: str, officer: User | None,
+    invoice: Invoice,
+    *,
+    amount: Decimal,
+    direction: str,
+    reason: str,
+    officer: User | None,
     kind: str = AdjustmentKind.OFFICER,
-) -> Adjustment:  # fmt: skip
+    idempotency_key: str = "",
+    request_hash: str = "",
+) -> Adjustment:
     today = timezone.localdate()
     (number,) = _take_numbers(
         provider=invoice.provider, series=DocumentSeries.ADJUSTMENT, year=today.year, count=1
@@ -834,6 +940,8 @@ def _adjust(
         original_amount=invoice.current_charges,
         balance_before=before,
         balance_after=before + signed,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
     )
     invoice.adjustment_total += signed
     invoice.balance += signed
@@ -936,10 +1044,8 @@ def billing_run_start(
     it is new. An unfinished run of that month is returned as it is, to be resumed."""
     period = _first_of(period)
     today = timezone.localdate()
-    if period > today.replace(day=1):
-        raise DomainError(
-            f"{period:%B %Y} has not started; a month is billed once it is over.", field="period"
-        )
+    if period >= today.replace(day=1):
+        raise DomainError(f"{period:%B %Y} has not ended; a month is billed once it is over.", field="period")
     Provider.objects.select_for_update().get(pk=provider.pk)  # one planner per provider at a time
     unfinished = BillingRun.objects.filter(
         provider=provider, period=period, status=BillingRunStatus.RUNNING
@@ -1005,11 +1111,29 @@ def billing_run_chunk_bill(*, chunk_id: int) -> bool:
     )
     connections = _run_connections(in_chunk.order_by("pk"))
     ids = in_chunk.values("pk")  # a subquery: no list of a thousand parameters, three times
-    billed = set(
-        Invoice.objects.filter(connection_id__in=ids, period=period).values_list("connection_id", flat=True)
-    )
+    billed, later = set(), {}
+    for connection_id, billed_period in (
+        Invoice.objects.filter(connection_id__in=ids, period__gte=period)
+        .exclude(status=InvoiceStatus.CANCELLED)
+        .values_list("connection_id", "period")
+    ):
+        if billed_period == period:
+            billed.add(connection_id)
+        else:
+            later[connection_id] = max(billed_period, later.get(connection_id, billed_period))
     readings = readings_for_period(connections=ids, year=period.year, month=period.month)
     arrears = _arrears(connection_ids=ids, period=period)
+    if arrears:
+        # Only a connection that owes can see what it owes change (a payment, an adjustment) before
+        # this chunk commits: lock those, as every money path locks its connection, and read again.
+        owing = sorted(arrears)
+        list(
+            ServiceConnection.objects.select_for_update()
+            .filter(pk__in=owing)
+            .order_by("pk")
+            .values_list("pk")
+        )
+        arrears = _arrears(connection_ids=owing, period=period)
     schedule = schedule_in_force(provider=provider, day=run.issue_date)
     by_type: dict[int, Schedule] = {}
     terms = _terms(
@@ -1024,6 +1148,15 @@ def billing_run_chunk_bill(*, chunk_id: int) -> bool:
     built, problems = [], []
     for connection in connections:
         if connection.pk in billed:
+            continue
+        if connection.pk in later:
+            problems.append(
+                (
+                    connection.pk,
+                    ProblemKind.SKIPPED,
+                    f"Connection {connection.number} is already billed for {later[connection.pk]:%B %Y}.",
+                )
+            )
             continue
         ends = period_readings(readings.get(connection.pk, ()), period.year, period.month)
         if ends is None:

@@ -3,6 +3,7 @@
 from datetime import date
 
 import pytest
+from django.utils import timezone
 
 from accounts.roles import Role
 from invoicing import services
@@ -144,3 +145,30 @@ def test_adjustments_of_another_provider_or_customer_are_not_found(
     assert as_role(neighbour, Role.CUSTOMER).get(f"/api/adjustments/{adjustment_id}").status_code == 404
     stranger = UserFactory(provider=other_provider, roles=[Role.AUDITOR])
     assert as_role(stranger, Role.AUDITOR).get(f"/api/adjustments/{adjustment_id}/receipt").status_code == 404
+
+
+def test_a_retried_adjustment_with_the_same_key_is_made_once(as_role, super_creator, invoice):
+    api = as_role(super_creator, Role.SUPER_CREATOR)
+    body = {"billId": invoice.pk, "amount": "100.00", "direction": "credit", "reason": "Estimated reading"}
+
+    first = api.post("/api/adjustments", body, format="json", HTTP_IDEMPOTENCY_KEY="adj-2024-0001")
+    retry = api.post("/api/adjustments", body, format="json", HTTP_IDEMPOTENCY_KEY="adj-2024-0001")
+    changed = api.post(
+        "/api/adjustments", {**body, "amount": "200.00"}, format="json", HTTP_IDEMPOTENCY_KEY="adj-2024-0001"
+    )
+
+    assert (first.status_code, retry.status_code, changed.status_code) == (201, 200, 409)
+    assert retry["Idempotent-Replayed"] == "true"
+    assert retry.json()["adjustmentId"] == first.json()["adjustmentId"]
+    assert Adjustment.objects.count() == 1
+
+
+def test_the_running_month_is_not_billed_by_a_run(as_role, super_creator):
+    month = timezone.localdate().strftime("%Y-%m")
+
+    response = as_role(super_creator, Role.SUPER_CREATOR).post(
+        "/api/billing-runs", {"month": month}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert "has not ended" in response.json()["detail"]

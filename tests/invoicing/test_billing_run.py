@@ -341,7 +341,7 @@ def test_billing_run_with_no_active_connection_is_complete_at_once(flat_provider
 def test_billing_run_start_refuses_a_month_that_has_not_started(flat_provider):
     next_month = (timezone.localdate().replace(day=1) + timedelta(days=32)).replace(day=1)
 
-    with pytest.raises(DomainError, match="has not started") as refused:
+    with pytest.raises(DomainError, match="has not ended") as refused:
         billing_run_start(provider=flat_provider, period=next_month)
 
     assert refused.value.field == "period"
@@ -409,7 +409,7 @@ def test_billing_run_command_refuses_an_unknown_provider_or_a_month_to_come(flat
 
     with pytest.raises(CommandError, match="No provider with code NOPE"):
         run_command("--provider", "NOPE", "--month", "2024-01")
-    with pytest.raises(CommandError, match="has not started"):
+    with pytest.raises(CommandError, match="has not ended"):
         run_command("--provider", flat_provider.code, "--month", next_month)
     with pytest.raises(CommandError, match="at least 1"):
         run_command("--provider", flat_provider.code, "--month", "2024-01", "--chunk-size", "0")
@@ -457,3 +457,17 @@ def test_a_run_prints_the_same_customer_details_as_a_bill_issued_by_hand(flat_pr
     assert invoice.customer_snapshot == services.customer_snapshot(connection)
     assert invoice.customer_snapshot["address"] == "House 5, Street 2, DHA"
     assert invoice.provider_snapshot["code"] == flat_provider.code
+
+
+def test_a_run_skips_a_connection_already_billed_for_a_later_month(flat_provider, creator):
+    connection = billable_connection(flat_provider, months=2)
+    later = invoice_issue(connection=connection, period=date(2024, 2, 1), created_by=creator)
+    run, _ = billing_run_start(provider=flat_provider, period=date(2024, 1, 1))
+
+    for chunk_id in pending_chunks(run):
+        billing_run_chunk_bill(chunk_id=chunk_id)
+
+    run.refresh_from_db()
+    assert (run.issued, run.skipped) == (0, 1)
+    assert run.problems.get().reason == f"Connection {connection.number} is already billed for February 2024."
+    assert list(Invoice.objects.values_list("number", flat=True)) == [later.number]

@@ -182,7 +182,8 @@ def test_invoice_numbers_run_consecutively_per_provider_and_year_of_issue(connec
     neighbours = invoice_issue(connection=neighbour, period=JANUARY, created_by=creator)
     february = invoice_issue(connection=connection, period=FEBRUARY, created_by=creator)
     theirs = invoice_issue(connection=elsewhere, period=JANUARY, created_by=creator)
-    last_year = invoice_issue(connection=neighbour, period=DECEMBER_2023, created_by=creator, kwh=D("10"))
+    newcomer = billable_connection(connection.provider, months=1)
+    last_year = invoice_issue(connection=newcomer, period=DECEMBER_2023, created_by=creator, kwh=D("10"))
 
     assert [january.number, neighbours.number, february.number] == [
         f"{code}-2024-000001",
@@ -550,3 +551,44 @@ def test_invoice_issue_racing_a_billing_run_for_the_same_month_is_a_conflict(con
         invoice_issue(connection=connection, period=JANUARY, created_by=creator)
 
     assert Invoice.objects.count() == 0
+
+
+def test_invoice_issue_refuses_a_month_before_the_latest_bill(connection, creator):
+    """A later bill already printed the arrears; an earlier month issued now would be paid out of order."""
+    february = invoice_issue(connection=connection, period=FEBRUARY, created_by=creator)
+
+    with pytest.raises(InvoiceRefused, match=f"already billed for February 2024 \\({february.number}\\)"):
+        invoice_issue(connection=connection, period=JANUARY, created_by=creator)
+
+    assert Invoice.objects.count() == 1
+
+
+def test_a_cancelled_month_can_be_billed_again(connection, creator):
+    january = invoice_issue(connection=connection, period=JANUARY, created_by=creator)
+    invoice_update(invoice=january, updated_by=creator, cancel=True)
+
+    again = invoice_issue(connection=connection, period=JANUARY, created_by=creator, kwh=D("100"))
+
+    assert again.number != january.number
+    assert again.current_charges == D("3250.00")
+    assert_ledger_holds(connection)
+
+
+def test_cancelling_or_rerating_a_bill_a_later_bill_carries_is_refused(connection, creator):
+    january = invoice_issue(connection=connection, period=JANUARY, created_by=creator)
+    february = invoice_issue(connection=connection, period=FEBRUARY, created_by=creator)
+
+    with pytest.raises(InvoiceLocked, match=february.number):
+        invoice_update(invoice=january, updated_by=creator, cancel=True)
+    with pytest.raises(InvoiceLocked, match=february.number):
+        invoice_update(invoice=january, updated_by=creator, kwh=D("10"))
+
+    january.refresh_from_db()
+    assert (january.status, january.current_charges) == (InvoiceStatus.PENDING, D("9750.00"))
+
+
+def test_a_due_date_more_than_ninety_days_after_issue_is_refused(connection, creator):
+    january = invoice_issue(connection=connection, period=JANUARY, created_by=creator)
+
+    with pytest.raises(InvoiceRefused, match="at most 90 days"):
+        invoice_update(invoice=january, updated_by=creator, due_date=date(2099, 12, 31))

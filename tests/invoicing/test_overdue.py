@@ -16,7 +16,14 @@ from django.utils import timezone
 from billing.signals import rows_bulk_created, rows_bulk_updated
 from invoicing import services, tasks
 from invoicing.models import Adjustment, AdjustmentKind, Invoice, InvoiceStatus
-from invoicing.services import Overpayment, invoice_issue, invoice_update, invoices_mark_overdue, payment_post
+from invoicing.services import (
+    InvoiceLocked,
+    Overpayment,
+    invoice_issue,
+    invoice_update,
+    invoices_mark_overdue,
+    payment_post,
+)
 from tests.factories import FlatTariffFactory, ProviderFactory, billable_connection
 from tests.invoicing.ledger import assert_ledger_holds
 
@@ -104,18 +111,17 @@ def test_invoices_mark_overdue_a_second_time_changes_nothing(connection, january
     assert_ledger_holds(connection)
 
 
-def test_invoices_mark_overdue_never_surcharges_a_bill_twice_after_its_due_date_moved(
+def test_an_overdue_bills_due_date_cannot_be_moved_to_escape_its_surcharge(
     connection, january, flat_provider, creator
 ):
     invoices_mark_overdue(provider=flat_provider, today=DAY_AFTER_DUE)
-    invoice_update(invoice=january, updated_by=creator, due_date=timezone.localdate())
-    january.refresh_from_db()
-    assert january.status == InvoiceStatus.PENDING
 
-    marked = invoices_mark_overdue(provider=flat_provider, today=date(2099, 1, 1))
+    with pytest.raises(InvoiceLocked, match="adjustment"):
+        invoice_update(invoice=january, updated_by=creator, due_date=timezone.localdate())
+    marked_again = invoices_mark_overdue(provider=flat_provider, today=date(2099, 1, 1))
 
     january.refresh_from_db()
-    assert marked == 1
+    assert marked_again == 0
     assert Adjustment.objects.count() == 1
     assert (january.status, january.balance) == (InvoiceStatus.OVERDUE, D("10725.00"))
     assert_ledger_holds(connection)

@@ -1,6 +1,7 @@
 """POST /api/payments: partial payments, refusals, Idempotency-Key, receipts, who may post."""
 
 from datetime import date
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -182,3 +183,35 @@ def test_another_providers_receipts_are_not_found(as_role, super_creator, other_
     assert stranger.get(f"/api/payments/{payment_id}").status_code == 404
     assert stranger.get(f"/api/payments/{payment_id}/receipt").status_code == 404
     assert stranger.get("/api/payments/list").json()["count"] == 0
+
+
+def test_odd_method_and_id_values_are_a_400_not_a_crash(as_role, super_creator, creator, invoice):
+    odd_method = pay(as_role(super_creator, Role.SUPER_CREATOR), invoice, "1.00", method="²")
+    huge_customer = as_role(creator, Role.INVOICE_CREATOR).post(
+        "/api/invoices", {"customerId": 10**30, "kwhConsumed": "1"}, format="json"
+    )
+
+    assert odd_method.status_code == 400
+    assert huge_customer.status_code == 400
+    assert set(huge_customer.json()["fields"]) == {"customerId"}
+
+
+def test_a_zero_bill_carrying_arrears_shows_what_settles_it(
+    as_role, super_creator, creator, connection, invoice
+):
+    zero = services.invoice_issue(
+        connection=connection, period=date(2024, 2, 1), created_by=creator, kwh=Decimal(0)
+    )
+    api = as_role(super_creator, Role.SUPER_CREATOR)
+
+    body = api.get(f"/api/invoices/{zero.pk}").json()
+    paid = pay(api, zero, "9750.00")
+
+    assert (body["paymentStatus"], body["payableBeforeDue"], body["amountPayable"]) == (
+        "Paid",
+        "9750.00",
+        "9750.00",
+    )
+    assert paid.json()["settled"] == [
+        {"billId": invoice.pk, "invoiceNumber": invoice.number, "amount": "9750.00"}
+    ]
