@@ -1113,7 +1113,10 @@ def billing_run_chunk_bill(*, chunk_id: int) -> bool:
     ids = in_chunk.values("pk")  # a subquery: no list of a thousand parameters, three times
     billed, later = set(), {}
     for connection_id, billed_period in (
-        Invoice.objects.filter(connection_id__in=ids, period__gte=period)
+        # By the chunk's id range (an index range scan; other providers' ids in it bill nothing here).
+        Invoice.objects.filter(
+            connection_id__gte=chunk.first_id, connection_id__lte=chunk.last_id, period__gte=period
+        )
         .exclude(status=InvoiceStatus.CANCELLED)
         .values_list("connection_id", "period")
     ):
@@ -1121,7 +1124,8 @@ def billing_run_chunk_bill(*, chunk_id: int) -> bool:
             billed.add(connection_id)
         else:
             later[connection_id] = max(billed_period, later.get(connection_id, billed_period))
-    readings = readings_for_period(connections=ids, year=period.year, month=period.month)
+    id_range = range(chunk.first_id, chunk.last_id + 1)  # other providers' ids in it bill nothing here
+    readings = readings_for_period(connections=id_range, year=period.year, month=period.month)
     arrears = _arrears(connection_ids=ids, period=period)
     if arrears:
         # Only a connection that owes can see what it owes change (a payment, an adjustment) before
