@@ -743,10 +743,6 @@ def _payment_post(
 ) -> tuple[Payment, bool]:
     if amount <= 0:
         raise PaymentRefused("A payment must be more than zero.", field="amount")
-    if not method.is_active:
-        raise MethodInactive(
-            f"{method.name} is no longer accepted; choose another payment method.", field="method"
-        )
     invoice, settle = _lock_for_payment(invoice)
     if idempotency_key:  # checked under the lock: a retry that waited for the first one finds it here
         earlier = _replayed(
@@ -754,6 +750,10 @@ def _payment_post(
         )
         if earlier is not None:
             return earlier, False
+    if not method.is_active:
+        raise MethodInactive(
+            f"{method.name} is no longer accepted; choose another payment method.", field="method"
+        )
     if invoice.status == InvoiceStatus.CANCELLED:
         raise InvoiceCancelled(f"Invoice {invoice.number} is cancelled; it takes no payments.")
     if not settle:  # a paid bill may still carry earlier bills' arrears: those are paid against it
