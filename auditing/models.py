@@ -1,0 +1,75 @@
+"""The audit trail: one row per change or event, never updated or deleted, chained by hashes.
+
+Each row carries the hash of the row before it in its provider's chain (platform rows, with no
+provider, form their own chain), and its own hash over its content and that previous hash: editing
+or deleting a row breaks the chain at that row, which `manage.py audit_verify` names.
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+class AuditLogQuerySet(models.QuerySet):
+    def update(self, **kwargs: object) -> int:
+        raise AppendOnly("Audit rows are never changed.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnly("Audit rows are never deleted.")
+
+
+class AppendOnly(Exception):
+    """An attempt to change or delete an audit row."""
+
+
+class AuditLog(models.Model):
+    provider = models.ForeignKey(
+        "providers.Provider", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # Who acted, in which role; empty for the system (a scheduled job).
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    actor_role = models.CharField(max_length=20, blank=True)
+    # create, update, delete, or an event: login, login_failed, logout, role_selected, role_switched,
+    # role_removed, ai_query.
+    action = models.CharField(max_length=30)
+    object_type = models.CharField(max_length=60, blank=True)  # app_label.model
+    object_id = models.CharField(max_length=40, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    old_values = models.JSONField(null=True, blank=True)
+    new_values = models.JSONField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField()
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects = AuditLogQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["provider", "object_type", "object_id"], name="audit_object"),
+            models.Index(fields=["provider", "-id"], name="audit_provider_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_type} {self.object_id}".strip()
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise AppendOnly("Audit rows are never changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise AppendOnly("Audit rows are never deleted.")
+
+
+class ChainHead(models.Model):
+    """The last hash of each provider's chain (provider 0: the platform), locked while a row is added,
+    so rows of one chain are appended one at a time."""
+
+    chain = models.BigIntegerField(primary_key=True)
+    last_hash = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"chain {self.chain}"
