@@ -95,6 +95,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **CALCULATOR,
         **INVOICING_VIEW,
         **INVOICING_MANAGE,
+        "auditing.view_auditlog": PROVIDER,
         # The payment methods are one list for every provider.
         "invoicing.add_paymentmethod": PLATFORM,
         "invoicing.change_paymentmethod": PLATFORM,
@@ -127,6 +128,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **BILLING_VIEW,
         **CALCULATOR,
         **INVOICING_VIEW,
+        "auditing.view_auditlog": PROVIDER,
     },
     Role.CUSTOMER: {
         **CALCULATOR,

@@ -76,13 +76,19 @@ def _digest(ticket: str) -> str:
     return hashlib.sha256(ticket.encode()).hexdigest()
 
 
-@transaction.atomic
 def login_start(*, email: str, password: str, request: HttpRequest | None = None) -> LoginOutcome:
-    """Check the password; one role -> tokens for it, several -> a ticket to choose one with."""
+    """Check the password; one role -> tokens for it, several -> a ticket to choose one with.
+
+    The check is outside the transaction: a refused attempt is still recorded (user_login_failed)."""
     user = authenticate(request, email=normalize_email(email), password=password)
     if user is None:
         # The same answer for an unknown email, a wrong password and an inactive account.
         raise InvalidCredentials("The email or password is not correct.")
+    return _login_open(user=user, request=request)
+
+
+@transaction.atomic
+def _login_open(*, user: User, request: HttpRequest | None) -> LoginOutcome:
     roles = user.role_names
     if not roles:
         raise Forbidden("This account has no role yet. Ask an administrator to assign one.")

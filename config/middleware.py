@@ -25,4 +25,20 @@ class RequestContextMiddleware:
         context.bind(request_id=request_id, actor_id=None, role="", provider_id=None)
         response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
+        context.bind(actor_id=None, role="", provider_id=None)  # whoever acted, acted in this request only
         return response
+
+
+class SessionActorMiddleware:
+    """Names the signed-in user of a session (Django admin, pages) as the actor of the request.
+
+    API requests carry no session: their JWT authentication binds the actor and role itself."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            context.bind(actor_id=user.pk, role="", provider_id=user.provider_id)
+        return self.get_response(request)

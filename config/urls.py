@@ -18,4 +18,5 @@ urlpatterns = [
     path("api/", include("providers.urls")),
     path("api/", include("billing.urls")),
     path("api/", include("invoicing.urls")),
+    path("api/", include("auditing.urls")),
 ]

@@ -6,9 +6,18 @@ from rest_framework.test import APIClient
 
 from accounts.roles import Role
 from accounts.tokens import token_pair_for
+from config import context
 from tests.factories import ProviderFactory, UserFactory
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(autouse=True)
+def _no_one_acting():
+    """Each test starts with no actor bound (a request of an earlier test may have bound one)."""
+    token = context.bind(request_id="", actor_id=None, role="", provider_id=None)
+    yield
+    context.reset(token)
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,123 @@
+"""The seed's auditor endpoints: the provider's invoices and the audit trail, read-only."""
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers
+
+from accounts.permissions import Allowed
+from auditing.models import AuditLog
+from auditing.selectors import audit_log_for, invoice_history_for
+from config.errors import DomainError
+from invoicing.api import ERRORS, InvoiceOutput
+from invoicing.models import Invoice
+from invoicing.selectors import invoice_get_for, invoice_list_for
+
+
+class AuditLogOutput(serializers.Serializer):
+    auditId = serializers.IntegerField(source="pk")
+    action = serializers.CharField()
+    objectType = serializers.CharField(source="object_type")
+    objectId = serializers.CharField(source="object_id")
+    objectRepr = serializers.CharField(source="object_repr")
+    performedBy = serializers.SerializerMethodField()
+    role = serializers.CharField(source="actor_role")
+    oldValue = serializers.JSONField(source="old_values")
+    newValue = serializers.JSONField(source="new_values")
+    requestId = serializers.CharField(source="request_id")
+    performedAt = serializers.DateTimeField(source="created_at")
+
+    def get_performedBy(self, row: AuditLog) -> dict | None:
+        return {"userId": row.actor.pk, "name": row.actor.name} if row.actor else None
+
+
+class AuditLogFilter(filters.FilterSet):
+    action = filters.CharFilter()
+    objectType = filters.CharFilter(field_name="object_type")
+    actor = filters.NumberFilter(field_name="actor_id")
+    since = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = AuditLog
+        fields: list[str] = []
+
+
+class AuditInvoicesApi(generics.ListAPIView):
+    """Every invoice of the auditor's provider (read-only)."""
+
+    permission_classes = [Allowed.to("invoicing.view_invoice", provider_wide=True)]
+    serializer_class = InvoiceOutput
+    queryset = Invoice.objects.none()
+
+    def get_queryset(self) -> QuerySet[Invoice]:
+        return invoice_list_for(user=self.request.user)
+
+
+class AuditInvoiceSearchApi(AuditInvoicesApi):
+    """Invoices whose number contains `number` (e.g. DISCO-2024-0001)."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("number", str, required=True)],
+        responses={200: InvoiceOutput(many=True), **ERRORS},
+    )
+    def get(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> QuerySet[Invoice]:
+        number = self.request.query_params.get("number", "").strip()
+        if not number:
+            raise DomainError("Give part of an invoice number to search for (number=…).", field="number")
+        return super().get_queryset().filter(number__icontains=number[:40])
+
+
+class AuditLogsApi(generics.ListAPIView):
+    permission_classes = [Allowed.to("auditing.view_auditlog")]
+    serializer_class = AuditLogOutput
+    filterset_class = AuditLogFilter
+    queryset = AuditLog.objects.none()
+
+    def get_queryset(self) -> QuerySet[AuditLog]:
+        return audit_log_for(user=self.request.user)
+
+
+class AuditLogSearchApi(AuditLogsApi):
+    """The trail of the invoices whose number contains `invoiceNumber`."""
+
+    filterset_class = None
+
+    @extend_schema(
+        parameters=[OpenApiParameter("invoiceNumber", str, required=True)],
+        responses={200: AuditLogOutput(many=True), **ERRORS},
+    )
+    def get(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> QuerySet[AuditLog]:
+        number = self.request.query_params.get("invoiceNumber", "").strip()
+        if not number:
+            raise DomainError("Give part of an invoice number (invoiceNumber=…).", field="invoiceNumber")
+        ids = (
+            invoice_list_for(user=self.request.user)
+            .filter(number__icontains=number[:40])
+            .values_list("pk", flat=True)
+        )
+        return (
+            super()
+            .get_queryset()
+            .filter(object_type="invoicing.invoice", object_id__in=[str(pk) for pk in ids[:500]])
+        )
+
+
+class InvoiceHistoryApi(generics.ListAPIView):
+    """One invoice's change history, oldest first."""
+
+    permission_classes = [Allowed.to("auditing.view_auditlog")]
+    serializer_class = AuditLogOutput
+    queryset = AuditLog.objects.none()
+
+    def get_queryset(self) -> QuerySet[AuditLog]:
+        invoice = invoice_get_for(user=self.request.user, invoice_id=self.kwargs["invoice_id"])
+        return invoice_history_for(user=self.request.user, invoice_id=invoice.pk)

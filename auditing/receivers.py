@@ -1,0 +1,162 @@
+"""Feeds the audit trail from signals: the only way anything reaches it (no domain app imports us).
+
+- Model signals of every audited model record single writes, whoever made them (a service, Django
+  admin, a shell): `pre_save` keeps the row as it was, `post_save` records what changed.
+- The bulk signals record what `bulk_create`, COPY and `QuerySet.update()` wrote.
+- Sign-in events and the accounts app's role events.
+Receivers run in the writer's transaction: if the audit row cannot be written, the change rolls back.
+"""
+
+from typing import Any
+
+from django.apps import apps
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.models import Model
+from django.db.models.signals import post_delete, post_save, pre_save
+
+from accounts.signals import role_removed, role_selected, role_switched
+from auditing.services import Entry, as_json, audit_append, entry_for, values_of
+from billing.signals import rows_bulk_created, rows_bulk_updated
+
+AUDITED = (
+    "accounts.User",
+    "accounts.UserRole",
+    "providers.Provider",
+    "providers.ConnectionType",
+    "providers.Authority",
+    "providers.TariffRow",
+    "providers.TaxRule",
+    "providers.FixedCharge",
+    "providers.Subsidy",
+    "billing.Customer",
+    "billing.ServiceConnection",
+    "billing.MeterReading",
+    "invoicing.Invoice",
+    "invoicing.Payment",
+    "invoicing.PaymentAllocation",
+    "invoicing.Adjustment",
+    "invoicing.PaymentMethod",
+    "invoicing.BillingRun",
+)
+
+
+def audited_models() -> list[type[Model]]:
+    return [apps.get_model(label) for label in AUDITED]
+
+
+def _before(sender: type[Model], instance: Model, raw: bool = False, **_: Any) -> None:
+    if raw or instance.pk is None or instance._state.adding:
+        instance._audit_before = None
+        return
+    stored = sender._default_manager.filter(pk=instance.pk).first()
+    instance._audit_before = values_of(stored) if stored is not None else None
+
+
+def _after_save(sender: type[Model], instance: Model, created: bool, raw: bool = False, **_: Any) -> None:
+    if raw:
+        return
+    new = values_of(instance)
+    if created:
+        audit_append([entry_for("create", instance, new=new)])
+        return
+    old = getattr(instance, "_audit_before", None) or {}
+    changed = {name for name, value in new.items() if old.get(name) != value}
+    changed.discard("updated_at")
+    if changed:
+        audit_append(
+            [
+                entry_for(
+                    "update",
+                    instance,
+                    old={name: old.get(name) for name in sorted(changed)},
+                    new={name: new[name] for name in sorted(changed)},
+                )
+            ]
+        )
+
+
+def _after_delete(sender: type[Model], instance: Model, **_: Any) -> None:
+    audit_append([entry_for("delete", instance, old=values_of(instance))])
+
+
+def _bulk_created(sender: type[Model], rows: list[Model], **_: Any) -> None:
+    if sender._meta.label in AUDITED:
+        audit_append([entry_for("create", row, new=values_of(row)) for row in rows])
+
+
+def _bulk_updated(
+    sender: type[Model], rows: list[Model], fields: tuple[str, ...], before: dict, **_: Any
+) -> None:
+    if sender._meta.label in AUDITED:
+        audit_append(
+            [
+                entry_for("update", row, old=as_json(before.get(row.pk, {})), new=values_of(row, fields))
+                for row in rows
+            ]
+        )
+
+
+def _event(action: str, user: Any, **details: Any) -> None:
+    provider_id = getattr(user, "provider_id", None) if user is not None else None
+    audit_append(
+        [
+            Entry(
+                action=action,
+                provider_id=provider_id,
+                object_type="accounts.user" if user is not None else "",
+                object_id=str(user.pk) if user is not None else "",
+                object_repr=str(getattr(user, "email", ""))[:200],
+                new_values=details or None,
+            )
+        ]
+    )
+
+
+def _logged_in(sender: Any, user: Any, **_: Any) -> None:
+    _event("login", user)
+
+
+def _logged_out(sender: Any, user: Any = None, **_: Any) -> None:
+    if user is not None:
+        _event("logout", user)
+
+
+def _login_failed(sender: Any, credentials: dict, **_: Any) -> None:
+    # Django masks the password; the address tried is what an investigation needs.
+    audit_append(
+        [
+            Entry(
+                action="login_failed",
+                provider_id=None,
+                new_values={"email": str(credentials.get("email", ""))[:200]},
+            )
+        ]
+    )
+
+
+def _role_selected(sender: Any, user: Any, role: str, **_: Any) -> None:
+    _event("role_selected", user, role=role)
+
+
+def _role_switched(sender: Any, user: Any, from_role: str, to_role: str, **_: Any) -> None:
+    _event("role_switched", user, fromRole=from_role, toRole=to_role)
+
+
+def _role_removed(sender: Any, user: Any, role: str, removed_by: Any = None, **_: Any) -> None:
+    _event("role_removed", user, role=role, removedBy=getattr(removed_by, "pk", None))
+
+
+def connect() -> None:
+    for model in audited_models():
+        uid = f"auditing.{model._meta.label_lower}"
+        pre_save.connect(_before, sender=model, dispatch_uid=f"{uid}.pre_save")
+        post_save.connect(_after_save, sender=model, dispatch_uid=f"{uid}.post_save")
+        post_delete.connect(_after_delete, sender=model, dispatch_uid=f"{uid}.post_delete")
+    rows_bulk_created.connect(_bulk_created, dispatch_uid="auditing.bulk_created")
+    rows_bulk_updated.connect(_bulk_updated, dispatch_uid="auditing.bulk_updated")
+    user_logged_in.connect(_logged_in, dispatch_uid="auditing.login")
+    user_logged_out.connect(_logged_out, dispatch_uid="auditing.logout")
+    user_login_failed.connect(_login_failed, dispatch_uid="auditing.login_failed")
+    role_selected.connect(_role_selected, dispatch_uid="auditing.role_selected")
+    role_switched.connect(_role_switched, dispatch_uid="auditing.role_switched")
+    role_removed.connect(_role_removed, dispatch_uid="auditing.role_removed")

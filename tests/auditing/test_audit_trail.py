@@ -1,0 +1,189 @@
+"""The audit trail: fed by signals on every path, append-only, hash-chained, rolled back with the change."""
+
+from datetime import date
+from decimal import Decimal
+from unittest import mock
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, transaction
+from django.db import connection as db
+
+from accounts.roles import Role
+from accounts.services import user_create
+from auditing.models import AppendOnly, AuditLog
+from auditing.services import audit_verify
+from invoicing import services
+from invoicing.models import Invoice
+from tests.factories import UserFactory, billable_connection
+
+pytestmark = pytest.mark.django_db
+
+
+def rows_of(object_type: str, object_id: int | str) -> list[AuditLog]:
+    return list(AuditLog.objects.filter(object_type=object_type, object_id=str(object_id)).order_by("id"))
+
+
+def test_an_invoice_issued_through_the_api_is_recorded_with_actor_role_and_request(
+    as_role, creator, connection
+):
+    response = as_role(creator, Role.INVOICE_CREATOR).post(
+        "/api/invoices", {"connectionId": connection.pk, "month": "2024-01"}, format="json"
+    )
+
+    (row,) = rows_of("invoicing.invoice", response.json()["invoiceId"])
+    assert (row.action, row.actor, row.actor_role, row.provider_id) == (
+        "create",
+        creator,
+        Role.INVOICE_CREATOR,
+        connection.provider_id,
+    )
+    assert row.request_id == response["X-Request-ID"]
+    assert row.new_values["current_charges"] == "9750.00"
+    assert "trace" not in row.new_values
+
+
+def test_a_change_records_only_what_changed_old_and_new(as_role, creator, connection):
+    invoice = services.invoice_issue(connection=connection, period=date(2024, 1, 1), created_by=creator)
+
+    as_role(creator, Role.INVOICE_CREATOR).put(
+        f"/api/invoices/{invoice.pk}", {"dueDate": "2024-03-01"}, format="json"
+    )
+
+    update = rows_of("invoicing.invoice", invoice.pk)[-1]
+    assert (update.action, update.old_values, update.new_values) == (
+        "update",
+        {"due_date": "2024-02-10"},
+        {"due_date": "2024-03-01"},
+    )
+
+
+def test_a_payment_shows_in_the_invoices_history(as_role, creator, super_creator, connection, cash):
+    invoice = services.invoice_issue(connection=connection, period=date(2024, 1, 1), created_by=creator)
+    services.payment_post(invoice=invoice, amount=Decimal("9750.00"), method=cash, received_by=super_creator)
+    auditor = UserFactory(provider=connection.provider, roles=[Role.AUDITOR])
+
+    history = (
+        as_role(auditor, Role.AUDITOR).get(f"/api/audit/invoices/{invoice.pk}/history").json()["results"]
+    )
+
+    assert [row["action"] for row in history] == ["create", "update"]
+    assert history[1]["newValue"]["status"] == "Paid"
+
+
+def test_bulk_paths_are_recorded_a_row_each(flat_provider, creator):
+    connections = [billable_connection(flat_provider) for _ in range(3)]
+    run, _ = services.billing_run_start(provider=flat_provider, period=date(2024, 1, 1))
+    for chunk_id in services.pending_chunks(run):
+        services.billing_run_chunk_bill(chunk_id=chunk_id)
+
+    services.invoices_mark_overdue(provider=flat_provider, today=date(2024, 3, 1))
+
+    invoices = Invoice.objects.filter(connection__in=connections)
+    for invoice in invoices:
+        assert [row.action for row in rows_of("invoicing.invoice", invoice.pk)] == ["create", "update"]
+        assert rows_of("invoicing.invoice", invoice.pk)[1].new_values["status"] == "Overdue"
+    assert AuditLog.objects.filter(object_type="invoicing.adjustment", action="create").count() == 3
+
+
+def test_a_failed_audit_write_rolls_the_change_back(connection, creator):
+    broken = mock.patch("auditing.receivers.audit_append", side_effect=RuntimeError("audit store down"))
+    with broken, pytest.raises(RuntimeError):
+        services.invoice_issue(connection=connection, period=date(2024, 1, 1), created_by=creator)
+
+    assert Invoice.objects.count() == 0
+
+
+def test_passwords_never_reach_the_trail(provider):
+    user = user_create(
+        email="new@example.com",
+        name="New",
+        provider=provider,
+        roles=[Role.CUSTOMER],
+        password="s3cret-pass-99",
+    )
+
+    (row,) = rows_of("accounts.user", user.pk)
+    assert "password" not in row.new_values
+    assert "s3cret" not in str(row.new_values)
+
+
+def test_sign_in_and_role_events_are_recorded(api, provider):
+    UserFactory(provider=provider, email="multi@example.com", roles=[Role.AUDITOR, Role.INVOICE_CREATOR])
+
+    api.post("/api/auth/login", {"email": "multi@example.com", "password": "wrong"}, format="json")
+    api.post(
+        "/api/auth/login",
+        {"email": "multi@example.com", "password": "correct-horse-battery-9"},
+        format="json",
+    )
+
+    actions = list(AuditLog.objects.order_by("id").values_list("action", flat=True))
+    assert "login_failed" in actions
+    assert "login" in actions
+
+
+def test_audit_rows_refuse_changes_and_deletes(connection, creator):
+    services.invoice_issue(connection=connection, period=date(2024, 1, 1), created_by=creator)
+    row = AuditLog.objects.first()
+
+    with pytest.raises(AppendOnly):
+        row.save()
+    with pytest.raises(AppendOnly):
+        row.delete()
+    with pytest.raises(AppendOnly):
+        AuditLog.objects.all().update(action="nothing")
+    with pytest.raises(AppendOnly):
+        AuditLog.objects.all().delete()
+
+
+def test_the_chain_verifies_and_names_the_first_tampered_row(connection, creator):
+    for month in (1, 2, 3):
+        services.invoice_issue(connection=connection, period=date(2024, month, 1), created_by=creator)
+    assert audit_verify() == []
+    victim = AuditLog.objects.filter(provider_id=connection.provider_id).order_by("id")[1]
+
+    with db.cursor() as cursor:  # what a database superuser might do, around the trigger
+        if db.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute(
+            "UPDATE auditing_auditlog SET object_repr = 'nothing to see' WHERE id = %s", [victim.pk]
+        )
+        if db.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = origin")
+
+    (found,) = audit_verify()
+    assert (found.row_id, found.problem) == (victim.pk, "this row was changed after it was written")
+    with pytest.raises(CommandError):
+        call_command("audit_verify")
+
+
+def test_auditors_read_their_providers_trail_only(as_role, connection, creator, other_provider):
+    invoice = services.invoice_issue(connection=connection, period=date(2024, 1, 1), created_by=creator)
+    mine = as_role(UserFactory(provider=connection.provider, roles=[Role.AUDITOR]), Role.AUDITOR)
+    stranger = as_role(UserFactory(provider=other_provider, roles=[Role.AUDITOR]), Role.AUDITOR)
+
+    found = mine.get(f"/api/audit/logs/search?invoiceNumber={invoice.number}").json()["results"]
+    listed = mine.get("/api/audit/invoices/search?number=2024").json()["results"]
+
+    assert [row["objectRepr"] for row in found] == [invoice.number]
+    assert [row["invoiceNumber"] for row in listed] == [invoice.number]
+    theirs = stranger.get("/api/audit/logs?pageSize=200").json()["results"]
+    assert not [row for row in theirs if row["objectType"] == "invoicing.invoice"]
+    assert stranger.get(f"/api/audit/invoices/{invoice.pk}/history").status_code == 404
+    assert as_role(creator, Role.INVOICE_CREATOR).get("/api/audit/logs").status_code == 403
+
+
+@pytest.mark.skipif(db.vendor != "postgresql", reason="the trigger is PostgreSQL's")
+def test_postgresql_itself_refuses_to_change_or_delete_audit_rows(connection, creator):
+    services.invoice_issue(connection=connection, period=date(2024, 1, 1), created_by=creator)
+    row = AuditLog.objects.first()
+
+    for statement in (
+        "UPDATE auditing_auditlog SET action = 'x' WHERE id = %s",
+        "DELETE FROM auditing_auditlog WHERE id = %s",
+    ):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), db.cursor() as cursor:
+            cursor.execute(statement, [row.pk])
+
+    assert AuditLog.objects.get(pk=row.pk).action == "create"
