@@ -129,6 +129,8 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **CALCULATOR,
         **INVOICING_VIEW,
         "auditing.view_auditlog": PROVIDER,
+        # Plain-language questions answered as read-only SQL over this provider's rows.
+        "auditing.add_aiquery": PROVIDER,
     },
     Role.CUSTOMER: {
         **CALCULATOR,

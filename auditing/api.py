@@ -1,19 +1,31 @@
-"""The seed's auditor endpoints: the provider's invoices and the audit trail, read-only."""
+"""The seed's auditor endpoints: the provider's invoices and the audit trail, read-only, and the
+plain-language questions answered as checked, provider-scoped, read-only SQL."""
 
+import time
 from typing import Any
 
+from django.db import transaction
 from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, serializers
+from rest_framework import generics, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from accounts.permissions import Allowed
-from auditing.models import AuditLog
-from auditing.selectors import audit_log_for, invoice_history_for
+from auditing.models import AIQueryStatus, AuditLog
+from auditing.selectors import ai_queries_of, audit_log_for, invoice_history_for
+from auditing.services import MAX_QUESTION, ai_query_submit
+from auditing.tasks import answer_ai_query
 from config.errors import DomainError
 from invoicing.api import ERRORS, InvoiceOutput
 from invoicing.models import Invoice
 from invoicing.selectors import invoice_get_for, invoice_list_for
+
+MAX_WAIT = 30  # seconds a request may wait for its answer
+POLL_SECONDS = 0.2
 
 
 class AuditLogOutput(serializers.Serializer):
@@ -121,3 +133,63 @@ class InvoiceHistoryApi(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[AuditLog]:
         invoice = invoice_get_for(user=self.request.user, invoice_id=self.kwargs["invoice_id"])
         return invoice_history_for(user=self.request.user, invoice_id=invoice.pk)
+
+
+class AIQueryOutput(serializers.Serializer):
+    queryId = serializers.IntegerField(source="pk")
+    question = serializers.CharField()
+    status = serializers.CharField()
+    generatedSql = serializers.CharField(source="generated_sql")
+    executedSql = serializers.CharField(source="executed_sql")
+    reason = serializers.CharField()
+    columns = serializers.JSONField()
+    rows = serializers.JSONField()
+    truncated = serializers.BooleanField()
+    milliseconds = serializers.IntegerField(allow_null=True)
+    askedAt = serializers.DateTimeField(source="created_at")
+    finishedAt = serializers.DateTimeField(source="finished_at")
+
+
+class AIQueryInput(serializers.Serializer):
+    question = serializers.CharField(max_length=MAX_QUESTION, help_text="Plain language, or a SELECT query.")
+    wait = serializers.IntegerField(
+        min_value=0,
+        max_value=MAX_WAIT,
+        default=0,
+        help_text="Seconds to wait for the answer before returning.",
+    )
+
+
+class AIQueryCollectionApi(APIView):
+    """An auditor's question: answered by a worker; `wait` returns the answer when it comes in time."""
+
+    permission_classes = [Allowed.to("auditing.add_aiquery")]
+
+    @extend_schema(
+        request=AIQueryInput,
+        responses={202: AIQueryOutput, 200: AIQueryOutput, **ERRORS},
+        summary="Ask a question about the provider's data (read-only, this provider's rows only)",
+    )
+    def post(self, request: Request) -> Response:
+        data = AIQueryInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        query = ai_query_submit(asked_by=request.user, question=data.validated_data["question"])
+        transaction.on_commit(lambda: answer_ai_query.delay(query.pk))
+        deadline = time.monotonic() + data.validated_data["wait"]
+        query.refresh_from_db()
+        while query.status == AIQueryStatus.PENDING and time.monotonic() < deadline:
+            time.sleep(POLL_SECONDS)
+            query.refresh_from_db()
+        done = query.status != AIQueryStatus.PENDING
+        return Response(
+            AIQueryOutput(query).data, status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED
+        )
+
+
+class AIQueryItemApi(APIView):
+    permission_classes = [Allowed.to("auditing.add_aiquery")]
+
+    @extend_schema(responses={200: AIQueryOutput, **ERRORS}, summary="A question's answer (the asker's own)")
+    def get(self, request: Request, query_id: int) -> Response:
+        query = get_object_or_404(ai_queries_of(user=request.user), pk=query_id)
+        return Response(AIQueryOutput(query).data)

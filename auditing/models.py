@@ -73,3 +73,37 @@ class ChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"chain {self.chain}"
+
+
+class AIQueryStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for a worker"
+    ANSWERED = "answered", "Answered"
+    REFUSED = "refused", "Refused"
+    FAILED = "failed", "Failed"
+
+
+class AIQuery(models.Model):
+    """An auditor's question, the SQL it became, the verdict, and the answer."""
+
+    provider = models.ForeignKey("providers.Provider", on_delete=models.PROTECT, related_name="+")
+    asked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    question = models.TextField()
+    status = models.CharField(max_length=10, choices=AIQueryStatus.choices, default=AIQueryStatus.PENDING)
+    generator = models.CharField(max_length=40, blank=True)  # which assistant wrote the SQL
+    generated_sql = models.TextField(blank=True)
+    executed_sql = models.TextField(blank=True)  # as scoped to the provider and capped
+    reason = models.TextField(blank=True)  # why it was refused or failed
+    columns = models.JSONField(default=list)
+    rows = models.JSONField(default=list)
+    truncated = models.BooleanField(default=False)
+    milliseconds = models.PositiveIntegerField(null=True, blank=True)  # generation, checks and execution
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = "AI query"
+        verbose_name_plural = "AI queries"
+
+    def __str__(self) -> str:
+        return self.question[:80]

@@ -2,7 +2,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from auditing.models import AuditLog
+from auditing.models import AIQuery, AuditLog
 from providers.tenancy import scope_to_provider
 
 
@@ -18,3 +18,8 @@ def invoice_history_for(*, user: Any, invoice_id: int) -> QuerySet[AuditLog]:
         .filter(object_type="invoicing.invoice", object_id=str(invoice_id))
         .order_by("id")
     )
+
+
+def ai_queries_of(*, user: Any) -> QuerySet[AIQuery]:
+    """The caller's own questions, within their provider."""
+    return scope_to_provider(AIQuery.objects.filter(asked_by=user), user)

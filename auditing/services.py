@@ -6,19 +6,25 @@ a lock on the chain's head, each hashed over its content and the hash before it.
 back with it.
 """
 
+import functools
 import hashlib
 import json
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from auditing.models import AuditLog, ChainHead
+from auditing.ai import execute, llm, scope, validate
+from auditing.models import AIQuery, AIQueryStatus, AuditLog, ChainHead
 from config import context
+from config.errors import DomainError
 from invoicing.bulk import insert_objects
+from providers.models import Provider
 
 GENESIS = "0" * 64
 # Never written to the trail: secrets, and what changes on every sign-in.
@@ -38,22 +44,36 @@ class Entry:
     new_values: dict | None = None
 
 
+_ENCODER = DjangoJSONEncoder()
+_NATIVE = (str, int, float, bool, type(None), list, dict)
+
+
+def _json_value(value: Any) -> Any:
+    return value if isinstance(value, _NATIVE) else _ENCODER.default(value)
+
+
 def as_json(values: dict) -> dict:
-    """Values as JSON values: decimals, dates and times as strings."""
-    return json.loads(json.dumps(values, cls=DjangoJSONEncoder))
+    """Values as JSON values: decimals, dates and times as strings (as DjangoJSONEncoder writes them)."""
+    return {name: _json_value(value) for name, value in values.items()}
+
+
+@functools.cache
+def _audited_names(model: type[Model]) -> tuple[str, ...]:
+    return tuple(
+        field.attname
+        for field in model._meta.concrete_fields
+        if field.name not in SECRET_FIELDS and field.name not in DOCUMENT_FIELDS
+    )
 
 
 def values_of(obj: Model, fields: Iterable[str] | None = None) -> dict:
     """A row's field values as JSON values (decimals and dates as strings), secrets left out."""
-    names = [
-        field.attname
-        for field in obj._meta.concrete_fields
-        if field.name not in SECRET_FIELDS and field.name not in DOCUMENT_FIELDS
-    ]
+    names = _audited_names(type(obj))
     if fields is not None:
         wanted = set(fields)
-        names = [name for name in names if name in wanted or name.removesuffix("_id") in wanted]
-    return as_json({name: obj.__dict__.get(name) for name in names})
+        names = tuple(name for name in names if name in wanted or name.removesuffix("_id") in wanted)
+    values = obj.__dict__
+    return {name: _json_value(values.get(name)) for name in names}
 
 
 def entry_for(action: str, obj: Model, *, old: dict | None = None, new: dict | None = None) -> Entry:
@@ -164,3 +184,88 @@ def audit_verify(*, chain: int | None = None) -> list[ChainBreak]:
             if head is not None and head != previous:
                 breaks.append(ChainBreak(number, 0, "rows at the end of the chain were removed"))
     return breaks
+
+
+# --- AI queries ----------------------------------------------------------------------------------
+
+MAX_QUESTION = 2000
+
+
+class QuestionRefused(DomainError):
+    code = "question_refused"
+
+
+@transaction.atomic
+def ai_query_submit(*, asked_by: Any, question: str) -> AIQuery:
+    """Record an auditor's question; the caller hands it to a worker (`auditing.tasks`) after commit."""
+    question = question.strip()
+    if not question:
+        raise QuestionRefused("Ask a question, or write a SELECT query.", field="question")
+    if len(question) > MAX_QUESTION:
+        raise QuestionRefused(f"Ask in at most {MAX_QUESTION:,} characters.", field="question")
+    if asked_by.provider_id is None:
+        raise QuestionRefused("Questions are answered over one provider's data: sign in as its auditor.")
+    return AIQuery.objects.create(provider_id=asked_by.provider_id, asked_by=asked_by, question=question)
+
+
+def ai_query_answer(*, query_id: int) -> AIQuery:
+    """Generate the SQL, check it, scope it to the asker's provider, run it, record it all.
+
+    The provider id comes from the stored question's row, never from the request or the model."""
+    with transaction.atomic():
+        query = AIQuery.objects.select_for_update().select_related("asked_by").get(pk=query_id)
+        if query.status != AIQueryStatus.PENDING:
+            return query
+        provider_id = Provider.objects.values_list("pk", flat=True).get(pk=query.provider_id)
+        token = context.bind(actor_id=query.asked_by_id, role="Auditor", provider_id=provider_id)
+        try:
+            _answer(query, provider_id=provider_id)
+            audit_append([_query_entry(query)])
+        finally:
+            context.reset(token)
+        return query
+
+
+def _answer(query: AIQuery, *, provider_id: int) -> None:
+    started = time.monotonic()
+    dialect = "postgres" if connection.vendor == "postgresql" else "sqlite"
+    assistant = llm.generator()
+    query.generator = type(assistant).__name__
+    try:
+        query.generated_sql = assistant.generate(query.question, dialect=dialect)
+        tree = validate.check(query.generated_sql, dialect=dialect)
+        query.executed_sql = scope.scoped_sql(
+            tree, provider_id=provider_id, dialect=dialect, sources=execute.sources()
+        )
+        result = execute.run(query.executed_sql, provider_id=provider_id)
+    except validate.QueryRefused as refusal:
+        query.status, query.reason = AIQueryStatus.REFUSED, refusal.detail
+    except (llm.GenerationFailed, execute.QueryFailed) as failure:
+        query.status, query.reason = AIQueryStatus.FAILED, failure.detail
+    else:
+        query.status = AIQueryStatus.ANSWERED
+        query.columns, query.rows, query.truncated = result.columns, result.rows, result.truncated
+    query.milliseconds = int((time.monotonic() - started) * 1000)
+    query.finished_at = timezone.now()
+    query.save()
+
+
+def _query_entry(query: AIQuery) -> Entry:
+    return Entry(
+        action="ai_query",
+        provider_id=query.provider_id,
+        object_type="auditing.aiquery",
+        object_id=str(query.pk),
+        object_repr=query.question[:200],
+        new_values={
+            "question": query.question,
+            "generator": query.generator,
+            "generatedSql": query.generated_sql,
+            "verdict": query.status,
+            "reason": query.reason,
+            "executedSql": query.executed_sql,
+            "rowsReturned": len(query.rows),
+            "truncated": query.truncated,
+            "milliseconds": query.milliseconds,
+        },
+    )

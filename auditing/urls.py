@@ -12,4 +12,6 @@ urlpatterns = [
     ),
     path("audit/logs", api.AuditLogsApi.as_view(), name="audit-logs"),
     path("audit/logs/search", api.AuditLogSearchApi.as_view(), name="audit-log-search"),
+    path("audit/query", api.AIQueryCollectionApi.as_view(), name="audit-query"),
+    path("audit/query/<int:query_id>", api.AIQueryItemApi.as_view(), name="audit-query-item"),
 ]

@@ -195,3 +195,12 @@ LOGGING = {
         "fontTools": {"level": "WARNING"},
     },
 }
+
+# AI queries: Gemini writes the SQL when a key is set; without one the offline assistant answers the
+# common questions. The checked SQL runs on PostgreSQL as a role that reads only provider-scoped views.
+GEMINI_API_KEY = env.str("GEMINI_API_KEY", default="")
+GEMINI_MODEL = env.str("GEMINI_MODEL", default="gemini-2.5-flash")
+GEMINI_TIMEOUT = env.float("GEMINI_TIMEOUT", default=30.0)
+AI_QUERY_DB_USER = env.str("AI_QUERY_DB_USER", default="billing_ai_reader")
+AI_QUERY_DB_PASSWORD = env.str("AI_QUERY_DB_PASSWORD", default="")
+AI_QUERY_TIMEOUT_SECONDS = env.float("AI_QUERY_TIMEOUT_SECONDS", default=5)

@@ -1,0 +1,411 @@
+"""Running an auditor's query so that it holds even if validation and rewriting had a hole.
+
+`run()` receives the final SQL (checked by `validate`, scoped by `scope`) and treats it as hostile
+anyway: whatever the text says, it can only read the allowed tables and columns, only the
+auditor's provider's rows (on PostgreSQL), never change anything, and never run long.
+
+PostgreSQL, on a fresh connection per query (never Django's) as the role `AI_QUERY_DB_USER`
+(`billing_ai_reader`, created by migration auditing 0002), which can read only the views in schema
+`ai_views`, one per logical table with exactly its allowed columns:
+1. The session is bound to the provider first, in its own short transaction: `ai_scope.bind()` (a
+   function of the app's role) writes the id into a temporary table the reader may not read, change
+   or drop, and refuses to run twice in a session. The views keep only that provider's rows. A
+   session setting could be changed from inside a SELECT (`set_config`); this binding cannot.
+2. The query runs in a READ ONLY transaction with statement, lock and idle timeouts and is always
+   rolled back, then the connection is closed (session advisory locks, large objects, NOTIFYs and
+   temporary state go with it).
+3. It runs as `DECLARE ... CURSOR FOR <sql>`, sent with the extended protocol: the server takes one
+   statement only, a cursor takes only a query (no SET, COPY, DO, LOCK, DDL or DML, no
+   data-modifying WITH, no SELECT INTO), and FETCH reads at most `limit + 1` rows, so a huge result
+   never reaches this process.
+
+SQLite (the embedded default): a new connection to the same database opened read-only
+(`mode=ro`), `PRAGMA query_only`, an authorizer that allows only SELECT, reads of the allowed tables
+and columns of the main database and an allow-list of functions (no ATTACH, PRAGMA, writes, schema
+tables or recursive CTEs), length limits, and a progress handler that stops the query after the
+time budget. `execute()` runs one statement only. SQLite has no roles or views to scope rows with:
+there the provider filter is the rewriter's literal.
+The test database is SQLite's shared in-memory database, which cannot be opened read-only: the
+executor then opens it read-write with `query_only` (the authorizer denies writes anyway) and
+`read_uncommitted`, so that it sees the rows of the test's open transaction as a worker would see
+committed rows.
+"""
+
+import logging
+import math
+import re
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from datetime import time as time_of_day
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
+
+import psycopg
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
+from psycopg import errors as pg_errors
+from psycopg import sql as pg_sql
+
+from auditing.ai.schema import TABLES
+from config.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+VIEW_SCHEMA = "ai_views"
+DEFAULT_USER = "billing_ai_reader"
+DEFAULT_TIMEOUT_SECONDS = 5
+LOCK_TIMEOUT = "1s"
+APPLICATION_NAME = "billing-ai-query"
+
+# What SQLite may call. Aggregates, window functions, dates, text, numbers and JSON reads: what an
+# auditor's question needs. Not here: load_extension, randomblob/zeroblob (memory), sqlite_* (build
+# details), changes/last_insert_rowid, anything else. LIKE and GLOB are functions to the authorizer.
+SQLITE_FUNCTIONS = frozenset(
+    {
+        # aggregates
+        "count", "sum", "total", "avg", "min", "max", "group_concat", "string_agg",
+        # window functions
+        "row_number", "rank", "dense_rank", "percent_rank", "cume_dist", "ntile", "lag", "lead",
+        "first_value", "last_value", "nth_value",
+        # conditionals and comparison
+        "coalesce", "ifnull", "nullif", "iif", "like", "glob", "typeof",
+        # text
+        "lower", "upper", "length", "substr", "substring", "trim", "ltrim", "rtrim", "replace", "instr",
+        "printf", "format", "char", "unicode", "concat", "concat_ws",
+        # numbers
+        "abs", "round", "ceil", "ceiling", "floor", "trunc", "sign", "mod", "power", "pow", "sqrt",
+        # dates
+        "date", "time", "datetime", "julianday", "strftime", "unixepoch",
+        # JSON reads (audit values)
+        "json", "json_extract", "json_array_length", "json_type", "json_valid", "->", "->>",
+    }
+)  # fmt: skip
+# Length limits of the SQLite connection: a value or row of at most 10 MB, SQL of at most 100 kB,
+# expressions nested at most 200 deep, no attached databases.
+SQLITE_LIMITS = {
+    sqlite3.SQLITE_LIMIT_LENGTH: 10_000_000,
+    sqlite3.SQLITE_LIMIT_SQL_LENGTH: 100_000,
+    sqlite3.SQLITE_LIMIT_EXPR_DEPTH: 200,
+    sqlite3.SQLITE_LIMIT_ATTACHED: 0,
+}
+# The real tables auditors may read and, for each, the columns.
+SQLITE_READABLE = {table.source: frozenset(table.columns) for table in TABLES}
+
+
+class QueryFailed(DomainError):
+    """The database refused or stopped the query; `detail` says why in words."""
+
+    code = "query_failed"
+
+
+@dataclass
+class QueryResult:
+    columns: list[str]
+    rows: list[list]  # JSON-friendly values: decimals as strings, dates and times in ISO 8601
+    truncated: bool  # more than `limit` rows matched; `rows` holds the first `limit`
+    milliseconds: int
+
+
+def sources() -> dict[str, str]:
+    """What the rewriter should read for each logical table: on PostgreSQL the reader's views, on
+    SQLite the real tables."""
+    if connections["default"].vendor == "postgresql":
+        return {table.name: f"{VIEW_SCHEMA}.{table.name}" for table in TABLES}
+    return {table.name: table.source for table in TABLES}
+
+
+def run(sql: str, *, provider_id: int, limit: int = 100) -> QueryResult:
+    """Run one query for an auditor of `provider_id`, read-only, and return at most `limit` rows.
+
+    Raises QueryFailed when the database refuses the query, it breaks a rule of the sandbox, or it
+    runs out of time."""
+    if not isinstance(provider_id, int) or isinstance(provider_id, bool):
+        raise TypeError("provider_id must be an int")
+    if not isinstance(limit, int) or limit < 1:
+        raise ValueError("limit must be a positive int")
+    if "\x00" in sql:
+        # libpq would cut the text there; no query needs the character.
+        raise QueryFailed("The query could not run: it contains a NUL character.")
+    started = time.monotonic()
+    vendor = connections["default"].vendor
+    if vendor == "postgresql":
+        columns, rows = _run_postgresql(sql, provider_id=provider_id, limit=limit)
+    elif vendor == "sqlite":
+        columns, rows = _run_sqlite(sql, limit=limit)
+    else:
+        raise ImproperlyConfigured(f"AI queries do not run on {vendor}.")
+    return QueryResult(
+        columns=columns,
+        rows=[[_json_value(value) for value in row] for row in rows[:limit]],
+        truncated=len(rows) > limit,
+        milliseconds=round((time.monotonic() - started) * 1000),
+    )
+
+
+def _timeout_seconds() -> float:
+    return float(getattr(settings, "AI_QUERY_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS))
+
+
+def _too_slow() -> QueryFailed:
+    seconds = _timeout_seconds()
+    return QueryFailed(
+        f"The query took longer than {seconds:g} second{'' if seconds == 1 else 's'}; narrow it down."
+    )
+
+
+NOT_ALLOWED = "This query reads something auditors may not read."
+WRITES = "Queries may only read data; this one tries to change something."
+ONE_STATEMENT = "Only one statement can run at a time."
+UNAVAILABLE = "Queries cannot reach the database right now; try again later."
+TOO_BIG = "The query needs more memory or temporary disk than queries may use; narrow it down."
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------------
+
+
+def _run_postgresql(sql: str, *, provider_id: int, limit: int) -> tuple[list[str], list[tuple]]:
+    try:
+        conn = psycopg.connect(**_reader_params(), autocommit=True)
+    except psycopg.Error as exc:
+        logger.error("AI query: cannot connect as the reader role: %s", exc)
+        raise QueryFailed(UNAVAILABLE) from exc
+    try:
+        # The binding is written in a transaction of its own (the query's is read-only); the
+        # session keeps it until the connection closes.
+        conn.read_only = False
+        with conn.transaction():
+            conn.execute("SELECT ai_scope.bind(%s)", [provider_id])
+            # A misconfigured AI_QUERY_DB_USER (the app's own role, a superuser) would make every
+            # other layer moot: refuse to run anything as a role with more than a reader's powers.
+            (powerful,) = conn.execute(
+                "SELECT rolsuper OR rolinherit OR rolcreaterole OR rolcreatedb OR rolbypassrls "
+                "OR EXISTS (SELECT FROM pg_catalog.pg_auth_members AS m WHERE m.member = r.oid) "
+                "FROM pg_catalog.pg_roles AS r WHERE r.rolname = current_user"
+            ).fetchone()
+        if powerful:
+            logger.error("AI query: the role %s has more than a reader's powers; not running", conn.info.user)
+            raise QueryFailed(UNAVAILABLE)
+        conn.read_only = True
+        with conn.transaction(force_rollback=True):
+            for statement in _session_settings():
+                conn.execute(statement)
+            # A server-side cursor: `DECLARE "ai_..." CURSOR FOR <sql>` through the extended
+            # protocol (psycopg forces it for DECLARE), then one FETCH of limit + 1 rows.
+            with conn.cursor(name=f"ai_{uuid.uuid4().hex[:12]}") as cursor:
+                cursor.execute(sql)
+                rows = cursor.fetchmany(limit + 1)
+                columns = [column.name for column in cursor.description or ()]
+    except psycopg.Error as exc:
+        raise _postgresql_failure(exc, sql) from exc
+    finally:
+        conn.close()
+    return columns, rows
+
+
+def _reader_params() -> dict[str, Any]:
+    """Django's connection parameters for the default database (its test database in tests), with
+    the reader's login."""
+    params = connections["default"].get_connection_params()
+    for django_only in ("cursor_factory", "context", "prepare_threshold"):
+        params.pop(django_only, None)
+    params["user"] = getattr(settings, "AI_QUERY_DB_USER", DEFAULT_USER)
+    params.pop("password", None)
+    password = getattr(settings, "AI_QUERY_DB_PASSWORD", "")
+    if password:
+        params["password"] = password
+    params.setdefault("connect_timeout", 5)
+    params["application_name"] = APPLICATION_NAME
+    return params
+
+
+def _session_settings() -> list[pg_sql.Composable]:
+    milliseconds = max(1, round(_timeout_seconds() * 1000))  # 0 would mean no limit
+    return [
+        pg_sql.SQL("SET LOCAL statement_timeout = {}").format(pg_sql.Literal(f"{milliseconds}ms")),
+        pg_sql.SQL("SET LOCAL lock_timeout = {}").format(pg_sql.Literal(LOCK_TIMEOUT)),
+        pg_sql.SQL("SET LOCAL idle_in_transaction_session_timeout = {}").format(
+            pg_sql.Literal(f"{2 * milliseconds}ms")
+        ),
+        pg_sql.SQL("SET LOCAL search_path = {}").format(pg_sql.Identifier(VIEW_SCHEMA)),
+        pg_sql.SQL("SET LOCAL TimeZone = {}").format(pg_sql.Literal(settings.TIME_ZONE)),
+    ]
+
+
+def _postgresql_failure(exc: psycopg.Error, sql: str) -> QueryFailed:
+    logger.info("AI query refused by PostgreSQL: %s %s", exc.sqlstate, _first_line(exc))
+    if isinstance(exc, pg_errors.QueryCanceled):
+        return _too_slow()
+    if isinstance(exc, pg_errors.LockNotAvailable):
+        return QueryFailed("The query waited too long for rows other work is changing; try again.")
+    if isinstance(exc, pg_errors.InsufficientPrivilege):
+        return QueryFailed(NOT_ALLOWED)
+    if isinstance(exc, pg_errors.ReadOnlySqlTransaction):
+        return QueryFailed(WRITES)
+    if isinstance(exc, pg_errors.SyntaxError) and "multiple commands" in str(exc):
+        return QueryFailed(ONE_STATEMENT)
+    # The query runs as a cursor, which takes only a query: a statement of another kind fails on
+    # its first word.
+    first_word = re.match(r"\s*([A-Za-z]*)", sql).group(1)  # always matches, maybe empty
+    if (
+        isinstance(exc, pg_errors.SyntaxError)
+        and first_word
+        and _first_line(exc).lower() == f'syntax error at or near "{first_word.lower()}"'
+    ):
+        return QueryFailed(f"Only a query can run here (SELECT, WITH or VALUES), not {first_word.upper()}.")
+    if isinstance(exc, pg_errors.ConfigurationLimitExceeded | pg_errors.OutOfMemory | pg_errors.DiskFull):
+        return QueryFailed(TOO_BIG)
+    if exc.sqlstate is None or exc.sqlstate.startswith("08"):  # the connection itself failed
+        return QueryFailed(f"The query could not run: the database connection was lost ({_first_line(exc)}).")
+    return QueryFailed(f"The query could not run: {_first_line(exc)}")
+
+
+def _first_line(exc: Exception) -> str:
+    diag = getattr(exc, "diag", None)
+    message = (diag.message_primary if diag is not None else None) or str(exc)
+    lines = message.strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+# --- SQLite -----------------------------------------------------------------------------------------
+
+
+def _run_sqlite(sql: str, *, limit: int) -> tuple[list[str], list[tuple]]:
+    try:
+        conn = _sqlite_connect()
+    except sqlite3.Error as exc:
+        logger.error("AI query: cannot open the database read-only: %s", exc)
+        raise QueryFailed(UNAVAILABLE) from exc
+    authorizer = _SqliteAuthorizer()
+    try:
+        authorizer.tables = {
+            name.lower()
+            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+        }
+        deadline = time.monotonic() + _timeout_seconds()
+        conn.set_progress_handler(lambda: time.monotonic() > deadline, 1000)
+        conn.set_authorizer(authorizer)
+        # execute() refuses a second statement (ProgrammingError), comments aside.
+        cursor = conn.execute(sql)
+        rows = cursor.fetchmany(limit + 1)
+        columns = [column[0] for column in cursor.description or ()]
+    except (sqlite3.Error, sqlite3.Warning) as exc:
+        raise _sqlite_failure(exc, authorizer.refused) from exc
+    finally:
+        conn.close()
+    return columns, rows
+
+
+def _sqlite_connect() -> sqlite3.Connection:
+    name = str(connections["default"].settings_dict["NAME"])
+    in_memory = False
+    if name.startswith("file:"):
+        path, _, query = name.removeprefix("file:").partition("?")
+        options = dict(parse_qsl(query))
+        in_memory = options.get("mode") == "memory"
+        if in_memory and options.get("cache") != "shared":
+            raise ImproperlyConfigured("AI queries need a database other connections can open.")
+        if not in_memory:
+            options["mode"] = "ro"
+        uri = f"file:{path}?{urlencode(options)}"
+    elif name in ("", ":memory:"):
+        raise ImproperlyConfigured("AI queries need a database other connections can open.")
+    else:
+        uri = f"file:{quote(str(Path(name).resolve()))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=1, isolation_level=None)
+    try:
+        for category, value in SQLITE_LIMITS.items():
+            conn.setlimit(category, value)
+        conn.execute("PRAGMA query_only = ON")
+        if in_memory:
+            conn.execute("PRAGMA read_uncommitted = ON")
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn
+
+
+class _SqliteAuthorizer:
+    """SQLite asks this while compiling the statement; anything not allowed here makes it fail.
+    The refusals are kept, to tell the auditor what was refused."""
+
+    def __init__(self) -> None:
+        self.tables: set[str] = set()  # the database's tables and views, lower case
+        self.refused: list[tuple[int, str | None, str | None]] = []
+
+    def __call__(
+        self, action: int, arg1: str | None, arg2: str | None, database: str | None, _: object
+    ) -> int:
+        if action == sqlite3.SQLITE_SELECT:
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_READ:
+            if database == "main" and arg2 in SQLITE_READABLE.get(arg1 or "", ()):
+                return sqlite3.SQLITE_OK
+            # Rows counted without a column read (count(*)) come with an empty column name: allowed
+            # over an allowed table or a WITH query, not over any other table, view or schema table.
+            name = (arg1 or "").lower()
+            if arg2 == "" and (
+                name in SQLITE_READABLE
+                or (name not in self.tables and not name.startswith(("sqlite_", "pragma_")))
+            ):
+                return sqlite3.SQLITE_OK
+        elif action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in SQLITE_FUNCTIONS:
+            return sqlite3.SQLITE_OK
+        self.refused.append((action, arg1, arg2))
+        return sqlite3.SQLITE_DENY
+
+
+def _sqlite_failure(exc: Exception, refused: list[tuple[int, str | None, str | None]]) -> QueryFailed:
+    message = _first_line(exc)
+    logger.info("AI query refused by SQLite: %s %s", message, refused)
+    if message == "interrupted":
+        return _too_slow()
+    # The most telling refusal first: a change, a recursive query, a function, then a read.
+    reads = (sqlite3.SQLITE_READ, sqlite3.SQLITE_SELECT)
+    for action, _, _ in refused:
+        if action not in (*reads, sqlite3.SQLITE_RECURSIVE, sqlite3.SQLITE_FUNCTION):
+            return QueryFailed(WRITES)
+    for action, _, name in refused:
+        if action == sqlite3.SQLITE_RECURSIVE:
+            return QueryFailed("Recursive queries are not allowed.")
+        if action == sqlite3.SQLITE_FUNCTION:
+            return QueryFailed(f"This query calls {name}(), which auditors' queries may not use.")
+    if refused:
+        return QueryFailed(NOT_ALLOWED)
+    if "readonly" in message or "read-only" in message:
+        return QueryFailed(WRITES)
+    if "one statement at a time" in message:
+        return QueryFailed(ONE_STATEMENT)
+    if "too big" in message or "out of memory" in message:
+        return QueryFailed(TOO_BIG)
+    return QueryFailed(f"The query could not run: {message}")
+
+
+# --- values -----------------------------------------------------------------------------------------
+
+
+def _json_value(value: Any) -> Any:
+    """A database value as JSON can carry it: money and other decimals as strings (exact), dates,
+    times in ISO 8601, durations as text, bytes in hex, JSON documents as they are."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date | time_of_day):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, dict):
+        return {str(key): _json_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(item) for item in value]
+    return str(value)

@@ -1,0 +1,482 @@
+"""The validator of auditors' SQL: one read-only SELECT over the allow-listed tables, or a refusal that
+says why.
+
+`check(sql, dialect=...)` parses the text with sqlglot and returns the tree; the rewriter
+(`auditing.ai.scope.scoped_sql`) then generates the SQL that actually runs from that tree, so what runs
+is exactly what was checked (the original text, its comments and its quoting never reach the database).
+
+It fails closed: every node of the tree must be of a class on an allow-list (anything sqlglot parses
+that is not listed, including any construct a newer sqlglot may add, is refused), every function on
+the function allow-list, every table one of `schema.BY_NAME` (or a WITH name visible where it is
+used), every column one of the allowed columns or a name the query itself defines.
+
+Choices:
+- `*` is allowed: the rewriter replaces every table by a subquery selecting only its allowed columns,
+  so `*` can never reach a column that is not on the allow-list.
+- At most `MAX_JOINS` joins in one SELECT and `MAX_TABLES` table references in the whole query
+  (cross joins of many tables are the cheapest way to an endless query); statement timeouts in the
+  executor stop the rest.
+- No recursive CTE, no function in FROM (`generate_series`), no LATERAL, no VALUES.
+- A trailing semicolon is accepted (`SELECT 1;`); anything after it, even a comment, is refused.
+- Comments are allowed in the text (models write them) but never generated into the SQL that runs.
+- Table and column names are compared case-insensitively, which only ever refuses more (PostgreSQL
+  folds unquoted names; SQLite ignores case).
+"""
+
+import re
+from collections.abc import Iterator
+
+import sqlglot
+from sqlglot import exp
+
+from auditing.ai import schema
+from config.errors import DomainError
+
+DIALECTS = ("postgres", "sqlite")
+MAX_CHARS = 5_000
+MAX_NODES = 2_000
+MAX_DEPTH = 100  # levels of the expression tree
+MAX_QUERY_NESTING = 10  # SELECTs inside SELECTs
+MAX_JOINS = 6  # in one SELECT
+MAX_TABLES = 16  # table references in the whole query
+
+# A WITH name shadows a table of that name in every query inside it, including the rewriter's.
+RESERVED_NAMES = frozenset(name for table in schema.TABLES for name in (table.name, table.source))
+ALLOWED_COLUMNS = frozenset(column for table in schema.TABLES for column in table.columns)
+_TABLE_LIST = ", ".join(schema.BY_NAME)
+
+# Names: ASCII only (no look-alike letters); quoted names may also hold spaces and a few signs.
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_QUOTED_NAME = re.compile(r"[A-Za-z0-9_ %()/-]{1,63}")
+
+SET_OPERATIONS = (exp.Union, exp.Intersect, exp.Except)
+QUERY = (exp.Select, *SET_OPERATIONS)
+
+# Functions, as sqlglot parses them in PostgreSQL or SQLite.
+FUNCTIONS: tuple[type[exp.Expression], ...] = (
+    exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max, exp.GroupConcat,
+    exp.Coalesce, exp.Nullif, exp.Greatest, exp.Least, exp.If, exp.Case,
+    exp.Round, exp.Abs, exp.Floor, exp.Ceil,
+    exp.Lower, exp.Upper, exp.Length, exp.Trim, exp.Substring, exp.Replace, exp.Concat, exp.DPipe,
+    exp.TimestampTrunc, exp.DateTrunc, exp.Extract, exp.CurrentDate, exp.CurrentTimestamp,
+    exp.TimeToStr, exp.ToChar, exp.TsOrDsToTimestamp, exp.Date, exp.Datetime, exp.Cast,
+    exp.RowNumber, exp.Rank, exp.DenseRank, exp.Lag, exp.Lead,
+)  # fmt: skip
+# Functions sqlglot does not know in a dialect (it parses them as `Anonymous`), by lower-case name.
+ANONYMOUS_FUNCTIONS = frozenset(
+    {"date", "datetime", "julianday", "strftime", "date_part", "date_trunc", "now", "to_char", "age", "total"}
+)
+FUNCTION_NAMES = (
+    "count, sum, avg, min, max, string_agg/group_concat, coalesce/ifnull, nullif, greatest, least, CASE, iif, "
+    "round, abs, floor, ceil, lower, upper, length, trim, substr/substring, replace, concat, ||, date_trunc, "
+    "extract, date_part, now, current_date, current_timestamp, to_char, strftime, date, datetime, julianday, "
+    "age, cast, row_number, rank, dense_rank, lag, lead"
+)
+
+ALLOWED: tuple[type[exp.Expression], ...] = (
+    *QUERY, exp.Subquery, exp.With, exp.CTE, exp.From, exp.Join, exp.Where, exp.Group, exp.Having,
+    exp.Order, exp.Ordered, exp.Limit, exp.Offset, exp.Distinct, exp.Alias, exp.TableAlias, exp.Table,
+    exp.Column, exp.Identifier, exp.Star, exp.Paren, exp.Tuple, exp.Window, exp.WindowSpec, exp.Filter,
+    exp.Exists, exp.Any, exp.All, exp.Null, exp.Boolean, exp.Literal, exp.Interval, exp.Var,
+    exp.DataType, exp.DataTypeParam,
+    exp.Neg, exp.Not, exp.And, exp.Or, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod,
+    exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ, exp.Is,
+    exp.In, exp.Between, exp.Like, exp.ILike, exp.Escape, exp.If, exp.Case,
+    *FUNCTIONS, exp.Anonymous,
+)  # fmt: skip
+ALLOWED_CLASSES = frozenset(ALLOWED)
+
+# Which arguments a structural node may carry (anything else, such as SELECT ... INTO, FOR UPDATE,
+# TABLESAMPLE, ONLY, AS OF or a table hint, is refused even when sqlglot stores it as a plain value).
+ALLOWED_ARGS: dict[type[exp.Expression], frozenset[str]] = {
+    exp.Select: frozenset(
+        {
+            "with_",
+            "expressions",
+            "distinct",
+            "from_",
+            "joins",
+            "where",
+            "group",
+            "having",
+            "windows",
+            "order",
+            "limit",
+            "offset",
+        }
+    ),
+    **{
+        operation: frozenset({"with_", "this", "expression", "distinct", "order", "limit", "offset"})
+        for operation in SET_OPERATIONS
+    },
+    exp.Subquery: frozenset({"this", "alias", "order", "limit", "offset"}),
+    exp.Table: frozenset({"this", "alias"}),
+    exp.Join: frozenset({"this", "on", "side", "kind", "using", "method"}),
+    exp.With: frozenset({"expressions"}),
+    exp.CTE: frozenset({"this", "alias", "materialized"}),
+    exp.TableAlias: frozenset({"this", "columns"}),
+    exp.Column: frozenset({"this", "table"}),
+    exp.Identifier: frozenset({"this", "quoted"}),
+    exp.Star: frozenset(),
+    exp.Distinct: frozenset({"expressions", "on"}),
+    exp.Window: frozenset({"this", "partition_by", "order", "spec", "alias", "over"}),
+    exp.Cast: frozenset({"this", "to"}),
+    exp.DataType: frozenset({"this", "expressions", "nested"}),
+    exp.Anonymous: frozenset({"this", "expressions"}),
+    exp.Literal: frozenset({"this", "is_string"}),
+}
+ARG_WORDS = {
+    "sample": "TABLESAMPLE", "only": "ONLY", "version": "AS OF", "hints": "table hints", "pivots": "PIVOT",
+    "laterals": "LATERAL", "joins": "a join inside a table", "kind": "SELECT AS", "scalar": "a scalar WITH",
+    "format": "FORMAT", "safe": "TRY_CAST", "nullable": "a nullable type", "collate": "COLLATE",
+    "qualify": "QUALIFY", "connect": "CONNECT BY", "by_name": "UNION BY NAME", "side": "an outer UNION",
+    "first": "FIRST", "partition": "PARTITION", "ordinality": "WITH ORDINALITY", "values": "type values",
+    "hint": "optimizer hints", "global_": "GLOBAL", "temporary": "TEMPORARY",
+}  # fmt: skip
+JOIN_WORDS = {
+    "side": {"LEFT", "RIGHT", "FULL"},
+    "kind": {"INNER", "OUTER", "CROSS"},
+    "method": {"NATURAL"},
+}
+
+T = exp.DataType.Type
+CAST_TYPES = frozenset(
+    {
+        T.TEXT, T.VARCHAR, T.CHAR, T.NVARCHAR, T.NCHAR, T.BPCHAR,
+        T.SMALLINT, T.INT, T.BIGINT, T.TINYINT, T.DECIMAL, T.DOUBLE, T.FLOAT,
+        T.DATE, T.TIME, T.TIMESTAMP, T.TIMESTAMPTZ, T.DATETIME, T.INTERVAL, T.BOOLEAN,
+    }
+)  # fmt: skip
+DATE_UNITS = frozenset(
+    {
+        "MILLENNIUM", "CENTURY", "DECADE", "YEAR", "YEARS", "ISOYEAR", "QUARTER", "MONTH", "MONTHS", "WEEK",
+        "WEEKS", "DAY", "DAYS", "DOW", "ISODOW", "DOY", "HOUR", "HOURS", "MINUTE", "MINUTES", "SECOND",
+        "SECONDS", "MILLISECOND", "MILLISECONDS", "MICROSECOND", "MICROSECONDS", "EPOCH",
+    }
+)  # fmt: skip
+UNIT_HOLDERS = (exp.Interval, exp.Extract, exp.TimestampTrunc, exp.DateTrunc)
+
+_TOO_DEEP = f"The query is nested too deeply; at most {MAX_DEPTH} levels are allowed."
+_ONLY_SELECT = "Only SELECT queries over the audit tables can run; this one"
+WRITES = {
+    exp.Insert: "INSERT", exp.Update: "UPDATE", exp.Delete: "DELETE", exp.Merge: "MERGE",
+    exp.TruncateTable: "TRUNCATE", exp.Into: "SELECT INTO", exp.Returning: "RETURNING",
+}  # fmt: skip
+STRUCTURE = {
+    exp.Create: "CREATE", exp.Drop: "DROP", exp.Alter: "ALTER", exp.Grant: "GRANT", exp.Revoke: "REVOKE",
+    exp.Comment: "COMMENT", exp.AlterRename: "RENAME", exp.RenameColumn: "RENAME",
+}  # fmt: skip
+SESSION = {
+    exp.Transaction: "BEGIN", exp.Commit: "COMMIT", exp.Rollback: "ROLLBACK", exp.Set: "SET",
+    exp.Pragma: "PRAGMA", exp.Attach: "ATTACH", exp.Detach: "DETACH", exp.Use: "USE",
+}  # fmt: skip
+COMMANDS = {
+    exp.Copy: "COPY", exp.Analyze: "ANALYZE", exp.Execute: "EXECUTE", exp.Declare: "DECLARE",
+    exp.Kill: "KILL", exp.Cache: "CACHE", exp.Uncache: "UNCACHE", exp.Refresh: "REFRESH",
+    exp.LoadData: "LOAD DATA", exp.Describe: "DESCRIBE", exp.Show: "SHOW", exp.Summarize: "SUMMARIZE",
+    exp.Export: "EXPORT", exp.Install: "INSTALL", exp.Put: "PUT", exp.Get: "GET",
+}  # fmt: skip
+
+
+class QueryRefused(DomainError):
+    code = "query_refused"
+
+
+def check(sql: str, *, dialect: str) -> exp.Expression:
+    """The parsed tree of `sql` if it is one read-only SELECT auditors may run; else `QueryRefused`."""
+    _check_dialect(dialect)
+    if not isinstance(sql, str) or not sql.strip():
+        raise QueryRefused("The query is empty.")
+    if len(sql) > MAX_CHARS:
+        raise QueryRefused(
+            f"The query is {len(sql):,} characters long; at most {MAX_CHARS:,} can be checked."
+        )
+    try:
+        statements = sqlglot.parse(sql, read=dialect)
+    except RecursionError:
+        raise QueryRefused(_TOO_DEEP) from None
+    except Exception:  # whatever the parser cannot read is refused, never guessed at
+        raise QueryRefused(
+            "The query could not be read as SQL; only a single SELECT query can run."
+        ) from None
+    real = [statement for statement in statements if statement is not None]
+    if len(statements) != 1 or len(real) != 1:
+        if not real:
+            raise QueryRefused("The query is empty.")
+        kinds = [_statement_word(s) for s in real if not isinstance(s, exp.Semicolon)]
+        if len(kinds) == 1:
+            raise QueryRefused("Nothing may follow the semicolon that ends the query, not even a comment.")
+        raise QueryRefused(
+            f"The text holds more than one statement ({', '.join(kinds)}); only one SELECT query can run, "
+            "with nothing after its semicolon."
+        )
+    tree = real[0]
+    check_tree(tree)
+    return tree
+
+
+def check_tree(tree: exp.Expression) -> None:
+    """Refuse a parsed tree that is anything but one allowed SELECT (see the module's notes)."""
+    if not isinstance(tree, exp.Expression):
+        raise QueryRefused("The query could not be read as SQL.")
+    nodes = _bounded_nodes(tree)
+    _refuse_statements(nodes)
+    if not isinstance(tree, QUERY):
+        raise QueryRefused(f"{_ONLY_SELECT} is not a SELECT query.")
+    for node in nodes:
+        _check_node(node)
+    _check_shape(tree, nodes)
+    _check_tables(nodes)
+    _check_columns(nodes)
+
+
+def _check_dialect(dialect: str) -> None:
+    if dialect not in DIALECTS:
+        raise ValueError(f"dialect must be one of {DIALECTS}, not {dialect!r}")
+
+
+def _bounded_nodes(tree: exp.Expression) -> list[exp.Expression]:
+    """Every node of the tree, refusing trees that are too big or too deep (walked without recursion)."""
+    nodes: list[exp.Expression] = []
+    stack: list[tuple[exp.Expression, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise QueryRefused(_TOO_DEEP)
+        nodes.append(node)
+        if len(nodes) > MAX_NODES:
+            raise QueryRefused(
+                f"The query is too large (more than {MAX_NODES:,} parts); ask a narrower question."
+            )
+        stack.extend((child, depth + 1) for child in _children(node))
+    return nodes
+
+
+def _children(node: exp.Expression) -> Iterator[exp.Expression]:
+    for value in node.args.values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, exp.Expression):
+                yield item
+
+
+def _statement_word(node: exp.Expression) -> str:
+    if isinstance(node, exp.Command):
+        return str(node.this).upper()
+    for table in (WRITES, STRUCTURE, SESSION, COMMANDS):
+        for cls, word in table.items():
+            if isinstance(node, cls):
+                return word
+    if isinstance(node, QUERY):
+        return "SELECT"
+    return type(node).__name__.upper()
+
+
+def _refuse_statements(nodes: list[exp.Expression]) -> None:
+    """Statements other than SELECT anywhere in the tree, named the way the auditor wrote them."""
+    for table, what in (
+        (WRITES, "writes data"),
+        (STRUCTURE, "changes the database's tables or permissions"),
+        (SESSION, "controls the transaction or the session"),
+        (COMMANDS, "is a command"),
+    ):
+        for node in nodes:
+            for cls, word in table.items():
+                if isinstance(node, cls):
+                    raise QueryRefused(f"{_ONLY_SELECT} {what} ({word}).")
+    for node in nodes:
+        if isinstance(node, exp.Command):
+            raise QueryRefused(f"{_ONLY_SELECT} is a command ({_statement_word(node)}).")
+
+
+def _check_node(node: exp.Expression) -> None:
+    if isinstance(node, exp.Lock) or node.args.get("locks"):
+        raise QueryRefused(
+            "Locking clauses (FOR UPDATE, FOR SHARE, NOWAIT, SKIP LOCKED) are not allowed; queries only read."
+        )
+    if isinstance(node, exp.With) and node.args.get("recursive"):
+        raise QueryRefused("Recursive queries (WITH RECURSIVE) are not allowed.")
+    if isinstance(node, exp.Dot) or (
+        isinstance(node, exp.Table | exp.Column) and (node.args.get("db") or node.args.get("catalog"))
+    ):
+        raise QueryRefused(
+            f"{node.sql()} names a schema; names with a schema (such as pg_catalog.pg_user or "
+            f"information_schema.tables) are never allowed; the tables auditors may read are: {_TABLE_LIST}."
+        )
+    if isinstance(node, exp.DataType) and (node.this not in CAST_TYPES or node.args.get("kind")):
+        raise QueryRefused(
+            f"Converting to {node.sql()} is not allowed; text, numbers, dates, times and booleans are."
+        )
+    if isinstance(node, exp.Anonymous):
+        name = node.name
+        if name.lower() not in ANONYMOUS_FUNCTIONS or not _PLAIN_NAME.fullmatch(name):
+            raise _function_refused(name)
+    elif isinstance(node, exp.Func) and type(node) not in ALLOWED_CLASSES:
+        raise _function_refused(node.sql_name() if hasattr(node, "sql_name") else type(node).__name__)
+    if type(node) not in ALLOWED_CLASSES:  # exactly: a subclass may mean something else
+        raise QueryRefused(f"This query uses {_describe(node)}, which auditors' queries may not use.")
+    allowed_args = ALLOWED_ARGS.get(type(node))
+    if allowed_args is not None:
+        extra = sorted(key for key, value in node.args.items() if _present(value) and key not in allowed_args)
+        if extra:
+            words = ", ".join(ARG_WORDS.get(key, f"{type(node).__name__} {key}") for key in extra)
+            raise QueryRefused(f"This query uses {words}, which auditors' queries may not use.")
+    if isinstance(node, exp.Identifier):
+        _check_name(node)
+    elif isinstance(node, exp.Literal) and not node.is_string and not _is_number(node.this):
+        raise QueryRefused("The query holds a value that is neither text nor a number.")
+    elif isinstance(node, exp.Var):
+        if not isinstance(node.parent, UNIT_HOLDERS) or node.name.upper() not in DATE_UNITS:
+            raise QueryRefused(f"{node.name} is not a column or a value auditors' queries may use.")
+    elif isinstance(node, exp.DataType):
+        if any(not isinstance(e, exp.DataTypeParam) for e in node.expressions):
+            raise QueryRefused(
+                f"Converting to {node.sql()} is not allowed; text, numbers, dates, times and booleans are."
+            )
+    elif isinstance(node, exp.Join):
+        for key, words in JOIN_WORDS.items():
+            value = node.args.get(key)
+            if _present(value) and str(value).upper() not in words:
+                raise QueryRefused(f"{str(value).upper()} joins are not allowed.")
+        for name in node.args.get("using") or []:
+            if not isinstance(name, exp.Identifier) or name.name.lower() not in ALLOWED_COLUMNS:
+                raise QueryRefused(f"Column {name.sql()} is not one auditors may read.")
+    elif isinstance(node, exp.Subquery) and not isinstance(node.this, QUERY):
+        raise QueryRefused("A subquery must be a SELECT query.")
+    elif isinstance(node, exp.CTE) and not isinstance(node.this, QUERY):
+        raise QueryRefused("A WITH query must be a SELECT query.")
+    elif isinstance(node, exp.Table) and not isinstance(node.parent, exp.From | exp.Join):
+        raise QueryRefused("Tables may only be read in FROM and JOIN.")
+    elif isinstance(node, exp.From | exp.Join) and not isinstance(node.this, exp.Table | exp.Subquery):
+        raise QueryRefused("Only tables and subqueries can be read in FROM and JOIN; functions cannot.")
+
+
+def _present(value: object) -> bool:
+    return value not in (None, False, "", [])
+
+
+def _is_number(text: object) -> bool:
+    return (
+        isinstance(text, str)
+        and re.fullmatch(r"[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?|[0-9]+\.", text) is not None
+    )
+
+
+def _describe(node: exp.Expression) -> str:
+    name = type(node).__name__
+    words = {
+        "Lateral": "LATERAL", "Values": "VALUES", "Unnest": "UNNEST", "Parameter": "a parameter",
+        "Placeholder": "a parameter", "ByteString": "an escaped string (E'...')",
+        "UnicodeString": "a Unicode-escaped string (U&'...')", "RawString": "a dollar-quoted string",
+        "HexString": "a hex string", "BitString": "a bit string", "National": "a national string",
+        "Collate": "COLLATE", "TableSample": "TABLESAMPLE", "SessionParameter": "a session setting",
+    }  # fmt: skip
+    return words.get(name, name)
+
+
+def _function_refused(name: str) -> QueryRefused:
+    return QueryRefused(
+        f"Function {name} is not one auditors' queries may call; these are: {FUNCTION_NAMES}."
+    )
+
+
+def _check_name(identifier: exp.Identifier) -> None:
+    name = identifier.this
+    pattern = _QUOTED_NAME if identifier.quoted else _PLAIN_NAME
+    if not isinstance(name, str) or not pattern.fullmatch(name):
+        raise QueryRefused(
+            f"The name {name!r} is not allowed: names are plain ASCII letters, digits and underscores."
+        )
+
+
+def _check_shape(tree: exp.Expression, nodes: list[exp.Expression]) -> None:
+    for node in nodes:
+        if isinstance(node, exp.Select) and len(node.args.get("joins") or []) > MAX_JOINS:
+            raise QueryRefused(f"A SELECT may join at most {MAX_JOINS} tables to its first one.")
+        if isinstance(node, QUERY) and _query_nesting(node) > MAX_QUERY_NESTING:
+            raise QueryRefused(f"Queries may nest at most {MAX_QUERY_NESTING} SELECTs deep.")
+    tables = sum(isinstance(node, exp.Table) for node in nodes)
+    if tables > MAX_TABLES:
+        raise QueryRefused(f"The query reads {tables} tables; at most {MAX_TABLES} can be read at once.")
+
+
+def _query_nesting(node: exp.Expression) -> int:
+    depth, current = 0, node
+    while current is not None:
+        if isinstance(current, exp.Select):
+            depth += 1
+        current = current.parent
+    return depth
+
+
+def visible_ctes(table: exp.Table) -> set[str]:
+    """The WITH names (lower case) a table reference can mean where it stands: those of every WITH
+    above it, but inside a WITH list only the ones defined before the query it is in (a WITH query
+    naming itself or a later one means a real table, or in SQLite recursion)."""
+    names: set[str] = set()
+    child: exp.Expression = table
+    parent = table.parent
+    while parent is not None:
+        with_ = parent.args.get("with_") if isinstance(parent, (*QUERY, exp.Subquery)) else None
+        if isinstance(with_, exp.With) and child is not with_:
+            names.update(cte.alias_or_name.lower() for cte in with_.expressions)
+        if isinstance(parent, exp.With) and isinstance(child, exp.CTE):
+            for cte in parent.expressions:
+                if cte is child:
+                    break
+                names.add(cte.alias_or_name.lower())
+        child, parent = parent, parent.parent
+    return names
+
+
+def _check_tables(nodes: list[exp.Expression]) -> None:
+    for node in nodes:
+        if isinstance(node, exp.CTE) and node.alias_or_name.lower() in RESERVED_NAMES:
+            raise QueryRefused(f"A WITH query may not be named {node.alias_or_name}, like a table.")
+        if not isinstance(node, exp.Table):
+            continue
+        if not isinstance(node.this, exp.Identifier):
+            raise QueryRefused("Only tables and subqueries can be read in FROM and JOIN; functions cannot.")
+        name = node.name.lower()
+        if name not in schema.BY_NAME and name not in visible_ctes(node):
+            raise QueryRefused(f"Table {node.name} is not one auditors may read; these are: {_TABLE_LIST}.")
+
+
+def _check_columns(nodes: list[exp.Expression]) -> None:
+    """Each column is an allowed column or a name the query defines; qualified by a table the query
+    reads under that name, it is one of that table's columns."""
+    defined: set[str] = set()
+    sources: dict[str, set[str]] = {}  # name or alias a query reads -> logical tables it may mean
+    for node in nodes:
+        if isinstance(node, exp.Alias | exp.CTE):
+            defined.add(node.alias.lower())
+        if isinstance(node, exp.TableAlias):
+            defined.update(column.name.lower() for column in node.columns)
+        if isinstance(node, exp.Window) and isinstance(node.this, exp.Identifier):
+            defined.add(node.this.name.lower())
+        if isinstance(node, exp.Table | exp.Subquery):
+            logical = node.name.lower() if isinstance(node, exp.Table) else ""
+            key = (node.alias or logical).lower()
+            sources.setdefault(key, set()).add(logical if logical in schema.BY_NAME else "")
+    read = {logical for meant in sources.values() for logical in meant if logical}
+    for node in nodes:
+        if not isinstance(node, exp.Column):
+            continue
+        qualifier = node.table.lower()
+        if qualifier and qualifier not in sources:
+            raise QueryRefused(f"{node.sql()} names {node.table}, which this query does not read.")
+        if isinstance(node.this, exp.Star):
+            continue
+        name = node.name.lower()
+        meant = sources.get(qualifier, set()) if qualifier else (read if len(read) == 1 else set())
+        if len(meant) == 1 and "" not in meant and name not in defined:
+            table = schema.BY_NAME[next(iter(meant))]
+            if name not in table.columns:
+                raise QueryRefused(
+                    f"Column {node.name} is not one auditors may read in {table.name}; "
+                    f"its columns are: {', '.join(table.columns)}."
+                )
+        if name not in ALLOWED_COLUMNS and name not in defined:
+            raise QueryRefused(
+                f"Column {node.name} is not one auditors may read in any table (password hashes, tokens, "
+                "e-mail addresses and sessions never are)."
+            )
