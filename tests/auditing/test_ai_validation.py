@@ -755,7 +755,9 @@ def _books(provider, *, connections: int, rate: str, peak: int, method: PaymentM
 def providers(db) -> tuple[int, int]:
     """Mine (two billed connections) and theirs (three, dearer): their ids."""
     if database.vendor != "sqlite":
-        pytest.skip("the rewritten SQL is run on SQLite here; on PostgreSQL the executor's bypass tests show it")
+        pytest.skip(
+            "the rewritten SQL is run on SQLite here; on PostgreSQL the executor's bypass tests show it"
+        )
     method = PaymentMethod.objects.get_or_create(
         code="bank-counter", defaults={"name": "Paid at Bank Counter"}
     )[0]
