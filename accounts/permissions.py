@@ -96,6 +96,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **INVOICING_VIEW,
         **INVOICING_MANAGE,
         "auditing.view_auditlog": PROVIDER,
+        "auditing.view_aiquery": PROVIDER,
         # The payment methods are one list for every provider.
         "invoicing.add_paymentmethod": PLATFORM,
         "invoicing.change_paymentmethod": PLATFORM,
@@ -129,6 +130,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **CALCULATOR,
         **INVOICING_VIEW,
         "auditing.view_auditlog": PROVIDER,
+        "auditing.view_aiquery": PROVIDER,
         # Plain-language questions answered as read-only SQL over this provider's rows.
         "auditing.add_aiquery": PROVIDER,
     },

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from auditing.models import AuditLog
+from auditing.models import AIQuery, AuditLog
 from providers.admin import ReadOnlyAdmin
 
 
@@ -13,3 +13,14 @@ class AuditLogAdmin(ReadOnlyAdmin):
     list_select_related = ("actor", "provider")
     search_fields = ("object_repr", "object_id", "request_id", "actor__name")
     date_hierarchy = "created_at"
+
+
+@admin.register(AIQuery)
+class AIQueryAdmin(ReadOnlyAdmin):
+    """Auditors' questions, the SQL they became and the verdicts (read-only)."""
+
+    list_display = ("created_at", "asked_by", "question", "status", "generator", "milliseconds")
+    list_filter = ("status", "generator", ("provider", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("asked_by", "provider")
+    search_fields = ("question", "generated_sql", "reason")
+    exclude = ("rows",)

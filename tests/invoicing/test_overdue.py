@@ -297,7 +297,7 @@ def until_waiting_on_a_lock_or_done(job: Future) -> None:
 
 
 @pytest.mark.skipif(database.vendor != "postgresql", reason="row locks and two connections: PostgreSQL only")
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_the_overdue_job_and_a_payment_on_a_later_bill_never_deadlock(
     connection, flat_provider, creator, cash
 ):
