@@ -12,6 +12,8 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -49,6 +51,11 @@ _NATIVE = (str, int, float, bool, type(None), list, dict)
 
 
 def _json_value(value: Any) -> Any:
+    kind = type(value)
+    if kind is Decimal:  # the common case first, written as DjangoJSONEncoder writes it
+        return str(value)
+    if kind is date:
+        return value.isoformat()
     return value if isinstance(value, _NATIVE) else _ENCODER.default(value)
 
 
@@ -129,19 +136,22 @@ def audit_append(entries: Sequence[Entry]) -> list[AuditLog]:
         head = _locked_head(chain)
         previous = head.last_hash
         for entry in by_chain[chain]:
+            # Positional arguments, in the model's field order: Django's fast path, for bulk writes.
             row = AuditLog(
-                provider_id=entry.provider_id,
-                actor_id=who.actor_id,
-                actor_role=who.role or "",
-                action=entry.action,
-                object_type=entry.object_type,
-                object_id=entry.object_id,
-                object_repr=entry.object_repr,
-                old_values=entry.old_values,
-                new_values=entry.new_values,
-                request_id=who.request_id,
-                created_at=now,
-                prev_hash=previous,
+                None,
+                entry.provider_id,
+                who.actor_id,
+                who.role or "",
+                entry.action,
+                entry.object_type,
+                entry.object_id,
+                entry.object_repr,
+                entry.old_values,
+                entry.new_values,
+                who.request_id,
+                now,
+                previous,
+                "",
             )
             row.hash = previous = _digest(row)
             rows.append(row)
