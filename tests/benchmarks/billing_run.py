@@ -12,8 +12,8 @@ month before last and of last month, varied usage, a few with solar export), wri
 
 Then the real billing run bills last month: `billing_run_start`, and `billing_run_chunk_bill` for every
 chunk, in `--workers` forked processes taking chunk ids from one queue. It writes invoices, their
-lines and numbers, and whatever listens to `billing.signals.rows_bulk_created` (the audit trail,
-once it exists, writes its records there, inside each chunk's transaction, so they are timed too).
+lines and numbers, and the audit trail's record of each invoice (written by the receiver of
+`billing.signals.rows_bulk_created`, hash-chained, inside each chunk's transaction, so it is timed too).
 The counts are checked: N invoices, numbers 1..N without gaps, one line per energy bucket, tax, fee
 and applied subsidy, and the lines of every invoice add up to its current charges.
 
@@ -89,6 +89,8 @@ from django.db.models import Sum  # noqa: E402
 from accounts.models import User, UserRole  # noqa: E402
 from accounts.roles import Role  # noqa: E402
 from accounts.services import user_create  # noqa: E402
+from auditing.models import AuditLog  # noqa: E402
+from auditing.services import audit_verify  # noqa: E402
 from billing.models import (  # noqa: E402
     ConnectionStatus,
     Customer,
@@ -573,6 +575,9 @@ def verify(setup: Setup, run: BillingRun, count: int, result: RunResult) -> list
             [run.pk],
         )
         (wrong_sums,) = cursor.fetchone()
+    audited = AuditLog.objects.filter(
+        provider=setup.provider, action="create", object_type="invoicing.invoice"
+    ).count()
     counter = DocumentCounter.objects.get(
         provider=setup.provider, series=DocumentSeries.INVOICE, year=run.issue_date.year
     )
@@ -591,6 +596,8 @@ def verify(setup: Setup, run: BillingRun, count: int, result: RunResult) -> list
             result.lines == expected_lines,
         ),
         (f"lines add up to every invoice ({wrong_sums} wrong)", wrong_sums == 0),
+        (f"an audit record per invoice ({audited:,})", audited == count),
+        ("audit chain intact", not audit_verify(chain=setup.provider.pk)),
         (f"no connection skipped or failed ({run.skipped} + {run.failed})", run.skipped + run.failed == 0),
     ]
 
