@@ -48,7 +48,7 @@ class AuditLogOutput(serializers.Serializer):
 class AuditLogFilter(filters.FilterSet):
     action = filters.CharFilter()
     objectType = filters.CharFilter(field_name="object_type")
-    actor = filters.NumberFilter(field_name="actor_id")
+    actor = filters.NumberFilter(field_name="actor_id", min_value=1, max_value=2**63 - 1)
     since = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     until = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 

@@ -96,24 +96,26 @@ def _bulk_updated(
         )
 
 
-def _event(action: str, user: Any, **details: Any) -> None:
-    provider_id = getattr(user, "provider_id", None) if user is not None else None
+def _event(action: str, user: Any, *, role: str = "", **details: Any) -> None:
     audit_append(
         [
             Entry(
                 action=action,
-                provider_id=provider_id,
-                object_type="accounts.user" if user is not None else "",
-                object_id=str(user.pk) if user is not None else "",
-                object_repr=str(getattr(user, "email", ""))[:200],
+                provider_id=getattr(user, "provider_id", None),
+                object_type="accounts.user",
+                object_id=str(user.pk),
+                object_repr=str(user)[:200],
                 new_values=details or None,
+                actor_id=user.pk,  # signing in, the user is not yet the request's actor
+                actor_role=role,
             )
         ]
     )
 
 
 def _logged_in(sender: Any, user: Any, **_: Any) -> None:
-    _event("login", user)
+    roles = user.role_names
+    _event("login", user, role=roles[0] if len(roles) == 1 else "")
 
 
 def _logged_out(sender: Any, user: Any = None, **_: Any) -> None:
@@ -135,15 +137,27 @@ def _login_failed(sender: Any, credentials: dict, **_: Any) -> None:
 
 
 def _role_selected(sender: Any, user: Any, role: str, **_: Any) -> None:
-    _event("role_selected", user, role=role)
+    _event("role_selected", user, role=role, selectedRole=role)
 
 
 def _role_switched(sender: Any, user: Any, from_role: str, to_role: str, **_: Any) -> None:
-    _event("role_switched", user, fromRole=from_role, toRole=to_role)
+    _event("role_switched", user, role=to_role, fromRole=from_role, toRole=to_role)
 
 
 def _role_removed(sender: Any, user: Any, role: str, removed_by: Any = None, **_: Any) -> None:
-    _event("role_removed", user, role=role, removedBy=getattr(removed_by, "pk", None))
+    audit_append(
+        [
+            Entry(
+                action="role_removed",
+                provider_id=getattr(user, "provider_id", None),
+                object_type="accounts.user",
+                object_id=str(user.pk),
+                object_repr=str(user)[:200],
+                new_values={"role": role},
+                actor_id=getattr(removed_by, "pk", None),
+            )
+        ]
+    )
 
 
 def connect() -> None:

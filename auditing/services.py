@@ -31,6 +31,8 @@ from providers.models import Provider
 GENESIS = "0" * 64
 # Never written to the trail: secrets, and what changes on every sign-in.
 SECRET_FIELDS = frozenset({"password", "last_login", "digest", "request_hash", "idempotency_key"})
+# Personal details: recorded as a digest, so a change shows in the trail but the value does not.
+PERSONAL_FIELDS = frozenset({"email", "phone", "address"})
 # Large documents kept on the row itself (frozen at issue): the trail records the rest.
 DOCUMENT_FIELDS = frozenset({"trace", "customer_snapshot", "provider_snapshot"})
 
@@ -44,6 +46,9 @@ class Entry:
     object_repr: str = ""
     old_values: dict | None = None
     new_values: dict | None = None
+    # Who acted, when the request context cannot know yet (a sign-in names its user itself).
+    actor_id: int | None = None
+    actor_role: str = ""
 
 
 _ENCODER = DjangoJSONEncoder()
@@ -80,7 +85,14 @@ def values_of(obj: Model, fields: Iterable[str] | None = None) -> dict:
         wanted = set(fields)
         names = tuple(name for name in names if name in wanted or name.removesuffix("_id") in wanted)
     values = obj.__dict__
-    return {name: _json_value(values.get(name)) for name in names}
+    return {
+        name: _digest_of(values.get(name)) if name in PERSONAL_FIELDS else _json_value(values.get(name))
+        for name in names
+    }
+
+
+def _digest_of(value: Any) -> str | None:
+    return None if value in (None, "") else "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()[:16]
 
 
 def entry_for(action: str, obj: Model, *, old: dict | None = None, new: dict | None = None) -> Entry:
@@ -140,8 +152,8 @@ def audit_append(entries: Sequence[Entry]) -> list[AuditLog]:
             row = AuditLog(
                 None,
                 entry.provider_id,
-                who.actor_id,
-                who.role or "",
+                entry.actor_id or who.actor_id,
+                entry.actor_role or who.role or "",
                 entry.action,
                 entry.object_type,
                 entry.object_id,
@@ -175,13 +187,19 @@ class ChainBreak:
 
 
 def audit_verify(*, chain: int | None = None) -> list[ChainBreak]:
-    """Recompute every chain (or one); the first broken row of each broken chain, with what is wrong."""
-    chains = [chain] if chain is not None else sorted(ChainHead.objects.values_list("chain", flat=True))
+    """Recompute every chain (or one) up to its head as it is now (rows appended meanwhile are left
+    for the next check); the first broken row of each broken chain, with what is wrong."""
+    heads = dict(ChainHead.objects.values_list("chain", "last_hash"))
+    chains = [chain] if chain is not None else sorted(heads)
     breaks = []
     for number in chains:
-        rows = AuditLog.objects.filter(provider_id=number or None).order_by("id")
+        head = heads.get(number, GENESIS)
         previous = GENESIS
-        for row in rows.iterator(chunk_size=2000):
+        for row in (
+            AuditLog.objects.filter(provider_id=number or None).order_by("id").iterator(chunk_size=2000)
+        ):
+            if previous == head:
+                break
             if row.prev_hash != previous:
                 breaks.append(ChainBreak(number, row.pk, "the row before it was changed or removed"))
                 break
@@ -190,8 +208,7 @@ def audit_verify(*, chain: int | None = None) -> list[ChainBreak]:
                 break
             previous = row.hash
         else:
-            head = ChainHead.objects.filter(pk=number).values_list("last_hash", flat=True).first()
-            if head is not None and head != previous:
+            if previous != head:
                 breaks.append(ChainBreak(number, 0, "rows at the end of the chain were removed"))
     return breaks
 

@@ -23,7 +23,8 @@ _tokens: dict[str, object] = {}
 
 @task_prerun.connect(dispatch_uid="config.celery.bind_task_context")
 def _bind_task_context(task_id: str, **_: object) -> None:
-    _tokens[task_id] = context.bind(request_id=task_id, actor_id=None, role="", provider_id=None)
+    # Scheduled and background work acts as the system; a task acting for someone binds them itself.
+    _tokens[task_id] = context.bind(request_id=task_id, actor_id=None, role="system", provider_id=None)
 
 
 @task_postrun.connect(dispatch_uid="config.celery.reset_task_context")

@@ -187,3 +187,29 @@ def test_postgresql_itself_refuses_to_change_or_delete_audit_rows(connection, cr
             cursor.execute(statement, [row.pk])
 
     assert AuditLog.objects.get(pk=row.pk).action == "create"
+
+
+def test_a_sign_in_names_its_user_as_the_actor(api, provider):
+    user = UserFactory(provider=provider, email="solo@example.com", roles=[Role.AUDITOR])
+
+    api.post(
+        "/api/auth/login", {"email": "solo@example.com", "password": "correct-horse-battery-9"}, format="json"
+    )
+
+    login = AuditLog.objects.get(action="login")
+    assert (login.actor, login.actor_role, login.provider_id) == (user, Role.AUDITOR, provider.pk)
+
+
+def test_personal_details_are_recorded_as_digests_only(provider):
+    user = user_create(email="private@example.com", name="Private", provider=provider, roles=[Role.CUSTOMER])
+
+    (row,) = rows_of("accounts.user", user.pk)
+    assert row.new_values["email"].startswith("sha256:")
+    assert "private@example.com" not in str(row.new_values)
+
+
+def test_odd_audit_log_filters_are_a_400(as_role, provider):
+    api = as_role(UserFactory(provider=provider, roles=[Role.AUDITOR]), Role.AUDITOR)
+
+    assert api.get("/api/audit/logs?actor=99999999999999999999999").status_code == 400
+    assert api.get("/api/audit/logs?since=yesterday").status_code == 400
