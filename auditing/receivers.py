@@ -96,7 +96,8 @@ def _bulk_updated(
         )
 
 
-def _event(action: str, user: Any, *, role: str = "", **details: Any) -> None:
+def _event(action: str, user: Any, *, actor_id: int | None, role: str = "", **details: Any) -> None:
+    """An event about `user`, acted by `actor_id` (or, if None, the request's actor)."""
     audit_append(
         [
             Entry(
@@ -106,7 +107,7 @@ def _event(action: str, user: Any, *, role: str = "", **details: Any) -> None:
                 object_id=str(user.pk),
                 object_repr=str(user)[:200],
                 new_values=details or None,
-                actor_id=user.pk,  # signing in, the user is not yet the request's actor
+                actor_id=actor_id,
                 actor_role=role,
             )
         ]
@@ -115,12 +116,12 @@ def _event(action: str, user: Any, *, role: str = "", **details: Any) -> None:
 
 def _logged_in(sender: Any, user: Any, **_: Any) -> None:
     roles = user.role_names
-    _event("login", user, role=roles[0] if len(roles) == 1 else "")
+    _event("login", user, actor_id=user.pk, role=roles[0] if len(roles) == 1 else "")
 
 
 def _logged_out(sender: Any, user: Any = None, **_: Any) -> None:
     if user is not None:
-        _event("logout", user)
+        _event("logout", user, actor_id=user.pk)
 
 
 def _login_failed(sender: Any, credentials: dict, **_: Any) -> None:
@@ -137,27 +138,15 @@ def _login_failed(sender: Any, credentials: dict, **_: Any) -> None:
 
 
 def _role_selected(sender: Any, user: Any, role: str, **_: Any) -> None:
-    _event("role_selected", user, role=role, selectedRole=role)
+    _event("role_selected", user, actor_id=user.pk, role=role, selectedRole=role)
 
 
 def _role_switched(sender: Any, user: Any, from_role: str, to_role: str, **_: Any) -> None:
-    _event("role_switched", user, role=to_role, fromRole=from_role, toRole=to_role)
+    _event("role_switched", user, actor_id=user.pk, role=to_role, fromRole=from_role, toRole=to_role)
 
 
 def _role_removed(sender: Any, user: Any, role: str, removed_by: Any = None, **_: Any) -> None:
-    audit_append(
-        [
-            Entry(
-                action="role_removed",
-                provider_id=getattr(user, "provider_id", None),
-                object_type="accounts.user",
-                object_id=str(user.pk),
-                object_repr=str(user)[:200],
-                new_values={"role": role},
-                actor_id=getattr(removed_by, "pk", None),
-            )
-        ]
-    )
+    _event("role_removed", user, actor_id=getattr(removed_by, "pk", None), removedRole=role)
 
 
 def connect() -> None:

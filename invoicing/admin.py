@@ -141,13 +141,14 @@ class AdjustmentAdmin(MoneyEntryAdmin):
         return {"direction": AdjustmentDirection.CREDIT}
 
     def create(self, request: HttpRequest, values: dict) -> Adjustment:
-        return services.adjustment_create(
+        adjustment, _ = services.adjustment_create(
             invoice=values["invoice"],
             amount=values["amount"],
             direction=values["direction"],
             reason=values["reason"],
             officer=request.user,
         )
+        return adjustment
 
 
 @admin.register(PaymentMethod)

@@ -628,7 +628,7 @@ class AdjustmentCreateApi(APIView):
         invoice = selectors.invoice_get_for(
             user=request.user, invoice_id=values["billId"], perm="invoicing.add_adjustment"
         )
-        adjustment = services.adjustment_create(
+        adjustment, new = services.adjustment_create(
             invoice=invoice,
             amount=values["amount"],
             direction=values["direction"],
@@ -636,9 +636,8 @@ class AdjustmentCreateApi(APIView):
             officer=request.user,
             idempotency_key=key,
         )
-        replayed = services.adjustment_replayed(adjustment)
         adjustment = selectors.adjustment_get_for(user=request.user, adjustment_id=adjustment.pk)
-        return replay_aware(AdjustmentOutput(adjustment).data, replayed=replayed)
+        return replay_aware(AdjustmentOutput(adjustment).data, replayed=not new)
 
 
 class AdjustmentItemApi(APIView):

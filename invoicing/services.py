@@ -683,13 +683,25 @@ def _request_hash(**values: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _replayed(*, received_by: User, idempotency_key: str, request_hash: str) -> Payment | None:
-    earlier = Payment.objects.filter(received_by=received_by, idempotency_key=idempotency_key).first()
+def _replayed(earlier: Any, request_hash: str) -> Any:
+    """The row a retried request made before (a payment, an adjustment), if any; the same key with
+    another body is refused."""
     if earlier is not None and earlier.request_hash != request_hash:
+        what = type(earlier)._meta.verbose_name
         raise IdempotencyMismatch(
-            "This Idempotency-Key was already used for a different payment; use a new key for a new payment."
+            f"This Idempotency-Key was already used for a different {what}; use a new key for a new one."
         )
     return earlier
+
+
+def _earlier_payment(received_by: User, idempotency_key: str, request_hash: str) -> Payment | None:
+    payments = Payment.objects.filter(received_by=received_by, idempotency_key=idempotency_key)
+    return _replayed(payments.first(), request_hash)
+
+
+def _earlier_adjustment(officer: User, idempotency_key: str, request_hash: str) -> Adjustment | None:
+    adjustments = Adjustment.objects.filter(officer=officer, idempotency_key=idempotency_key)
+    return _replayed(adjustments.first(), request_hash)
 
 
 def payment_post(
@@ -722,9 +734,7 @@ def payment_post(
         # The same key, posted at the same moment by a retry that won the race.
         if not idempotency_key:
             raise
-        earlier = _replayed(
-            received_by=received_by, idempotency_key=idempotency_key, request_hash=request_hash
-        )
+        earlier = _earlier_payment(received_by, idempotency_key, request_hash)
         if earlier is None:
             raise
         return earlier, False
@@ -745,9 +755,7 @@ def _payment_post(
         raise PaymentRefused("A payment must be more than zero.", field="amount")
     invoice, settle = _lock_for_payment(invoice)
     if idempotency_key:  # checked under the lock: a retry that waited for the first one finds it here
-        earlier = _replayed(
-            received_by=received_by, idempotency_key=idempotency_key, request_hash=request_hash
-        )
+        earlier = _earlier_payment(received_by, idempotency_key, request_hash)
         if earlier is not None:
             return earlier, False
     if not method.is_active:
@@ -815,10 +823,10 @@ def adjustment_create(
     reason: str,
     officer: User,
     idempotency_key: str = "",
-) -> Adjustment:
+) -> tuple[Adjustment, bool]:
     """An officer's correction of a bill: a credit lowers its balance (never below zero), a debit
-    raises it. The officer's name and designation are taken from their account. With an
-    `idempotency_key`, a retry returns the first adjustment (`adjustment_replayed` tells)."""
+    raises it; returns the adjustment and whether it is new. The officer's name and designation are
+    taken from their account. With an `idempotency_key`, a retry returns the first adjustment."""
     request_hash = _request_hash(
         invoice=invoice.pk, amount=f"{amount:.2f}", direction=direction, reason=reason
     )
@@ -836,24 +844,7 @@ def adjustment_create(
         earlier = idempotency_key and _earlier_adjustment(officer, idempotency_key, request_hash)
         if not earlier:
             raise
-        return earlier
-
-
-def adjustment_replayed(adjustment: Adjustment) -> bool:
-    """Was this adjustment returned for a retried request rather than made by it?"""
-    return getattr(adjustment, "_replayed", False)
-
-
-def _earlier_adjustment(officer: User, idempotency_key: str, request_hash: str) -> Adjustment | None:
-    earlier = Adjustment.objects.filter(officer=officer, idempotency_key=idempotency_key).first()
-    if earlier is None:
-        return None
-    if earlier.request_hash != request_hash:
-        raise IdempotencyMismatch(
-            "This Idempotency-Key was already used for a different adjustment; use a new key for a new one."
-        )
-    earlier._replayed = True
-    return earlier
+        return earlier, False
 
 
 @transaction.atomic
@@ -866,12 +857,12 @@ def _adjustment_create(
     officer: User,
     idempotency_key: str,
     request_hash: str,
-) -> Adjustment:
+) -> tuple[Adjustment, bool]:
     invoice = _lock_invoice(invoice)
     if idempotency_key:  # under the lock: a retry that waited for the first one finds it here
         earlier = _earlier_adjustment(officer, idempotency_key, request_hash)
         if earlier is not None:
-            return earlier
+            return earlier, False
     if invoice.status == InvoiceStatus.CANCELLED:
         raise InvoiceCancelled(f"Invoice {invoice.number} is cancelled; it cannot be adjusted.")
     if invoice.status == InvoiceStatus.PAID:
@@ -898,7 +889,7 @@ def _adjustment_create(
         )
     if invoice.balance + signed > MAX_AMOUNT:
         raise AdjustmentRefused("That debit is larger than an invoice can hold.", field="amount")
-    return _adjust(
+    adjustment = _adjust(
         invoice,
         amount=amount,
         direction=direction,
@@ -907,6 +898,7 @@ def _adjustment_create(
         idempotency_key=idempotency_key,
         request_hash=request_hash,
     )
+    return adjustment, True
 
 
 def _adjust(

@@ -35,9 +35,10 @@ def january(connection, creator):
 def adjust(
     invoice, officer, amount: str, direction: str = "credit", reason: str = "Meter misread in January"
 ):
-    return adjustment_create(
+    adjustment, _ = adjustment_create(
         invoice=invoice, amount=D(amount), direction=direction, reason=reason, officer=officer
     )
+    return adjustment
 
 
 def unchanged(invoice) -> None:

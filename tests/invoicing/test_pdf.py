@@ -212,7 +212,7 @@ def test_payment_receipt_pdf_shows_the_payment_and_what_it_settled(connection, c
 
 def test_adjustment_receipt_pdf_shows_the_officer_and_the_new_balance(connection, creator, super_creator):
     invoice = invoice_issue(connection=connection, period=date(2024, 1, 1), created_by=creator)
-    adjustment = adjustment_create(
+    adjustment, _ = adjustment_create(
         invoice=invoice,
         amount=Decimal("250.00"),
         direction="credit",
