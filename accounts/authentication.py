@@ -1,4 +1,5 @@
 from django.db.models import Exists, OuterRef
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
@@ -8,6 +9,7 @@ from rest_framework_simplejwt.tokens import Token
 
 from accounts.models import User, UserRole
 from accounts.roles import Role
+from accounts.sessions import session_role
 from accounts.tokens import PROVIDER_CLAIM, ROLE_CLAIM
 from config import context
 
@@ -52,3 +54,22 @@ class RoleJWTAuthentication(JWTAuthentication):
             )
         user.active_role = Role(role)
         return user
+
+
+class SessionRoleAuthentication(SessionAuthentication):
+    """The pages' own session, for the API calls their scripts make (progress, a bill's amount).
+
+    It acts in the role the session chose, re-checked like a token's; without a chosen role the
+    request is anonymous. Django's CSRF check applies to every unsafe method."""
+
+    def authenticate(self, request: Request) -> tuple[User, None] | None:
+        result = super().authenticate(request)
+        if result is None:
+            return None
+        role = session_role(request._request)
+        if role is None:
+            return None
+        user = result[0]
+        user.active_role = role
+        context.bind(actor_id=user.pk, role=role, provider_id=user.provider_id)
+        return user, None

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import authenticate, user_logged_in
+from django.contrib.auth import authenticate, login, user_logged_in
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -25,6 +25,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import RoleSelectionTicket, User, UserRole, normalize_email
 from accounts.roles import PLATFORM_ROLES, Role
+from accounts.sessions import SESSION_ROLE_KEY
 from accounts.signals import role_removed, role_selected, role_switched
 from accounts.tokens import PROVIDER_CLAIM, ROLE_CLAIM, TokenPair, token_pair_for
 from config.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized
@@ -315,3 +316,41 @@ def auth_records_purge(*, now: datetime | None = None) -> PurgeResult:
     tokens = expired.count()
     expired.delete()  # blacklist rows go with them
     return PurgeResult(tickets=tickets, tokens=tokens)
+
+
+# --- pages: a signed-in session acting in one role -------------------------------------------------
+
+
+def session_sign_in(*, request: HttpRequest, email: str, password: str) -> User:
+    """Sign a person into the pages' session; a user with one role acts in it at once.
+
+    The password check is outside the transaction, as for the API: a refused attempt is recorded."""
+    user = authenticate(request, email=normalize_email(email), password=password)
+    if user is None:
+        raise InvalidCredentials("The email or password is not correct.", field="password")
+    return _session_open(request=request, user=user)
+
+
+@transaction.atomic
+def _session_open(*, request: HttpRequest, user: User) -> User:
+    roles = user.role_names
+    if not roles:
+        raise Forbidden("This account has no role yet. Ask an administrator to assign one.")
+    login(request, user)  # a new session key, and user_logged_in for the audit trail
+    if len(roles) == 1:
+        request.session[SESSION_ROLE_KEY] = roles[0]
+        role_selected.send(sender=User, user=user, role=roles[0])
+    return user
+
+
+@transaction.atomic
+def session_role_select(*, request: HttpRequest, user: User, role: str) -> None:
+    """Act in `role` from now on in this session: chosen after signing in, or switched to later."""
+    if role not in user.role_names:
+        raise RoleNotHeld(f"You do not hold the role {role}. Choose one of: {', '.join(user.role_names)}.")
+    current = request.session.get(SESSION_ROLE_KEY)
+    request.session[SESSION_ROLE_KEY] = role
+    if current and current != role:
+        role_switched.send(sender=User, user=user, from_role=current, to_role=role)
+    else:
+        role_selected.send(sender=User, user=user, role=role)

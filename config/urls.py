@@ -1,6 +1,5 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 handler404 = "config.errors.not_found"
@@ -10,7 +9,11 @@ admin.site.site_header = "Electricity billing administration"
 admin.site.site_title = "Billing admin"
 
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    # Pages: the staff's, the officers' and the customer portal (server-rendered, session sign-in).
+    path("", include("accounts.page_urls")),
+    path("", include("invoicing.page_urls")),
+    path("portal/", include("invoicing.portal_urls")),
+    path("audit/", include("auditing.page_urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

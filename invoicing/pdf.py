@@ -70,7 +70,7 @@ class Section:
     total: Decimal = Decimal("0.00")
 
 
-def _sections(lines: list[InvoiceLine]) -> list[Section]:
+def bill_sections(lines: list[InvoiceLine]) -> list[Section]:
     """The lines grouped as the bill prints them; subsidies carry a minus sign."""
     sections = []
     for kind, title, total_label in SECTIONS:
@@ -135,7 +135,7 @@ def _energy_steps(trace: dict, days: Decimal | None, lines: list[InvoiceLine]) -
     return steps
 
 
-def _explanation(invoice: Invoice, lines: list[InvoiceLine]) -> dict[str, Any] | None:
+def bill_explanation(invoice: Invoice, lines: list[InvoiceLine]) -> dict[str, Any] | None:
     """The trace's figures, ready to be put into words; None for a bill issued without a trace."""
     trace = invoice.trace or {}
     if not trace.get("energy"):
@@ -202,8 +202,8 @@ def invoice_pdf(invoice: Invoice, history: list[Invoice]) -> bytes:
             "invoice": invoice,
             "provider": invoice.provider_snapshot,
             "customer": invoice.customer_snapshot,
-            "sections": _sections(lines),
-            "explanation": _explanation(invoice, lines),
+            "sections": bill_sections(lines),
+            "explanation": bill_explanation(invoice, lines),
             "adjustments": adjustments,
             "history": history,
         },

@@ -67,6 +67,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.web.navigation",
             ],
         },
     },
@@ -117,7 +118,11 @@ STORAGES = {
 }
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.RoleJWTAuthentication"],
+    # Bearer tokens for API clients; the pages' session for the scripts of the pages themselves.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.RoleJWTAuthentication",
+        "accounts.authentication.SessionRoleAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],

@@ -1,0 +1,100 @@
+"""Signing in and out of the pages, choosing the role to act in, and the home page each role lands on."""
+
+from django import forms
+from django.contrib.auth import logout
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from accounts import services
+from accounts.permissions import SELF, reach_of
+from accounts.roles import Role
+from accounts.sessions import held_roles, session_role
+from accounts.web import page, refusals_into, safe_next
+
+# What each role card says: the seed's role selection page, a card per role.
+ROLE_CARDS = {
+    Role.CUSTOMER: ("🏠", "See your bills, download them, check what you paid and estimate next month."),
+    Role.INVOICE_CREATOR: ("🧾", "Issue invoices, take payments on them and correct the ones you created."),
+    Role.SUPER_CREATOR: (
+        "🗂️",
+        "Every invoice of the provider, payments, officer adjustments and billing runs.",
+    ),
+    Role.AUDITOR: ("🔎", "The audit trail, invoice histories, pricing history and questions in plain words."),
+    Role.ADMIN: ("⚙️", "Users and their roles, providers and prices, and everything staff can do."),
+}
+
+
+class SignInForm(forms.Form):
+    email = forms.EmailField(max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "username"}))
+    password = forms.CharField(
+        max_length=128, strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+    )
+
+
+def sign_in(request: HttpRequest) -> HttpResponse:
+    form = SignInForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        with refusals_into(form):
+            services.session_sign_in(request=request, **form.cleaned_data)
+            if session_role(request) is None:
+                return redirect(f"{reverse('choose-role')}?next={safe_next(request)}")
+            return redirect(safe_next(request))
+    return render(request, "accounts/sign_in.html", {"form": form, "next": request.GET.get("next", "")})
+
+
+def choose_role(request: HttpRequest) -> HttpResponse:
+    """The role cards: after signing in with several roles, or to switch to another one."""
+    if not request.user.is_authenticated:
+        return redirect("sign-in")
+    error = ""
+    if request.method == "POST":
+        role = request.POST.get("role", "")
+        try:
+            services.session_role_select(request=request, user=request.user, role=role)
+        except services.RoleNotHeld as exc:
+            error = exc.detail
+        else:
+            return redirect(safe_next(request))
+    cards = [
+        {"role": role, "label": Role(role).label, "icon": ROLE_CARDS[role][0], "text": ROLE_CARDS[role][1]}
+        for role in held_roles(request)
+    ]
+    return render(
+        request,
+        "accounts/choose_role.html",
+        {"cards": cards, "error": error, "next": safe_next(request), "current": session_role(request)},
+        status=400 if error else 200,
+    )
+
+
+@require_POST
+@page()
+def switch_role(request: HttpRequest) -> HttpResponse:
+    """The navigation bar's role switcher: the same session, acting in another role from now on."""
+    try:
+        services.session_role_select(request=request, user=request.user, role=request.POST.get("role", ""))
+    except services.RoleNotHeld:
+        return redirect("choose-role")
+    return redirect("home")
+
+
+@require_POST
+def sign_out(request: HttpRequest) -> HttpResponse:
+    logout(request)  # user_logged_out is recorded by the audit trail
+    return redirect("sign-in")
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """The landing page; a signed-in person goes where their role starts its day."""
+    if not request.user.is_authenticated:
+        return render(request, "home.html")
+    role = session_role(request)
+    if role is None:
+        return redirect("choose-role")
+    if reach_of(role, "invoicing.view_invoice") is SELF:
+        return redirect("portal-home")
+    if request.user.provider_id is None:
+        return redirect("manage-providers")
+    return redirect("dashboard")

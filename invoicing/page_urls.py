@@ -1,0 +1,19 @@
+from django.urls import path
+
+from invoicing import pages
+
+urlpatterns = [
+    path("dashboard", pages.dashboard, name="dashboard"),
+    path("bills/find", pages.bill_search, name="bill-search"),
+    path("bills/<int:invoice_id>", pages.bill_detail, name="bill-detail"),
+    path("payments/new", pages.payment_new, name="payment-new"),
+    path("payments/<int:payment_id>", pages.payment_done, name="payment-done"),
+    path("adjustments/new", pages.adjustment_new, name="adjustment-new"),
+    path("adjustments/<int:adjustment_id>", pages.adjustment_done, name="adjustment-done"),
+    path("invoices", pages.invoices_all, name="invoices-all"),
+    path("invoices/mine", pages.invoices_mine, name="invoices-mine"),
+    path("invoices/new", pages.invoice_new, name="invoice-new"),
+    path("invoices/<int:invoice_id>/edit", pages.invoice_edit, name="invoice-edit"),
+    path("billing-runs", pages.run_list, name="run-list"),
+    path("billing-runs/<int:run_id>", pages.run_detail, name="run-detail"),
+]

@@ -1,0 +1,527 @@
+"""The staff pages of billing: the dashboard, the first seed's bill retrieval, payment and adjustment
+pages, invoices for creators and super creators, and the billing run with its progress.
+
+Each page reads through `invoicing.selectors` and writes through `invoicing.services`, as the API does;
+a service's refusal is shown next to the field it concerns, with the form as it was typed.
+"""
+
+import json
+import uuid
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+
+from accounts.permissions import PROVIDER, role_allows
+from accounts.web import page, refusals_into
+from billing.selectors import connection_list_for
+from config.errors import DomainError, NotFound
+from invoicing import selectors, services
+from invoicing.api import InvoiceFilter
+from invoicing.models import AdjustmentDirection, BillingRunStatus, Invoice
+from invoicing.pdf import bill_explanation, bill_sections
+from invoicing.tasks import dispatch
+
+PAGE_SIZE = 25
+MONEY_FIELD = {"max_digits": 14, "decimal_places": 2}
+KWH_FIELD = {"max_digits": 14, "decimal_places": 4, "min_value": Decimal("0")}
+
+
+def _month(value: str) -> date:
+    try:
+        year, month = (int(part) for part in value.split("-"))
+        return date(year, month, 1)
+    except ValueError as exc:
+        raise forms.ValidationError("Write the month as YYYY-MM, for example 2024-07.") from exc
+
+
+class MonthField(forms.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("help_text", "YYYY-MM, for example 2024-07")
+        super().__init__(max_length=7, widget=forms.TextInput(attrs={"inputmode": "numeric"}), **kwargs)
+
+    def to_python(self, value: Any) -> date | None:
+        value = super().to_python(value)
+        return _month(value) if value else None
+
+
+def _paginate(request: HttpRequest, rows: Any) -> Any:
+    return Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def bill_context(bill: Invoice) -> dict[str, Any]:
+    """What a bill page shows, from a bill read by `selectors.bill_for` (lines and `history` loaded):
+    the lines as the bill groups them, the trace in words, adjustments and payments."""
+    lines = list(bill.lines.all())
+    return {
+        "invoice": bill,
+        "sections": bill_sections(lines),
+        "explanation": bill_explanation(bill, lines),
+        "history": bill.history,
+        "adjustments": list(bill.adjustments.select_related("officer").order_by("created_at", "pk")),
+        "allocations": list(
+            bill.allocations.select_related("payment__method").order_by("payment__received_at", "pk")
+        ),
+        "amount_payable": services.amount_payable(bill),
+    }
+
+
+def _bill(request: HttpRequest, invoice: Invoice) -> Invoice:
+    return selectors.bill_for(
+        user=request.user,
+        customer_number=invoice.customer.number,
+        connection_number=invoice.connection.number,
+        year=invoice.period.year,
+        month=invoice.period.month,
+    )
+
+
+# --- dashboard -----------------------------------------------------------------------------------
+
+
+def _chart(kind: str, labels: list[str], datasets: list[dict], title: str) -> str:
+    """A Chart.js config as JSON; amounts go as exact decimal strings, which Chart.js reads as numbers."""
+    config = {
+        "type": kind,
+        "data": {"labels": labels, "datasets": datasets},
+        "options": {
+            "responsive": True,
+            "maintainAspectRatio": False,
+            "plugins": {"title": {"display": True, "text": title}},
+        },
+    }
+    return json.dumps(config, default=str)
+
+
+@page("billing.view_customer")
+def dashboard(request: HttpRequest) -> HttpResponse:
+    figures = selectors.dashboard_for(user=request.user)
+    months = [f"{row['period']:%b %Y}" for row in figures.by_month]
+    billed_chart = _chart(
+        "bar",
+        months,
+        [
+            {
+                "label": "Billed",
+                "data": [row["billed"] for row in figures.by_month],
+                "backgroundColor": "#0b4f8a",
+            },
+            {
+                "label": "Collected",
+                "data": [row["collected"] for row in figures.by_month],
+                "backgroundColor": "#2da44e",
+            },
+        ],
+        "Billed and collected by billing month (Rs.)",
+    )
+    usage_chart = _chart(
+        "bar",
+        [row["code"] for row in figures.by_connection_type],
+        [
+            {
+                "label": "kWh",
+                "data": [row["kwh"] for row in figures.by_connection_type],
+                "backgroundColor": "#8250df",
+            }
+        ],
+        "Consumption by connection type (kWh)",
+    )
+    return render(
+        request,
+        "invoicing/dashboard.html",
+        {"figures": figures, "billed_chart": billed_chart, "usage_chart": usage_chart},
+    )
+
+
+# --- bill retrieval ------------------------------------------------------------------------------
+
+
+class BillSearchForm(forms.Form):
+    customerId = forms.CharField(
+        label="Customer ID", max_length=40, help_text="As printed, e.g. LHR-RES-0001"
+    )
+    connectionId = forms.CharField(
+        label="Connection ID", max_length=40, help_text="As printed, e.g. DISCO-RES-1101"
+    )
+    month = forms.TypedChoiceField(
+        label="Month", coerce=int, choices=[(m, date(2000, m, 1).strftime("%B")) for m in range(1, 13)]
+    )
+    year = forms.IntegerField(label="Year", min_value=2000, max_value=2100)
+
+
+@page("invoicing.view_invoice")
+def bill_search(request: HttpRequest) -> HttpResponse:
+    """The first seed's bill retrieval: customer, connection, month and year -> the bill's page."""
+    form = BillSearchForm(request.GET or None)
+    if form.is_bound and form.is_valid():
+        values = form.cleaned_data
+        try:
+            bill = selectors.bill_for(
+                user=request.user,
+                customer_number=values["customerId"].strip(),
+                connection_number=values["connectionId"].strip(),
+                year=values["year"],
+                month=values["month"],
+            )
+        except NotFound:
+            form.add_error(
+                None,
+                "No bill of that customer's connection for that month. Check the two IDs as printed "
+                "on a bill, and the month.",
+            )
+        else:
+            return redirect("bill-detail", invoice_id=bill.pk)
+    return render(request, "invoicing/bill_search.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@page("invoicing.view_invoice")
+def bill_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
+    bill = _bill(request, selectors.invoice_get_for(user=request.user, invoice_id=invoice_id))
+    user = request.user
+    can = {
+        "pay": role_allows(user.active_role, "invoicing.collect_payment", user=user, obj=bill),
+        "adjust": role_allows(user.active_role, "invoicing.add_adjustment", user=user, obj=bill),
+        "edit": role_allows(user.active_role, "invoicing.change_invoice", user=user, obj=bill),
+        "audit": role_allows(user.active_role, "auditing.view_auditlog", user=user),
+    }
+    return render(request, "invoicing/bill_detail.html", {**bill_context(bill), "can": can})
+
+
+# --- payments ------------------------------------------------------------------------------------
+
+
+class BillIdField(forms.IntegerField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            label="Bill ID",
+            min_value=1,
+            help_text="The bill's ID (shown on the bill's page). The amounts fill in from the bill.",
+            widget=forms.NumberInput(attrs={"data-bill-lookup": "/api/invoices/", "inputmode": "numeric"}),
+            **kwargs,
+        )
+
+
+class PaymentForm(forms.Form):
+    billId = BillIdField()
+    amount = forms.DecimalField(
+        label="Amount",
+        min_value=Decimal("0.01"),
+        help_text="The amount payable fills in; enter less for a part payment.",
+        widget=forms.NumberInput(attrs={"step": "0.01", "data-bill-field": "amountPayable"}),
+        **MONEY_FIELD,
+    )
+    method = forms.ChoiceField(label="Payment method")
+    reference = forms.CharField(
+        label="Reference", max_length=100, required=False, help_text="Cheque, transfer or card slip number."
+    )
+    # A form shown once is one payment: sent twice (a double click, a refresh), it is recorded once.
+    idempotencyKey = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["method"].choices = [
+            (method.code, method.name) for method in selectors.payment_methods().order_by("name")
+        ]
+
+
+def _open_bill(request: HttpRequest, perm: str) -> Invoice | None:
+    """The bill named by `?bill=`, if the caller's role may act on it."""
+    bill_id = request.GET.get("bill", "")
+    if not bill_id.isdigit():
+        return None
+    return selectors.invoice_list_for(user=request.user, perm=perm).filter(pk=int(bill_id)).first()
+
+
+@page("invoicing.collect_payment")
+def payment_new(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = PaymentForm(request.POST)
+        if form.is_valid():
+            values = form.cleaned_data
+            with refusals_into(form):
+                invoice = selectors.invoice_get_for(
+                    user=request.user, invoice_id=values["billId"], perm="invoicing.collect_payment"
+                )
+                payment, _new = services.payment_post(
+                    invoice=invoice,
+                    amount=values["amount"],
+                    method=selectors.payment_methods().get(code=values["method"]),
+                    received_by=request.user,
+                    reference=values["reference"],
+                    idempotency_key=values["idempotencyKey"],
+                )
+                return redirect("payment-done", payment_id=payment.pk)
+    else:
+        bill = _open_bill(request, "invoicing.collect_payment")
+        initial = {"idempotencyKey": uuid.uuid4().hex}
+        if bill is not None:
+            initial |= {"billId": bill.pk, "amount": services.amount_payable(bill)}
+        form = PaymentForm(initial=initial)
+    return render(request, "invoicing/payment_form.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@page("invoicing.view_payment")
+def payment_done(request: HttpRequest, payment_id: int) -> HttpResponse:
+    payment = selectors.payment_get_for(user=request.user, payment_id=payment_id)
+    allocations = sorted(payment.allocations.all(), key=lambda row: (row.invoice.period, row.pk))
+    return render(
+        request,
+        "invoicing/payment_receipt.html",
+        {"payment": payment, "allocations": allocations, "invoice": payment.invoice},
+    )
+
+
+# --- adjustments ---------------------------------------------------------------------------------
+
+
+class AdjustmentForm(forms.Form):
+    billId = BillIdField()
+    direction = forms.ChoiceField(
+        label="Credit or debit",
+        choices=[
+            (AdjustmentDirection.CREDIT, "Credit: lower the bill"),
+            (AdjustmentDirection.DEBIT, "Debit: raise the bill"),
+        ],
+        widget=forms.RadioSelect,
+    )
+    amount = forms.DecimalField(
+        label="Adjustment amount", min_value=Decimal("0.01"), widget=forms.NumberInput(attrs={"step": "0.01"}),
+        **MONEY_FIELD,
+    )  # fmt: skip
+    reason = forms.CharField(
+        label="Reason",
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="What was wrong, and on whose request: it is printed on the receipt.",
+    )
+    idempotencyKey = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+
+@page("invoicing.add_adjustment")
+def adjustment_new(request: HttpRequest) -> HttpResponse:
+    """An officer adjusts a bill; their own name and designation are shown, never typed."""
+    if request.method == "POST":
+        form = AdjustmentForm(request.POST)
+        if form.is_valid():
+            values = form.cleaned_data
+            with refusals_into(form):
+                invoice = selectors.invoice_get_for(
+                    user=request.user, invoice_id=values["billId"], perm="invoicing.add_adjustment"
+                )
+                adjustment, _new = services.adjustment_create(
+                    invoice=invoice,
+                    amount=values["amount"],
+                    direction=values["direction"],
+                    reason=values["reason"],
+                    officer=request.user,
+                    idempotency_key=values["idempotencyKey"],
+                )
+                return redirect("adjustment-done", adjustment_id=adjustment.pk)
+    else:
+        bill = _open_bill(request, "invoicing.add_adjustment")
+        initial = {"idempotencyKey": uuid.uuid4().hex, "direction": AdjustmentDirection.CREDIT}
+        if bill is not None:
+            initial["billId"] = bill.pk
+        form = AdjustmentForm(initial=initial)
+    return render(
+        request, "invoicing/adjustment_form.html", {"form": form}, status=400 if form.errors else 200
+    )
+
+
+@page("invoicing.view_adjustment")
+def adjustment_done(request: HttpRequest, adjustment_id: int) -> HttpResponse:
+    adjustment = selectors.adjustment_get_for(user=request.user, adjustment_id=adjustment_id)
+    return render(
+        request,
+        "invoicing/adjustment_receipt.html",
+        {"adjustment": adjustment, "invoice": adjustment.invoice},
+    )
+
+
+# --- invoices ------------------------------------------------------------------------------------
+
+
+class InvoiceForm(forms.Form):
+    connectionNumber = forms.CharField(
+        label="Connection ID", max_length=40, help_text="As printed on the bill, e.g. DISCO-RES-1101"
+    )
+    month = MonthField(label="Billing month")
+    kwhConsumed = forms.DecimalField(
+        label="Units (kWh)", required=False, help_text="Leave empty to bill the month's meter readings.",
+        **KWH_FIELD,
+    )  # fmt: skip
+    peakKwh = forms.DecimalField(label="Peak units (kWh)", required=False, **KWH_FIELD)
+    offPeakKwh = forms.DecimalField(label="Off-peak units (kWh)", required=False, **KWH_FIELD)
+    issueDate = forms.DateField(
+        label="Issue date", required=False, widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Default: the month's last day, or today.",
+    )  # fmt: skip
+    dueDate = forms.DateField(
+        label="Due date", required=False, widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Default: the issue date plus the provider's due days.",
+    )  # fmt: skip
+
+
+# The service names its fields as the API does; this form calls the connection by its printed number.
+INVOICE_FIELDS = {"connectionId": "connectionNumber", "period": "month", "kwh": "kwhConsumed"}
+
+
+@page("invoicing.add_invoice")
+def invoice_new(request: HttpRequest) -> HttpResponse:
+    form = InvoiceForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        values = form.cleaned_data
+        with refusals_into(form, fields=INVOICE_FIELDS):
+            connection = (
+                connection_list_for(user=request.user)
+                .filter(number=values["connectionNumber"].strip())
+                .first()
+            )
+            if connection is None:
+                raise NotFound("No connection with that ID in your company.", field="connectionId")
+            invoice = services.invoice_issue(
+                connection=connection,
+                period=values["month"],
+                created_by=request.user,
+                issue_date=values["issueDate"],
+                due_date=values["dueDate"],
+                kwh=values["kwhConsumed"],
+                peak_kwh=values["peakKwh"],
+                off_peak_kwh=values["offPeakKwh"],
+            )
+            messages.success(request, f"Invoice {invoice.number} issued.")
+            return redirect("bill-detail", invoice_id=invoice.pk)
+    return render(request, "invoicing/invoice_form.html", {"form": form}, status=400 if form.errors else 200)
+
+
+class InvoiceEditForm(forms.Form):
+    dueDate = forms.DateField(
+        label="Due date", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    kwhConsumed = forms.DecimalField(
+        label="Units (kWh)", required=False, help_text="New units re-rate the bill at the prices it was issued on.",
+        **KWH_FIELD,
+    )  # fmt: skip
+    peakKwh = forms.DecimalField(label="Peak units (kWh)", required=False, **KWH_FIELD)
+    offPeakKwh = forms.DecimalField(label="Off-peak units (kWh)", required=False, **KWH_FIELD)
+    rerate = forms.BooleanField(label="Rate the month's meter readings again", required=False)
+    cancel = forms.BooleanField(
+        label="Cancel this bill", required=False, help_text="Only a bill nothing was paid or adjusted on."
+    )
+
+
+@page("invoicing.change_invoice")
+def invoice_edit(request: HttpRequest, invoice_id: int) -> HttpResponse:
+    """Change what may still change on an invoice: an Invoice_Creator their own, a Super_Creator any."""
+    invoice = selectors.invoice_get_for(
+        user=request.user, invoice_id=invoice_id, perm="invoicing.change_invoice"
+    )
+    form = InvoiceEditForm(request.POST or None, initial={"dueDate": invoice.due_date})
+    if request.method == "POST" and form.is_valid():
+        values = form.cleaned_data
+        with refusals_into(form, fields={"kwh": "kwhConsumed", "paymentStatus": "cancel"}):
+            services.invoice_update(
+                invoice=invoice,
+                updated_by=request.user,
+                due_date=values["dueDate"] if values["dueDate"] != invoice.due_date else None,
+                cancel=values["cancel"],
+                kwh=values["kwhConsumed"],
+                peak_kwh=values["peakKwh"],
+                off_peak_kwh=values["offPeakKwh"],
+                rerate=values["rerate"],
+            )
+            messages.success(request, f"Invoice {invoice.number} updated.")
+            return redirect("bill-detail", invoice_id=invoice.pk)
+    return render(
+        request,
+        "invoicing/invoice_edit.html",
+        {"form": form, "invoice": invoice},
+        status=400 if form.errors else 200,
+    )
+
+
+def _invoice_list(request: HttpRequest, invoices: Any, *, title: str, mine: bool) -> HttpResponse:
+    filters = InvoiceFilter(request.GET or None, queryset=invoices.order_by("-period", "-number"))
+    rows = filters.qs if filters.is_valid() else invoices.none()
+    params = request.GET.copy()
+    params.pop("page", None)  # the pager adds its own
+    return render(
+        request,
+        "invoicing/invoice_list.html",
+        {
+            "title": title,
+            "mine": mine,
+            "filters": filters,
+            "page_obj": _paginate(request, rows),
+            "query": params.urlencode(),
+        },
+    )
+
+
+@page("invoicing.add_invoice")
+def invoices_mine(request: HttpRequest) -> HttpResponse:
+    invoices = selectors.invoice_list_for(user=request.user).filter(created_by=request.user)
+    return _invoice_list(request, invoices, title="My invoices", mine=True)
+
+
+@page("invoicing.view_invoice", reach=PROVIDER)
+def invoices_all(request: HttpRequest) -> HttpResponse:
+    return _invoice_list(
+        request, selectors.invoice_list_for(user=request.user), title="All invoices", mine=False
+    )
+
+
+# --- billing runs --------------------------------------------------------------------------------
+
+
+class RunForm(forms.Form):
+    month = MonthField(label="Billing month", help_text="The month to bill, once it has ended: YYYY-MM")
+
+
+@page("invoicing.view_billingrun")
+def run_list(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    can_start = role_allows(user.active_role, "invoicing.add_billingrun", user=user)
+    form = RunForm(request.POST or None)
+    if request.method == "POST" and can_start and form.is_valid():
+        with refusals_into(form, fields={"period": "month"}):
+            if user.provider is None:
+                raise DomainError("Sign in as a user of a provider to bill its connections.")
+            run, _new = services.billing_run_start(
+                provider=user.provider, period=form.cleaned_data["month"], started_by=user
+            )
+            dispatch(run)
+            return redirect("run-detail", run_id=run.pk)
+    runs = _paginate(request, selectors.billing_run_list_for(user=user))
+    return render(
+        request,
+        "invoicing/run_list.html",
+        {"form": form, "can_start": can_start, "page_obj": runs},
+        status=400 if form.errors else 200,
+    )
+
+
+@page("invoicing.view_billingrun")
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = selectors.billing_run_get_for(user=request.user, run_id=run_id)
+    problems = run.problems.select_related("connection__customer__user").order_by(
+        "kind", "connection__number"
+    )
+    return render(
+        request,
+        "invoicing/run_detail.html",
+        {
+            "run": run,
+            "percent": 100 if not run.total else min(100, run.done * 100 // run.total),
+            "running": run.status == BillingRunStatus.RUNNING,
+            "finished_statuses": ",".join(value for value in BillingRunStatus.values if value != "running"),
+            "problems": problems,
+            "api_url": reverse("billing-run", args=[run.pk]),
+        },
+    )
