@@ -133,7 +133,7 @@ NAV: tuple[tuple[str, tuple[NavEntry, ...]], ...] = (
     ("My account", (
         ("My bills", "portal-home", "invoicing.view_invoice", SELF),
         ("My payments", "portal-payments", "invoicing.view_payment", SELF),
-        ("Usage calculator", "usage-calculator", "billing.use_calculator", SELF),
+        ("Usage calculator", "usage-calculator", "invoicing.view_invoice", SELF),
     )),
 )  # fmt: skip
 

@@ -405,14 +405,7 @@ class InvoicePdfApi(APIView):
 
     @extend_schema(responses={200: PDF_RESPONSE, **ERRORS}, summary="The bill as a PDF")
     def get(self, request: Request, invoice_id: int) -> HttpResponse:
-        invoice = selectors.invoice_get_for(user=request.user, invoice_id=invoice_id)
-        bill = selectors.bill_for(
-            user=request.user,
-            customer_number=invoice.customer.number,
-            connection_number=invoice.connection.number,
-            year=invoice.period.year,
-            month=invoice.period.month,
-        )
+        bill = selectors.bill_get_for(user=request.user, invoice_id=invoice_id)
         return pdf_response(pdf.invoice_pdf(bill, bill.history), bill.number)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
@@ -29,6 +29,7 @@ from invoicing.pdf import bill_explanation, bill_sections
 from invoicing.tasks import dispatch
 
 PAGE_SIZE = 25
+CENT = Decimal("0.01")
 MONEY_FIELD = {"max_digits": 14, "decimal_places": 2}
 KWH_FIELD = {"max_digits": 14, "decimal_places": 4, "min_value": Decimal("0")}
 
@@ -41,13 +42,15 @@ def _month(value: str) -> date:
         raise forms.ValidationError("Write the month as YYYY-MM, for example 2024-07.") from exc
 
 
-class MonthField(forms.CharField):
+class MonthField(forms.Field):
+    """A billing month typed as YYYY-MM, as the API takes it; cleaned to the month's first day."""
+
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("help_text", "YYYY-MM, for example 2024-07")
-        super().__init__(max_length=7, widget=forms.TextInput(attrs={"inputmode": "numeric"}), **kwargs)
+        super().__init__(widget=forms.TextInput(attrs={"inputmode": "numeric", "maxlength": 7}), **kwargs)
 
     def to_python(self, value: Any) -> date | None:
-        value = super().to_python(value)
+        value = (value or "").strip()
         return _month(value) if value else None
 
 
@@ -70,16 +73,6 @@ def bill_context(bill: Invoice) -> dict[str, Any]:
         ),
         "amount_payable": services.amount_payable(bill),
     }
-
-
-def _bill(request: HttpRequest, invoice: Invoice) -> Invoice:
-    return selectors.bill_for(
-        user=request.user,
-        customer_number=invoice.customer.number,
-        connection_number=invoice.connection.number,
-        year=invoice.period.year,
-        month=invoice.period.month,
-    )
 
 
 # --- dashboard -----------------------------------------------------------------------------------
@@ -169,7 +162,7 @@ def bill_search(request: HttpRequest) -> HttpResponse:
                 year=values["year"],
                 month=values["month"],
             )
-        except NotFound:
+        except Http404:
             form.add_error(
                 None,
                 "No bill of that customer's connection for that month. Check the two IDs as printed "
@@ -182,7 +175,7 @@ def bill_search(request: HttpRequest) -> HttpResponse:
 
 @page("invoicing.view_invoice")
 def bill_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
-    bill = _bill(request, selectors.invoice_get_for(user=request.user, invoice_id=invoice_id))
+    bill = selectors.bill_get_for(user=request.user, invoice_id=invoice_id)
     user = request.user
     can = {
         "pay": role_allows(user.active_role, "invoicing.collect_payment", user=user, obj=bill),
@@ -230,6 +223,16 @@ class PaymentForm(forms.Form):
         ]
 
 
+def _form_bill(request: HttpRequest, bill_id: int, perm: str) -> Invoice:
+    """The bill a form names, if the caller's role may act on it; otherwise the form says so."""
+    bill = selectors.invoice_list_for(user=request.user, perm=perm).filter(pk=bill_id).first()
+    if bill is None:
+        raise NotFound(
+            f"No bill with ID {bill_id} that you may act on. Check the ID on the bill's page.", field="billId"
+        )
+    return bill
+
+
 def _open_bill(request: HttpRequest, perm: str) -> Invoice | None:
     """The bill named by `?bill=`, if the caller's role may act on it."""
     bill_id = request.GET.get("bill", "")
@@ -245,9 +248,7 @@ def payment_new(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             values = form.cleaned_data
             with refusals_into(form):
-                invoice = selectors.invoice_get_for(
-                    user=request.user, invoice_id=values["billId"], perm="invoicing.collect_payment"
-                )
+                invoice = _form_bill(request, values["billId"], "invoicing.collect_payment")
                 payment, _new = services.payment_post(
                     invoice=invoice,
                     amount=values["amount"],
@@ -261,7 +262,7 @@ def payment_new(request: HttpRequest) -> HttpResponse:
         bill = _open_bill(request, "invoicing.collect_payment")
         initial = {"idempotencyKey": uuid.uuid4().hex}
         if bill is not None:
-            initial |= {"billId": bill.pk, "amount": services.amount_payable(bill)}
+            initial |= {"billId": bill.pk, "amount": services.amount_payable(bill).quantize(CENT)}
         form = PaymentForm(initial=initial)
     return render(request, "invoicing/payment_form.html", {"form": form}, status=400 if form.errors else 200)
 
@@ -311,9 +312,7 @@ def adjustment_new(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             values = form.cleaned_data
             with refusals_into(form):
-                invoice = selectors.invoice_get_for(
-                    user=request.user, invoice_id=values["billId"], perm="invoicing.add_adjustment"
-                )
+                invoice = _form_bill(request, values["billId"], "invoicing.add_adjustment")
                 adjustment, _new = services.adjustment_create(
                     invoice=invoice,
                     amount=values["amount"],
@@ -447,7 +446,7 @@ def invoice_edit(request: HttpRequest, invoice_id: int) -> HttpResponse:
 
 
 def _invoice_list(request: HttpRequest, invoices: Any, *, title: str, mine: bool) -> HttpResponse:
-    filters = InvoiceFilter(request.GET or None, queryset=invoices.order_by("-period", "-number"))
+    filters = InvoiceFilter(request.GET, queryset=invoices.order_by("-period", "-number"))
     rows = filters.qs if filters.is_valid() else invoices.none()
     params = request.GET.copy()
     params.pop("page", None)  # the pager adds its own

@@ -1,3 +1,10 @@
 from django.urls import path
 
-urlpatterns: list = []
+from invoicing import portal
+
+urlpatterns = [
+    path("", portal.portal_home, name="portal-home"),
+    path("bills/<int:invoice_id>", portal.portal_bill, name="portal-bill"),
+    path("payments", portal.portal_payments, name="portal-payments"),
+    path("calculator", portal.usage_calculator, name="usage-calculator"),
+]

@@ -9,8 +9,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import F, Max, Prefetch, Q, QuerySet, Sum
+from django.db.models import Case, F, Max, Prefetch, Q, QuerySet, Sum, When
 from django.db.models.functions import Coalesce
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -51,17 +52,15 @@ def invoice_detail_for(*, user: Any, invoice_id: int) -> Invoice:
     return get_object_or_404(invoices, pk=invoice_id)
 
 
-def bill_for(*, user: Any, customer_number: str, connection_number: str, year: int, month: int) -> Invoice:
-    """The first seed's bill retrieval: a month's bill of a customer's connection, with its lines
-    (`lines`) and the previous bills (`history`, newest first): three queries however long the history."""
-    invoices = invoice_list_for(user=user).select_related("connection__connection_type")
-    bill = get_object_or_404(
-        invoices.prefetch_related(Prefetch("lines", queryset=InvoiceLine.objects.order_by("position"))),
-        customer__number=customer_number,
-        connection__number=connection_number,
-        period__year=year,
-        period__month=month,
+def _bills(user: Any) -> QuerySet[Invoice]:
+    return (
+        invoice_list_for(user=user)
+        .select_related("connection__connection_type")
+        .prefetch_related(Prefetch("lines", queryset=InvoiceLine.objects.order_by("position")))
     )
+
+
+def _with_history(bill: Invoice) -> Invoice:
     bill.history = list(
         Invoice.objects.filter(connection_id=bill.connection_id, period__lt=bill.period)
         .order_by("-period")
@@ -71,6 +70,32 @@ def bill_for(*, user: Any, customer_number: str, connection_number: str, year: i
         )[:HISTORY_LENGTH]
     )  # fmt: skip
     return bill
+
+
+def bill_for(*, user: Any, customer_number: str, connection_number: str, year: int, month: int) -> Invoice:
+    """The first seed's bill retrieval: a month's bill of a customer's connection, with its lines
+    (`lines`) and the previous bills (`history`, newest first): three queries however long the history.
+
+    A month whose bill was cancelled and issued again has two: the one in force is the answer."""
+    bill = (
+        _bills(user)
+        .filter(
+            customer__number=customer_number,
+            connection__number=connection_number,
+            period__year=year,
+            period__month=month,
+        )
+        .order_by(Case(When(status=InvoiceStatus.CANCELLED, then=1), default=0), "-pk")
+        .first()
+    )
+    if bill is None:
+        raise Http404("No bill of that customer's connection for that month.")
+    return _with_history(bill)
+
+
+def bill_get_for(*, user: Any, invoice_id: int) -> Invoice:
+    """A bill by its id, loaded as `bill_for` loads it (lines and history)."""
+    return _with_history(get_object_or_404(_bills(user), pk=invoice_id))
 
 
 def payment_list_for(*, user: Any) -> QuerySet[Payment]:
@@ -152,7 +177,9 @@ def dashboard_for(*, user: Any) -> Dashboard:
     )[::-1]
     by_type = list(
         invoices.filter(period=month)
-        .values(code=F("connection__connection_type__code"), name=F("connection__connection_type__description"))
+        .values(
+            code=F("connection__connection_type__code"), name=F("connection__connection_type__description")
+        )
         .annotate(kwh=Sum("kwh_consumed"))
         .order_by("-kwh")
     )

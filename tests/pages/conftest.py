@@ -1,7 +1,9 @@
+# The invoicing fixtures (a flat-priced provider, a billable connection, staff, a payment method).
 import pytest
 from django.test import Client
 
 from accounts.sessions import SESSION_ROLE_KEY
+from tests.invoicing.conftest import cash, connection, creator, flat_provider, super_creator  # noqa: F401
 
 
 @pytest.fixture

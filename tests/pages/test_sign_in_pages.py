@@ -3,8 +3,6 @@ from auditing.models import AuditLog
 from tests.factories import PASSWORD, UserFactory
 
 
-
-
 def sign_in(client, email, password=PASSWORD, next_url=""):
     return client.post("/sign-in", {"email": email, "password": password, "next": next_url})
 
