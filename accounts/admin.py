@@ -8,11 +8,11 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
 from accounts import services
-from accounts.models import User, UserRole
+from accounts.models import RoleSelectionTicket, User, UserRole
 from accounts.roles import Role
 from accounts.selectors import user_list_for
 from config.errors import DomainError
-from providers.admin import ReadOnlyInline, ServiceAdmin
+from providers.admin import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
 
 
 class RolesFormMixin(forms.Form):
@@ -140,3 +140,30 @@ class UserAdmin(ServiceAdmin, DjangoUserAdmin):
             services.user_roles_set(
                 user=form.instance, roles=form.cleaned_data["roles"], changed_by=request.user
             )
+
+
+@admin.register(UserRole)
+class UserRoleAdmin(ReadOnlyAdmin):
+    """Who holds which role, since when and given by whom; roles are set on the user's page."""
+
+    provider_field = "user__provider"
+    list_display = ("user__name", "user__email", "role", "assigned_at", "assigned_by")
+    list_filter = ("role",)
+    list_select_related = ("user", "assigned_by")
+    search_fields = ("user__name", "user__email")
+    date_hierarchy = "assigned_at"
+
+
+@admin.register(RoleSelectionTicket)
+class RoleSelectionTicketAdmin(ReadOnlyAdmin):
+    """Sign-ins of users with several roles, waiting for (or traded for) a chosen role. Only the
+    ticket's hash is stored, so nothing here lets anyone use one."""
+
+    provider_field = "user__provider"
+    view_permission = "accounts.view_user"
+    list_display = ("user__name", "user__email", "created_at", "expires_at", "used_at")
+    list_filter = (("used_at", admin.EmptyFieldListFilter),)
+    list_select_related = ("user",)
+    search_fields = ("user__name", "user__email")
+    date_hierarchy = "created_at"
+    exclude = ("digest",)

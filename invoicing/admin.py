@@ -1,19 +1,34 @@
 """Django admin for officers and administrators: invoices read-only, payments and adjustments entered
-through the same services as the API (the officer is the signed-in user), billing runs started here."""
+through the same services as the API (the officer is the signed-in user), billing runs started here.
 
+The invoice list carries the officers' business actions: start a billing run, mark overdue bills (what
+the daily job does, now), issue an adjustment on a bill, and export the filtered list as CSV.
+"""
+
+import csv
+from collections.abc import Iterator
 from typing import Any
 
 from django import forms
-from django.contrib import admin
-from django.db.models import Model
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ERROR_FLAG
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.template.defaultfilters import pluralize
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from invoicing import services
 from invoicing.models import (
     Adjustment,
     AdjustmentDirection,
     BillingRun,
+    BillingRunChunk,
     BillingRunProblem,
+    DocumentCounter,
     Invoice,
     InvoiceLine,
     Payment,
@@ -28,6 +43,7 @@ from providers.tenancy import scope_to_provider
 
 class InvoiceLineInline(ReadOnlyInline):
     model = InvoiceLine
+    view_permission = "invoicing.view_invoice"
     fields = ("position", "kind", "label", "code", "amount")
     readonly_fields = fields
     show_change_link = False
@@ -43,9 +59,87 @@ class AllocationInline(ReadOnlyInline):
     model = PaymentAllocation
     fk_name = "invoice"
     verbose_name_plural = "payments settled on this invoice"
+    view_permission = "invoicing.view_payment"
     fields = ("payment", "amount")
     readonly_fields = fields
     show_change_link = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("payment")
+
+
+class MonthFilter(admin.SimpleListFilter):
+    """The billed months present, newest first (a date filter would offer "today" and "past 7 days")."""
+
+    title = "month"
+    parameter_name = "month"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        months = model_admin.get_queryset(request).dates("period", "month", order="DESC")[:36]
+        return [(f"{month:%Y-%m}", f"{month:%B %Y}") for month in months]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value():
+            return queryset.filter(period=f"{self.value()}-01")
+        return queryset
+
+
+class CsvEcho:
+    """A file for `csv.writer` that hands each row back, to be streamed rather than held in memory."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: str) -> str:
+    # A spreadsheet runs a cell that starts like a formula: a customer's name must stay a name.
+    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
+
+
+CSV_HEADER = (
+    "number",
+    "customer number",
+    "customer name",
+    "connection",
+    "month",
+    "issue date",
+    "due date",
+    "current charges",
+    "adjustments",
+    "paid",
+    "balance",
+    "status",
+)
+
+
+def csv_rows(invoices: QuerySet[Invoice]) -> Iterator[str]:
+    """The header, then one row per invoice; amounts as the ledger holds them (e.g. 9750.00)."""
+    writer = csv.writer(CsvEcho())
+    yield writer.writerow(CSV_HEADER)
+    for invoice in invoices.iterator(chunk_size=2000):
+        yield writer.writerow(
+            (
+                invoice.number,
+                csv_text(invoice.customer.number),
+                csv_text(invoice.customer.user.name),
+                csv_text(invoice.connection.number),
+                f"{invoice.period:%Y-%m}",
+                invoice.issue_date.isoformat(),
+                invoice.due_date.isoformat(),
+                invoice.current_charges,
+                invoice.adjustment_total,
+                invoice.amount_paid,
+                invoice.balance,
+                invoice.status,
+            )
+        )
+
+
+# Marking bills overdue changes their status and adds each one's late surcharge as an adjustment.
+MARK_OVERDUE_PERMS = ("invoicing.change_invoice", "invoicing.add_adjustment")
 
 
 @admin.register(Invoice)
@@ -55,16 +149,129 @@ class InvoiceAdmin(ReadOnlyAdmin):
     list_display = (
         "number", "customer_name", "connection", "period", "current_charges", "balance", "status", "due_date",
     )  # fmt: skip
-    list_filter = ("status", "period", "source", ("provider", admin.RelatedOnlyFieldListFilter))
-    list_select_related = ("connection", "customer__user", "provider")
+    list_filter = ("status", MonthFilter, "source", ("provider", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("connection", "customer__user")
     search_fields = ("number", "connection__number", "customer__number", "customer__user__name")
     date_hierarchy = "issue_date"
     inlines = [InvoiceLineInline, AdjustmentInline, AllocationInline]
     exclude = ("trace", "customer_snapshot", "provider_snapshot")
+    actions = ["issue_adjustment"]
 
     @admin.display(description="customer", ordering="customer__user__name")
     def customer_name(self, invoice: Invoice) -> str:
         return f"{invoice.customer.user.name} ({invoice.customer.number})"
+
+    def _url(self, name: str) -> str:
+        return reverse(f"{self.admin_site.name}:{self.opts.app_label}_{name}")
+
+    def get_urls(self) -> list[URLPattern]:
+        name = f"{self.opts.app_label}_{self.opts.model_name}"
+        export = self.admin_site.admin_view(self.export_csv_view)
+        mark_overdue = self.admin_site.admin_view(require_POST(self.mark_overdue_view))
+        return [
+            path("export-csv/", export, name=f"{name}_export_csv"),
+            path("mark-overdue/", mark_overdue, name=f"{name}_mark_overdue"),
+            *super().get_urls(),
+        ]
+
+    def _with_filters(self, name: str, request: HttpRequest) -> str:
+        url, filters = self._url(name), request.GET.urlencode()
+        return f"{url}?{filters}" if filters else url
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        # Export and mark overdue carry the list's filters: the file holds what is shown, and marking
+        # comes back to the same list.
+        may_mark = request.user.has_perms(MARK_OVERDUE_PERMS)
+        may_run = request.user.has_perm("invoicing.add_billingrun")
+        extra = {
+            "export_csv_url": self._with_filters("invoice_export_csv", request),
+            "mark_overdue_url": self._with_filters("invoice_mark_overdue", request) if may_mark else "",
+            "billing_run_url": self._url("billingrun_add") if may_run else "",
+        }
+        return super().changelist_view(request, {**extra, **(extra_context or {})})
+
+    def export_csv_view(self, request: HttpRequest) -> HttpResponse:
+        """The invoices the list shows with the same filters and search, every page of them."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            invoices = self.get_changelist_instance(request).get_queryset(request)
+        except IncorrectLookupParameters:  # as the list itself answers a filter it does not know
+            return HttpResponseRedirect(f"{self._url('invoice_changelist')}?{ERROR_FLAG}=1")
+        response = StreamingHttpResponse(csv_rows(invoices), content_type="text/csv; charset=utf-8")
+        filename = f"invoices-{timezone.localdate():%Y-%m-%d}.csv"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+    def mark_overdue_view(self, request: HttpRequest) -> HttpResponse:
+        """What the daily job does, now: for the officer's provider, or every provider for the platform."""
+        if not request.user.has_perms(MARK_OVERDUE_PERMS):
+            raise PermissionDenied
+        user_provider = request.user.provider
+        providers = [user_provider] if user_provider else Provider.objects.filter(is_active=True)
+        marked = sum(services.invoices_mark_overdue(provider=provider) for provider in providers)
+        if marked:
+            self.message_user(
+                request,
+                f"{marked} bill{pluralize(marked)} unpaid after the due date marked Overdue, "
+                "each with its late surcharge added once.",
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(request, "No bill was unpaid after its due date: nothing changed.")
+        return HttpResponseRedirect(self._with_filters("invoice_changelist", request))
+
+    def has_adjust_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("invoicing.add_adjustment")
+
+    @admin.action(description="Issue an adjustment on the selected invoice", permissions=["adjust"])
+    def issue_adjustment(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> HttpResponse | None:
+        chosen = list(queryset[:2])
+        if len(chosen) != 1:
+            self.message_user(request, "Select exactly one invoice to adjust.", messages.WARNING)
+            return None
+        invoice = chosen[0]
+        if not invoice.is_open:
+            self.message_user(
+                request,
+                f"{invoice.number} is {invoice.get_status_display()}: "
+                "a paid or cancelled bill takes no adjustment.",
+                messages.WARNING,
+            )
+            return None
+        return HttpResponseRedirect(f"{self._url('adjustment_add')}?invoice={invoice.pk}")
+
+
+@admin.register(InvoiceLine)
+class InvoiceLineAdmin(ReadOnlyAdmin):
+    """Every invoice's lines, as the engine produced them (each invoice's page shows its own)."""
+
+    provider_field = "invoice__provider"
+    view_permission = "invoicing.view_invoice"
+    list_display = (
+        "invoice",
+        "invoice__connection",
+        "invoice__period",
+        "position",
+        "kind",
+        "label",
+        "code",
+        "amount",
+    )
+    list_filter = ("kind", "code")
+    list_select_related = ("invoice__connection",)
+    search_fields = ("invoice__number", "invoice__connection__number", "label", "code")
+
+
+@admin.register(DocumentCounter)
+class DocumentCounterAdmin(ReadOnlyAdmin):
+    """The last number given in each series and year; numbers are taken by the services only."""
+
+    view_permission = "invoicing.view_invoice"
+    list_display = ("series", "year", "last")
+    list_filter = ("series", "year", ("provider", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("provider__code", "provider__name")
+    ordering = ("provider", "series", "-year")
 
 
 class InvoiceChoiceField(forms.ModelChoiceField):
@@ -106,6 +313,19 @@ class MoneyEntryAdmin(ProviderScopedAdmin, ServiceAdmin):
         return [field.name for field in self.model._meta.fields] if obj else ()
 
 
+class SettledInline(ReadOnlyInline):
+    model = PaymentAllocation
+    fk_name = "payment"
+    verbose_name_plural = "bills this payment settled"
+    view_permission = "invoicing.view_payment"
+    fields = ("invoice", "amount")
+    readonly_fields = fields
+    show_change_link = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("invoice")
+
+
 @admin.register(Payment)
 class PaymentAdmin(MoneyEntryAdmin):
     form = PaymentForm
@@ -114,6 +334,9 @@ class PaymentAdmin(MoneyEntryAdmin):
     list_select_related = ("invoice", "method", "received_by")
     search_fields = ("receipt_number", "invoice__number", "reference", "connection__number")
     date_hierarchy = "received_at"
+
+    def get_inlines(self, request: HttpRequest, obj: Payment | None) -> list[type[admin.TabularInline]]:
+        return [SettledInline] if obj else []
 
     def create(self, request: HttpRequest, values: dict) -> Payment:
         payment, _ = services.payment_post(
@@ -138,7 +361,8 @@ class AdjustmentAdmin(MoneyEntryAdmin):
     date_hierarchy = "created_at"
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict:
-        return {"direction": AdjustmentDirection.CREDIT}
+        # The invoice comes preselected from the invoice list's "Issue an adjustment" (?invoice=<id>).
+        return {"direction": AdjustmentDirection.CREDIT, **super().get_changeform_initial_data(request)}
 
     def create(self, request: HttpRequest, values: dict) -> Adjustment:
         adjustment, _ = services.adjustment_create(
@@ -149,6 +373,25 @@ class AdjustmentAdmin(MoneyEntryAdmin):
             officer=request.user,
         )
         return adjustment
+
+
+@admin.register(PaymentAllocation)
+class PaymentAllocationAdmin(ReadOnlyAdmin):
+    """Which bills each payment settled, oldest first (a payment's page lists its own)."""
+
+    provider_field = "payment__provider"
+    view_permission = "invoicing.view_payment"
+    list_display = (
+        "payment",
+        "payment__received_at",
+        "invoice",
+        "invoice__connection",
+        "invoice__period",
+        "amount",
+    )
+    list_filter = (("payment__method", admin.RelatedOnlyFieldListFilter),)
+    list_select_related = ("payment", "invoice__connection")
+    search_fields = ("payment__receipt_number", "invoice__number", "invoice__connection__number")
 
 
 @admin.register(PaymentMethod)
@@ -164,9 +407,13 @@ class PaymentMethodAdmin(admin.ModelAdmin):
 
 class ProblemInline(ReadOnlyInline):
     model = BillingRunProblem
+    view_permission = "invoicing.view_billingrun"
     fields = ("connection", "kind", "reason")
     readonly_fields = fields
     show_change_link = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("connection")
 
 
 class BillingRunForm(forms.ModelForm):
@@ -186,37 +433,80 @@ class BillingRunAdmin(ProviderScopedAdmin, ServiceAdmin):
 
     form = BillingRunForm
     list_display = (
-        "provider",
         "period",
         "status",
         "done",
         "total",
         "issued",
+        "already_billed",
         "skipped",
         "failed",
+        "billed_amount",
+        "started_by",
         "started_at",
+        "finished_at",
     )
     list_filter = ("status", ("provider", admin.RelatedOnlyFieldListFilter))
-    list_select_related = ("provider",)
-    inlines = [ProblemInline]
+    list_select_related = ("started_by",)
+    date_hierarchy = "period"
+
+    def get_inlines(self, request: HttpRequest, obj: BillingRun | None) -> list[type[admin.TabularInline]]:
+        return [ProblemInline] if obj else []  # a run's problems, once it has run
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "provider":
-            kwargs["queryset"] = scope_to_provider(Provider.objects.all(), request.user, field="pk")
+            kwargs["queryset"] = Provider.objects.filter(is_active=True)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> Any:
         return [field.name for field in BillingRun._meta.fields] if obj else ()
 
     def get_fields(self, request: HttpRequest, obj: Model | None = None) -> Any:
-        return super().get_fields(request, obj) if obj else ("provider", "month")
+        if obj:
+            return super().get_fields(request, obj)
+        # A provider's officer bills their own provider; only a platform user chooses one.
+        return ("provider", "month") if request.user.provider_id is None else ("month",)
 
     def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return obj is None and super().has_change_permission(request, obj)
 
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> Any:
+        return super().add_view(request, form_url, {"title": "Start a billing run", **(extra_context or {})})
+
     def create(self, request: HttpRequest, values: dict) -> BillingRun:
+        # As the API starts one: plan (or find the unfinished run), then send its chunks once committed.
         run, _ = services.billing_run_start(
-            provider=values["provider"], period=values["month"], started_by=request.user
+            provider=values.get("provider") or request.user.provider,
+            period=values["month"],
+            started_by=request.user,
         )
         dispatch(run)
         return run
+
+
+@admin.register(BillingRunChunk)
+class BillingRunChunkAdmin(ReadOnlyAdmin):
+    """The slices of each run, by connection id, and how long each took once billed."""
+
+    provider_field = "run__provider"
+    view_permission = "invoicing.view_billingrun"
+    list_display = ("run", "index", "first_id", "last_id", "size", "done", "finished_at", "seconds")
+    list_filter = ("done", ("run", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("run",)
+
+
+@admin.register(BillingRunProblem)
+class BillingRunProblemAdmin(ReadOnlyAdmin):
+    """Connections a run did not bill, and why (each run's page lists its own)."""
+
+    provider_field = "run__provider"
+    view_permission = "invoicing.view_billingrun"
+    list_display = ("connection", "customer_name", "run", "kind", "reason")
+    list_filter = ("kind", ("run", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("run", "connection__customer__user")
+    search_fields = ("connection__number", "connection__customer__number", "reason")
+
+    @admin.display(description="customer", ordering="connection__customer__user__name")
+    def customer_name(self, problem: BillingRunProblem) -> str:
+        customer = problem.connection.customer
+        return f"{customer.user.name} ({customer.number})"

@@ -220,14 +220,20 @@ class InvoiceDetailOutput(InvoiceOutput):
 
 
 class InvoiceFilter(filters.FilterSet):
-    status = filters.ChoiceFilter(choices=InvoiceStatus.choices)
-    month = filters.CharFilter(method="filter_month", help_text="YYYY-MM")
+    status = filters.ChoiceFilter(label="Status", choices=InvoiceStatus.choices)
+    month = filters.CharFilter(label="Billing month", method="filter_month", help_text="YYYY-MM")
     customer = filters.CharFilter(
-        field_name="customer__number", help_text="Customer id as printed, e.g. LHR-RES-0001"
+        label="Customer ID",
+        field_name="customer__number",
+        help_text="Customer id as printed, e.g. LHR-RES-0001",
     )
-    connection = filters.CharFilter(field_name="connection__number", help_text="Connection id as printed")
-    overdue = filters.BooleanFilter(method="filter_overdue", help_text="Unpaid after the due date")
-    number = filters.CharFilter(field_name="number", lookup_expr="icontains")
+    connection = filters.CharFilter(
+        label="Connection ID", field_name="connection__number", help_text="Connection id as printed"
+    )
+    overdue = filters.BooleanFilter(
+        label="Overdue", method="filter_overdue", help_text="Unpaid after the due date"
+    )
+    number = filters.CharFilter(label="Bill number contains", field_name="number", lookup_expr="icontains")
 
     class Meta:
         model = Invoice

@@ -18,7 +18,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from accounts.permissions import PROVIDER, role_allows
+from accounts.permissions import PROVIDER, reach_of, role_allows
 from accounts.web import page, refusals_into
 from billing.selectors import connection_list_for
 from config.errors import DomainError, NotFound
@@ -78,7 +78,7 @@ def bill_context(bill: Invoice) -> dict[str, Any]:
 # --- dashboard -----------------------------------------------------------------------------------
 
 
-def _chart(kind: str, labels: list[str], datasets: list[dict], title: str) -> str:
+def _chart(kind: str, labels: list[str], datasets: list[dict], title: str, **options: Any) -> str:
     """A Chart.js config as JSON; amounts go as exact decimal strings, which Chart.js reads as numbers."""
     config = {
         "type": kind,
@@ -87,6 +87,7 @@ def _chart(kind: str, labels: list[str], datasets: list[dict], title: str) -> st
             "responsive": True,
             "maintainAspectRatio": False,
             "plugins": {"title": {"display": True, "text": title}},
+            **options,
         },
     }
     return json.dumps(config, default=str)
@@ -115,7 +116,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     )
     usage_chart = _chart(
         "bar",
-        [row["code"] for row in figures.by_connection_type],
+        [row["name"] for row in figures.by_connection_type],
         [
             {
                 "label": "kWh",
@@ -124,6 +125,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             }
         ],
         "Consumption by connection type (kWh)",
+        indexAxis="y",  # horizontal bars: connection type names are long
     )
     return render(
         request,
@@ -447,7 +449,11 @@ def invoice_edit(request: HttpRequest, invoice_id: int) -> HttpResponse:
 
 def _invoice_list(request: HttpRequest, invoices: Any, *, title: str, mine: bool) -> HttpResponse:
     filters = InvoiceFilter(request.GET, queryset=invoices.order_by("-period", "-number"))
+    filters.form.fields["overdue"].widget.choices = [
+        ("unknown", "Any"), ("true", "Overdue only"), ("false", "Not overdue")
+    ]  # fmt: skip
     rows = filters.qs if filters.is_valid() else invoices.none()
+    user = request.user
     params = request.GET.copy()
     params.pop("page", None)  # the pager adds its own
     return render(
@@ -456,6 +462,8 @@ def _invoice_list(request: HttpRequest, invoices: Any, *, title: str, mine: bool
         {
             "title": title,
             "mine": mine,
+            # Change links: on every row for a provider-wide role, on their own rows for a creator.
+            "can_edit": mine or reach_of(user.active_role, "invoicing.change_invoice") is PROVIDER,
             "filters": filters,
             "page_obj": _paginate(request, rows),
             "query": params.urlencode(),

@@ -1,3 +1,4 @@
+import re
 from typing import Any
 
 from django import forms
@@ -51,23 +52,54 @@ class ServiceAdmin(admin.ModelAdmin):
             obj.pk, obj._state = saved.pk, saved._state  # admin goes on with (logs, redirects to) this row
 
     def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        """A rule the form could not check refuses the save: say why, keep the page, change nothing."""
+        """A rule the form could not check refuses the save: the page comes back as it was typed, with
+        the refusal next to the field it concerns, and nothing changed."""
         try:
             return super().changeform_view(request, *args, **kwargs)
         except DomainError as refusal:  # raised inside the admin's transaction, so it rolled back
-            self.message_user(request, refusal.detail, messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
+            request._service_refusal = refusal
+            return super().changeform_view(request, *args, **kwargs)  # the same POST, now refused by the form
+
+    def get_form(self, request: HttpRequest, obj: Model | None = None, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, **kwargs)
+        refusal = getattr(request, "_service_refusal", None)
+        return form if refusal is None else _refused(form, refusal)
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
+def _refused(form_class: type[ModelForm], refusal: DomainError) -> type[ModelForm]:
+    """The admin's form, refusing what the service refused: next to the field it names (the API's
+    camelCase name, or the model's), else above the form."""
+
+    class Refused(form_class):
+        def clean(self) -> dict[str, Any]:
+            cleaned = super().clean()
+            name = refusal.field or ""
+            snake = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+            self.add_error(next((f for f in (name, snake) if f in self.fields), None), refusal.detail)
+            return cleaned
+
+    return Refused
+
+
 class ReadOnlyInline(admin.TabularInline):
-    """Rows shown on their provider's page, never changed from there."""
+    """Rows shown on the page of the record they belong to, never changed from there.
+
+    `view_permission`, when set, is the permission that shows them: the record's own, for rows that are
+    its parts (an invoice's lines), as the policy grants records, not their parts.
+    """
 
     extra = 0
     can_delete = False
     show_change_link = True
+    view_permission = ""
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if self.view_permission:
+            return request.user.has_perm(self.view_permission)
+        return super().has_view_permission(request, obj)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -154,16 +186,41 @@ AUDIT_FIELDS = ("created_by", "created_at", "closed_by", "closed_at")
 class ProviderScopedAdmin(admin.ModelAdmin):
     """Rows of the caller's provider; a platform user (no provider) sees every provider's."""
 
+    # How a row leads to its provider: through another row for the parts of a record (a line's invoice).
+    provider_field = "provider"
+
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return scope_to_provider(super().get_queryset(request), request.user)
+        return scope_to_provider(
+            super().get_queryset(request), request.user, field=f"{self.provider_field}_id"
+        )
 
     def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
         # Which provider a row belongs to says something only to a platform user.
         shown = tuple(super().get_list_display(request))
-        return ("provider", *shown) if request.user.provider_id is None else shown
+        return (self.provider_field, *shown) if request.user.provider_id is None else shown
+
+    def get_list_select_related(self, request: HttpRequest) -> Any:
+        # The provider column shown to a platform user is joined too, or each row would fetch it.
+        related = super().get_list_select_related(request)
+        if request.user.provider_id is None and isinstance(related, list | tuple):
+            return (*related, self.provider_field)
+        return related
 
 
-class ReadOnlyAdmin(ProviderScopedAdmin):
+class ReadOnlyMixin:
+    """Shown, never added, changed or deleted here.
+
+    `view_permission`, when set, is the permission that shows these rows. For the parts of a record (an
+    invoice's lines, a run's chunks) it is the record's own: the policy grants records, not their parts.
+    """
+
+    view_permission = ""
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        if self.view_permission:
+            return request.user.has_perm(self.view_permission)
+        return super().has_view_permission(request, obj)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -172,6 +229,10 @@ class ReadOnlyAdmin(ProviderScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
+
+
+class ReadOnlyAdmin(ReadOnlyMixin, ProviderScopedAdmin):
+    """Rows of the caller's provider, read-only."""
 
 
 @admin.register(ConnectionType)

@@ -1,0 +1,119 @@
+"""Django admin for customers, connections and meter readings.
+
+Customers and connections come from the sample import and the API and are only shown here. Readings
+can be entered here, through `reading_record`, which checks them against their neighbours in time.
+"""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+
+from billing.models import ConnectionStatus, Customer, MeterReading, ServiceConnection
+from billing.services import reading_record
+from providers.admin import ProviderScopedAdmin, ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
+from providers.tenancy import scope_to_provider
+
+
+class ConnectionInline(ReadOnlyInline):
+    model = ServiceConnection
+    fields = ("number", "connection_type", "meter_number", "division", "status")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("connection_type")
+
+
+@admin.register(Customer)
+class CustomerAdmin(ReadOnlyAdmin):
+    list_display = (
+        "number",
+        "user__name",
+        "user__email",
+        "user__phone",
+        "kind",
+        "organisation",
+        "created_at",
+    )
+    list_filter = ("kind", ("provider", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("user",)
+    search_fields = ("number", "user__name", "user__email", "user__phone", "organisation")
+    inlines = [ConnectionInline]
+
+
+@admin.register(ServiceConnection)
+class ServiceConnectionAdmin(ReadOnlyAdmin):
+    list_display = (
+        "number",
+        "customer_name",
+        "type_code",
+        "meter_number",
+        "division",
+        "subdivision",
+        "status",
+        "installation_date",
+    )
+    list_filter = (
+        "status",
+        ("connection_type", admin.RelatedOnlyFieldListFilter),
+        "division",
+        ("provider", admin.RelatedOnlyFieldListFilter),
+    )
+    list_select_related = ("customer__user", "connection_type")
+    search_fields = ("number", "meter_number", "customer__number", "customer__user__name")
+
+    @admin.display(description="customer", ordering="customer__user__name")
+    def customer_name(self, connection: ServiceConnection) -> str:
+        return f"{connection.customer.user.name} ({connection.customer.number})"
+
+    @admin.display(description="connection type", ordering="connection_type__code")
+    def type_code(self, connection: ServiceConnection) -> str:
+        return connection.connection_type.code
+
+
+class ReadingForm(forms.ModelForm):
+    class Meta:
+        model = MeterReading
+        fields = ("connection", "taken_at", *MeterReading.REGISTERS, "meter_replaced")
+
+
+@admin.register(MeterReading)
+class MeterReadingAdmin(ProviderScopedAdmin, ServiceAdmin):
+    """Readings entered one at a time, checked by `reading_record`; a reading is never edited."""
+
+    form = ReadingForm
+    list_display = (
+        "connection",
+        "taken_at",
+        *MeterReading.REGISTERS,
+        "meter_replaced",
+        "source",
+        "recorded_by",
+    )
+    list_filter = ("source", "meter_replaced", ("provider", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("connection", "recorded_by")
+    search_fields = ("connection__number", "connection__meter_number", "connection__customer__number")
+    date_hierarchy = "taken_at"
+    # A provider has thousands of connections: a search box, not a list of them all.
+    autocomplete_fields = ("connection",)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "connection":
+            # What the form accepts, whatever the search offered: the caller's active connections.
+            active = ServiceConnection.objects.filter(status=ConnectionStatus.ACTIVE)
+            kwargs["queryset"] = scope_to_provider(active, request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def create(self, request: HttpRequest, values: dict[str, Any]) -> MeterReading:
+        return reading_record(
+            connection=values["connection"],
+            taken_at=values["taken_at"],
+            registers={name: values[name] for name in MeterReading.REGISTERS},
+            meter_replaced=values["meter_replaced"],
+            recorded_by=request.user,
+        )

@@ -1,0 +1,122 @@
+"""Officers and administrators in Django admin, and a provider with enough of everything to list."""
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import factory
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from accounts.roles import Role
+from accounts.services import login_start
+from auditing.services import ai_query_submit
+from invoicing import services
+from invoicing.models import PaymentMethod
+from providers.models import Authority, FixedCharge, Provider, Subsidy, TaxRule
+from providers.services import provider_price_set, schedule_row_add
+from tests.factories import PASSWORD, ConnectionFactory, FlatTariffFactory, UserFactory, billable_connection
+
+JANUARY = date(2024, 1, 1)
+MANY = 21  # rows of each kind: more than a changelist's fixed queries, so one query per row would show
+
+
+class AuthorityFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Authority
+
+    code = factory.Sequence(lambda n: f"AUTH{n}")
+    name = factory.Sequence(lambda n: f"Authority {n}")
+
+
+@pytest.fixture
+def flat_provider(provider):
+    """A provider charging a flat 32.50 per kWh: a month of 300 kWh is 9750.00."""
+    FlatTariffFactory(provider=provider, rate=Decimal("32.50"))
+    return provider
+
+
+@pytest.fixture
+def officer(flat_provider):
+    return UserFactory(
+        provider=flat_provider, roles=[Role.ADMIN], name="Ayesha Malik", designation="Billing Manager"
+    )
+
+
+@pytest.fixture
+def platform_admin(db):
+    return UserFactory(provider=None, roles=[Role.ADMIN], is_superuser=True)
+
+
+@pytest.fixture
+def browser(officer) -> Client:
+    client = Client()
+    client.force_login(officer)
+    return client
+
+
+@pytest.fixture
+def platform_browser(platform_admin) -> Client:
+    client = Client()
+    client.force_login(platform_admin)
+    return client
+
+
+@pytest.fixture
+def cash(db):
+    return PaymentMethod.objects.get_or_create(
+        code="bank-counter", defaults={"name": "Paid at Bank Counter"}
+    )[0]
+
+
+def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
+    """`count` of every kind of row for `provider`, each written by its service: billed connections
+    with their readings, invoices, lines, payments, allocations and adjustments, unbillable
+    connections (a run's problems), a run of one chunk per connection, sign-in tickets, AI questions,
+    and price schedule rows opening today (after the bills, which keep their prices)."""
+    officer = UserFactory(provider=provider, roles=[Role.ADMIN], designation="Billing Manager")
+    for _ in range(count):
+        billable_connection(provider)
+        ConnectionFactory(customer__provider=provider)  # no readings: the run skips it
+    run, _ = services.billing_run_start(provider=provider, period=JANUARY, chunk_size=1)
+    for chunk_id in services.pending_chunks(run):
+        services.billing_run_chunk_bill(chunk_id=chunk_id)
+    for invoice in run.invoices.all():
+        services.payment_post(invoice=invoice, amount=Decimal("100.00"), method=cash, received_by=officer)
+        services.adjustment_create(
+            invoice=invoice, amount=Decimal("50.00"), direction="credit", reason="Estimate", officer=officer
+        )
+    auditor = UserFactory(provider=provider, roles=[Role.AUDITOR, Role.SUPER_CREATOR])
+    for step in range(count):
+        login_start(email=auditor.email, password=PASSWORD)
+        ai_query_submit(asked_by=auditor, question=f"How many invoices were paid in month {step}?")
+    today = timezone.localdate()
+    for step in range(count):
+        price = Decimal("33.00") + step
+        provider_price_set(
+            provider=provider, price=price, changed_by=officer, valid_from=today + timedelta(step)
+        )
+        authority = AuthorityFactory(provider=provider)
+        for row in (
+            TaxRule(provider=provider, name=f"Tax {step}", authority=authority, rate=Decimal("0.17")),
+            FixedCharge(provider=provider, name=f"Fee {step}", authority=authority, amount=Decimal("35")),
+            Subsidy(
+                provider=provider, code=f"S{step}", payer=authority, band_low=0, rate_per_unit=Decimal("1.5")
+            ),
+        ):
+            row.valid_from = today
+            schedule_row_add(row=row, created_by=officer)
+
+
+@pytest.fixture
+def busy_provider(flat_provider, cash):
+    populate(flat_provider, count=MANY, cash=cash)
+    return flat_provider
+
+
+@pytest.fixture
+def foreign_rows(other_provider, cash):
+    """Another provider with one row of every kind, added after the caller's (newest first in lists)."""
+    FlatTariffFactory(provider=other_provider)
+    populate(other_provider, count=1, cash=cash)
+    return other_provider
