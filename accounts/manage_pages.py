@@ -30,7 +30,13 @@ from accounts.selectors import user_get_for, user_list_for
 from accounts.web import page, refusals_into
 from providers import services as provider_services
 from providers.models import FixedCharge, Provider, SlabMode, Subsidy, SubsidyBasis, TariffRow, TaxRule
-from providers.selectors import connection_types_of, provider_get_for, provider_list_for, schedule_rows
+from providers.selectors import (
+    connection_types_of,
+    provider_get_for,
+    provider_list_for,
+    schedule_last_day,
+    schedule_rows,
+)
 
 USERS_PER_PAGE = 50
 
@@ -510,6 +516,7 @@ def provider_prices(request: HttpRequest, provider_id: int) -> HttpResponse:
     day_form = ScheduleDayForm(request.GET or None)
     day = day_form.day()
     tariffs = list(schedule_rows(TariffRow, provider=provider, on=day))
+    last_day = schedule_last_day(provider=provider) if not tariffs else None
     form = PriceChangeForm(request.POST or None, provider=provider, shown=tariffs)
     if request.method == "POST" and form.is_valid():
         chosen = form.cleaned_data["row"]
@@ -536,6 +543,7 @@ def provider_prices(request: HttpRequest, provider_id: int) -> HttpResponse:
             "provider": provider,
             "day": day,
             "is_today": day == timezone.localdate(),
+            "last_day": last_day,  # every rate has ended: offer the schedule's last day
             "day_form": day_form,
             "connection_types": connection_types_of(provider=provider),
             "tariffs": [_dated(row, band_unit=BAND_UNITS.get(row.mode, "")) for row in tariffs],

@@ -92,7 +92,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         links = [
             {"label": label, "url": reverse(name), "current": request.path == reverse(name)}
             for label, name, perm, reach in entries
-            if allows(role, perm, reach, user=request.user) and _TEMP_exists(name)
+            if allows(role, perm, reach, user=request.user)
         ]
         if links:
             sections.append({"title": title, "links": links})
@@ -140,13 +140,3 @@ NAV: tuple[tuple[str, tuple[NavEntry, ...]], ...] = (
 
 def allows(role: str | None, perm: str, reach: Reach | None, *, user: Any) -> bool:
     return role_allows(role, perm, user=user) and (reach is None or reach_of(role, perm) is reach)
-
-
-def _TEMP_exists(name: str) -> bool:  # TEMP until every page exists: remove at integration
-    from django.urls import NoReverseMatch
-
-    try:
-        reverse(name)
-    except NoReverseMatch:
-        return False
-    return True

@@ -1,7 +1,7 @@
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Max, QuerySet
 from django.shortcuts import get_object_or_404
 
 from providers.models import (
@@ -35,6 +35,15 @@ def schedule_rows(model: type[DatedRow], *, provider: Provider, on: date | None 
     }[model]
     rows = model.objects.filter(provider=provider).select_related(*related)
     return rows.in_force_on(on) if on else rows
+
+
+def schedule_last_day(*, provider: Provider) -> date | None:
+    """The last day any energy rate of `provider` was in force (None: none ever was, or one still is)."""
+    rows = TariffRow.objects.filter(provider=provider)
+    if rows.filter(valid_to__isnull=True).exists():
+        return None
+    last_end = rows.aggregate(last=Max("valid_to"))["last"]
+    return last_end - timedelta(days=1) if last_end else None
 
 
 def connection_types_of(*, provider: Provider) -> QuerySet[ConnectionType]:

@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -338,3 +338,13 @@ def test_a_platform_admin_starts_on_the_providers(platform_admin):
     response = platform_admin.get("/")
 
     assert response.status_code == 302 and response.url == "/manage/providers"
+
+
+def test_prices_page_offers_the_last_day_of_a_schedule_whose_rates_all_ended(signed_in, flat_provider):
+    TariffRow.objects.filter(provider=flat_provider).update(valid_to=date(2025, 1, 1))
+    admin = UserFactory(provider=flat_provider, roles=[Role.ADMIN])
+
+    page = signed_in(admin, Role.ADMIN).get(f"/manage/providers/{flat_provider.pk}/prices").content.decode()
+
+    assert "No rate is in force on this day." in page
+    assert '<a href="?on=2024-12-31">31 December 2024</a>' in page

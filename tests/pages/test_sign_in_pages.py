@@ -48,6 +48,7 @@ def test_wrong_password_is_shown_next_to_the_password_and_keeps_the_email(client
     assert response.status_code == 200
     assert 'id="id_password_error"' in html and "The email or password is not correct." in html
     assert f'value="{user.email}"' in html
+    assert "{#" not in html and "{%" not in html  # no template source leaks onto the page
     assert AuditLog.objects.filter(action="login_failed").exists()
 
 

@@ -80,4 +80,18 @@ function singleSubmit() {
   });
 }
 
-document.addEventListener("DOMContentLoaded", () => { drawCharts(); billLookups(); polls(); singleSubmit(); });
+// On a phone a <table class="stack"> shows each row as a card; every cell is labelled with its column.
+function stackTables() {
+  document.querySelectorAll("table.stack").forEach((table) => {
+    const headings = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+    table.querySelectorAll("tbody tr").forEach((row) => {
+      [...row.children].forEach((cell, index) => {
+        if (headings[index] && !cell.hasAttribute("colspan")) cell.dataset.label = headings[index];
+      });
+    });
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  drawCharts(); billLookups(); polls(); singleSubmit(); stackTables();
+});
