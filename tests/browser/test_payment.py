@@ -1,0 +1,56 @@
+"""A clerk takes part of a bill, then the rest: each payment has a receipt page and a PDF receipt."""
+
+import re
+from datetime import date
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from invoicing import services
+
+
+@pytest.fixture
+def january(connection, creator):
+    """The connection's only bill: 9,750.00."""
+    return services.invoice_issue(connection=connection, period=date(2024, 1, 1), created_by=creator)
+
+
+def receipt_pdf(page: Page):
+    return page.request.get(page.get_by_role("link", name="Download receipt (PDF)").get_attribute("href"))
+
+
+def test_a_part_payment_then_the_rest_settle_the_bill_with_a_receipt_each(
+    page: Page, sign_in, creator, cash, january
+):
+    sign_in(creator)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Take a payment").click()
+
+    page.get_by_label("Bill ID").fill(str(january.pk))
+    page.get_by_label("Bill ID").press("Tab")
+    expect(page.get_by_test_id("amount-payable")).to_have_text("9750.00")
+    expect(page.get_by_role("spinbutton", name="Amount", exact=True)).to_have_value("9750.00")
+    page.get_by_role("spinbutton", name="Amount", exact=True).fill("4000.00")
+    page.get_by_label("Payment method").select_option(label=cash.name)
+    page.get_by_role("button", name="Record payment").click()
+
+    expect(page).to_have_url(re.compile(r"/payments/\d+$"))
+    first = january.allocations.get().payment
+    expect(page.get_by_test_id("receipt-number")).to_have_text(first.receipt_number)
+    expect(page.get_by_test_id("payment-amount")).to_have_text("Rs. 4,000.00")
+    expect(page.get_by_test_id("payable-after-payment")).to_have_text("Rs. 5,750.00")
+    expect(page.get_by_role("row").filter(has_text=january.number)).to_contain_text("Partially Paid")
+    pdf = receipt_pdf(page)
+    assert (pdf.status, pdf.headers["content-type"], pdf.body()[:5]) == (200, "application/pdf", b"%PDF-")
+
+    page.get_by_role("link", name="Take another payment on this bill").click()
+    expect(page.get_by_test_id("amount-payable")).to_have_text("5750.00")
+    expect(page.get_by_role("spinbutton", name="Amount", exact=True)).to_have_value("5750.00")
+    page.get_by_label("Payment method").select_option(label=cash.name)
+    page.get_by_role("button", name="Record payment").click()
+
+    expect(page.get_by_test_id("payment-amount")).to_have_text("Rs. 5,750.00")
+    expect(page.get_by_test_id("payable-after-payment")).to_have_text("Rs. 0.00")
+    assert receipt_pdf(page).body()[:5] == b"%PDF-"
+    page.get_by_role("link", name="Back to the bill").click()
+    expect(page.get_by_test_id("balance")).to_have_text("Rs. 0.00")
+    expect(page.get_by_role("region", name="Bill", exact=True).locator(".status")).to_have_text("Paid")
