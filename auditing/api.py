@@ -124,7 +124,7 @@ class AuditLogSearchApi(AuditLogsApi):
 
 
 class InvoiceHistoryApi(generics.ListAPIView):
-    """One invoice's change history, oldest first."""
+    """One invoice's change history, oldest first, with its payments and adjustments."""
 
     permission_classes = [Allowed.to("auditing.view_auditlog")]
     serializer_class = AuditLogOutput
@@ -132,7 +132,7 @@ class InvoiceHistoryApi(generics.ListAPIView):
 
     def get_queryset(self) -> QuerySet[AuditLog]:
         invoice = invoice_get_for(user=self.request.user, invoice_id=self.kwargs["invoice_id"])
-        return invoice_history_for(user=self.request.user, invoice_id=invoice.pk)
+        return invoice_history_for(user=self.request.user, invoice=invoice)
 
 
 class AIQueryOutput(serializers.Serializer):

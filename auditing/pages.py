@@ -15,8 +15,7 @@ from typing import Any
 from django import forms
 from django.core.paginator import Page, Paginator
 from django.db import transaction
-from django.db.models import CharField, Q, QuerySet
-from django.db.models.functions import Cast
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
@@ -27,7 +26,7 @@ from auditing.receivers import audited_models
 from auditing.selectors import ai_queries_of, audit_log_for, invoice_history_for
 from auditing.services import MAX_QUESTION, ai_query_submit
 from auditing.tasks import answer_ai_query
-from invoicing.models import Invoice, Payment
+from invoicing.models import Invoice
 from invoicing.selectors import invoice_get_for, invoice_list_for
 from providers.models import Bucket, TariffRow
 from providers.selectors import connection_types_of, pricing_history_for
@@ -257,28 +256,10 @@ def invoice_search(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _invoice_trail(*, user: Any, invoice: Invoice) -> QuerySet[AuditLog]:
-    """The invoice's own rows (GET /api/audit/invoices/{id}/history) with those of its payments,
-    their allocations to it and its adjustments, oldest first."""
-
-    def keys(related: QuerySet) -> QuerySet:
-        return related.annotate(key=Cast("pk", output_field=CharField())).values("key")
-
-    own = Q(pk__in=invoice_history_for(user=user, invoice_id=invoice.pk).values("pk"))
-    # Its payments: posted on it, or posted on a later bill and settling this one's balance too.
-    payments = Payment.objects.filter(Q(invoice=invoice) | Q(allocations__invoice=invoice)).distinct()
-    related = (
-        Q(object_type="invoicing.payment", object_id__in=keys(payments))
-        | Q(object_type="invoicing.paymentallocation", object_id__in=keys(invoice.allocations.all()))
-        | Q(object_type="invoicing.adjustment", object_id__in=keys(invoice.adjustments.all()))
-    )
-    return audit_log_for(user=user).filter(own | related).order_by("id")
-
-
 @page("auditing.view_auditlog")
 def invoice_history(request: HttpRequest, invoice_id: int) -> HttpResponse:
     invoice = invoice_get_for(user=request.user, invoice_id=invoice_id)
-    trail = _trail(_invoice_trail(user=request.user, invoice=invoice))
+    trail = _trail(invoice_history_for(user=request.user, invoice=invoice))
     return render(request, "auditing/invoice_history.html", {"invoice": invoice, "trail": trail})
 
 

@@ -67,8 +67,12 @@ def test_a_payment_shows_in_the_invoices_history(as_role, creator, super_creator
         as_role(auditor, Role.AUDITOR).get(f"/api/audit/invoices/{invoice.pk}/history").json()["results"]
     )
 
-    assert [row["action"] for row in history] == ["create", "update"]
-    assert history[1]["newValue"]["status"] == "Paid"
+    assert [(row["objectType"], row["action"]) for row in history] == [
+        ("invoicing.invoice", "create"),
+        ("invoicing.payment", "create"),
+        ("invoicing.invoice", "update"),
+    ]
+    assert history[2]["newValue"]["status"] == "Paid"
 
 
 def test_bulk_paths_are_recorded_a_row_each(flat_provider, creator):
