@@ -11,6 +11,7 @@ from accounts import services
 from accounts.permissions import SELF, reach_of
 from accounts.roles import Role
 from accounts.sessions import held_roles, session_role
+from accounts.throttles import LoginAddressThrottle, LoginEmailThrottle
 from accounts.web import page, refusals_into, safe_next
 
 # What each role card says: the seed's role selection page, a card per role.
@@ -35,6 +36,11 @@ class SignInForm(forms.Form):
 
 def sign_in(request: HttpRequest) -> HttpResponse:
     form = SignInForm(request.POST or None)
+    if request.method == "POST" and not _attempt_allowed(request):
+        form.add_error(None, "Too many sign-in attempts. Wait a minute, then try again.")
+        return render(
+            request, "accounts/sign_in.html", {"form": form, "next": safe_next(request)}, status=429
+        )
     if request.method == "POST" and form.is_valid():
         with refusals_into(form):
             services.session_sign_in(request=request, **form.cleaned_data)
@@ -42,6 +48,13 @@ def sign_in(request: HttpRequest) -> HttpResponse:
                 return redirect(f"{reverse('choose-role')}?next={safe_next(request)}")
             return redirect(safe_next(request))
     return render(request, "accounts/sign_in.html", {"form": form, "next": request.GET.get("next", "")})
+
+
+def _attempt_allowed(request: HttpRequest) -> bool:
+    """The API's sign-in limits apply to the page too: per address and per account."""
+    return all(
+        throttle.allow_request(request, None) for throttle in (LoginAddressThrottle(), LoginEmailThrottle())
+    )
 
 
 def choose_role(request: HttpRequest) -> HttpResponse:

@@ -1,5 +1,6 @@
 import hashlib
 
+from django.http import HttpRequest
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
@@ -27,8 +28,10 @@ class LoginEmailThrottle(_SettingsRateThrottle):
 
     scope = "login_email"
 
-    def get_cache_key(self, request: Request, view: object) -> str | None:
-        email = request.data.get("email") if hasattr(request.data, "get") else None
+    def get_cache_key(self, request: Request | HttpRequest, view: object) -> str | None:
+        # The API's JSON body, or the sign-in page's form.
+        data = request.data if isinstance(request, Request) else request.POST
+        email = data.get("email") if hasattr(data, "get") else None
         if not isinstance(email, str) or not email:
             return None
         ident = hashlib.sha256(normalize_email(email).encode()).hexdigest()

@@ -86,3 +86,19 @@ def test_sign_out_ends_the_session(signed_in, provider):
     client.post("/sign-out")
 
     assert client.get("/dashboard").status_code == 302
+
+
+def test_repeated_wrong_passwords_are_stopped_as_the_api_stops_them(client, provider, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"login": "20/min", "login_email": "3/min"},
+    }
+    user = UserFactory(provider=provider, roles=[Role.AUDITOR])
+    for _ in range(3):
+        sign_in(client, user.email, password="guess")
+
+    response = sign_in(client, user.email)
+
+    assert response.status_code == 429
+    assert "Too many sign-in attempts" in response.content.decode()
+    assert "_auth_user_id" not in client.session
