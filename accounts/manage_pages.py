@@ -14,7 +14,6 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -27,7 +26,7 @@ from accounts.models import User
 from accounts.permissions import role_allows
 from accounts.roles import Role
 from accounts.selectors import user_get_for, user_list_for
-from accounts.web import page, refusals_into
+from accounts.web import page, paginate, refusals_into
 from providers import services as provider_services
 from providers.models import FixedCharge, Provider, SlabMode, Subsidy, SubsidyBasis, TariffRow, TaxRule
 from providers.selectors import (
@@ -202,7 +201,7 @@ def _role_labels(user: User) -> list[str]:
 def user_list(request: HttpRequest) -> HttpResponse:
     filters = UserFilterForm(request.GET, caller=request.user)
     users = filters.apply(user_list_for(user=request.user))
-    listed = Paginator(users, USERS_PER_PAGE).get_page(request.GET.get("page"))
+    listed = paginate(request, users, USERS_PER_PAGE)
     return render(
         request,
         "accounts/manage/user_list.html",

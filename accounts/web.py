@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from django import forms
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -64,6 +65,12 @@ def page(perm: str | None = None, *, reach: Reach | None = None) -> Callable:
         return wrapper
 
     return decorator
+
+
+def paginate(request: HttpRequest, rows: Any, per_page: int) -> Page:
+    """The page of `rows` the request asks for (`?page=`); a page out of range gives the last one.
+    Shown with `{% include "includes/pager.html" with page_obj=... %}`, which keeps the filters."""
+    return Paginator(rows, per_page).get_page(request.GET.get("page"))
 
 
 @contextmanager

@@ -13,14 +13,13 @@ from datetime import date
 from typing import Any
 
 from django import forms
-from django.core.paginator import Page, Paginator
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from accounts.roles import Role
-from accounts.web import page, refusals_into
+from accounts.web import page, paginate, refusals_into
 from auditing.models import AIQuery, AIQueryStatus, AuditLog
 from auditing.receivers import audited_models
 from auditing.selectors import ai_queries_of, audit_log_for, invoice_history_for
@@ -141,10 +140,6 @@ def _trail(rows: Any) -> list[TrailRow]:
     ]
 
 
-def _paginate(request: HttpRequest, rows: QuerySet) -> Page:
-    return Paginator(rows, PER_PAGE).get_page(request.GET.get("page"))
-
-
 def _date_input() -> forms.DateInput:
     return forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
@@ -225,7 +220,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     form = AuditLogFilterForm(request.GET)
     form.is_valid()  # a filter that does not parse is shown with its error; the others still apply
     rows = _filtered(audit_log_for(user=request.user), form.cleaned_data, user=request.user)
-    listed = _paginate(request, rows)
+    listed = paginate(request, rows, PER_PAGE)
     context = {
         "form": form,
         "search_form": InvoiceSearchForm(auto_id="search_%s"),
@@ -393,7 +388,7 @@ def pricing_history(request: HttpRequest) -> HttpResponse:
         rows = rows.filter(valid_from__gte=filters["since"])
     if filters.get("until"):
         rows = rows.filter(valid_from__lte=filters["until"])
-    listed = _paginate(request, rows)
+    listed = paginate(request, rows, PER_PAGE)
     context = {
         "form": form,
         "page_obj": listed,

@@ -13,13 +13,12 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from accounts.permissions import PROVIDER, reach_of, role_allows
-from accounts.web import page, refusals_into
+from accounts.web import page, paginate, refusals_into
 from billing.selectors import connection_list_for
 from config.errors import DomainError, NotFound
 from invoicing import selectors, services
@@ -52,10 +51,6 @@ class MonthField(forms.Field):
     def to_python(self, value: Any) -> date | None:
         value = (value or "").strip()
         return _month(value) if value else None
-
-
-def _paginate(request: HttpRequest, rows: Any) -> Any:
-    return Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
 def bill_context(bill: Invoice) -> dict[str, Any]:
@@ -454,8 +449,6 @@ def _invoice_list(request: HttpRequest, invoices: Any, *, title: str, mine: bool
     ]  # fmt: skip
     rows = filters.qs if filters.is_valid() else invoices.none()
     user = request.user
-    params = request.GET.copy()
-    params.pop("page", None)  # the pager adds its own
     return render(
         request,
         "invoicing/invoice_list.html",
@@ -465,8 +458,7 @@ def _invoice_list(request: HttpRequest, invoices: Any, *, title: str, mine: bool
             # Change links: on every row for a provider-wide role, on their own rows for a creator.
             "can_edit": mine or reach_of(user.active_role, "invoicing.change_invoice") is PROVIDER,
             "filters": filters,
-            "page_obj": _paginate(request, rows),
-            "query": params.urlencode(),
+            "page_obj": paginate(request, rows, PAGE_SIZE),
         },
     )
 
@@ -505,7 +497,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
             )
             dispatch(run)
             return redirect("run-detail", run_id=run.pk)
-    runs = _paginate(request, selectors.billing_run_list_for(user=user))
+    runs = paginate(request, selectors.billing_run_list_for(user=user), PAGE_SIZE)
     return render(
         request,
         "invoicing/run_list.html",

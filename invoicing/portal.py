@@ -10,14 +10,13 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
-from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
 from accounts.permissions import SELF, reach_of
-from accounts.web import page, refusals_into
+from accounts.web import page, paginate, refusals_into
 from billing.rating import RatedBill
 from billing.selectors import schedule_in_force, usage_estimate
 from invoicing import selectors
@@ -31,10 +30,6 @@ PAGE_SIZE = 24
 KWH = {"max_digits": 14, "decimal_places": 4, "min_value": 0}
 KWH_ERRORS = {"min_value": "kWh cannot be negative: enter 0 or more.", "invalid": "Enter a number of kWh."}
 DEFAULT_DAYS = Decimal(30)
-
-
-def _page_of(request: HttpRequest, rows: QuerySet) -> Any:
-    return Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
 def _connections_of(invoices: QuerySet[Invoice]) -> QuerySet:
@@ -64,7 +59,7 @@ def portal_home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "portal/home.html",
-        {"connections": _connections_of(invoices), "bills": _page_of(request, invoices)},
+        {"connections": _connections_of(invoices), "bills": paginate(request, invoices, PAGE_SIZE)},
     )
 
 
@@ -77,7 +72,7 @@ def portal_bill(request: HttpRequest, invoice_id: int) -> HttpResponse:
 @page("invoicing.view_payment", reach=SELF)
 def portal_payments(request: HttpRequest) -> HttpResponse:
     payments = selectors.payment_list_for(user=request.user).prefetch_related("allocations__invoice")
-    return render(request, "portal/payments.html", {"payments": _page_of(request, payments)})
+    return render(request, "portal/payments.html", {"payments": paginate(request, payments, PAGE_SIZE)})
 
 
 class CalculatorForm(forms.Form):
