@@ -7,7 +7,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.utils import timezone
 from django_filters import rest_framework as filters
@@ -243,10 +243,7 @@ class InvoiceFilter(filters.FilterSet):
         return queryset.filter(period=month_of(value))
 
     def filter_overdue(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
-        late = Q(status=InvoiceStatus.OVERDUE) | Q(
-            status__in=(InvoiceStatus.PENDING, InvoiceStatus.PARTIALLY_PAID),
-            due_date__lt=timezone.localdate(),
-        )
+        late = selectors.unpaid_after_due()
         return queryset.filter(late) if value else queryset.exclude(late)
 
 

@@ -22,23 +22,16 @@ from accounts.web import page, paginate, refusals_into
 from billing.selectors import connection_list_for
 from config.errors import DomainError, NotFound
 from invoicing import selectors, services
-from invoicing.api import InvoiceFilter
+from invoicing.api import InvoiceFilter, month_of
 from invoicing.models import AdjustmentDirection, BillingRunStatus, Invoice
 from invoicing.pdf import bill_explanation, bill_sections
 from invoicing.tasks import dispatch
 
 PAGE_SIZE = 25
 CENT = Decimal("0.01")
+MAX_ID = 2**63 - 1  # a database id; a larger number is an input error, not an overflow
 MONEY_FIELD = {"max_digits": 14, "decimal_places": 2}
 KWH_FIELD = {"max_digits": 14, "decimal_places": 4, "min_value": Decimal("0")}
-
-
-def _month(value: str) -> date:
-    try:
-        year, month = (int(part) for part in value.split("-"))
-        return date(year, month, 1)
-    except ValueError as exc:
-        raise forms.ValidationError("Write the month as YYYY-MM, for example 2024-07.") from exc
 
 
 class MonthField(forms.Field):
@@ -50,7 +43,12 @@ class MonthField(forms.Field):
 
     def to_python(self, value: Any) -> date | None:
         value = (value or "").strip()
-        return _month(value) if value else None
+        if not value:
+            return None
+        try:
+            return month_of(value)
+        except DomainError as exc:
+            raise forms.ValidationError("Write the month as YYYY-MM, for example 2024-07.") from exc
 
 
 def bill_context(bill: Invoice) -> dict[str, Any]:
@@ -191,6 +189,7 @@ class BillIdField(forms.IntegerField):
         super().__init__(
             label="Bill ID",
             min_value=1,
+            max_value=MAX_ID,
             help_text="The bill's ID (shown on the bill's page). The amounts fill in from the bill.",
             widget=forms.NumberInput(attrs={"data-bill-lookup": "/api/invoices/", "inputmode": "numeric"}),
             **kwargs,
@@ -220,9 +219,14 @@ class PaymentForm(forms.Form):
         ]
 
 
+def _bill_of(request: HttpRequest, bill_id: int, perm: str) -> Invoice | None:
+    """The bill with that id, if the caller's role may act on it."""
+    return selectors.invoice_list_for(user=request.user, perm=perm).filter(pk=bill_id).first()
+
+
 def _form_bill(request: HttpRequest, bill_id: int, perm: str) -> Invoice:
-    """The bill a form names, if the caller's role may act on it; otherwise the form says so."""
-    bill = selectors.invoice_list_for(user=request.user, perm=perm).filter(pk=bill_id).first()
+    """The bill a form names; when the caller's role may not act on it, the form says so."""
+    bill = _bill_of(request, bill_id, perm)
     if bill is None:
         raise NotFound(
             f"No bill with ID {bill_id} that you may act on. Check the ID on the bill's page.", field="billId"
@@ -233,9 +237,7 @@ def _form_bill(request: HttpRequest, bill_id: int, perm: str) -> Invoice:
 def _open_bill(request: HttpRequest, perm: str) -> Invoice | None:
     """The bill named by `?bill=`, if the caller's role may act on it."""
     bill_id = request.GET.get("bill", "")
-    if not bill_id.isdigit():
-        return None
-    return selectors.invoice_list_for(user=request.user, perm=perm).filter(pk=int(bill_id)).first()
+    return _bill_of(request, int(bill_id), perm) if bill_id.isdigit() and int(bill_id) <= MAX_ID else None
 
 
 @page("invoicing.collect_payment")

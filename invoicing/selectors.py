@@ -31,6 +31,13 @@ HISTORY_LENGTH = 10
 NO_MONEY = Decimal("0.00")
 
 
+def unpaid_after_due() -> Q:
+    """Bills unpaid after their due date: marked Overdue, or not yet marked by the nightly job."""
+    return Q(status=InvoiceStatus.OVERDUE) | Q(
+        status__in=(InvoiceStatus.PENDING, InvoiceStatus.PARTIALLY_PAID), due_date__lt=timezone.localdate()
+    )
+
+
 def invoice_list_for(*, user: Any, perm: str = "invoicing.view_invoice") -> QuerySet[Invoice]:
     return scope_to_reach(
         Invoice.objects.select_related("connection", "customer__user", "provider", "created_by"),
@@ -167,9 +174,6 @@ def dashboard_for(*, user: Any) -> Dashboard:
         billed=Coalesce(Sum("current_charges"), NO_MONEY), collected=Coalesce(Sum("amount_paid"), NO_MONEY)
     )
     billed, collected = this_month["billed"], this_month["collected"]
-    late = Q(status=InvoiceStatus.OVERDUE) | Q(
-        status__in=(InvoiceStatus.PENDING, InvoiceStatus.PARTIALLY_PAID), due_date__lt=timezone.localdate()
-    )
     by_month = list(
         invoices.values("period")
         .annotate(billed=Sum("current_charges"), collected=Sum("amount_paid"))
@@ -188,7 +192,7 @@ def dashboard_for(*, user: Any) -> Dashboard:
         billed=billed,
         collected=collected,
         collection_rate=(collected * 100 / billed).quantize(Decimal("0.1")) if billed else None,
-        overdue=invoices.filter(late).count(),
+        overdue=invoices.filter(unpaid_after_due()).count(),
         last_run=billing_run_list_for(user=user).order_by("-started_at").first(),
         by_month=by_month,
         by_connection_type=by_type,

@@ -362,3 +362,16 @@ def test_a_month_billed_again_after_a_cancellation_opens_the_bill_in_force(
 
     assert found.url == f"/bills/{reissued.pk}"
     assert client.get(f"/bills/{cancelled.pk}").status_code == 200
+
+
+def test_a_bill_id_too_large_to_exist_is_an_input_error_not_a_crash(signed_in, super_creator, cash):
+    client = signed_in(super_creator, Role.SUPER_CREATOR)
+    huge = "9" * 30
+
+    opened = client.get(f"/payments/new?bill={huge}")
+    sent = client.post(
+        "/payments/new", {"billId": huge, "amount": "1.00", "method": cash.code, "idempotencyKey": "k"}
+    )
+
+    assert opened.status_code == 200
+    assert sent.status_code == 400 and 'id="id_billId_error"' in html(sent)
