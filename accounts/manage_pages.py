@@ -88,16 +88,17 @@ class RolesMixin(forms.Form):
         return [{"box": box, "description": ROLE_DESCRIPTIONS[box.data["value"]]} for box in self["roles"]]
 
 
-class UserCreateForm(RolesMixin):
+class PersonForm(forms.Form):
+    """What an administrator may say of a person (the fields `user_update` changes)."""
+
     name = forms.CharField(max_length=150)
-    email = forms.EmailField(max_length=254)
     phone = forms.CharField(label="Phone number", max_length=30, required=False)
     address = forms.CharField(max_length=300, required=False)
-    designation = forms.CharField(
-        max_length=100,
-        required=False,
-        help_text=DESIGNATION_HELP,
-    )
+    designation = forms.CharField(max_length=100, required=False, help_text=DESIGNATION_HELP)
+
+
+class UserCreateForm(RolesMixin, PersonForm):
+    email = forms.EmailField(max_length=254)
     password = forms.CharField(
         max_length=256,
         required=False,
@@ -131,15 +132,7 @@ class UserCreateForm(RolesMixin):
         return self.cleaned_data["provider"]
 
 
-class UserDetailsForm(forms.Form):
-    name = forms.CharField(max_length=150)
-    phone = forms.CharField(label="Phone number", max_length=30, required=False)
-    address = forms.CharField(max_length=300, required=False)
-    designation = forms.CharField(
-        max_length=100,
-        required=False,
-        help_text=DESIGNATION_HELP,
-    )
+class UserDetailsForm(PersonForm):
     is_active = forms.BooleanField(
         label="Active",
         required=False,

@@ -96,11 +96,12 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     role = session_role(request)
     sections = []
     for title, entries in NAV:
-        links = [
-            {"label": label, "url": reverse(name), "current": request.path == reverse(name)}
+        urls = [
+            (label, reverse(name))
             for label, name, perm, reach in entries
             if allows(role, perm, reach, user=request.user)
         ]
+        links = [{"label": label, "url": url, "current": request.path == url} for label, url in urls]
         if links:
             sections.append({"title": title, "links": links})
     return {

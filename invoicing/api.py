@@ -667,7 +667,7 @@ class BillingRunOutput(serializers.ModelSerializer):
     startedBy = serializers.CharField(source="started_by.name", default=None)
     startedAt = serializers.DateTimeField(source="started_at")
     finishedAt = serializers.DateTimeField(source="finished_at")
-    percent = serializers.SerializerMethodField()
+    percent = serializers.IntegerField(read_only=True)
 
     class Meta:
         model = BillingRun
@@ -675,9 +675,6 @@ class BillingRunOutput(serializers.ModelSerializer):
             "runId", "providerCode", "billingMonth", "issueDate", "status", "total", "done", "issued",
             "alreadyBilled", "skipped", "failed", "billedAmount", "startedBy", "startedAt", "finishedAt", "percent",
         ]  # fmt: skip
-
-    def get_percent(self, run: BillingRun) -> int:
-        return 100 if not run.total else min(100, run.done * 100 // run.total)
 
 
 class BillingRunDetailOutput(BillingRunOutput):

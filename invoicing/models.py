@@ -354,6 +354,11 @@ class BillingRun(models.Model):
     def __str__(self) -> str:
         return f"Billing run {self.pk} ({self.period:%B %Y})" if self.period else f"Billing run {self.pk}"
 
+    @property
+    def percent(self) -> int:
+        """How far the run has got, in whole percent (a run with nothing to bill is complete)."""
+        return 100 if not self.total else min(100, self.done * 100 // self.total)
+
 
 class BillingRunChunk(models.Model):
     """A slice of a run's connections, by id (`first_id` to `last_id`), billed in one transaction."""

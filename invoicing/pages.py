@@ -519,9 +519,8 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "invoicing/run_detail.html",
         {
             "run": run,
-            "percent": 100 if not run.total else min(100, run.done * 100 // run.total),
             "running": run.status == BillingRunStatus.RUNNING,
-            "finished_statuses": ",".join(value for value in BillingRunStatus.values if value != "running"),
+            "finished_status": BillingRunStatus.COMPLETED,
             "problems": problems,
             "api_url": reverse("billing-run", args=[run.pk]),
         },
