@@ -7,7 +7,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 
 from accounts.roles import Role
 from billing.models import ServiceConnection
@@ -15,6 +15,7 @@ from invoicing.models import DocumentCounter, DocumentSeries, Invoice
 from invoicing.services import invoice_issue
 from tests.factories import FlatTariffFactory, UserFactory, billable_connection
 from tests.realstack.conftest import wait_until
+from tests.realstack.threads import run_together
 
 pytestmark = [pytest.mark.realstack, pytest.mark.django_db(transaction=True)]
 
@@ -23,30 +24,6 @@ JANUARY = date(2024, 1, 1)
 
 class IssueAbandoned(Exception):
     """Raised inside the issuing transaction after the number was taken, to roll it back."""
-
-
-def run_together(calls: list[Callable[[], object]]) -> list[object]:
-    """Run each call on its own thread (so its own database connection), all released at once by a
-    barrier; each call's result or exception, in order."""
-    barrier = threading.Barrier(len(calls))
-    outcomes: list[object] = [None] * len(calls)
-
-    def run(index: int, call: Callable[[], object]) -> None:
-        try:
-            barrier.wait(timeout=30)
-            outcomes[index] = call()
-        except Exception as exc:  # the test looks at every outcome
-            outcomes[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, call), daemon=True) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not [thread for thread in threads if thread.is_alive()], "an issue hung: deadlock or lost lock"
-    return outcomes
 
 
 def waiting_on_locks() -> int:

@@ -23,46 +23,13 @@ from invoicing.models import Invoice, InvoiceStatus, Payment, PaymentAllocation,
 from invoicing.services import invoice_issue, payment_post
 from tests.factories import FlatTariffFactory, UserFactory, billable_connection
 from tests.realstack.conftest import wait_until
+from tests.realstack.threads import run_together, start_together
 
 # Committed rows, so that every thread's connection sees them.
 pytestmark = [pytest.mark.realstack, pytest.mark.django_db(transaction=True)]
 
 JANUARY, FEBRUARY = date(2024, 1, 1), date(2024, 2, 1)
 REFUSALS = {"Overpayment", "InvoicePaid"}
-
-
-def start_together(calls: list[Callable[[], object]]) -> Callable[[], list[object]]:
-    """Run each call on its own thread (so its own database connection), all released at once by a
-    barrier. Returns a function that waits for them and gives each call's result or exception, in order."""
-    barrier = threading.Barrier(len(calls))
-    outcomes: list[object] = [None] * len(calls)
-
-    def run(index: int, call: Callable[[], object]) -> None:
-        try:
-            barrier.wait(timeout=30)
-            outcomes[index] = call()
-        except Exception as exc:  # the test looks at every outcome
-            outcomes[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, call), daemon=True) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-
-    def outcomes_when_done() -> list[object]:
-        for thread in threads:
-            thread.join(timeout=60)
-        assert not [thread for thread in threads if thread.is_alive()], (
-            "a payment hung: deadlock or lost lock"
-        )
-        return outcomes
-
-    return outcomes_when_done
-
-
-def run_together(calls: list[Callable[[], object]]) -> list[object]:
-    return start_together(calls)()
 
 
 def hold_connection_row(service_connection: ServiceConnection) -> Callable[[], None]:
