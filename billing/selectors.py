@@ -1,4 +1,3 @@
-import calendar
 from datetime import date, datetime, time
 from decimal import Decimal
 
@@ -8,6 +7,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from billing.models import MeterReading, ServiceConnection
+from billing.months import month_end, next_month, previous_month
 from billing.rating import (
     OFF_PEAK,
     PEAK,
@@ -92,8 +92,8 @@ class NoReadings(DomainError):
 
 def period_span(year: int, month: int) -> tuple[datetime, datetime]:
     """From the start of the month before to the end of the month, local time: a bill's readings."""
-    since = date(year - 1, 12, 1) if month == 1 else date(year, month - 1, 1)
-    until = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
+    first = date(year, month, 1)
+    since, until = previous_month(first), next_month(first)
     zone = timezone.get_current_timezone()
     return datetime.combine(since, time(), zone), datetime.combine(until, time(), zone)
 
@@ -128,10 +128,6 @@ def no_readings_reason(connection: ServiceConnection, year: int, month: int) -> 
         f"Connection {connection.number} has no reading in {date(year, month, 1):%B %Y} or none in the "
         "month before; a bill needs both."
     )
-
-
-def month_end(year: int, month: int) -> date:
-    return date(year, month, calendar.monthrange(year, month)[1])
 
 
 def bill_preview(

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_POST
 
 from invoicing import services
 from invoicing.models import (
+    OPEN_STATUSES,
     Adjustment,
     AdjustmentDirection,
     BillingRun,
@@ -298,7 +299,7 @@ class MoneyEntryAdmin(ProviderScopedAdmin, ServiceAdmin):
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "invoice":
             kwargs["queryset"] = scope_to_provider(
-                Invoice.objects.filter(status__in=services.OPEN_STATUSES).select_related("connection"),
+                Invoice.objects.filter(status__in=OPEN_STATUSES).select_related("connection"),
                 request.user,
             )
             kwargs["form_class"] = InvoiceChoiceField

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from accounts.api import ERRORS as ACCOUNT_ERRORS
 from accounts.permissions import Allowed
 from billing.models import ServiceConnection
+from billing.months import first_of, parse_month
 from billing.selectors import connection_list_for
 from config.errors import DomainError, NotFound
 from invoicing import pdf, selectors, services
@@ -34,10 +35,10 @@ IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,100}")  # printable ASCII, no space
 
 
 def month_of(value: str, field: str = "month") -> date:
-    match = re.fullmatch(r"(\d{4})-(\d{2})", value or "")
-    if not match or not 1 <= int(match[2]) <= 12 or not 2000 <= int(match[1]) <= 2100:
-        raise DomainError(f"Give the month as YYYY-MM, e.g. 2024-07 (got {value!r}).", field=field)
-    return date(int(match[1]), int(match[2]), 1)
+    try:
+        return parse_month(value)
+    except ValueError as problem:
+        raise DomainError(str(problem), field=field) from problem
 
 
 class MonthField(serializers.CharField):
@@ -216,7 +217,7 @@ class InvoiceDetailOutput(InvoiceOutput):
         ]
 
     def get_amountPayable(self, invoice: Invoice) -> str:
-        return f"{services.amount_payable(invoice):.2f}"
+        return f"{selectors.amount_payable(invoice):.2f}"
 
 
 class InvoiceFilter(filters.FilterSet):
@@ -313,7 +314,7 @@ class InvoiceCollectionApi(APIView):
         connection = self._connection(request, values)
         invoice = services.invoice_issue(
             connection=connection,
-            period=values.get("month") or timezone.localdate().replace(day=1),
+            period=values.get("month") or first_of(timezone.localdate()),
             created_by=request.user,
             issue_date=values.get("issueDate"),
             due_date=values.get("dueDate"),

@@ -64,7 +64,7 @@ def bill_context(bill: Invoice) -> dict[str, Any]:
         "allocations": list(
             bill.allocations.select_related("payment__method").order_by("payment__received_at", "pk")
         ),
-        "amount_payable": services.amount_payable(bill),
+        "amount_payable": selectors.amount_payable(bill),
     }
 
 
@@ -261,7 +261,7 @@ def payment_new(request: HttpRequest) -> HttpResponse:
         bill = _open_bill(request, "invoicing.collect_payment")
         initial = {"idempotencyKey": uuid.uuid4().hex}
         if bill is not None:
-            initial |= {"billId": bill.pk, "amount": services.amount_payable(bill).quantize(CENT)}
+            initial |= {"billId": bill.pk, "amount": selectors.amount_payable(bill).quantize(CENT)}
         form = PaymentForm(initial=initial)
     return render(request, "invoicing/payment_form.html", {"form": form}, status=400 if form.errors else 200)
 

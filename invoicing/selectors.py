@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts.permissions import scope_to_reach
 from invoicing.models import (
+    OPEN_STATUSES,
     Adjustment,
     BillingRun,
     Invoice,
@@ -29,6 +30,21 @@ from providers.tenancy import scope_to_provider
 
 HISTORY_LENGTH = 10
 NO_MONEY = Decimal("0.00")
+
+
+def amount_payable(invoice: Invoice) -> Decimal:
+    """What settles the presented bill now: its balance and the open balances of earlier bills."""
+    return (
+        Invoice.objects.filter(
+            connection_id=invoice.connection_id, period__lte=invoice.period, status__in=OPEN_STATUSES
+        ).aggregate(total=Sum("balance"))["total"]
+        or NO_MONEY
+    )
+
+
+def pending_chunks(run: BillingRun) -> list[int]:
+    """The ids of a run's chunks not billed yet, in order."""
+    return list(run.chunks.filter(done=False).order_by("index").values_list("pk", flat=True))
 
 
 def unpaid_after_due() -> Q:

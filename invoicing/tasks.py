@@ -11,7 +11,8 @@ from celery import shared_task
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from invoicing import services
+from billing.months import previous_month
+from invoicing import selectors, services
 from invoicing.models import BillingRun
 from providers.models import Provider
 
@@ -20,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 def dispatch(run: BillingRun) -> int:
     """Send a task for each chunk of `run` not yet done, once the planning transaction commits."""
-    chunk_ids = services.pending_chunks(run)
+    chunk_ids = selectors.pending_chunks(run)
     transaction.on_commit(lambda: [bill_chunk.delay(chunk_id) for chunk_id in chunk_ids])
     return len(chunk_ids)
 
@@ -37,7 +38,7 @@ def bill_chunk(chunk_id: int) -> None:
 @shared_task(name="invoicing.bill_month_just_ended")
 def bill_month_just_ended() -> None:
     """Monthly (celery beat): every active provider's connections for the month that just ended."""
-    period = services.previous_month(timezone.localdate())
+    period = previous_month(timezone.localdate())
     for provider in Provider.objects.filter(is_active=True):
         with transaction.atomic():
             run, _ = services.billing_run_start(provider=provider, period=period)

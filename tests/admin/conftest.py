@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.roles import Role
 from accounts.services import login_start
 from auditing.services import ai_query_submit
-from invoicing import services
+from invoicing import selectors, services
 from invoicing.models import PaymentMethod
 from providers.models import Authority, FixedCharge, Provider, Subsidy, TaxRule
 from providers.services import provider_price_set, schedule_row_add
@@ -79,7 +79,7 @@ def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
         billable_connection(provider)
         ConnectionFactory(customer__provider=provider)  # no readings: the run skips it
     run, _ = services.billing_run_start(provider=provider, period=JANUARY, chunk_size=1)
-    for chunk_id in services.pending_chunks(run):
+    for chunk_id in selectors.pending_chunks(run):
         services.billing_run_chunk_bill(chunk_id=chunk_id)
     for invoice in run.invoices.all():
         services.payment_post(invoice=invoice, amount=Decimal("100.00"), method=cash, received_by=officer)

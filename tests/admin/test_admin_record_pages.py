@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from invoicing import services
+from invoicing import selectors, services
 from invoicing.models import Invoice
 from tests.admin.conftest import JANUARY
 from tests.factories import ConnectionFactory, billable_connection
@@ -58,7 +58,7 @@ def test_a_payment_page_shows_the_bills_it_settled(browser, officer, invoice, ca
 def test_a_billing_run_page_shows_the_connections_it_skipped_and_why(browser, flat_provider):
     skipped = ConnectionFactory(customer__provider=flat_provider, number="NO-READINGS-1")
     run, _ = services.billing_run_start(provider=flat_provider, period=JANUARY)
-    for chunk_id in services.pending_chunks(run):
+    for chunk_id in selectors.pending_chunks(run):
         services.billing_run_chunk_bill(chunk_id=chunk_id)
 
     page = browser.get(f"/admin/invoicing/billingrun/{run.pk}/change/").content.decode()

@@ -21,6 +21,7 @@ from auditing.ai.scope import scoped_sql
 from auditing.ai.validate import DIALECTS, MAX_CHARS, QueryRefused, check
 from config.errors import DomainError
 from invoicing.models import Invoice, PaymentMethod
+from invoicing.selectors import pending_chunks
 from invoicing.services import (
     adjustment_create,
     billing_run_chunk_bill,
@@ -29,7 +30,6 @@ from invoicing.services import (
     invoice_update,
     invoices_mark_overdue,
     payment_post,
-    pending_chunks,
 )
 from tests.factories import (
     ConnectionFactory,

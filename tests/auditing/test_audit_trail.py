@@ -13,7 +13,7 @@ from accounts.roles import Role
 from accounts.services import user_create
 from auditing.models import AppendOnly, AuditLog
 from auditing.services import audit_verify
-from invoicing import services
+from invoicing import selectors, services
 from invoicing.models import Invoice
 from tests.factories import UserFactory, billable_connection
 
@@ -78,7 +78,7 @@ def test_a_payment_shows_in_the_invoices_history(as_role, creator, super_creator
 def test_bulk_paths_are_recorded_a_row_each(flat_provider, creator):
     connections = [billable_connection(flat_provider) for _ in range(3)]
     run, _ = services.billing_run_start(provider=flat_provider, period=date(2024, 1, 1))
-    for chunk_id in services.pending_chunks(run):
+    for chunk_id in selectors.pending_chunks(run):
         services.billing_run_chunk_bill(chunk_id=chunk_id)
 
     services.invoices_mark_overdue(provider=flat_provider, today=date(2024, 3, 1))

@@ -99,8 +99,9 @@ from billing.models import (  # noqa: E402
     ReadingSource,
     ServiceConnection,
 )
+from billing.months import month_end, previous_month  # noqa: E402
 from billing.rating import NO_MONEY, period_readings, rate_usage, usage_between  # noqa: E402
-from billing.selectors import month_end, readings_for_period, schedule_in_force  # noqa: E402
+from billing.selectors import readings_for_period, schedule_in_force  # noqa: E402
 from invoicing.bulk import insert_values  # noqa: E402
 from invoicing.models import (  # noqa: E402
     OPEN_STATUSES,
@@ -111,15 +112,13 @@ from invoicing.models import (  # noqa: E402
     InvoiceLine,
     InvoiceSource,
 )
+from invoicing.selectors import pending_chunks  # noqa: E402
 from invoicing.services import (  # noqa: E402
     SERIES_FORMAT,
-    _build,
-    _terms,
     billing_run_chunk_bill,
     billing_run_start,
-    pending_chunks,
-    previous_month,
 )
+from invoicing.services.issue import build_invoice, issue_terms  # noqa: E402
 from providers.models import (  # noqa: E402
     Bucket,
     FixedCharge,
@@ -619,7 +618,7 @@ def naive_loop(setup: Setup, sample: int) -> tuple[float, int, int]:
         .values_list("pk", flat=True)
     )
     run = BillingRun.objects.filter(provider=provider, period=PERIOD).get()
-    terms = _terms(
+    terms = issue_terms(
         provider=provider,
         period=PERIOD,
         issue_date=run.issue_date,
@@ -649,7 +648,7 @@ def naive_loop(setup: Setup, sample: int) -> tuple[float, int, int]:
                 arrears=arrears or NO_MONEY,
                 late_surcharge_percent=terms.late_percent,
             )
-            invoice, lines = _build(terms, connection, usage, bill)
+            invoice, lines = build_invoice(terms, connection, usage, bill)
             counter, _ = DocumentCounter.objects.select_for_update().get_or_create(
                 provider=provider, series=DocumentSeries.INVOICE, year=terms.issue_date.year
             )

@@ -25,7 +25,8 @@ from invoicing.models import (
     InvoiceStatus,
     ProblemKind,
 )
-from invoicing.services import billing_run_chunk_bill, billing_run_start, invoice_issue, pending_chunks
+from invoicing.selectors import pending_chunks
+from invoicing.services import billing_run_chunk_bill, billing_run_start, invoice_issue, issue
 from tests.factories import (
     ConnectionFactory,
     CustomerFactory,
@@ -247,9 +248,9 @@ def test_billing_run_resumed_after_a_crash_issues_exactly_what_a_clean_run_does(
     run, _ = billing_run_start(provider=crashed_provider, period=JANUARY, chunk_size=2)
     # The worker dies in the second chunk, after its invoices were inserted, before its lines were.
     dies_in_second_chunk = mock.patch.object(
-        services,
+        issue,
         "insert_values",
-        wraps=services.insert_values,
+        wraps=issue.insert_values,
         side_effect=[mock.DEFAULT, RuntimeError("worker lost")],
     )
     with dies_in_second_chunk, pytest.raises(RuntimeError, match="worker lost"):

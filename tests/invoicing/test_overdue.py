@@ -14,7 +14,7 @@ from django.db import connections
 from django.utils import timezone
 
 from billing.signals import rows_bulk_created, rows_bulk_updated
-from invoicing import services, tasks
+from invoicing import tasks
 from invoicing.models import Adjustment, AdjustmentKind, Invoice, InvoiceStatus
 from invoicing.services import (
     InvoiceLocked,
@@ -23,6 +23,7 @@ from invoicing.services import (
     invoice_update,
     invoices_mark_overdue,
     payment_post,
+    payments,
 )
 from tests.factories import FlatTariffFactory, ProviderFactory, billable_connection
 from tests.invoicing.ledger import assert_ledger_holds
@@ -304,7 +305,7 @@ def test_the_overdue_job_and_a_payment_on_a_later_bill_never_deadlock(
     january = invoice_issue(connection=connection, period=JANUARY, created_by=creator)  # due 10 February
     february = invoice_issue(connection=connection, period=FEBRUARY, created_by=creator)  # due 10 March
     presented_bill_locked, go_on = Event(), Event()
-    lock_for_payment = services._lock_for_payment
+    lock_for_payment = payments.lock_for_payment
 
     def then_hold_the_locks(invoice):
         locked = lock_for_payment(invoice)
@@ -312,7 +313,7 @@ def test_the_overdue_job_and_a_payment_on_a_later_bill_never_deadlock(
         go_on.wait(timeout=30)
         return locked
 
-    paused = mock.patch.object(services, "_lock_for_payment", side_effect=then_hold_the_locks)
+    paused = mock.patch.object(payments, "lock_for_payment", side_effect=then_hold_the_locks)
     with paused, ThreadPoolExecutor(max_workers=2) as pool:
         paying = pool.submit(
             on_own_connection,

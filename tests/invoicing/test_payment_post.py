@@ -11,6 +11,7 @@ from guardian.shortcuts import get_perms
 from accounts.roles import Role
 from billing.signals import rows_bulk_created
 from invoicing.models import InvoiceStatus, Payment, PaymentAllocation, PaymentMethod
+from invoicing.selectors import amount_payable
 from invoicing.services import (
     IdempotencyMismatch,
     InvoiceCancelled,
@@ -18,7 +19,6 @@ from invoicing.services import (
     MethodInactive,
     Overpayment,
     PaymentRefused,
-    amount_payable,
     invoice_issue,
     invoice_update,
     payment_post,

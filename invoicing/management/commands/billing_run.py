@@ -8,15 +8,16 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from tqdm import tqdm
 
-from invoicing import services
+from billing.months import parse_month, previous_month
+from config.errors import DomainError
+from invoicing import selectors, services
 from invoicing.models import BillingRun
 from providers.models import Provider
 
 
 def month(value: str) -> date:
     try:
-        year, number = value.split("-")
-        return date(int(year), int(number), 1)
+        return parse_month(value)
     except ValueError as problem:
         raise CommandError(f"--month takes YYYY-MM, e.g. 2024-07 (got {value!r}).") from problem
 
@@ -32,7 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("--chunk-size", type=int, default=services.DEFAULT_CHUNK_SIZE)
 
     def handle(self, *args: object, **options: object) -> None:
-        period = options["month"] or services.previous_month(timezone.localdate())
+        period = options["month"] or previous_month(timezone.localdate())
         providers = Provider.objects.filter(is_active=True)
         if options["provider"]:
             providers = Provider.objects.filter(code__in=options["provider"])
@@ -47,11 +48,11 @@ class Command(BaseCommand):
     def _bill(self, provider: Provider, period: date, chunk_size: int) -> None:
         try:
             run, new = services.billing_run_start(provider=provider, period=period, chunk_size=chunk_size)
-        except services.DomainError as refusal:
+        except DomainError as refusal:
             raise CommandError(refusal.detail) from refusal
         self.stdout.write(f"{provider.code} {period:%Y-%m}: {'started' if new else 'resuming'} run {run.pk}")
         with tqdm(total=run.total, initial=run.done, unit="conn", disable=None) as bar:
-            for chunk_id in services.pending_chunks(run):
+            for chunk_id in selectors.pending_chunks(run):
                 services.billing_run_chunk_bill(chunk_id=chunk_id)
                 done = BillingRun.objects.values_list("done", flat=True).get(pk=run.pk)
                 bar.update(done - bar.n)

@@ -21,8 +21,9 @@ from accounts.roles import Role
 from accounts.services import user_create
 from billing.importing import sample_import
 from billing.models import Customer, MeterReading
-from invoicing import services
-from invoicing.models import Invoice, PaymentMethod
+from billing.months import next_month
+from invoicing import selectors, services
+from invoicing.models import OPEN_STATUSES, Invoice, PaymentMethod
 from providers.importing import price_schedule_import
 from providers.models import Provider
 from providers.services import flat_price_in_force, provider_create, provider_price_set
@@ -128,24 +129,22 @@ class Command(BaseCommand):
             return 0, 0
         first, last = timezone.localdate(taken["first"]), timezone.localdate(taken["last"])
         months = []
-        month = services.next_month(first.replace(day=1))
+        month = next_month(first.replace(day=1))
         while month <= last.replace(day=1):
             months.append(month)
-            month = services.next_month(month)
+            month = next_month(month)
         cashier = User.objects.get(email="super@disco.example")
         methods = list(PaymentMethod.objects.filter(is_active=True))
         issued = paid = 0
         for period in months:
             run, _ = services.billing_run_start(provider=provider, period=period)
-            for chunk_id in services.pending_chunks(run):
+            for chunk_id in selectors.pending_chunks(run):
                 services.billing_run_chunk_bill(chunk_id=chunk_id)
             run.refresh_from_db()
             issued += run.issued
             if period >= months[-2]:
                 continue  # the last two months stay unpaid
-            for invoice in Invoice.objects.filter(
-                provider=provider, period=period, status__in=services.OPEN_STATUSES
-            ):
+            for invoice in Invoice.objects.filter(provider=provider, period=period, status__in=OPEN_STATUSES):
                 services.payment_post(
                     invoice=invoice,
                     amount=invoice.balance,

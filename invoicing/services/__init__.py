@@ -1,0 +1,58 @@
+"""Invoices, payments, adjustments, overdue marking and the monthly billing run: every write is here,
+one module per subject. Callers import from `invoicing.services`; the lock order is stated once, in
+`locks.py`.
+"""
+
+from invoicing.services.adjustments import adjustment_create
+from invoicing.services.errors import (
+    AdjustmentRefused,
+    IdempotencyMismatch,
+    InvoiceCancelled,
+    InvoiceExists,
+    InvoiceLocked,
+    InvoicePaid,
+    InvoiceRefused,
+    MethodInactive,
+    Overpayment,
+    PaymentRefused,
+)
+from invoicing.services.issue import (
+    MAX_AMOUNT,
+    customer_snapshot,
+    default_issue_date,
+    invoice_issue,
+    invoice_update,
+    manual_usage,
+    provider_snapshot,
+)
+from invoicing.services.numbering import SERIES_FORMAT
+from invoicing.services.overdue import invoices_mark_overdue
+from invoicing.services.payments import payment_post
+from invoicing.services.run import DEFAULT_CHUNK_SIZE, billing_run_chunk_bill, billing_run_start
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "MAX_AMOUNT",
+    "SERIES_FORMAT",
+    "AdjustmentRefused",
+    "IdempotencyMismatch",
+    "InvoiceCancelled",
+    "InvoiceExists",
+    "InvoiceLocked",
+    "InvoicePaid",
+    "InvoiceRefused",
+    "MethodInactive",
+    "Overpayment",
+    "PaymentRefused",
+    "adjustment_create",
+    "billing_run_chunk_bill",
+    "billing_run_start",
+    "customer_snapshot",
+    "default_issue_date",
+    "invoice_issue",
+    "invoice_update",
+    "invoices_mark_overdue",
+    "manual_usage",
+    "payment_post",
+    "provider_snapshot",
+]

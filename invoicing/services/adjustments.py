@@ -1,0 +1,154 @@
+"""Adjustments: an officer's signed correction of a bill's balance, and the late surcharge's debit."""
+
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from invoicing.models import (
+    Adjustment,
+    AdjustmentDirection,
+    AdjustmentKind,
+    DocumentSeries,
+    Invoice,
+    InvoiceStatus,
+)
+from invoicing.services.errors import AdjustmentRefused, InvoiceCancelled, InvoicePaid
+from invoicing.services.idempotency import hash_request, replayed
+from invoicing.services.issue import MAX_AMOUNT
+from invoicing.services.locks import lock_invoice
+from invoicing.services.numbering import take_numbers
+from invoicing.services.payments import settled_status
+
+
+def _earlier_adjustment(officer: User, idempotency_key: str, request_hash: str) -> Adjustment | None:
+    adjustments = Adjustment.objects.filter(officer=officer, idempotency_key=idempotency_key)
+    return replayed(adjustments.first(), request_hash)
+
+
+def adjustment_create(
+    *,
+    invoice: Invoice,
+    amount: Decimal,
+    direction: str,
+    reason: str,
+    officer: User,
+    idempotency_key: str = "",
+) -> tuple[Adjustment, bool]:
+    """An officer's correction of a bill: a credit lowers its balance (never below zero), a debit
+    raises it; returns the adjustment and whether it is new. The officer's name and designation are
+    taken from their account. With an `idempotency_key`, a retry returns the first adjustment."""
+    request_hash = hash_request(
+        invoice=invoice.pk, amount=f"{amount:.2f}", direction=direction, reason=reason
+    )
+    try:
+        return _adjustment_create(
+            invoice=invoice,
+            amount=amount,
+            direction=direction,
+            reason=reason,
+            officer=officer,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        )
+    except IntegrityError:  # the same key at the same moment: the other request won
+        earlier = idempotency_key and _earlier_adjustment(officer, idempotency_key, request_hash)
+        if not earlier:
+            raise
+        return earlier, False
+
+
+@transaction.atomic
+def _adjustment_create(
+    *,
+    invoice: Invoice,
+    amount: Decimal,
+    direction: str,
+    reason: str,
+    officer: User,
+    idempotency_key: str,
+    request_hash: str,
+) -> tuple[Adjustment, bool]:
+    invoice = lock_invoice(invoice)
+    if idempotency_key:  # under the lock: a retry that waited for the first one finds it here
+        earlier = _earlier_adjustment(officer, idempotency_key, request_hash)
+        if earlier is not None:
+            return earlier, False
+    if invoice.status == InvoiceStatus.CANCELLED:
+        raise InvoiceCancelled(f"Invoice {invoice.number} is cancelled; it cannot be adjusted.")
+    if invoice.status == InvoiceStatus.PAID:
+        raise InvoicePaid(f"Invoice {invoice.number} is fully paid; it cannot be adjusted.")
+    if not officer.designation.strip():
+        raise AdjustmentRefused(
+            "Your account has no designation, which an adjustment receipt must show; "
+            "ask an administrator to set it."
+        )
+    reason = reason.strip()
+    if not reason:
+        raise AdjustmentRefused("Say why the bill is adjusted.", field="reason")
+    if amount <= 0:
+        raise AdjustmentRefused("An adjustment must be more than zero.", field="amount")
+    if direction not in AdjustmentDirection.values:
+        raise AdjustmentRefused("The direction is credit or debit.", field="direction")
+    signed = amount if direction == AdjustmentDirection.DEBIT else -amount
+    if invoice.balance + signed < 0:
+        raise AdjustmentRefused(
+            f"A credit of {amount} would take invoice {invoice.number} below zero; "
+            f"its balance is {invoice.balance}.",
+            field="amount",
+            balance=f"{invoice.balance}",
+        )
+    if invoice.balance + signed > MAX_AMOUNT:
+        raise AdjustmentRefused("That debit is larger than an invoice can hold.", field="amount")
+    adjustment = _adjust(
+        invoice,
+        amount=amount,
+        direction=direction,
+        reason=reason,
+        officer=officer,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
+    return adjustment, True
+
+
+def _adjust(
+    invoice: Invoice,
+    *,
+    amount: Decimal,
+    direction: str,
+    reason: str,
+    officer: User | None,
+    kind: str = AdjustmentKind.OFFICER,
+    idempotency_key: str = "",
+    request_hash: str = "",
+) -> Adjustment:
+    today = timezone.localdate()
+    (number,) = take_numbers(
+        provider=invoice.provider, series=DocumentSeries.ADJUSTMENT, year=today.year, count=1
+    )
+    signed = amount if direction == AdjustmentDirection.DEBIT else -amount
+    before = invoice.balance
+    adjustment = Adjustment.objects.create(
+        provider_id=invoice.provider_id,
+        invoice=invoice,
+        number=number,
+        kind=kind,
+        direction=direction,
+        amount=amount,
+        reason=reason,
+        officer=officer,
+        officer_name=officer.name if officer else "",
+        officer_designation=officer.designation if officer else "",
+        original_amount=invoice.current_charges,
+        balance_before=before,
+        balance_after=before + signed,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
+    invoice.adjustment_total += signed
+    invoice.balance += signed
+    settled_status(invoice, today)
+    invoice.save(update_fields=["adjustment_total", "balance", "status", "paid_on", "updated_at"])
+    return adjustment

@@ -1,0 +1,43 @@
+"""The refusals of the invoicing services, each with its stable code (config/errors.py renders them)."""
+
+from config.errors import Conflict, DomainError
+
+
+class InvoiceRefused(DomainError):
+    code = "invoice_refused"
+
+
+class InvoiceExists(Conflict):
+    code = "invoice_exists"
+
+
+class InvoiceLocked(Conflict):
+    code = "invoice_locked"
+
+
+class InvoicePaid(Conflict):
+    code = "invoice_paid"
+
+
+class InvoiceCancelled(Conflict):
+    code = "invoice_cancelled"
+
+
+class Overpayment(DomainError):
+    code = "overpayment"
+
+
+class PaymentRefused(DomainError):
+    code = "payment_refused"
+
+
+class IdempotencyMismatch(Conflict):
+    code = "idempotency_key_reused"
+
+
+class AdjustmentRefused(DomainError):
+    code = "adjustment_refused"
+
+
+class MethodInactive(DomainError):
+    code = "payment_method_inactive"

@@ -1,0 +1,527 @@
+"""Issuing an invoice (one, or a billing run's chunk at once) and changing one still open to change.
+
+An invoice is rated by the pure engine (billing/rating.py) on the prices in force on its issue date,
+built as an unsaved row with its line values, then numbered and inserted with its lines in bulk.
+"""
+
+import functools
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from django.db import IntegrityError, transaction
+from django.db import connection as db_connection
+from django.db.models import Sum
+from django.utils import timezone
+from guardian.shortcuts import assign_perm
+
+from accounts.models import User
+from billing.models import ConnectionStatus, ServiceConnection
+from billing.months import days_in_month, first_of, month_end
+from billing.rating import (
+    ALL,
+    NO_MONEY,
+    OFF_PEAK,
+    PEAK,
+    RatedBill,
+    RatingError,
+    Schedule,
+    Usage,
+    as_json,
+    period_readings,
+    rate_usage,
+    usage_between,
+)
+from billing.selectors import no_readings_reason, readings_for_period, schedule_in_force
+from billing.signals import rows_bulk_created
+from invoicing.bulk import assign_ids, insert_objects, insert_values
+from invoicing.models import (
+    OPEN_STATUSES,
+    BillingRun,
+    DocumentSeries,
+    Invoice,
+    InvoiceLine,
+    InvoiceSource,
+    InvoiceStatus,
+)
+from invoicing.services.errors import InvoiceCancelled, InvoiceExists, InvoiceLocked, InvoiceRefused
+from invoicing.services.locks import lock_connection, lock_invoice
+from invoicing.services.numbering import take_numbers
+from providers.models import Provider
+
+MAX_AMOUNT = Decimal("999999999999.99")  # NUMERIC(14,2)
+LINE_FIELDS = ("invoice_id", "position", "kind", "label", "code", "amount", "row_id")
+
+
+def provider_snapshot(provider: Provider) -> dict:
+    return {
+        "code": provider.code,
+        "name": provider.name,
+        "city": provider.city,
+        "email": provider.email,
+        "phone": provider.phone,
+        "currency": provider.currency,
+    }
+
+
+# The customer's and connection's details printed on a bill: name on the bill -> path from the connection.
+SNAPSHOT_PATHS = {
+    "customerId": "customer__number",
+    "name": "customer__user__name",
+    "organisation": "customer__organisation",
+    "kind": "customer__kind",
+    "address": "customer__user__address",
+    "phone": "customer__user__phone",
+    "email": "customer__user__email",
+    "connectionId": "number",
+    "meterNumber": "meter_number",
+    "meterType": "meter_type",
+    "division": "division",
+    "subdivision": "subdivision",
+}
+TYPE_PATHS = ("connection_type__code", "connection_type__description")
+
+
+def _snapshot(value_at: Any) -> dict:
+    snapshot = {name: value_at(path) for name, path in SNAPSHOT_PATHS.items()}
+    snapshot["connectionType"] = f"{value_at(TYPE_PATHS[0])} {value_at(TYPE_PATHS[1])}"
+    return snapshot
+
+
+def customer_snapshot(connection: ServiceConnection) -> dict:
+    def value_at(path: str) -> Any:
+        value = connection
+        for name in path.split("__"):
+            value = getattr(value, name)
+        return value
+
+    return _snapshot(value_at)
+
+
+class RunConnection(NamedTuple):
+    """What the billing run needs of a connection, read as plain values (no model instances)."""
+
+    pk: int
+    provider_id: int
+    customer_id: int
+    connection_type_id: int
+    number: str
+    declared_monthly_income: Decimal | None
+    snapshot: dict
+
+
+RUN_CONNECTION_VALUES = (
+    "pk",
+    "provider_id",
+    "customer_id",
+    "connection_type_id",
+    "number",
+    "declared_monthly_income",
+)
+SNAPSHOT_VALUES = (*SNAPSHOT_PATHS.values(), *TYPE_PATHS)
+
+
+def run_connections(query: Any) -> list[RunConnection]:
+    """The chunk's connections with their printed snapshot, as `customer_snapshot` makes it."""
+    width, names = len(RUN_CONNECTION_VALUES), tuple(SNAPSHOT_PATHS)
+    connections = []
+    for row in query.values_list(*RUN_CONNECTION_VALUES, *SNAPSHOT_VALUES):
+        snapshot = dict(zip(names, row[width:-2], strict=True))
+        snapshot["connectionType"] = f"{row[-2]} {row[-1]}"
+        connections.append(RunConnection(*row[:width], snapshot))
+    return connections
+
+
+def default_issue_date(period: date, today: date) -> date:
+    """A bill is dated the last day of its month once the month is over; a bill of the running month,
+    today. The prices in force that day rate it."""
+    return min(month_end(period.year, period.month), today)
+
+
+def arrears_of(*, connection_ids: Any, period: date) -> dict[int, Decimal]:
+    """Open balance of each connection's invoices of earlier months."""
+    rows = (
+        Invoice.objects.filter(connection_id__in=connection_ids, period__lt=period, status__in=OPEN_STATUSES)
+        .values("connection_id")
+        .annotate(open=Sum("balance"))
+        .values_list("connection_id", "open")
+    )
+    return dict(rows)
+
+
+@dataclass(frozen=True)
+class IssueTerms:
+    """What every invoice of one issue shares."""
+
+    provider: Provider
+    period: date
+    issue_date: date
+    due_date: date
+    source: str
+    created_by: User | None
+    billing_run: BillingRun | None
+    provider_snapshot: dict
+    late_percent: Decimal
+
+
+@functools.cache
+def _invoice_attnames() -> tuple[str, ...]:
+    return tuple(field.attname for field in Invoice._meta.concrete_fields)
+
+
+def build_invoice(
+    terms: IssueTerms, connection: "ServiceConnection | RunConnection", usage: Usage, bill: RatedBill
+) -> tuple[Invoice, list[tuple]]:
+    """The unsaved invoice and its line values (without the invoice id) for a rated bill."""
+    if bill.payable_after_due > MAX_AMOUNT:
+        raise RatingError(f"The bill comes to {bill.payable_after_due}, more than an invoice can hold.")
+    energy_lines = bill.lines_of("energy")
+    status = InvoiceStatus.PENDING if bill.current_charges > 0 else InvoiceStatus.PAID
+    values = {
+        "provider_id": connection.provider_id,
+        "customer_id": connection.customer_id,
+        "connection_id": connection.pk,
+        "number": "",
+        "period": terms.period,
+        "issue_date": terms.issue_date,
+        "due_date": terms.due_date,
+        "source": terms.source,
+        "billing_run_id": terms.billing_run.pk if terms.billing_run else None,
+        "billing_days": usage.days.quantize(Decimal("0.000001")),
+        "peak_units": usage.units.get(PEAK, NO_MONEY),
+        "off_peak_units": usage.units.get(OFF_PEAK, NO_MONEY),
+        "kwh_consumed": sum(usage.units.values(), NO_MONEY),
+        "pricing_id": energy_lines[0].row_id if energy_lines else None,
+        "energy_charge": bill.energy,
+        "tax_total": bill.taxes,
+        "fixed_total": bill.fixed,
+        "subsidy_total": bill.subsidies,
+        "current_charges": bill.current_charges,
+        "arrears": bill.arrears,
+        "payable_before_due": bill.payable_before_due,
+        "late_surcharge": bill.late_surcharge,
+        "payable_after_due": bill.payable_after_due,
+        "amount_paid": NO_MONEY,
+        "adjustment_total": NO_MONEY,
+        "balance": bill.current_charges,
+        "status": status,
+        "paid_on": terms.issue_date if status == InvoiceStatus.PAID else None,
+        "trace": as_json(bill.trace),
+        "customer_snapshot": (
+            connection.snapshot if isinstance(connection, RunConnection) else customer_snapshot(connection)
+        ),
+        "provider_snapshot": terms.provider_snapshot,
+        "created_by_id": terms.created_by.pk if terms.created_by else None,
+    }
+    # Positional arguments: Django's fast path (keyword arguments cost more than the rating itself).
+    invoice = Invoice(*[values.get(name) for name in _invoice_attnames()])
+    lines = [
+        (position, line.kind, line.label[:120], line.code[:60], line.amount, line.row_id)
+        for position, line in enumerate(bill.lines, start=1)
+    ]
+    return invoice, lines
+
+
+def save_issued(terms: IssueTerms, built: list[tuple[Invoice, list[tuple]]]) -> list[Invoice]:
+    """Number, insert and announce invoices built for one issue (their lines too).
+
+    On PostgreSQL the invoices get their ids and the lines are copied before the counter row is
+    locked (the lines' foreign key is checked at commit): the lock, which every issue of the provider
+    waits for, covers only the invoices' own insert.
+    """
+    invoices = [invoice for invoice, _ in built]
+    if not invoices:
+        return invoices
+    postgres = db_connection.vendor == "postgresql"
+    if postgres:
+        assign_ids(Invoice, invoices)
+        _insert_lines(built)
+    numbers = take_numbers(
+        provider=terms.provider,
+        series=DocumentSeries.INVOICE,
+        year=terms.issue_date.year,
+        count=len(invoices),
+    )
+    for invoice, number in zip(invoices, numbers, strict=True):
+        invoice.number = number
+    insert_objects(Invoice, invoices)
+    if not postgres:
+        _insert_lines(built)
+    rows_bulk_created.send(sender=Invoice, rows=invoices)
+    return invoices
+
+
+def _insert_lines(built: list[tuple[Invoice, list[tuple]]]) -> None:
+    insert_values(
+        InvoiceLine,
+        LINE_FIELDS,
+        ((invoice.pk, *line) for invoice, lines in built for line in lines),
+    )
+
+
+MAX_DUE_DAYS = 90  # the longest a bill may be given to be paid
+
+
+def _check_due_date(due: date, issue_date: date) -> None:
+    if due < issue_date:
+        raise InvoiceRefused(
+            f"The due date {due} is before the issue date {issue_date}; choose a later due date.",
+            field="dueDate",
+        )
+    if due > issue_date + timedelta(days=MAX_DUE_DAYS):
+        raise InvoiceRefused(
+            f"A bill is due at most {MAX_DUE_DAYS} days after its issue date ({issue_date}).", field="dueDate"
+        )
+
+
+def issue_terms(
+    *,
+    provider: Provider,
+    period: date,
+    issue_date: date,
+    due_date: date | None,
+    source: str,
+    created_by: User | None,
+    billing_run: BillingRun | None = None,
+) -> IssueTerms:
+    due = due_date or issue_date + timedelta(days=provider.due_days)
+    _check_due_date(due, issue_date)
+    return IssueTerms(
+        provider=provider,
+        period=period,
+        issue_date=issue_date,
+        due_date=due,
+        source=source,
+        created_by=created_by,
+        billing_run=billing_run,
+        provider_snapshot=provider_snapshot(provider),
+        late_percent=provider.late_surcharge_percent,
+    )
+
+
+def manual_usage(
+    *, schedule: Schedule, period: date, kwh: Decimal | None, peak: Decimal | None, off_peak: Decimal | None
+) -> Usage:
+    """Usage a clerk entered for a whole month: total kWh on an all-hours tariff, peak and off-peak
+    kWh on a time-of-use one."""
+    days = Decimal(days_in_month(period.year, period.month))
+    if schedule.time_of_use:
+        if peak is None or off_peak is None:
+            raise InvoiceRefused(
+                "This connection's tariff prices peak and off-peak hours apart: give peakKwh and offPeakKwh.",
+                field="peakKwh",
+            )
+        return Usage(days=days, units={PEAK: peak, OFF_PEAK: off_peak}, total_import=peak + off_peak)
+    if kwh is None:
+        if peak is None or off_peak is None:
+            raise InvoiceRefused("Give the kWh consumed (kwhConsumed).", field="kwhConsumed")
+        kwh = peak + off_peak
+    return Usage(days=days, units={ALL: kwh}, total_import=kwh)
+
+
+def _rate_one(
+    *, connection: ServiceConnection, terms: IssueTerms, usage: Usage | None, manual: dict | None
+) -> tuple[Usage, RatedBill]:
+    schedule = schedule_in_force(provider=terms.provider, day=terms.issue_date).for_type(
+        connection.connection_type_id
+    )
+    if not schedule.tariffs:
+        raise InvoiceRefused(
+            f"No tariff of {terms.provider.code} is in force on {terms.issue_date} for connection type "
+            f"{connection.connection_type.code}; set the prices first, or choose another issue date.",
+            field="issueDate",
+        )
+    if manual is not None:
+        usage = manual_usage(schedule=schedule, period=terms.period, **manual)
+    if usage is None:
+        year, month = terms.period.year, terms.period.month
+        readings = readings_for_period(connections=[connection.pk], year=year, month=month)
+        ends = period_readings(readings.get(connection.pk, ()), year, month)
+        if ends is None:
+            raise InvoiceRefused(no_readings_reason(connection, year, month), field="month")
+        usage = _usage(*ends)
+    arrears = arrears_of(connection_ids=[connection.pk], period=terms.period).get(connection.pk, NO_MONEY)
+    try:
+        bill = rate_usage(
+            usage,
+            schedule,
+            income=connection.declared_monthly_income,
+            arrears=arrears,
+            late_surcharge_percent=terms.late_percent,
+        )
+    except RatingError as problem:
+        raise InvoiceRefused(f"This bill cannot be rated: {problem}") from problem
+    return usage, bill
+
+
+def _usage(start: Any, end: Any) -> Usage:
+    try:
+        return usage_between(start, end)
+    except RatingError as problem:
+        raise InvoiceRefused(f"This bill cannot be rated: {problem}", field="month") from problem
+
+
+@transaction.atomic
+def invoice_issue(
+    *,
+    connection: ServiceConnection,
+    period: date,
+    created_by: User,
+    issue_date: date | None = None,
+    due_date: date | None = None,
+    kwh: Decimal | None = None,
+    peak_kwh: Decimal | None = None,
+    off_peak_kwh: Decimal | None = None,
+) -> Invoice:
+    """One invoice for one connection and month: from the month's readings, or from kWh a clerk
+    entered. The creator gets the object permissions to change it (an Invoice_Creator's own)."""
+    connection = lock_connection(connection)
+    period = first_of(period)
+    today = timezone.localdate()
+    issue_date = issue_date or default_issue_date(period, today)
+    if issue_date > today:
+        raise InvoiceRefused("An invoice cannot be dated in the future.", field="issueDate")
+    if issue_date < period:
+        raise InvoiceRefused(
+            f"A bill for {period:%B %Y} cannot be dated before the month starts; choose a later issue date.",
+            field="issueDate",
+        )
+    if connection.status != ConnectionStatus.ACTIVE:
+        raise InvoiceRefused(f"Connection {connection.number} is disconnected; it is not billed.")
+    billed = Invoice.objects.filter(connection=connection, period__gte=period).exclude(
+        status=InvoiceStatus.CANCELLED
+    )
+    existing = billed.order_by("-period").only("number", "period").first()
+    if existing and existing.period == period:
+        raise InvoiceExists(
+            f"Connection {connection.number} already has invoice {existing.number} for {period:%B %Y}; "
+            "change that one instead.",
+            invoiceId=existing.pk,
+        )
+    if existing:
+        raise InvoiceRefused(
+            f"Connection {connection.number} is already billed for {existing.period:%B %Y} "
+            f"({existing.number}); bills are issued month after month, so {period:%B %Y} can no longer be.",
+            field="month",
+        )
+    manual_given = any(value is not None for value in (kwh, peak_kwh, off_peak_kwh))
+    terms = issue_terms(
+        provider=connection.provider,
+        period=period,
+        issue_date=issue_date,
+        due_date=due_date,
+        source=InvoiceSource.KWH if manual_given else InvoiceSource.READINGS,
+        created_by=created_by,
+    )
+    manual = {"kwh": kwh, "peak": peak_kwh, "off_peak": off_peak_kwh} if manual_given else None
+    usage, bill = _rate_one(connection=connection, terms=terms, usage=None, manual=manual)
+    try:
+        built = build_invoice(terms, connection, usage, bill)
+    except RatingError as problem:
+        raise InvoiceRefused(str(problem)) from problem
+    try:
+        with transaction.atomic():
+            (invoice,) = save_issued(terms, [built])
+    except IntegrityError as clash:  # a billing run chunk billed the connection meanwhile
+        if "invoice_once_per_connection_month" not in str(clash):
+            raise
+        raise InvoiceExists(
+            f"Connection {connection.number} was just billed for {period:%B %Y}; change that invoice instead."
+        ) from clash
+    for perm in ("view_invoice", "change_invoice", "collect_payment"):
+        assign_perm(f"invoicing.{perm}", created_by, invoice)
+    return invoice
+
+
+@transaction.atomic
+def invoice_update(
+    *,
+    invoice: Invoice,
+    updated_by: User,
+    due_date: date | None = None,
+    cancel: bool = False,
+    kwh: Decimal | None = None,
+    peak_kwh: Decimal | None = None,
+    off_peak_kwh: Decimal | None = None,
+    rerate: bool = False,
+) -> Invoice:
+    """Change what may still change: the due date, cancelling an unpaid bill, and re-rating a bill
+    nothing was paid or adjusted on (new kWh, or the readings again)."""
+    invoice = lock_invoice(invoice)
+    if invoice.status == InvoiceStatus.CANCELLED:
+        raise InvoiceCancelled(f"Invoice {invoice.number} is cancelled; it cannot change.")
+    manual_given = any(value is not None for value in (kwh, peak_kwh, off_peak_kwh))
+    touched = invoice.amount_paid > 0 or invoice.adjustments.exists()
+    if (cancel or rerate or manual_given) and touched:
+        raise InvoiceLocked(
+            f"Invoice {invoice.number} has payments or adjustments; correct it with an adjustment instead.",
+            amountPaid=f"{invoice.amount_paid}",
+        )
+    later = (
+        Invoice.objects.filter(connection_id=invoice.connection_id, period__gt=invoice.period)
+        .exclude(status=InvoiceStatus.CANCELLED)
+        .only("number")
+        .first()
+    )
+    if (cancel or rerate or manual_given) and later:
+        raise InvoiceLocked(
+            f"Invoice {later.number} of a later month prints this bill's balance as arrears; "
+            "cancel or correct that bill first, or correct this one with an adjustment."
+        )
+    if cancel:
+        invoice.status = InvoiceStatus.CANCELLED
+        invoice.balance = NO_MONEY
+        invoice.save(update_fields=["status", "balance", "updated_at"])
+        return invoice
+    if rerate or manual_given:
+        _rerate(
+            invoice, manual={"kwh": kwh, "peak": peak_kwh, "off_peak": off_peak_kwh} if manual_given else None
+        )
+    if due_date is not None and due_date != invoice.due_date:
+        if invoice.status == InvoiceStatus.OVERDUE:
+            raise InvoiceLocked(
+                f"Invoice {invoice.number} is overdue and its late surcharge was added; an officer can "
+                "correct it with an adjustment.",
+                field="dueDate",
+            )
+        _check_due_date(due_date, invoice.issue_date)
+        invoice.due_date = due_date
+    invoice.save()
+    return invoice
+
+
+RATED_FIELDS = (
+    "billing_days", "peak_units", "off_peak_units", "kwh_consumed", "pricing_id", "energy_charge", "tax_total",
+    "fixed_total", "subsidy_total", "current_charges", "arrears", "payable_before_due", "late_surcharge",
+    "payable_after_due", "balance", "status", "paid_on", "trace", "customer_snapshot",
+)  # fmt: skip
+
+
+def _rerate(invoice: Invoice, *, manual: dict | None) -> None:
+    connection = ServiceConnection.objects.select_related("customer__user", "connection_type").get(
+        pk=invoice.connection_id
+    )
+    terms = issue_terms(
+        provider=invoice.provider,
+        period=invoice.period,
+        issue_date=invoice.issue_date,
+        due_date=invoice.due_date,
+        source=InvoiceSource.KWH if manual else invoice.source,
+        created_by=invoice.created_by,
+    )
+    usage, bill = _rate_one(connection=connection, terms=terms, usage=None, manual=manual)
+    try:
+        rated, lines = build_invoice(terms, connection, usage, bill)
+    except RatingError as problem:
+        raise InvoiceRefused(str(problem)) from problem
+    for name in RATED_FIELDS:
+        setattr(invoice, name, getattr(rated, name))
+    if manual:
+        invoice.source = InvoiceSource.KWH
+    elif invoice.source == InvoiceSource.KWH:
+        invoice.source = InvoiceSource.READINGS
+    invoice.lines.all().delete()
+    InvoiceLine.objects.bulk_create(
+        InvoiceLine(invoice=invoice, **dict(zip(LINE_FIELDS[1:], line, strict=True))) for line in lines
+    )

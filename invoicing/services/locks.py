@@ -1,0 +1,48 @@
+"""Every lock the money paths take, in the one order they all take them.
+
+Money moves under one lock per connection. Issuing (which reads the arrears), paying (which settles
+the oldest open invoices first) and adjusting all lock the connection's row first, so two of them on
+one connection never interleave; invoice rows are then locked in id order, as the overdue job locks
+them, so no two writers wait on each other in a cycle. Document counters (numbering.py) come last.
+"""
+
+from django.db.models import Q
+
+from billing.models import ServiceConnection
+from invoicing.models import OPEN_STATUSES, Invoice
+
+
+def lock_connection(connection: ServiceConnection) -> ServiceConnection:
+    return (
+        ServiceConnection.objects.select_for_update(of=("self",))
+        .select_related("provider", "customer__user", "connection_type")
+        .get(pk=connection.pk)
+    )
+
+
+def lock_invoice(invoice: Invoice) -> Invoice:
+    """Lock the invoice's connection, then the invoice (the order every money path takes)."""
+    lock_connection(invoice.connection)
+    return (
+        Invoice.objects.select_for_update(of=("self",))
+        .select_related("provider", "connection")
+        .get(pk=invoice.pk)
+    )
+
+
+def lock_for_payment(invoice: Invoice) -> tuple[Invoice, list[Invoice]]:
+    """Lock the connection, then in one statement, in id order (as the overdue job does), the presented
+    invoice and the connection's open invoices up to it; returns it and those open ones, oldest first."""
+    lock_connection(invoice.connection)
+    rows = list(
+        Invoice.objects.select_for_update(of=("self",))
+        .select_related("provider")
+        .filter(
+            Q(pk=invoice.pk)
+            | Q(connection_id=invoice.connection_id, period__lte=invoice.period, status__in=OPEN_STATUSES)
+        )
+        .order_by("id")
+    )
+    presented = next(row for row in rows if row.pk == invoice.pk)
+    settle = sorted((row for row in rows if row.is_open), key=lambda row: (row.period, row.pk))
+    return presented, settle

@@ -1,0 +1,229 @@
+"""The monthly billing run: planned in chunks of connection ids, each chunk billed in its own transaction.
+
+A chunk is locked with SKIP LOCKED, so two workers never bill one chunk, and marked done in the same
+transaction as its invoices, so a chunk delivered twice, or after a crash, issues nothing twice.
+"""
+
+import logging
+import time
+from collections.abc import Iterable
+from datetime import date
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import User
+from billing.models import ConnectionStatus, ServiceConnection
+from billing.months import first_of
+from billing.rating import NO_MONEY, RatingError, Schedule, period_readings, rate_usage, usage_between
+from billing.selectors import no_readings_reason, readings_for_period, schedule_in_force
+from billing.signals import rows_bulk_created
+from config.errors import DomainError
+from invoicing.models import (
+    BillingRun,
+    BillingRunChunk,
+    BillingRunProblem,
+    BillingRunStatus,
+    Invoice,
+    InvoiceSource,
+    InvoiceStatus,
+    ProblemKind,
+)
+from invoicing.services.issue import (
+    arrears_of,
+    build_invoice,
+    default_issue_date,
+    issue_terms,
+    run_connections,
+    save_issued,
+)
+from providers.models import Provider
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHUNK_SIZE = 1000
+
+
+@transaction.atomic
+def billing_run_start(
+    *,
+    provider: Provider,
+    period: date,
+    started_by: User | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> tuple[BillingRun, bool]:
+    """Plan a provider's billing of its active connections for a month; returns the run and whether
+    it is new. An unfinished run of that month is returned as it is, to be resumed."""
+    period = first_of(period)
+    today = timezone.localdate()
+    if period >= first_of(today):
+        raise DomainError(f"{period:%B %Y} has not ended; a month is billed once it is over.", field="period")
+    Provider.objects.select_for_update().get(pk=provider.pk)  # one planner per provider at a time
+    unfinished = BillingRun.objects.filter(
+        provider=provider, period=period, status=BillingRunStatus.RUNNING
+    ).first()
+    if unfinished:
+        return unfinished, False
+    run = BillingRun.objects.create(
+        provider=provider,
+        period=period,
+        issue_date=default_issue_date(period, today),
+        chunk_size=chunk_size,
+        started_by=started_by,
+    )
+    ids = (
+        ServiceConnection.objects.filter(provider=provider, status=ConnectionStatus.ACTIVE)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    chunks = list(_plan(run, ids.iterator(chunk_size=10_000), chunk_size))
+    BillingRunChunk.objects.bulk_create(chunks)
+    rows_bulk_created.send(sender=BillingRunChunk, rows=chunks)
+    run.total = sum(chunk.size for chunk in chunks)
+    if not chunks:
+        run.status, run.finished_at = BillingRunStatus.COMPLETED, timezone.now()
+    run.save(update_fields=["total", "status", "finished_at"])
+    return run, True
+
+
+def _plan(run: BillingRun, ids: Iterable[int], chunk_size: int) -> Iterable[BillingRunChunk]:
+    """Chunks of `chunk_size` consecutive ids; only their bounds are kept, whatever the number of ids."""
+    index = first = last = size = 0
+    for pk in ids:
+        if size == 0:
+            first = pk
+        last, size = pk, size + 1
+        if size == chunk_size:
+            yield BillingRunChunk(run=run, index=index, first_id=first, last_id=last, size=size)
+            index, size = index + 1, 0
+    if size:
+        yield BillingRunChunk(run=run, index=index, first_id=first, last_id=last, size=size)
+
+
+@transaction.atomic
+def billing_run_chunk_bill(*, chunk_id: int) -> bool:
+    """Bill one chunk's connections; False when it was done already or another worker holds it."""
+    started = time.monotonic()
+    chunk = (
+        BillingRunChunk.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("run__provider")
+        .filter(pk=chunk_id, done=False)
+        .first()
+    )
+    if chunk is None:
+        return False
+    run = chunk.run
+    provider, period = run.provider, run.period
+    in_chunk = ServiceConnection.objects.filter(
+        provider=provider, status=ConnectionStatus.ACTIVE, pk__gte=chunk.first_id, pk__lte=chunk.last_id
+    )
+    connections = run_connections(in_chunk.order_by("pk"))
+    ids = in_chunk.values("pk")  # a subquery: no list of a thousand parameters, three times
+    billed, later = set(), {}
+    for connection_id, billed_period in (
+        # By the chunk's id range (an index range scan; other providers' ids in it bill nothing here).
+        Invoice.objects.filter(
+            connection_id__gte=chunk.first_id, connection_id__lte=chunk.last_id, period__gte=period
+        )
+        .exclude(status=InvoiceStatus.CANCELLED)
+        .values_list("connection_id", "period")
+    ):
+        if billed_period == period:
+            billed.add(connection_id)
+        else:
+            later[connection_id] = max(billed_period, later.get(connection_id, billed_period))
+    id_range = range(chunk.first_id, chunk.last_id + 1)  # other providers' ids in it bill nothing here
+    readings = readings_for_period(connections=id_range, year=period.year, month=period.month)
+    arrears = arrears_of(connection_ids=ids, period=period)
+    if arrears:
+        # Only a connection that owes can see what it owes change (a payment, an adjustment) before
+        # this chunk commits: lock those, as every money path locks its connection, and read again.
+        owing = sorted(arrears)
+        list(
+            ServiceConnection.objects.select_for_update()
+            .filter(pk__in=owing)
+            .order_by("pk")
+            .values_list("pk")
+        )
+        arrears = arrears_of(connection_ids=owing, period=period)
+    schedule = schedule_in_force(provider=provider, day=run.issue_date)
+    by_type: dict[int, Schedule] = {}
+    terms = issue_terms(
+        provider=provider,
+        period=period,
+        issue_date=run.issue_date,
+        due_date=None,
+        source=InvoiceSource.RUN,
+        created_by=run.started_by,
+        billing_run=run,
+    )
+    built, problems = [], []
+    for connection in connections:
+        if connection.pk in billed:
+            continue
+        if connection.pk in later:
+            problems.append(
+                (
+                    connection.pk,
+                    ProblemKind.SKIPPED,
+                    f"Connection {connection.number} is already billed for {later[connection.pk]:%B %Y}.",
+                )
+            )
+            continue
+        ends = period_readings(readings.get(connection.pk, ()), period.year, period.month)
+        if ends is None:
+            problems.append(
+                (
+                    connection.pk,
+                    ProblemKind.SKIPPED,
+                    no_readings_reason(connection, period.year, period.month),
+                )
+            )
+            continue
+        type_id = connection.connection_type_id
+        if type_id not in by_type:
+            by_type[type_id] = schedule.for_type(type_id)
+        try:
+            usage = usage_between(*ends)
+            bill = rate_usage(
+                usage,
+                by_type[type_id],
+                income=connection.declared_monthly_income,
+                arrears=arrears.get(connection.pk, NO_MONEY),
+                late_surcharge_percent=terms.late_percent,
+            )
+            built.append(build_invoice(terms, connection, usage, bill))
+        except (RatingError, ArithmeticError) as problem:
+            problems.append(
+                (connection.pk, ProblemKind.FAILED, f"Connection {connection.number}: {problem}"[:500])
+            )
+    invoices = save_issued(terms, built)
+    problem_rows = BillingRunProblem.objects.bulk_create(
+        BillingRunProblem(run=run, connection_id=pk, kind=kind, reason=reason)
+        for pk, kind, reason in problems
+    )
+    rows_bulk_created.send(sender=BillingRunProblem, rows=problem_rows)
+    chunk.done, chunk.finished_at, chunk.seconds = True, timezone.now(), time.monotonic() - started
+    chunk.save(update_fields=["done", "finished_at", "seconds"])
+    skipped = sum(1 for problem in problems if problem[1] == ProblemKind.SKIPPED)
+    BillingRun.objects.select_for_update().get(
+        pk=run.pk
+    )  # chunks finish one at a time, so one of them sees it all done
+    BillingRun.objects.filter(pk=run.pk).update(
+        total=F("total") + len(connections) - chunk.size,
+        done=F("done") + len(connections),
+        issued=F("issued") + len(invoices),
+        already_billed=F("already_billed") + len(billed),
+        skipped=F("skipped") + skipped,
+        failed=F("failed") + len(problems) - skipped,
+        billed_amount=F("billed_amount") + sum((invoice.current_charges for invoice in invoices), NO_MONEY),
+    )
+    if not run.chunks.filter(done=False).exists():
+        BillingRun.objects.filter(pk=run.pk).update(
+            status=BillingRunStatus.COMPLETED, finished_at=timezone.now()
+        )
+    logger.info(
+        "billing run %s chunk %s: %s issued, %s problems", run.pk, chunk.index, len(invoices), len(problems)
+    )
+    return True
