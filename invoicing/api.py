@@ -7,12 +7,18 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpResponse
 from django.utils import timezone
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,6 +26,7 @@ from rest_framework.views import APIView
 
 from accounts.api import ERRORS as ACCOUNT_ERRORS
 from accounts.permissions import Allowed
+from accounts.roles import Role
 from billing.models import ServiceConnection
 from billing.months import first_of, parse_month
 from billing.selectors import connection_list_for
@@ -95,7 +102,13 @@ PDF_RESPONSE = OpenApiResponse(OpenApiTypes.BINARY, description="application/pdf
 class InvoiceOutput(serializers.Serializer):
     invoiceId = serializers.IntegerField(source="pk")
     invoiceNumber = serializers.CharField(source="number")
-    customerId = serializers.CharField(source="customer.number")
+    customerId = serializers.CharField(
+        source="customer.number", help_text="The customer's number as printed, e.g. LHR-RES-0001."
+    )
+    customerUserId = serializers.IntegerField(
+        source="customer.user_id",
+        help_text="The customer's user id: what POST /api/invoices takes as customerId.",
+    )
     customerName = serializers.CharField(source="customer.user.name")
     providerId = serializers.IntegerField(source="provider_id")
     providerName = serializers.CharField(source="provider.name")
@@ -284,10 +297,45 @@ class MyCreatedInvoicesApi(InvoiceListBase):
         return self.invoices().filter(created_by=self.request.user)
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "minimum": ID["min_value"], "maximum": ID["max_value"]},
+            {"type": "string", "minLength": 1, "maxLength": 40},
+        ]
+    }
+)
+class ConnectionRefField(serializers.Field):
+    """A connection named by its id (a JSON number, the `id` of GET /api/connections) or by its number as
+    printed (text, the `connectionId` there and on the bill, e.g. DISCO-RES-1101)."""
+
+    default_error_messages = {
+        "invalid": "Give the connection's id (a number) or its number as printed, e.g. DISCO-RES-1101."
+    }
+
+    def to_internal_value(self, data: Any) -> int | str:
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("invalid")
+        if isinstance(data, int):
+            return serializers.IntegerField(**ID).run_validation(data)
+        return serializers.CharField(max_length=40).run_validation(data)
+
+    def to_representation(self, value: int | str) -> int | str:
+        return value
+
+
 class InvoiceCreateInput(serializers.Serializer):
-    connectionId = serializers.IntegerField(**ID, required=False, help_text="The connection to bill.")
+    connectionId = ConnectionRefField(
+        required=False,
+        help_text="The connection to bill: its id (a number) or its number as printed. Required when the "
+        "customer has several connections; with customerId it must be one of that customer's.",
+    )
     customerId = serializers.IntegerField(
-        **ID, required=False, help_text="The customer; enough alone when they have one active connection."
+        **ID,
+        required=False,
+        help_text="The customer's USER id (a user holding the Customer role in the caller's provider), as the "
+        "second seed defines it; not the customer's number and not any internal customer id. Enough alone "
+        "when that customer has exactly one connection.",
     )
     month = MonthField(required=False, help_text="YYYY-MM; the current month by default.")
     kwhConsumed = serializers.DecimalField(**KWH, min_value=0, required=False)
@@ -299,6 +347,42 @@ class InvoiceCreateInput(serializers.Serializer):
     )
 
 
+# How many of a customer's connections a refusal lists by number.
+LISTED_CONNECTIONS = 5
+
+
+def _numbers(connections: list[ServiceConnection]) -> str:
+    listed = ", ".join(connection.number for connection in connections[:LISTED_CONNECTIONS])
+    return listed + (", ..." if len(connections) > LISTED_CONNECTIONS else "")
+
+
+def _connection_named(connections: QuerySet[ServiceConnection], ref: int | str) -> ServiceConnection:
+    """The caller's connection named by id (a number) or by printed number (text). Text of digits may be
+    either; when it names two connections (one's id, another's number; or, for a platform user, the
+    same number at two providers), which was meant is not guessed."""
+    if isinstance(ref, int):
+        named = connections.filter(pk=ref)
+    elif ref.isascii() and ref.isdigit() and int(ref) <= ID["max_value"]:
+        named = connections.filter(Q(number=ref) | Q(pk=int(ref)))
+    else:
+        named = connections.filter(number=ref)
+    found = list(named[:2])
+    if not found:
+        raise NotFound(
+            f"No connection {ref!r} in your company; give its id or its number as GET /api/connections "
+            "lists them.",
+            field="connectionId",
+        )
+    if len(found) > 1:
+        listing = " and ".join(f"{connection.number} (id {connection.pk})" for connection in found)
+        raise DomainError(
+            f"{ref!r} names more than one connection: {listing}; send the id of the one you mean as a "
+            "JSON number.",
+            field="connectionId",
+        )
+    return found[0]
+
+
 class InvoiceCollectionApi(APIView):
     permission_classes = [Allowed.to("invoicing.add_invoice")]
 
@@ -306,6 +390,10 @@ class InvoiceCollectionApi(APIView):
         request=InvoiceCreateInput,
         responses={201: InvoiceDetailOutput, **ERRORS},
         summary="Issue an invoice: for kWh entered, or for a month of meter readings",
+        description="Name the customer by their user id (customerId), the connection (connectionId), or "
+        "both. A customer with several connections needs connectionId; a connection that is not the named "
+        "customer's, an unknown or ambiguous one is refused (400 or 404, saying what to send): a bill is "
+        "never issued to anyone but the customer named.",
     )
     def post(self, request: Request) -> Response:
         data = InvoiceCreateInput(data=request.data)
@@ -327,24 +415,45 @@ class InvoiceCollectionApi(APIView):
 
     def _connection(self, request: Request, values: dict) -> ServiceConnection:
         connections = connection_list_for(user=request.user)
-        if "connectionId" in values:
-            connection = connections.filter(pk=values["connectionId"]).first()
-            if connection is None:
-                raise NotFound("No such connection.", field="connectionId")
-            if "customerId" in values and connection.customer_id != values["customerId"]:
-                raise DomainError("That connection belongs to another customer.", field="connectionId")
-            return connection
         if "customerId" not in values:
-            raise DomainError("Give the connection to bill (connectionId).", field="connectionId")
-        candidates = list(connections.filter(customer_id=values["customerId"], status="Active")[:2])
-        if len(candidates) != 1:
+            if "connectionId" not in values:
+                raise DomainError(
+                    "Say whom to bill: customerId (the customer's user id) or connectionId (the "
+                    "connection's id or number).",
+                    field="customerId",
+                )
+            return _connection_named(connections, values["connectionId"])
+        theirs = list(
+            connections.filter(
+                customer__user_id=values["customerId"], customer__user__roles__role=Role.CUSTOMER
+            ).order_by("number")
+        )
+        if not theirs:
+            # The same answer for an unknown id, another provider's user and a user who is no
+            # customer: nothing here tells them apart.
+            raise NotFound(
+                f"No customer with user id {values['customerId']} has a connection in your company. "
+                "customerId is the user id of a customer (a user with the Customer role); or name the "
+                "connection (connectionId).",
+                field="customerId",
+            )
+        customer = theirs[0].customer
+        if "connectionId" in values:
+            connection = _connection_named(connections, values["connectionId"])
+            if connection.customer_id != customer.pk:
+                raise DomainError(
+                    f"Connection {connection.number} is not {customer.user.name}'s; name one of theirs "
+                    f"({_numbers(theirs)}), or leave customerId out.",
+                    field="connectionId",
+                )
+            return connection
+        if len(theirs) > 1:
             raise DomainError(
-                "That customer has no active connection."
-                if not candidates
-                else "That customer has several connections; say which one (connectionId).",
+                f"{customer.user.name} has {len(theirs)} connections ({_numbers(theirs)}); say which one "
+                "to bill: connectionId (its id or number).",
                 field="connectionId",
             )
-        return candidates[0]
+        return theirs[0]
 
 
 class InvoiceUpdateInput(serializers.Serializer):

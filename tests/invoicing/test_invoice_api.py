@@ -46,7 +46,7 @@ def test_creator_issues_an_invoice_for_kwh_at_the_price_in_force(as_role, creato
 
 def test_creator_issues_an_invoice_from_the_months_readings(as_role, creator, connection):
     response = as_role(creator, Role.INVOICE_CREATOR).post(
-        "/api/invoices", {"customerId": connection.customer_id, "month": "2024-02"}, format="json"
+        "/api/invoices", {"customerId": connection.customer.user_id, "month": "2024-02"}, format="json"
     )
 
     assert response.status_code == 201, response.json()
