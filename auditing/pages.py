@@ -14,7 +14,7 @@ from typing import Any
 
 from django import forms
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
@@ -355,14 +355,18 @@ class PriceChange:
 
 def _price_changes(rows: list[TariffRow], *, user: Any) -> list[PriceChange]:
     """Each row with the rate it replaced: the row of the same type, hours and slab that closed the
-    day it opened (one query for the page)."""
+    day it opened (one query for the page). A row superseded by a same-day correction was never in
+    force for a day: the correction shows the rate before both as the one it replaced."""
 
     def key(row: TariffRow, day: date | None) -> tuple:
         return (row.provider_id, row.connection_type_id, row.bucket, row.slab, day)
 
     starts = {row.valid_from for row in rows}
     replaced = {
-        key(row, row.valid_to): row.rate for row in pricing_history_for(user=user).filter(valid_to__in=starts)
+        key(row, row.valid_to): row.rate
+        for row in pricing_history_for(user=user)
+        .filter(valid_to__in=starts)
+        .exclude(valid_to=F("valid_from"))
     }
     return [PriceChange(row=row, previous_rate=replaced.get(key(row, row.valid_from))) for row in rows]
 

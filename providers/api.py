@@ -95,6 +95,11 @@ class TariffOutput(DatedRowOutput):
     kwhPrice = serializers.DecimalField(source="rate", **RATE)
     minUnits = serializers.DecimalField(source="min_units", **RATE)
     minAmount = serializers.DecimalField(source="min_amount", **MONEY)
+    superseded = serializers.BooleanField(
+        read_only=True,
+        help_text="Corrected by another change dated the same day (validTo equals validFrom): in force on "
+        "no whole day; bills issued between createdAt and closedAt were rated with it and keep it.",
+    )
 
 
 class TaxOutput(DatedRowOutput):
@@ -194,6 +199,9 @@ class ProviderPriceApi(APIView):
         request=PriceInput,
         responses={200: TariffOutput},
         summary="Change the flat price per kWh: closes the open row, opens the next",
+        description="A second change dated the same day corrects the first: the row the first opened "
+        "is closed that same day (superseded) and stays in the pricing history beside its replacement. "
+        "Bills issued before the correction keep the price they were rated with.",
     )
     def put(self, request: Request, provider_id: int) -> Response:
         provider = provider_get_for(user=request.user, provider_id=provider_id)
@@ -307,6 +315,8 @@ class TariffChangeApi(APIView):
         request=TariffChangeInput,
         responses={201: TariffOutput(many=True)},
         summary="Change the rates of one connection type (or all types) from a date",
+        description="A change dated the same day as the type's last change corrects it: the rows that "
+        "change opened are superseded (closed the day they started) and stay in the pricing history.",
     )
     def post(self, request: Request, provider_id: int) -> Response:
         provider = provider_get_for(user=request.user, provider_id=provider_id)

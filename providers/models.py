@@ -131,6 +131,12 @@ class DatedRow(models.Model):
     def in_force_on(self, day: date) -> bool:
         return self.valid_from <= day and (self.valid_to is None or day < self.valid_to)
 
+    @property
+    def superseded(self) -> bool:
+        """Replaced by a correction the day it started: [valid_from, valid_from) is in force on no day.
+        Bills issued between `created_at` and `closed_at` were rated with it and keep it."""
+        return self.valid_to is not None and self.valid_to == self.valid_from
+
 
 def _dated_constraints(prefix: str) -> list[models.BaseConstraint]:
     return [
@@ -173,7 +179,14 @@ class TariffRow(DatedRow):
         ordering = ["provider_id", "connection_type_id", "bucket", "band_low", "valid_from"]
         indexes = [models.Index(fields=["provider", "valid_from", "valid_to"])]
         constraints = [
-            *_dated_constraints("tariff"),
+            # A tariff row may also end the day it starts, once closed: a same-day correction
+            # superseded it (providers.services.tariff_change).
+            models.CheckConstraint(
+                condition=models.Q(valid_to__isnull=True)
+                | models.Q(valid_to__gt=models.F("valid_from"))
+                | models.Q(valid_to=models.F("valid_from"), closed_at__isnull=False),
+                name="tariff_ends_after_start_or_superseded",
+            ),
             models.CheckConstraint(
                 condition=models.Q(rate__gte=0, min_units__gte=0, min_amount__gte=0, band_low__gte=0),
                 name="tariff_amounts_not_negative",

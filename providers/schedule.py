@@ -6,8 +6,9 @@ A schedule is sound when, on every day:
 - each connection type is rated either on one `all` bucket or on both `peak` and `off_peak`;
 - the bands of each bucket start at 0, follow one another with no gap or overlap, and the top one
   is open, so every consumption falls in exactly one band.
-Rows are model instances (saved or not); no database access happens here. Each problem names the
-row and says why, in words an administrator can act on.
+A tariff row superseded by a same-day correction ([valid_from, valid_from)) is in force on no day,
+so it overlaps nothing. Rows are model instances (saved or not); no database access happens here.
+Each problem names the row and says why, in words an administrator can act on.
 """
 
 from collections import defaultdict
@@ -22,6 +23,8 @@ TIME_OF_USE = {Bucket.PEAK, Bucket.OFF_PEAK}
 
 
 def _periods_overlap(a: DatedRow, b: DatedRow) -> bool:
+    if a.superseded or b.superseded:
+        return False
     return (b.valid_to is None or a.valid_from < b.valid_to) and (
         a.valid_to is None or b.valid_from < a.valid_to
     )
@@ -33,7 +36,15 @@ def _bands_overlap(a: TariffRow, b: TariffRow) -> bool:
     )
 
 
+def _closed_as_superseded(row: DatedRow) -> bool:
+    """Only a price change ends a row the day it starts (it then records who closed it, and when);
+    a row entered that way is a mistake."""
+    return isinstance(row, TariffRow) and row.superseded and row.closed_at is not None
+
+
 def _period(row: DatedRow) -> str:
+    if _closed_as_superseded(row):
+        return f"of {row.valid_from}, superseded that day"
     last_day = f"to {row.valid_to - timedelta(days=1)}" if row.valid_to else "on, open-ended"
     return f"from {row.valid_from} {last_day}"
 
@@ -58,7 +69,7 @@ def describe(row: DatedRow) -> str:
 
 
 def _row_problems(row: DatedRow) -> list[str]:
-    if row.valid_to is not None and row.valid_to <= row.valid_from:
+    if row.valid_to is not None and row.valid_to <= row.valid_from and not _closed_as_superseded(row):
         return [f"{describe(row)}: the end must come after the start."]
     return [
         f"{describe(row)}: {field.replace('_', ' ')} must not be negative."
@@ -104,7 +115,7 @@ def tariff_problems(rows: Iterable[TariffRow]) -> list[str]:
     for row in rows:
         by_type[row.connection_type_id].append(row)
     for type_rows in by_type.values():
-        days = sorted({row.valid_from for row in type_rows})
+        days = sorted({row.valid_from for row in type_rows if not row.superseded})
         for day in days:
             in_force = [row for row in type_rows if row.in_force_on(day)]
             buckets = {row.bucket for row in in_force}

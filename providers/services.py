@@ -5,6 +5,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from config.errors import Conflict, DomainError, NotFound
@@ -157,6 +158,11 @@ def tariff_change(
 
     Closes the rows in force that day and opens `rows`; earlier rows stay as they were, so bills
     already issued can still be explained. The change may be dated in the future, never in the past.
+
+    A second change dated the same day as the last one corrects it: the rows that change opened are
+    closed on the day they started (`valid_to == valid_from`, in force on no day: superseded) and
+    kept with who closed them and when. A bill issued in between keeps the superseded rate it was
+    rated with (its lines name the row); bills issued after use the correction.
     """
     provider = _lock(provider)
     today = today or timezone.localdate()
@@ -165,8 +171,10 @@ def tariff_change(
     _refuse_unless_upcoming(valid_from, today)
     if connection_type is not None and connection_type.provider_id != provider.pk:
         raise NotFound("No such connection type for this provider.", field="connectionType")
-    of_type = TariffRow.objects.filter(provider=provider, connection_type=connection_type)
-    later = of_type.filter(valid_from__gte=valid_from).order_by("valid_from").first()
+    of_type = TariffRow.objects.filter(provider=provider, connection_type=connection_type).exclude(
+        valid_to=F("valid_from")
+    )
+    later = of_type.filter(valid_from__gt=valid_from).order_by("valid_from").first()
     if later is not None:
         raise ChangeNotAllowed(
             f"A change from {later.valid_from} is already scheduled for {describe(later)}; "
@@ -215,7 +223,8 @@ def flat_price_in_force(*, provider: Provider, day: date) -> TariffRow | None:
 def provider_price_set(
     *, provider: Provider, price: Decimal, changed_by: Any, valid_from: date | None = None
 ) -> TariffRow:
-    """The simple case: one flat price per kWh for every connection and hour, from `valid_from` (today)."""
+    """The simple case: one flat price per kWh for every connection and hour, from `valid_from` (today).
+    Setting it again for the same day corrects the first (see `tariff_change`)."""
     valid_from = valid_from or timezone.localdate()
     (row,) = tariff_change(
         provider=provider,
