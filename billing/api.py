@@ -71,7 +71,11 @@ def _callers_provider(request: Request) -> Any:
 class ConnectionOutput(serializers.Serializer):
     id = serializers.IntegerField(source="pk")
     connectionId = serializers.CharField(source="number")
-    customerId = serializers.CharField(source="customer.number")
+    customerId = serializers.CharField(source="customer.number", help_text="As printed, e.g. LHR-RES-0001.")
+    customerUserId = serializers.IntegerField(
+        source="customer.user_id",
+        help_text="The customer's user id: what POST /api/invoices takes as customerId.",
+    )
     customerName = serializers.CharField(source="customer.user.name")
     connectionType = serializers.CharField(source="connection_type.code")
     meterNumber = serializers.CharField(source="meter_number")

@@ -433,8 +433,8 @@ class InvoiceCollectionApi(APIView):
             # customer: nothing here tells them apart.
             raise NotFound(
                 f"No customer with user id {values['customerId']} has a connection in your company. "
-                "customerId is the user id of a customer (a user with the Customer role); or name the "
-                "connection (connectionId).",
+                "customerId is the user id of a customer (a user with the Customer role: customerUserId "
+                "in GET /api/connections); or name the connection (connectionId).",
                 field="customerId",
             )
         customer = theirs[0].customer
@@ -586,7 +586,11 @@ class BillRetrievalApi(APIView):
     permission_classes = [Allowed.to("invoicing.view_invoice")]
 
     class Query(serializers.Serializer):
-        customerId = serializers.CharField(max_length=40, help_text="As printed, e.g. LHR-RES-0001")
+        customerId = serializers.CharField(
+            max_length=40,
+            help_text="The customer's number as printed, e.g. LHR-RES-0001 (the first seed's Customer ID; "
+            "not the user id POST /api/invoices takes).",
+        )
         connectionId = serializers.CharField(max_length=40, help_text="As printed, e.g. DISCO-RES-1101")
         month = serializers.IntegerField(min_value=1, max_value=12)
         year = serializers.IntegerField(min_value=2000, max_value=2100)

@@ -114,7 +114,8 @@ def test_a_user_id_that_is_no_customer_of_the_provider_is_not_found(api, x, not_
     body = response.json()
     assert body["detail"] == (
         f"No customer with user id {user_id} has a connection in your company. customerId is the user id "
-        "of a customer (a user with the Customer role); or name the connection (connectionId)."
+        "of a customer (a user with the Customer role: customerUserId in GET /api/connections); or name "
+        "the connection (connectionId)."
     )
     assert list(body["fields"]) == ["customerId"]
     assert not Invoice.objects.exists()
@@ -161,3 +162,13 @@ def test_the_schema_documents_customer_id_as_the_customers_user_id(api):
     fields = schema["components"]["schemas"]["InvoiceCreateInputRequest"]["properties"]
     assert "USER id" in fields["customerId"]["description"]
     assert [kind["type"] for kind in fields["connectionId"]["oneOf"]] == ["integer", "string"]
+
+
+def test_the_connection_list_gives_the_user_id_to_send_as_customer_id(api, x):
+    [listed] = api.get("/api/connections").json()["results"]
+
+    response = create(api, customerId=listed["customerUserId"])
+
+    assert listed["customerUserId"] == x.customer.user_id
+    assert response.status_code == 201, response.json()
+    assert response.json()["connectionNumber"] == x.number
