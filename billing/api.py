@@ -8,7 +8,7 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,6 +18,7 @@ from billing import services
 from billing.rating import RatedBill, as_json
 from billing.selectors import bill_preview, connection_get_for, connection_list_for, usage_estimate
 from config.errors import DomainError, NotFound
+from config.parsers import NUL, NUL_MESSAGE, SafeJSONParser
 from providers.models import ConnectionType
 
 KWH = {"max_digits": 14, "decimal_places": 4}
@@ -145,7 +146,7 @@ class ReadingUploadApi(APIView):
     """Many readings at once: a CSV file (field `file`) or a JSON list of rows."""
 
     permission_classes = [Allowed.to("billing.add_meterreading")]
-    parser_classes = [MultiPartParser, JSONParser]
+    parser_classes = [MultiPartParser, SafeJSONParser]
 
     @extend_schema(
         request={
@@ -175,9 +176,13 @@ class ReadingUploadApi(APIView):
             if upload.size > MAX_UPLOAD_BYTES:
                 raise DomainError(f"Upload at most {MAX_UPLOAD_BYTES // 2**20} MB at a time.", field="file")
             try:
-                rows = list(csv.DictReader(io.StringIO(upload.read().decode("utf-8-sig"))))
+                text = upload.read().decode("utf-8-sig")
             except UnicodeDecodeError as exc:
                 raise DomainError("The file is not UTF-8 text; save it as CSV UTF-8.", field="file") from exc
+            if NUL in text:
+                raise DomainError(f"The file contains a NUL character. {NUL_MESSAGE}", field="file")
+            try:
+                rows = list(csv.DictReader(io.StringIO(text)))
             except csv.Error as exc:
                 raise DomainError(f"The file is not valid CSV: {exc}.", field="file") from exc
         elif isinstance(request.data, list):
