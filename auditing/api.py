@@ -147,7 +147,7 @@ class AIQueryOutput(serializers.Serializer):
     truncated = serializers.BooleanField()
     milliseconds = serializers.IntegerField(allow_null=True)
     askedAt = serializers.DateTimeField(source="created_at")
-    finishedAt = serializers.DateTimeField(source="finished_at")
+    finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
 
 
 class AIQueryInput(serializers.Serializer):

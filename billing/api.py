@@ -79,7 +79,7 @@ class ConnectionOutput(serializers.Serializer):
     meterType = serializers.CharField(source="meter_type")
     division = serializers.CharField()
     subdivision = serializers.CharField()
-    installationDate = serializers.DateField(source="installation_date")
+    installationDate = serializers.DateField(source="installation_date", allow_null=True)
     status = serializers.CharField()
 
 

@@ -75,11 +75,13 @@ class DatedRowOutput(serializers.Serializer):
     id = serializers.IntegerField(source="pk")
     connectionType = serializers.CharField(source="connection_type.code", allow_null=True, default=None)
     validFrom = serializers.DateField(source="valid_from")
-    validTo = serializers.DateField(source="valid_to", help_text="First day no longer in force; null: open.")
+    validTo = serializers.DateField(
+        source="valid_to", allow_null=True, help_text="First day no longer in force; null: open."
+    )
     createdBy = UserRef(source="created_by", allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at")
     closedBy = UserRef(source="closed_by", allow_null=True)
-    closedAt = serializers.DateTimeField(source="closed_at")
+    closedAt = serializers.DateTimeField(source="closed_at", allow_null=True)
 
 
 class TariffOutput(DatedRowOutput):
@@ -124,7 +126,9 @@ class SubsidyOutput(DatedRowOutput):
 class ConnectionTypeOutput(serializers.Serializer):
     code = serializers.CharField()
     description = serializers.CharField()
-    sanctionedLoadKw = serializers.DecimalField(source="sanctioned_load_kw", max_digits=10, decimal_places=2)
+    sanctionedLoadKw = serializers.DecimalField(
+        source="sanctioned_load_kw", max_digits=10, decimal_places=2, allow_null=True
+    )
 
 
 # ---- the seed's provider endpoints -------------------------------------------------------------
