@@ -243,7 +243,7 @@ class CalculatorApi(APIView):
 
     @extend_schema(
         request=CalculatorInput,
-        responses={200: BILL_RESPONSE},
+        responses={200: BILL_RESPONSE, 404: OpenApiResponse(description="No such connection type.")},
         summary="What a month of this usage would cost on today's prices",
     )
     def post(self, request: Request) -> Response:

@@ -46,7 +46,7 @@ class SessionActorMiddleware:
 
 
 class RefuseNulMiddleware:
-    """Refuses a NUL character in the address or its query string with a 400 naming the parameter.
+    """Refuses a NUL character in the address, its query string (naming the parameter) or a cookie.
 
     PostgreSQL cannot store or compare text holding a NUL, so a search or filter would fail deep in
     the database; refusing at the edge covers every parameter, read by a filter or by hand."""
@@ -63,4 +63,7 @@ class RefuseNulMiddleware:
         if named:
             fields = {key.replace(NUL, "\\u0000"): [NUL_MESSAGE] for key in named}
             return errors.bad_input(request, f"Please correct: {', '.join(fields)}.", fields=fields)
+        if any(NUL in key or NUL in value for key, value in request.COOKIES.items()):
+            # The session cookie is looked up in the database as it comes.
+            return errors.bad_input(request, f"A cookie contains a NUL character. {NUL_MESSAGE}")
         return self.get_response(request)

@@ -446,6 +446,7 @@ class ScheduleRowsApi(APIView):
     """List a kind of schedule row (all history, or in force on ?date=), or add one (not tariffs)."""
 
     kind = "tariffs"  # set per URL by as_view(kind=...)
+    pagination_class = PagePagination  # the schema documents the page, as for the generic list views
 
     def get_permissions(self) -> list:
         model = KINDS[self.kind][0]._meta.model_name
@@ -456,7 +457,7 @@ class ScheduleRowsApi(APIView):
         provider = provider_get_for(user=request.user, provider_id=provider_id)
         model, _, output = KINDS[self.kind]
         on = _day(request) if "date" in request.query_params else None
-        paginator = PagePagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(schedule_rows(model, provider=provider, on=on), request, view=self)
         return paginator.get_paginated_response(output(page, many=True).data)
 

@@ -62,6 +62,14 @@ def test_a_nul_character_in_a_query_parameter_is_a_400_naming_it(auditor_api, ad
     }
 
 
+def test_a_nul_character_in_the_session_cookie_is_a_400(client):
+    client.cookies["sessionid"] = "abcdefgh\x00ijklmnop"
+
+    response = client.get("/")
+
+    assert response.status_code == 400
+
+
 def test_a_nul_character_in_a_json_field_is_a_400_naming_it(creator_api):
     rows = [{"connection_id": "CONN\x00-1", "timestamp": "2024-01-28T09:00:00+05:00", "import_peak": "1"}]
 
