@@ -95,6 +95,14 @@ def test_a_nul_character_in_an_uploaded_csv_is_a_400(creator_api, provider):
     }
 
 
+@pytest.mark.parametrize("instant", ["9999-12-31T23:59:59-23:00", "0001-01-01T00:00:00+05:00"])
+def test_an_instant_beyond_the_calendar_in_utc_is_a_400(auditor_api, instant):
+    response = auditor_api.get("/api/audit/logs", {"since": instant})
+
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"since": ["Give a date and time between the years 1 and 9999."]}
+
+
 @override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1_000)
 def test_a_json_body_over_the_upload_limit_is_a_413_in_json(admin_api):
     body = '{"name": "' + "x" * 2_000 + '"}'
