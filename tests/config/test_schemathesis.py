@@ -64,13 +64,14 @@ def world(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock(), transaction.atomic():
         provider = ProviderFactory()
         FlatTariffFactory(provider=provider, rate=Decimal("32.50"))
-        users = {
-            role: UserFactory(provider=provider, roles=[role], designation="Billing Officer")
-            for role in ROLES
-            if role
-        }
         connection = billable_connection(provider, months=3)
-        users[Role.CUSTOMER] = connection.customer.user
+        users = {
+            Role.CUSTOMER: connection.customer.user,
+            **{
+                role: UserFactory(provider=provider, roles=[role], designation="Billing Officer")
+                for role in (Role.ADMIN, Role.SUPER_CREATOR, Role.AUDITOR)
+            },
+        }
         officer = users[Role.SUPER_CREATOR]
         invoice = services.invoice_issue(connection=connection, period=date(2024, 1, 1), created_by=officer)
         payment, _ = services.payment_post(
