@@ -26,9 +26,10 @@ lint: $(VENV)/.dev
 
 # Lint, then the suite on SQLite with eager tasks (the browser suite included), then again on
 # PostgreSQL + Redis + a Celery worker (tests/realstack.py: a failure in CI when they are unreachable,
-# a one-line skip elsewhere). The browser suite tests the pages, not the database: it runs once.
+# a one-line skip elsewhere). The browser suite tests the pages, not the database, and the schemathesis
+# run tests the API against its schema: each runs once.
 test: lint
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
 	$(PY) -m pytest -m "not realstack"
-	$(PY) tests/realstack.py -m "not browser"
+	$(PY) tests/realstack.py -m "not browser and not schemathesis"

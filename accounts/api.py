@@ -223,17 +223,27 @@ class AdminUserListCreateApi(APIView):
             help_text="Platform administrators only; others create users of their own provider.",
         )
 
+    pagination_class = PagePagination  # the schema documents the page, as for the generic list views
+
     def get_permissions(self) -> list:
         perm = "accounts.add_user" if self.request.method == "POST" else "accounts.view_user"
         return [Allowed.to(perm)()]
 
     @extend_schema(responses={200: UserOutput(many=True)}, summary="Users the caller administers")
     def get(self, request: Request) -> Response:
-        paginator = PagePagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(user_list_for(user=request.user), request, view=self)
         return paginator.get_paginated_response(UserOutput(page, many=True).data)
 
-    @extend_schema(request=UserCreateInput, responses={201: UserOutput, **ERRORS}, summary="Create a user")
+    @extend_schema(
+        request=UserCreateInput,
+        responses={
+            201: UserOutput,
+            **ERRORS,
+            409: OpenApiResponse(description="The e-mail address is taken."),
+        },
+        summary="Create a user",
+    )
     def post(self, request: Request) -> Response:
         data = self.UserCreateInput(data=request.data)
         data.is_valid(raise_exception=True)

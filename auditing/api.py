@@ -2,12 +2,15 @@
 plain-language questions answered as checked, provider-scoped, read-only SQL."""
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
@@ -45,12 +48,30 @@ class AuditLogOutput(serializers.Serializer):
         return {"userId": row.actor.pk, "name": row.actor.name} if row.actor else None
 
 
+class InstantField(IsoDateTimeField):
+    """An ISO date and time that is an instant the database can compare: refused with a 400 when it
+    lies outside years 1 to 9999 in UTC, where converting it would overflow."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        try:
+            instant = super().to_python(value)
+            return instant if instant is None else instant.astimezone(UTC)
+        except OverflowError as exc:
+            raise ValidationError(
+                "Give a date and time between the years 1 and 9999.", code="invalid"
+            ) from exc
+
+
+class InstantFilter(filters.IsoDateTimeFilter):
+    field_class = InstantField
+
+
 class AuditLogFilter(filters.FilterSet):
     action = filters.CharFilter()
     objectType = filters.CharFilter(field_name="object_type")
     actor = filters.NumberFilter(field_name="actor_id", min_value=1, max_value=2**63 - 1)
-    since = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = InstantFilter(field_name="created_at", lookup_expr="gte")
+    until = InstantFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AuditLog
@@ -147,7 +168,7 @@ class AIQueryOutput(serializers.Serializer):
     truncated = serializers.BooleanField()
     milliseconds = serializers.IntegerField(allow_null=True)
     askedAt = serializers.DateTimeField(source="created_at")
-    finishedAt = serializers.DateTimeField(source="finished_at")
+    finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
 
 
 class AIQueryInput(serializers.Serializer):

@@ -8,7 +8,7 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,6 +18,7 @@ from billing import services
 from billing.rating import RatedBill, as_json
 from billing.selectors import bill_preview, connection_get_for, connection_list_for, usage_estimate
 from config.errors import DomainError, NotFound
+from config.parsers import NUL, NUL_MESSAGE, SafeJSONParser
 from providers.models import ConnectionType
 
 KWH = {"max_digits": 14, "decimal_places": 4}
@@ -82,7 +83,7 @@ class ConnectionOutput(serializers.Serializer):
     meterType = serializers.CharField(source="meter_type")
     division = serializers.CharField()
     subdivision = serializers.CharField()
-    installationDate = serializers.DateField(source="installation_date")
+    installationDate = serializers.DateField(source="installation_date", allow_null=True)
     status = serializers.CharField()
 
 
@@ -149,7 +150,7 @@ class ReadingUploadApi(APIView):
     """Many readings at once: a CSV file (field `file`) or a JSON list of rows."""
 
     permission_classes = [Allowed.to("billing.add_meterreading")]
-    parser_classes = [MultiPartParser, JSONParser]
+    parser_classes = [MultiPartParser, SafeJSONParser]
 
     @extend_schema(
         request={
@@ -179,9 +180,13 @@ class ReadingUploadApi(APIView):
             if upload.size > MAX_UPLOAD_BYTES:
                 raise DomainError(f"Upload at most {MAX_UPLOAD_BYTES // 2**20} MB at a time.", field="file")
             try:
-                rows = list(csv.DictReader(io.StringIO(upload.read().decode("utf-8-sig"))))
+                text = upload.read().decode("utf-8-sig")
             except UnicodeDecodeError as exc:
                 raise DomainError("The file is not UTF-8 text; save it as CSV UTF-8.", field="file") from exc
+            if NUL in text:
+                raise DomainError(f"The file contains a NUL character. {NUL_MESSAGE}", field="file")
+            try:
+                rows = list(csv.DictReader(io.StringIO(text)))
             except csv.Error as exc:
                 raise DomainError(f"The file is not valid CSV: {exc}.", field="file") from exc
         elif isinstance(request.data, list):
@@ -242,7 +247,7 @@ class CalculatorApi(APIView):
 
     @extend_schema(
         request=CalculatorInput,
-        responses={200: BILL_RESPONSE},
+        responses={200: BILL_RESPONSE, 404: OpenApiResponse(description="No such connection type.")},
         summary="What a month of this usage would cost on today's prices",
     )
     def post(self, request: Request) -> Response:

@@ -7,12 +7,18 @@ Business rules raise `DomainError` subclasses from services; this module turns t
 exceptions and Django's into that shape.
 """
 
+import sys
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, HttpRequest, JsonResponse
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.template import loader
+from django.views.defaults import bad_request as bad_request_page
 from django.views.defaults import page_not_found, server_error
+from django.views.defaults import permission_denied as permission_denied_page
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -129,13 +135,52 @@ def _wants_json(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
+# Django answers these itself, before or around DRF (an unknown address, a body over the upload
+# limit, a refusal raised outside a DRF view, a crash): under /api/ in the API's shape, HTML elsewhere.
+
+
+def bad_input(request: HttpRequest, detail: str, *, fields: dict | None = None) -> HttpResponse:
+    """A 400 for input refused before any view runs (the middleware's checks)."""
+    if _wants_json(request):
+        return JsonResponse(error_body(detail, "invalid", fields=fields), status=400)
+    return bad_request_page(request, Exception(detail))
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> Any:
+    if not _wants_json(request):
+        return bad_request_page(request, exception)
+    if isinstance(exception, RequestDataTooBig | TooManyFieldsSent | TooManyFilesSent):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        body = error_body(
+            f"The request is too large: send at most {limit:,} bytes of data (files aside) at a time.",
+            "too_large",
+            extra={"limitBytes": limit},
+        )
+        return JsonResponse(body, status=413)
+    return JsonResponse(error_body("The request could not be understood.", "bad_request"), status=400)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> Any:
+    if _wants_json(request):
+        body = error_body("You may not do this in your current role.", "permission_denied")
+        return JsonResponse(body, status=403)
+    return permission_denied_page(request, exception)
+
+
 def not_found(request: HttpRequest, exception: Exception) -> Any:
     if _wants_json(request):
         return JsonResponse(error_body("No such address in the API.", "not_found"), status=404)
     return page_not_found(request, exception)
 
 
+# Seconds a client should wait before retrying while the database is unreachable.
+DATABASE_RETRY_AFTER = 30
+
+
 def internal_error(request: HttpRequest) -> Any:
+    # Django calls this while handling the exception, so the exception is the one being handled.
+    if isinstance(sys.exc_info()[1], OperationalError | InterfaceError):
+        return _database_unavailable(request)
     if _wants_json(request):
         body = error_body(
             "Something went wrong on our side. Quote the request id if you report it.",
@@ -144,3 +189,21 @@ def internal_error(request: HttpRequest) -> Any:
         )
         return JsonResponse(body, status=500)
     return server_error(request)
+
+
+def _database_unavailable(request: HttpRequest) -> HttpResponse:
+    """The database cannot be reached (down, restarting, refusing connections): a 503 to retry, not a bug.
+
+    The page is rendered without a request context: its context processors would need the database."""
+    if _wants_json(request):
+        body = error_body(
+            "The service cannot reach its database right now. Nothing was saved: try again in "
+            f"{DATABASE_RETRY_AFTER} seconds, and tell the administrator if it lasts.",
+            "database_unavailable",
+            extra={"requestId": context.current().request_id or getattr(request, "request_id", "")},
+        )
+        response: HttpResponse = JsonResponse(body, status=503)
+    else:
+        response = HttpResponse(loader.get_template("503.html").render(), status=503)
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+    return response

@@ -3,7 +3,8 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from config import context
+from config import context, errors
+from config.parsers import NUL, NUL_MESSAGE
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's id (from a proxy or a client retry) is kept only if it is short and plain.
@@ -41,4 +42,28 @@ class SessionActorMiddleware:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             context.bind(actor_id=user.pk, role="", provider_id=user.provider_id)
+        return self.get_response(request)
+
+
+class RefuseNulMiddleware:
+    """Refuses a NUL character in the address, its query string (naming the parameter) or a cookie.
+
+    PostgreSQL cannot store or compare text holding a NUL, so a search or filter would fail deep in
+    the database; refusing at the edge covers every parameter, read by a filter or by hand."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if NUL in request.path:
+            return errors.bad_input(request, f"The address contains a NUL character. {NUL_MESSAGE}")
+        named = sorted(
+            {key for key, value in request.GET.lists() if NUL in key or any(NUL in v for v in value)}
+        )
+        if named:
+            fields = {key.replace(NUL, "\\u0000"): [NUL_MESSAGE] for key in named}
+            return errors.bad_input(request, f"Please correct: {', '.join(fields)}.", fields=fields)
+        if any(NUL in key or NUL in value for key, value in request.COOKIES.items()):
+            # The session cookie is looked up in the database as it comes.
+            return errors.bad_input(request, f"A cookie contains a NUL character. {NUL_MESSAGE}")
         return self.get_response(request)

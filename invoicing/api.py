@@ -93,7 +93,7 @@ def pdf_response(content: bytes, filename: str) -> HttpResponse:
     return response
 
 
-PDF_RESPONSE = OpenApiResponse(OpenApiTypes.BINARY, description="application/pdf")
+PDF_RESPONSE = OpenApiResponse(OpenApiTypes.BINARY, description="The document as a PDF.")
 
 
 # --- invoices ------------------------------------------------------------------------------------
@@ -130,8 +130,8 @@ class InvoiceOutput(serializers.Serializer):
     issueDate = serializers.DateField(source="issue_date")
     dueDate = serializers.DateField(source="due_date")
     paymentStatus = serializers.CharField(source="status")
-    paymentDate = serializers.DateField(source="paid_on")
-    pricingId = serializers.IntegerField(source="pricing_id")
+    paymentDate = serializers.DateField(source="paid_on", allow_null=True)
+    pricingId = serializers.IntegerField(source="pricing_id", allow_null=True)
     createdBy = serializers.SerializerMethodField()
     createdAt = serializers.DateTimeField(source="created_at")
 
@@ -516,7 +516,7 @@ class InvoiceItemApi(APIView):
 class InvoicePdfApi(APIView):
     permission_classes = [Allowed.to("invoicing.view_invoice")]
 
-    @extend_schema(responses={200: PDF_RESPONSE, **ERRORS}, summary="The bill as a PDF")
+    @extend_schema(responses={(200, "application/pdf"): PDF_RESPONSE, **ERRORS}, summary="The bill as a PDF")
     def get(self, request: Request, invoice_id: int) -> HttpResponse:
         bill = selectors.bill_get_for(user=request.user, invoice_id=invoice_id)
         return pdf_response(pdf.invoice_pdf(bill, bill.history), bill.number)
@@ -535,7 +535,7 @@ class HistoryOutput(serializers.Serializer):
     amountPaid = serializers.DecimalField(source="amount_paid", **MONEY)
     balance = serializers.DecimalField(**MONEY)
     paymentStatus = serializers.CharField(source="status")
-    paymentDate = serializers.DateField(source="paid_on")
+    paymentDate = serializers.DateField(source="paid_on", allow_null=True)
 
 
 class BillOutput(serializers.Serializer):
@@ -694,7 +694,9 @@ class PaymentItemApi(APIView):
 class PaymentReceiptPdfApi(APIView):
     permission_classes = [Allowed.to("invoicing.view_payment")]
 
-    @extend_schema(responses={200: PDF_RESPONSE, **ERRORS}, summary="A payment receipt as a PDF")
+    @extend_schema(
+        responses={(200, "application/pdf"): PDF_RESPONSE, **ERRORS}, summary="A payment receipt as a PDF"
+    )
     def get(self, request: Request, payment_id: int) -> HttpResponse:
         payment = selectors.payment_get_for(user=request.user, payment_id=payment_id)
         return pdf_response(pdf.payment_receipt_pdf(payment), payment.receipt_number)
@@ -762,7 +764,9 @@ class AdjustmentItemApi(APIView):
 class AdjustmentReceiptPdfApi(APIView):
     permission_classes = [Allowed.to("invoicing.view_adjustment")]
 
-    @extend_schema(responses={200: PDF_RESPONSE, **ERRORS}, summary="An adjustment receipt as a PDF")
+    @extend_schema(
+        responses={(200, "application/pdf"): PDF_RESPONSE, **ERRORS}, summary="An adjustment receipt as a PDF"
+    )
     def get(self, request: Request, adjustment_id: int) -> HttpResponse:
         adjustment = selectors.adjustment_get_for(user=request.user, adjustment_id=adjustment_id)
         return pdf_response(pdf.adjustment_receipt_pdf(adjustment), adjustment.number)
@@ -778,9 +782,9 @@ class BillingRunOutput(serializers.ModelSerializer):
     issueDate = serializers.DateField(source="issue_date")
     alreadyBilled = serializers.IntegerField(source="already_billed")
     billedAmount = serializers.DecimalField(source="billed_amount", **MONEY)
-    startedBy = serializers.CharField(source="started_by.name", default=None)
+    startedBy = serializers.CharField(source="started_by.name", default=None, allow_null=True)
     startedAt = serializers.DateTimeField(source="started_at")
-    finishedAt = serializers.DateTimeField(source="finished_at")
+    finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
     percent = serializers.IntegerField(read_only=True)
 
     class Meta:

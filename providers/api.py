@@ -75,11 +75,13 @@ class DatedRowOutput(serializers.Serializer):
     id = serializers.IntegerField(source="pk")
     connectionType = serializers.CharField(source="connection_type.code", allow_null=True, default=None)
     validFrom = serializers.DateField(source="valid_from")
-    validTo = serializers.DateField(source="valid_to", help_text="First day no longer in force; null: open.")
+    validTo = serializers.DateField(
+        source="valid_to", allow_null=True, help_text="First day no longer in force; null: open."
+    )
     createdBy = UserRef(source="created_by", allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at")
     closedBy = UserRef(source="closed_by", allow_null=True)
-    closedAt = serializers.DateTimeField(source="closed_at")
+    closedAt = serializers.DateTimeField(source="closed_at", allow_null=True)
 
 
 class TariffOutput(DatedRowOutput):
@@ -129,7 +131,9 @@ class SubsidyOutput(DatedRowOutput):
 class ConnectionTypeOutput(serializers.Serializer):
     code = serializers.CharField()
     description = serializers.CharField()
-    sanctionedLoadKw = serializers.DecimalField(source="sanctioned_load_kw", max_digits=10, decimal_places=2)
+    sanctionedLoadKw = serializers.DecimalField(
+        source="sanctioned_load_kw", max_digits=10, decimal_places=2, allow_null=True
+    )
 
 
 # ---- the seed's provider endpoints -------------------------------------------------------------
@@ -452,6 +456,7 @@ class ScheduleRowsApi(APIView):
     """List a kind of schedule row (all history, or in force on ?date=), or add one (not tariffs)."""
 
     kind = "tariffs"  # set per URL by as_view(kind=...)
+    pagination_class = PagePagination  # the schema documents the page, as for the generic list views
 
     def get_permissions(self) -> list:
         model = KINDS[self.kind][0]._meta.model_name
@@ -462,7 +467,7 @@ class ScheduleRowsApi(APIView):
         provider = provider_get_for(user=request.user, provider_id=provider_id)
         model, _, output = KINDS[self.kind]
         on = _day(request) if "date" in request.query_params else None
-        paginator = PagePagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(schedule_rows(model, provider=provider, on=on), request, view=self)
         return paginator.get_paginated_response(output(page, many=True).data)
 

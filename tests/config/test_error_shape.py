@@ -1,6 +1,7 @@
 import logging
 
 import pytest
+from drf_spectacular.generators import SchemaGenerator
 
 from accounts.roles import Role
 from tests.factories import UserFactory
@@ -65,3 +66,23 @@ def test_log_lines_carry_the_request_id(api, caplog):
 
     records = [r for r in caplog.records if r.name == "django.request"]
     assert [r.request_id for r in records] == ["trace-0001-abcd"]
+
+
+def test_the_schema_documents_every_operations_errors_in_the_one_shape():
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operations = [operation for item in schema["paths"].values() for operation in item.values()]
+    error_shape = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+
+    undocumented = [
+        operation["operationId"]
+        for operation in operations
+        if not {"400", "401", "503"} <= set(operation["responses"])
+    ]
+    shapeless = [
+        (operation["operationId"], status)
+        for operation in operations
+        for status, response in operation["responses"].items()
+        if status >= "400" and response.get("content") != error_shape
+    ]
+    assert (undocumented, shapeless) == ([], [])
+    assert schema["components"]["schemas"]["Error"]["required"] == ["detail", "code"]
