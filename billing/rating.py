@@ -16,28 +16,53 @@ half-up, where it is computed, and totals are sums of rounded parts, so a bill a
    the declared income: rate x total import units, or a percent of energy; never above energy.
 7. Current charges = energy + taxes + fixed - subsidies. Payable before the due date adds the
    arrears; after it, a late surcharge (a percent of current charges) is added once.
+
+Exact values: the rulebook rounds the exact value half-up, so nothing is divided before it is rounded.
+Billing days are a `Fraction` (the period in whole microseconds over a day's), and every figure that
+depends on them (scaled minimums, averages for slab and subsidy bands) is an exact `Fraction`; a
+charge whose exact value is a half-cent tie rounds up. The trace shows these figures as 28-digit
+decimals, for people. Everything else (rates x units, taxes, percents) is exact in `Decimal` already.
 """
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from typing import Any, NamedTuple
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0")
 NO_MONEY = Decimal("0.00")
-HOURS_PER_DAY = Decimal(24)
-DAYS_PER_MINIMUM = Decimal(30)
-SECONDS_PER_DAY = Decimal(86400)
+HOURS_PER_DAY = 24
+DAYS_PER_MINIMUM = 30
+MICROSECONDS_PER_DAY = 86_400_000_000
+_MICROSECOND = timedelta(microseconds=1)
 PEAK, OFF_PEAK, ALL = "peak", "off_peak", "all"
 BUCKET_LABELS = {PEAK: "peak", OFF_PEAK: "off-peak", ALL: "all hours"}  # as printed on bill lines
 AVERAGE, GRADUATED = "average", "graduated"
 
 
-def money(amount: Decimal) -> Decimal:
+def money(amount: Decimal | Fraction) -> Decimal:
     """Round to cents, half-up: the rule printed on our bills."""
-    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    return round_half_up(amount, CENT)
+
+
+def round_half_up(value: Decimal | Fraction, step: Decimal) -> Decimal:
+    """`value` to a multiple of `step` (a power of ten), half-up. A `Fraction` is rounded as it is,
+    never first divided out to 28 digits, where 0.004999... could pass for a tie or a tie for less."""
+    if type(value) is Decimal:
+        return value.quantize(step, rounding=ROUND_HALF_UP)
+    steps = value / Fraction(step)
+    whole = (2 * abs(steps.numerator) + steps.denominator) // (2 * steps.denominator)
+    return Decimal(whole if steps >= 0 else -whole) * step
+
+
+def as_decimal(value: Decimal | Fraction) -> Decimal:
+    """A figure as a decimal to show (28 significant digits), not to compute with."""
+    if type(value) is Decimal:
+        return value
+    return Decimal(value.numerator) / value.denominator
 
 
 class RatingError(ValueError):
@@ -157,7 +182,7 @@ class Line(NamedTuple):  # a tuple, not a frozen dataclass: bills are made by th
 class Usage:
     """What is billed: days and net units per bucket, and total import (for subsidies)."""
 
-    days: Decimal
+    days: Decimal | Fraction  # exact: usage_between gives a Fraction, a clerk's whole month a Decimal
     units: dict[str, Decimal]  # bucket -> net kWh
     total_import: Decimal
 
@@ -203,7 +228,8 @@ def usage_between(start: Reading, end: Reading) -> Usage:
     """Step 1: the usage between two cumulative readings."""
     if end.at <= start.at:
         raise RatingError(f"The closing reading ({end.at}) must come after the opening one ({start.at}).")
-    days = Decimal((end.at - start.at).total_seconds()) / SECONDS_PER_DAY
+    # Whole microseconds, never float seconds: the days are exact.
+    days = Fraction((end.at - start.at) // _MICROSECOND, MICROSECONDS_PER_DAY)
     peak_in = end.import_peak - start.import_peak
     off_in = end.import_off_peak - start.import_off_peak
     peak_out = end.export_peak - start.export_peak
@@ -216,11 +242,11 @@ def usage_between(start: Reading, end: Reading) -> Usage:
     return Usage(days=days, units=units, total_import=peak_in + off_in)
 
 
-def _in_band(value: Decimal, low: Decimal, high: Decimal | None) -> bool:
-    return low <= value and (high is None or value < high)
+def _in_band(value: Fraction, low: Decimal, high: Decimal | None) -> bool:
+    return low <= value and (high is None or value < high)  # Decimal and Fraction compare exactly
 
 
-def _energy(bucket: str, units: Decimal, days: Decimal, tariffs: tuple[Tariff, ...]) -> tuple[Line, dict]:
+def _energy(bucket: str, units: Decimal, days: Fraction, tariffs: tuple[Tariff, ...]) -> tuple[Line, dict]:
     scale = days / DAYS_PER_MINIMUM
     first = tariffs[0]
     if first.mode == GRADUATED:
@@ -231,8 +257,8 @@ def _energy(bucket: str, units: Decimal, days: Decimal, tariffs: tuple[Tariff, .
             in_block = max(top - row.band_low, ZERO)
             charge += in_block * row.rate
             blocks.append({"slab": row.slab, "units": in_block, "rate": row.rate})
-        minimum = first.min_amount * scale
-        amount = money(max(charge, minimum))
+        minimum = Fraction(first.min_amount) * scale
+        amount = money(max(Fraction(charge), minimum))
         trace = {
             "bucket": bucket,
             "units": units,
@@ -241,27 +267,28 @@ def _energy(bucket: str, units: Decimal, days: Decimal, tariffs: tuple[Tariff, .
             "minAmount": money(minimum),
         }
         return Line("energy", f"Energy ({BUCKET_LABELS[bucket]})", amount, first.code, first.id), trace
-    average = units / (days * HOURS_PER_DAY)
+    exact_units = Fraction(units)
+    average = exact_units / (days * HOURS_PER_DAY)
     for row in tariffs:
         if _in_band(average, row.band_low, row.band_high):
             break
     else:
-        raise RatingError(f"No {bucket} slab holds an average of {average} kWh per hour.")
-    min_units = row.min_units * scale
-    min_amount = row.min_amount * scale
-    amount = money(max(min_amount + (units - min_units) * row.rate, min_amount))
+        raise RatingError(f"No {bucket} slab holds an average of {as_decimal(average)} kWh per hour.")
+    min_units = Fraction(row.min_units) * scale
+    min_amount = Fraction(row.min_amount) * scale
+    amount = money(max(min_amount + (exact_units - min_units) * Fraction(row.rate), min_amount))
     # Figures only: pages and PDFs put them into words ("why is this bill what it is").
     trace = {
         "bucket": bucket,
         "units": units,
-        "averagePerHour": average,
+        "averagePerHour": as_decimal(average),
         "slab": row.slab,
         "bandLow": row.band_low,
         "bandHigh": row.band_high,
         "rate": row.rate,
-        "minUnits": min_units,
-        "minAmount": min_amount,
-        "minimumApplied": units < min_units,
+        "minUnits": as_decimal(min_units),
+        "minAmount": as_decimal(min_amount),
+        "minimumApplied": exact_units < min_units,
     }
     return Line(
         "energy", f"Energy ({BUCKET_LABELS[bucket]}, slab {row.slab})", amount, row.code, row.id
@@ -279,6 +306,7 @@ def rate_usage(
     """Steps 2 to 9 for usage already measured; `schedule` is the connection type's rows in force."""
     if usage.days <= 0:
         raise RatingError("A billing period must last more than zero days.")
+    days = Fraction(usage.days)
     by_bucket = schedule.by_bucket
     if schedule.time_of_use:
         buckets = ((PEAK, usage.units.get(PEAK, ZERO)), (OFF_PEAK, usage.units.get(OFF_PEAK, ZERO)))
@@ -291,13 +319,13 @@ def rate_usage(
         tariffs = by_bucket.get(bucket)
         if tariffs is None:
             raise RatingError(f"No {bucket} tariff is in force for this connection type.")
-        line, trace = _energy(bucket, units, usage.days, tariffs)
+        line, trace = _energy(bucket, units, days, tariffs)
         lines.append(line)
         energy_trace.append(trace)
         energy += line.amount
 
     tax_lines = [Line("tax", tax.name, money(tax.rate * energy), tax.name, tax.id) for tax in schedule.taxes]
-    import_average = usage.total_import / (usage.days * HOURS_PER_DAY)
+    import_average = Fraction(usage.total_import) / (days * HOURS_PER_DAY)
     subsidy_lines, subsidy_trace = [], []
     subsidies = NO_MONEY
     for rule in schedule.subsidies:
@@ -317,7 +345,7 @@ def rate_usage(
                 {
                     "code": rule.code,
                     "applies": applies,
-                    "importPerHour": import_average,
+                    "importPerHour": as_decimal(import_average),
                     "bandLow": rule.band_low,
                     "bandHigh": rule.band_high,
                 }
@@ -352,7 +380,7 @@ def rate_usage(
         late_surcharge=late,
         payable_after_due=current + arrears + late,
         trace={
-            "billingDays": usage.days,
+            "billingDays": as_decimal(usage.days),
             "units": dict(usage.units),
             "totalImport": usage.total_import,
             "energy": energy_trace,
