@@ -18,16 +18,18 @@ half-up, where it is computed, and totals are sums of rounded parts, so a bill a
    arrears; after it, a late surcharge (a percent of current charges) is added once.
 
 Exact values: the rulebook rounds the exact value half-up, so nothing is divided before it is rounded.
-Billing days are a `Fraction` (the period in whole microseconds over a day's), and every figure that
-depends on them (scaled minimums, averages for slab and subsidy bands) is an exact `Fraction`; a
-charge whose exact value is a half-cent tie rounds up. The trace shows these figures as 28-digit
-decimals, for people. Everything else (rates x units, taxes, percents) is exact in `Decimal` already.
+Billing days are exact (`usage_between` gives a `Fraction`: whole microseconds over a day's), taken
+as p / q. A figure over the days is kept as an exact numerator over a whole denominator (a scaled
+minimum is min x p over 30 q), a band test is multiplied out (low x 24 p <= units x q), and a charge
+is rounded from its numerator and denominator at once: a half-cent tie rounds up. Products and sums
+are taken in `EXACT`, wide enough that they never round; the trace shows the quotients to 28 digits,
+for people. Fractions would do the same, several times slower: they stay in the tests' oracle.
 """
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 from fractions import Fraction
 from typing import Any, NamedTuple
 
@@ -43,9 +45,9 @@ BUCKET_LABELS = {PEAK: "peak", OFF_PEAK: "off-peak", ALL: "all hours"}  # as pri
 AVERAGE, GRADUATED = "average", "graduated"
 
 
-def money(amount: Decimal | Fraction) -> Decimal:
+def money(amount: Decimal) -> Decimal:
     """Round to cents, half-up: the rule printed on our bills."""
-    return round_half_up(amount, CENT)
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def round_half_up(value: Decimal | Fraction, step: Decimal) -> Decimal:
@@ -58,11 +60,21 @@ def round_half_up(value: Decimal | Fraction, step: Decimal) -> Decimal:
     return Decimal(whole if steps >= 0 else -whole) * step
 
 
-def as_decimal(value: Decimal | Fraction) -> Decimal:
-    """A figure as a decimal to show (28 significant digits), not to compute with."""
-    if type(value) is Decimal:
-        return value
-    return Decimal(value.numerator) / value.denominator
+# Digits enough that +, - and x of a bill's figures never round: amounts, rates and kWh have at most
+# 14 digits and the days' p and q at most 30 (microseconds, or a decimal's digits), so no product
+# the engine takes has more than about 80.
+EXACT = Context(prec=120)
+SHOWN = Context(prec=28)  # quotients in the trace, for people
+
+
+def _money_over(numerator: Decimal, denominator: int) -> Decimal:
+    """numerator / denominator (neither negative) to the cent, half-up, from the exact quotient:
+    the whole cents of (200 x numerator + denominator) / (2 x denominator)."""
+    return ((numerator * 200 + denominator) // (denominator * 2)).scaleb(-2)
+
+
+def _shown(numerator: Decimal, denominator: int) -> Decimal:
+    return SHOWN.divide(numerator, denominator)
 
 
 class RatingError(ValueError):
@@ -242,12 +254,15 @@ def usage_between(start: Reading, end: Reading) -> Usage:
     return Usage(days=days, units=units, total_import=peak_in + off_in)
 
 
-def _in_band(value: Fraction, low: Decimal, high: Decimal | None) -> bool:
-    return low <= value and (high is None or value < high)  # Decimal and Fraction compare exactly
+def _in_band(amount: Decimal, hours: int, low: Decimal, high: Decimal | None) -> bool:
+    """Whether amount / hours lies in [low, high), multiplied out: no division."""
+    return low * hours <= amount and (high is None or amount < high * hours)
 
 
-def _energy(bucket: str, units: Decimal, days: Fraction, tariffs: tuple[Tariff, ...]) -> tuple[Line, dict]:
-    scale = days / DAYS_PER_MINIMUM
+def _energy(bucket: str, units: Decimal, p: int, q: int, tariffs: tuple[Tariff, ...]) -> tuple[Line, dict]:
+    """One bucket's energy line over days = p / q. A scaled minimum is min x p over `per_minimum`
+    (30 q); the average is units x q over `hours` (24 p)."""
+    per_minimum = DAYS_PER_MINIMUM * q
     first = tariffs[0]
     if first.mode == GRADUATED:
         charge = ZERO
@@ -257,38 +272,39 @@ def _energy(bucket: str, units: Decimal, days: Fraction, tariffs: tuple[Tariff, 
             in_block = max(top - row.band_low, ZERO)
             charge += in_block * row.rate
             blocks.append({"slab": row.slab, "units": in_block, "rate": row.rate})
-        minimum = Fraction(first.min_amount) * scale
-        amount = money(max(Fraction(charge), minimum))
+        minimum = first.min_amount * p
+        amount = _money_over(max(charge * per_minimum, minimum), per_minimum)
         trace = {
             "bucket": bucket,
             "units": units,
             "mode": GRADUATED,
             "blocks": blocks,
-            "minAmount": money(minimum),
+            "minAmount": _money_over(minimum, per_minimum),
         }
         return Line("energy", f"Energy ({BUCKET_LABELS[bucket]})", amount, first.code, first.id), trace
-    exact_units = Fraction(units)
-    average = exact_units / (days * HOURS_PER_DAY)
+    hours, spread = HOURS_PER_DAY * p, units * q
     for row in tariffs:
-        if _in_band(average, row.band_low, row.band_high):
+        if _in_band(spread, hours, row.band_low, row.band_high):
             break
     else:
-        raise RatingError(f"No {bucket} slab holds an average of {as_decimal(average)} kWh per hour.")
-    min_units = Fraction(row.min_units) * scale
-    min_amount = Fraction(row.min_amount) * scale
-    amount = money(max(min_amount + (exact_units - min_units) * Fraction(row.rate), min_amount))
+        average = _shown(spread, hours)
+        raise RatingError(f"No {bucket} slab holds an average of {average} kWh per hour.")
+    min_units = row.min_units * p
+    min_amount = row.min_amount * p
+    charge = min_amount + (units * per_minimum - min_units) * row.rate
+    amount = _money_over(max(charge, min_amount), per_minimum)
     # Figures only: pages and PDFs put them into words ("why is this bill what it is").
     trace = {
         "bucket": bucket,
         "units": units,
-        "averagePerHour": as_decimal(average),
+        "averagePerHour": _shown(spread, hours),
         "slab": row.slab,
         "bandLow": row.band_low,
         "bandHigh": row.band_high,
         "rate": row.rate,
-        "minUnits": as_decimal(min_units),
-        "minAmount": as_decimal(min_amount),
-        "minimumApplied": exact_units < min_units,
+        "minUnits": _shown(min_units, per_minimum),
+        "minAmount": _shown(min_amount, per_minimum),
+        "minimumApplied": units * per_minimum < min_units,
     }
     return Line(
         "energy", f"Energy ({BUCKET_LABELS[bucket]}, slab {row.slab})", amount, row.code, row.id
@@ -306,88 +322,91 @@ def rate_usage(
     """Steps 2 to 9 for usage already measured; `schedule` is the connection type's rows in force."""
     if usage.days <= 0:
         raise RatingError("A billing period must last more than zero days.")
-    days = Fraction(usage.days)
-    by_bucket = schedule.by_bucket
-    if schedule.time_of_use:
-        buckets = ((PEAK, usage.units.get(PEAK, ZERO)), (OFF_PEAK, usage.units.get(OFF_PEAK, ZERO)))
-    else:
-        buckets = ((ALL, sum(usage.units.values(), ZERO)),)
-    lines: list[Line] = []
-    energy_trace = []
-    energy = NO_MONEY
-    for bucket, units in buckets:
-        tariffs = by_bucket.get(bucket)
-        if tariffs is None:
-            raise RatingError(f"No {bucket} tariff is in force for this connection type.")
-        line, trace = _energy(bucket, units, days, tariffs)
-        lines.append(line)
-        energy_trace.append(trace)
-        energy += line.amount
-
-    tax_lines = [Line("tax", tax.name, money(tax.rate * energy), tax.name, tax.id) for tax in schedule.taxes]
-    import_average = Fraction(usage.total_import) / (days * HOURS_PER_DAY)
-    subsidy_lines, subsidy_trace = [], []
-    subsidies = NO_MONEY
-    for rule in schedule.subsidies:
-        if rule.income_ceiling is not None:
-            applies = income is not None and income <= rule.income_ceiling
-            subsidy_trace.append(
-                {
-                    "code": rule.code,
-                    "applies": applies,
-                    "income": income,
-                    "incomeCeiling": rule.income_ceiling,
-                }
-            )
+    p, q = usage.days.as_integer_ratio()  # the days, exactly
+    with localcontext(EXACT):
+        by_bucket = schedule.by_bucket
+        if schedule.time_of_use:
+            buckets = ((PEAK, usage.units.get(PEAK, ZERO)), (OFF_PEAK, usage.units.get(OFF_PEAK, ZERO)))
         else:
-            applies = _in_band(import_average, rule.band_low or ZERO, rule.band_high)
-            subsidy_trace.append(
-                {
-                    "code": rule.code,
-                    "applies": applies,
-                    "importPerHour": as_decimal(import_average),
-                    "bandLow": rule.band_low,
-                    "bandHigh": rule.band_high,
-                }
-            )
-        if applies:
-            raw = (
-                rule.rate_per_unit * usage.total_import
-                if rule.rate_per_unit is not None
-                else energy * rule.percent / 100
-            )
-            line = Line("subsidy", rule.code, money(raw), rule.code, rule.id)
-            subsidy_lines.append(line)
-            subsidies += line.amount
-    if subsidies > energy:  # never more than energy: trim the last lines
-        subsidy_lines, subsidies = _cap(subsidy_lines, energy), energy
+            buckets = ((ALL, sum(usage.units.values(), ZERO)),)
+        lines: list[Line] = []
+        energy_trace = []
+        energy = NO_MONEY
+        for bucket, units in buckets:
+            tariffs = by_bucket.get(bucket)
+            if tariffs is None:
+                raise RatingError(f"No {bucket} tariff is in force for this connection type.")
+            line, trace = _energy(bucket, units, p, q, tariffs)
+            lines.append(line)
+            energy_trace.append(trace)
+            energy += line.amount
 
-    taxes = NO_MONEY
-    for line in tax_lines:
-        taxes += line.amount
-    fixed = schedule.fixed_total
-    current = energy + taxes + fixed - subsidies
-    late = money(current * late_surcharge_percent / 100) if late_surcharge_percent else NO_MONEY
-    return RatedBill(
-        lines=(*lines, *tax_lines, *schedule.fixed_lines, *subsidy_lines),
-        energy=energy,
-        taxes=taxes,
-        fixed=fixed,
-        subsidies=subsidies,
-        current_charges=current,
-        arrears=arrears,
-        payable_before_due=current + arrears,
-        late_surcharge=late,
-        payable_after_due=current + arrears + late,
-        trace={
-            "billingDays": as_decimal(usage.days),
-            "units": dict(usage.units),
-            "totalImport": usage.total_import,
-            "energy": energy_trace,
-            "taxBase": energy,
-            "subsidyTests": subsidy_trace,
-        },
-    )
+        tax_lines = [
+            Line("tax", tax.name, money(tax.rate * energy), tax.name, tax.id) for tax in schedule.taxes
+        ]
+        hours, imported = HOURS_PER_DAY * p, usage.total_import * q  # import per hour: imported / hours
+        subsidy_lines, subsidy_trace = [], []
+        subsidies = NO_MONEY
+        for rule in schedule.subsidies:
+            if rule.income_ceiling is not None:
+                applies = income is not None and income <= rule.income_ceiling
+                subsidy_trace.append(
+                    {
+                        "code": rule.code,
+                        "applies": applies,
+                        "income": income,
+                        "incomeCeiling": rule.income_ceiling,
+                    }
+                )
+            else:
+                applies = _in_band(imported, hours, rule.band_low or ZERO, rule.band_high)
+                subsidy_trace.append(
+                    {
+                        "code": rule.code,
+                        "applies": applies,
+                        "importPerHour": _shown(imported, hours),
+                        "bandLow": rule.band_low,
+                        "bandHigh": rule.band_high,
+                    }
+                )
+            if applies:
+                raw = (
+                    rule.rate_per_unit * usage.total_import
+                    if rule.rate_per_unit is not None
+                    else energy * rule.percent / 100
+                )
+                line = Line("subsidy", rule.code, money(raw), rule.code, rule.id)
+                subsidy_lines.append(line)
+                subsidies += line.amount
+        if subsidies > energy:  # never more than energy: trim the last lines
+            subsidy_lines, subsidies = _cap(subsidy_lines, energy), energy
+
+        taxes = NO_MONEY
+        for line in tax_lines:
+            taxes += line.amount
+        fixed = schedule.fixed_total
+        current = energy + taxes + fixed - subsidies
+        late = money(current * late_surcharge_percent / 100) if late_surcharge_percent else NO_MONEY
+        return RatedBill(
+            lines=(*lines, *tax_lines, *schedule.fixed_lines, *subsidy_lines),
+            energy=energy,
+            taxes=taxes,
+            fixed=fixed,
+            subsidies=subsidies,
+            current_charges=current,
+            arrears=arrears,
+            payable_before_due=current + arrears,
+            late_surcharge=late,
+            payable_after_due=current + arrears + late,
+            trace={
+                "billingDays": _shown(Decimal(p), q),
+                "units": dict(usage.units),
+                "totalImport": usage.total_import,
+                "energy": energy_trace,
+                "taxBase": energy,
+                "subsidyTests": subsidy_trace,
+            },
+        )
 
 
 def _row_order(row: Tax | FixedFee | SubsidyRule) -> tuple:
