@@ -67,13 +67,29 @@ EXACT = Context(prec=120)
 SHOWN = Context(prec=28)  # quotients in the trace, for people
 
 
-def _money_over(numerator: Decimal, denominator: int) -> Decimal:
+class Span(NamedTuple):
+    """Billing days as p / q, exactly, and the two denominators the engine divides by, all as decimal
+    integers made once per bill: a scaled minimum is min x p over `per_minimum` (30 q), an average
+    per hour is units x q over `hours` (24 p)."""
+
+    p: Decimal
+    q: Decimal
+    per_minimum: Decimal
+    hours: Decimal
+
+    @classmethod
+    def of(cls, days: Decimal | Fraction) -> "Span":
+        p, q = days.as_integer_ratio()
+        return cls(Decimal(p), Decimal(q), Decimal(DAYS_PER_MINIMUM * q), Decimal(HOURS_PER_DAY * p))
+
+
+def _money_over(numerator: Decimal, denominator: Decimal) -> Decimal:
     """numerator / denominator (neither negative) to the cent, half-up, from the exact quotient:
     the whole cents of (200 x numerator + denominator) / (2 x denominator)."""
     return ((numerator * 200 + denominator) // (denominator * 2)).scaleb(-2)
 
 
-def _shown(numerator: Decimal, denominator: int) -> Decimal:
+def _shown(numerator: Decimal, denominator: Decimal) -> Decimal:
     return SHOWN.divide(numerator, denominator)
 
 
@@ -254,15 +270,13 @@ def usage_between(start: Reading, end: Reading) -> Usage:
     return Usage(days=days, units=units, total_import=peak_in + off_in)
 
 
-def _in_band(amount: Decimal, hours: int, low: Decimal, high: Decimal | None) -> bool:
+def _in_band(amount: Decimal, hours: Decimal, low: Decimal, high: Decimal | None) -> bool:
     """Whether amount / hours lies in [low, high), multiplied out: no division."""
     return low * hours <= amount and (high is None or amount < high * hours)
 
 
-def _energy(bucket: str, units: Decimal, p: int, q: int, tariffs: tuple[Tariff, ...]) -> tuple[Line, dict]:
-    """One bucket's energy line over days = p / q. A scaled minimum is min x p over `per_minimum`
-    (30 q); the average is units x q over `hours` (24 p)."""
-    per_minimum = DAYS_PER_MINIMUM * q
+def _energy(bucket: str, units: Decimal, span: Span, tariffs: tuple[Tariff, ...]) -> tuple[Line, dict]:
+    p, per_minimum, hours = span.p, span.per_minimum, span.hours
     first = tariffs[0]
     if first.mode == GRADUATED:
         charge = ZERO
@@ -282,7 +296,7 @@ def _energy(bucket: str, units: Decimal, p: int, q: int, tariffs: tuple[Tariff, 
             "minAmount": _money_over(minimum, per_minimum),
         }
         return Line("energy", f"Energy ({BUCKET_LABELS[bucket]})", amount, first.code, first.id), trace
-    hours, spread = HOURS_PER_DAY * p, units * q
+    spread = units * span.q  # the average per hour is spread / hours
     for row in tariffs:
         if _in_band(spread, hours, row.band_low, row.band_high):
             break
@@ -322,7 +336,7 @@ def rate_usage(
     """Steps 2 to 9 for usage already measured; `schedule` is the connection type's rows in force."""
     if usage.days <= 0:
         raise RatingError("A billing period must last more than zero days.")
-    p, q = usage.days.as_integer_ratio()  # the days, exactly
+    span = Span.of(usage.days)
     with localcontext(EXACT):
         by_bucket = schedule.by_bucket
         if schedule.time_of_use:
@@ -336,7 +350,7 @@ def rate_usage(
             tariffs = by_bucket.get(bucket)
             if tariffs is None:
                 raise RatingError(f"No {bucket} tariff is in force for this connection type.")
-            line, trace = _energy(bucket, units, p, q, tariffs)
+            line, trace = _energy(bucket, units, span, tariffs)
             lines.append(line)
             energy_trace.append(trace)
             energy += line.amount
@@ -344,7 +358,7 @@ def rate_usage(
         tax_lines = [
             Line("tax", tax.name, money(tax.rate * energy), tax.name, tax.id) for tax in schedule.taxes
         ]
-        hours, imported = HOURS_PER_DAY * p, usage.total_import * q  # import per hour: imported / hours
+        imported = usage.total_import * span.q  # the import per hour is imported / hours
         subsidy_lines, subsidy_trace = [], []
         subsidies = NO_MONEY
         for rule in schedule.subsidies:
@@ -359,12 +373,12 @@ def rate_usage(
                     }
                 )
             else:
-                applies = _in_band(imported, hours, rule.band_low or ZERO, rule.band_high)
+                applies = _in_band(imported, span.hours, rule.band_low or ZERO, rule.band_high)
                 subsidy_trace.append(
                     {
                         "code": rule.code,
                         "applies": applies,
-                        "importPerHour": _shown(imported, hours),
+                        "importPerHour": _shown(imported, span.hours),
                         "bandLow": rule.band_low,
                         "bandHigh": rule.band_high,
                     }
@@ -399,7 +413,7 @@ def rate_usage(
             late_surcharge=late,
             payable_after_due=current + arrears + late,
             trace={
-                "billingDays": _shown(Decimal(p), q),
+                "billingDays": _shown(span.p, span.q),
                 "units": dict(usage.units),
                 "totalImport": usage.total_import,
                 "energy": energy_trace,
