@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from billing.rating import (
     ALL,
+    GRADUATED,
     OFF_PEAK,
     PEAK,
     FixedFee,
@@ -65,6 +66,16 @@ def oracle(start: Reading, end: Reading, schedule: Schedule, income: Decimal | N
 
     energy_lines, slabs = [], []
     for bucket, units in buckets:
+        rows = sorted((row for row in schedule.tariffs if row.bucket == bucket), key=lambda row: row.band_low)
+        if rows[0].mode == GRADUATED:  # each block of the kWh at its own rate; the first row's minimum
+            charge = sum(
+                max(min(units, Fraction(row.band_high or units)) - Fraction(row.band_low), Fraction(0))
+                * Fraction(row.rate)
+                for row in rows
+            )
+            energy_lines.append(half_up(max(charge, Fraction(rows[0].min_amount) * days / 30)))
+            slabs.append(None)
+            continue
         average = units / (days * 24)
         (row,) = [
             row
@@ -115,7 +126,7 @@ def engine(start: Reading, end: Reading, schedule: Schedule, income: Decimal | N
     bill = rate_period(start, end, schedule, income=income, late_surcharge_percent=Decimal("10"))
     return {
         "energy": [Fraction(line.amount) for line in bill.lines_of("energy")],
-        "slabs": [trace["slab"] for trace in bill.trace["energy"]],
+        "slabs": [trace.get("slab") for trace in bill.trace["energy"]],
         "taxes": [Fraction(line.amount) for line in bill.lines_of("tax")],
         "fixed": [Fraction(line.amount) for line in bill.lines_of("fixed")],
         "subsidies": [Fraction(line.amount) for line in bill.lines_of("subsidy")],
@@ -243,6 +254,22 @@ def test_a_half_cent_tie_above_the_minimum_rounds_up(minimum, units, rate):
     charge = Fraction(min_amount) * minutes / 43_200 + Fraction(units) * rate
     assert (charge * 200) % 2 == 1  # exactly half a cent over
     assert engine(start, end, schedule, None)["energy"] == [half_up(charge)] == [charge + Fraction(1, 200)]
+
+
+@EXACT
+@given(half_cent_minimums(), kwh, rates, rates, st.decimals(min_value="0.01", max_value=3000, places=2))
+def test_graduated_blocks_and_their_scaled_minimum_round_half_up(minimum, units, low_rate, high_rate, block):
+    min_amount, minutes = minimum
+    schedule = Schedule(
+        tariffs=(
+            Tariff(rate=low_rate, band_high=block, min_amount=min_amount, mode=GRADUATED, slab=1, id=1),
+            Tariff(rate=high_rate, band_low=block, mode=GRADUATED, slab=2, id=2),
+        )
+    )
+    start = reading(START, Decimal(0))
+    end = reading(START + timedelta(minutes=minutes), units)
+
+    assert engine(start, end, schedule, None) == oracle(start, end, schedule, None)
 
 
 @EXACT
