@@ -16,20 +16,30 @@ half-up, where it is computed, and totals are sums of rounded parts, so a bill a
    the declared income: rate x total import units, or a percent of energy; never above energy.
 7. Current charges = energy + taxes + fixed - subsidies. Payable before the due date adds the
    arrears; after it, a late surcharge (a percent of current charges) is added once.
+
+Exact values: the rulebook rounds the exact value half-up, so nothing is divided before it is rounded.
+Billing days are exact (`usage_between` gives a `Fraction`: whole microseconds over a day's), taken
+as p / q. A figure over the days is kept as an exact numerator over a whole denominator (a scaled
+minimum is min x p over 30 q), a band test is multiplied out (low x 24 p <= units x q), and a charge
+is rounded from its numerator and denominator at once: a half-cent tie rounds up. Products and sums
+are taken in `EXACT`, wide enough that they never round; the trace shows the quotients to 28 digits,
+for people. Fractions would do the same, several times slower: they stay in the tests' oracle.
 """
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
+from fractions import Fraction
 from typing import Any, NamedTuple
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0")
 NO_MONEY = Decimal("0.00")
-HOURS_PER_DAY = Decimal(24)
-DAYS_PER_MINIMUM = Decimal(30)
-SECONDS_PER_DAY = Decimal(86400)
+HOURS_PER_DAY = 24
+DAYS_PER_MINIMUM = 30
+MICROSECONDS_PER_DAY = 86_400_000_000
+_MICROSECOND = timedelta(microseconds=1)
 PEAK, OFF_PEAK, ALL = "peak", "off_peak", "all"
 BUCKET_LABELS = {PEAK: "peak", OFF_PEAK: "off-peak", ALL: "all hours"}  # as printed on bill lines
 AVERAGE, GRADUATED = "average", "graduated"
@@ -38,6 +48,49 @@ AVERAGE, GRADUATED = "average", "graduated"
 def money(amount: Decimal) -> Decimal:
     """Round to cents, half-up: the rule printed on our bills."""
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def round_half_up(value: Decimal | Fraction, step: Decimal) -> Decimal:
+    """`value` to a multiple of `step` (a power of ten), half-up. A `Fraction` is rounded as it is,
+    never first divided out to 28 digits, where 0.004999... could pass for a tie or a tie for less."""
+    if type(value) is Decimal:
+        return value.quantize(step, rounding=ROUND_HALF_UP)
+    steps = value / Fraction(step)
+    whole = (2 * abs(steps.numerator) + steps.denominator) // (2 * steps.denominator)
+    return Decimal(whole if steps >= 0 else -whole) * step
+
+
+# Digits enough that +, - and x of a bill's figures never round: amounts, rates and kWh have at most
+# 14 digits and the days' p and q at most 30 (microseconds, or a decimal's digits), so no product
+# the engine takes has more than about 80.
+EXACT = Context(prec=120)
+SHOWN = Context(prec=28)  # quotients in the trace, for people
+
+
+class Span(NamedTuple):
+    """Billing days as p / q, exactly, and the two denominators the engine divides by, all as decimal
+    integers made once per bill: a scaled minimum is min x p over `per_minimum` (30 q), an average
+    per hour is units x q over `hours` (24 p)."""
+
+    p: Decimal
+    q: Decimal
+    per_minimum: Decimal
+    hours: Decimal
+
+    @classmethod
+    def of(cls, days: Decimal | Fraction) -> "Span":
+        p, q = days.as_integer_ratio()
+        return cls(Decimal(p), Decimal(q), Decimal(DAYS_PER_MINIMUM * q), Decimal(HOURS_PER_DAY * p))
+
+
+def _money_over(numerator: Decimal, denominator: Decimal) -> Decimal:
+    """numerator / denominator (neither negative) to the cent, half-up, from the exact quotient:
+    the whole cents of (200 x numerator + denominator) / (2 x denominator)."""
+    return ((numerator * 200 + denominator) // (denominator * 2)).scaleb(-2)
+
+
+def _shown(numerator: Decimal, denominator: Decimal) -> Decimal:
+    return SHOWN.divide(numerator, denominator)
 
 
 class RatingError(ValueError):
@@ -157,7 +210,7 @@ class Line(NamedTuple):  # a tuple, not a frozen dataclass: bills are made by th
 class Usage:
     """What is billed: days and net units per bucket, and total import (for subsidies)."""
 
-    days: Decimal
+    days: Decimal | Fraction  # exact: usage_between gives a Fraction, a clerk's whole month a Decimal
     units: dict[str, Decimal]  # bucket -> net kWh
     total_import: Decimal
 
@@ -203,7 +256,8 @@ def usage_between(start: Reading, end: Reading) -> Usage:
     """Step 1: the usage between two cumulative readings."""
     if end.at <= start.at:
         raise RatingError(f"The closing reading ({end.at}) must come after the opening one ({start.at}).")
-    days = Decimal((end.at - start.at).total_seconds()) / SECONDS_PER_DAY
+    # Whole microseconds, never float seconds: the days are exact.
+    days = Fraction((end.at - start.at) // _MICROSECOND, MICROSECONDS_PER_DAY)
     peak_in = end.import_peak - start.import_peak
     off_in = end.import_off_peak - start.import_off_peak
     peak_out = end.export_peak - start.export_peak
@@ -216,12 +270,13 @@ def usage_between(start: Reading, end: Reading) -> Usage:
     return Usage(days=days, units=units, total_import=peak_in + off_in)
 
 
-def _in_band(value: Decimal, low: Decimal, high: Decimal | None) -> bool:
-    return low <= value and (high is None or value < high)
+def _in_band(amount: Decimal, hours: Decimal, low: Decimal, high: Decimal | None) -> bool:
+    """Whether amount / hours lies in [low, high), multiplied out: no division."""
+    return low * hours <= amount and (high is None or amount < high * hours)
 
 
-def _energy(bucket: str, units: Decimal, days: Decimal, tariffs: tuple[Tariff, ...]) -> tuple[Line, dict]:
-    scale = days / DAYS_PER_MINIMUM
+def _energy(bucket: str, units: Decimal, span: Span, tariffs: tuple[Tariff, ...]) -> tuple[Line, dict]:
+    p, per_minimum, hours = span.p, span.per_minimum, span.hours
     first = tariffs[0]
     if first.mode == GRADUATED:
         charge = ZERO
@@ -231,37 +286,39 @@ def _energy(bucket: str, units: Decimal, days: Decimal, tariffs: tuple[Tariff, .
             in_block = max(top - row.band_low, ZERO)
             charge += in_block * row.rate
             blocks.append({"slab": row.slab, "units": in_block, "rate": row.rate})
-        minimum = first.min_amount * scale
-        amount = money(max(charge, minimum))
+        minimum = first.min_amount * p
+        amount = _money_over(max(charge * per_minimum, minimum), per_minimum)
         trace = {
             "bucket": bucket,
             "units": units,
             "mode": GRADUATED,
             "blocks": blocks,
-            "minAmount": money(minimum),
+            "minAmount": _money_over(minimum, per_minimum),
         }
         return Line("energy", f"Energy ({BUCKET_LABELS[bucket]})", amount, first.code, first.id), trace
-    average = units / (days * HOURS_PER_DAY)
+    spread = units * span.q  # the average per hour is spread / hours
     for row in tariffs:
-        if _in_band(average, row.band_low, row.band_high):
+        if _in_band(spread, hours, row.band_low, row.band_high):
             break
     else:
+        average = _shown(spread, hours)
         raise RatingError(f"No {bucket} slab holds an average of {average} kWh per hour.")
-    min_units = row.min_units * scale
-    min_amount = row.min_amount * scale
-    amount = money(max(min_amount + (units - min_units) * row.rate, min_amount))
+    min_units = row.min_units * p
+    min_amount = row.min_amount * p
+    charge = min_amount + (units * per_minimum - min_units) * row.rate
+    amount = _money_over(max(charge, min_amount), per_minimum)
     # Figures only: pages and PDFs put them into words ("why is this bill what it is").
     trace = {
         "bucket": bucket,
         "units": units,
-        "averagePerHour": average,
+        "averagePerHour": _shown(spread, hours),
         "slab": row.slab,
         "bandLow": row.band_low,
         "bandHigh": row.band_high,
         "rate": row.rate,
-        "minUnits": min_units,
-        "minAmount": min_amount,
-        "minimumApplied": units < min_units,
+        "minUnits": _shown(min_units, per_minimum),
+        "minAmount": _shown(min_amount, per_minimum),
+        "minimumApplied": units * per_minimum < min_units,
     }
     return Line(
         "energy", f"Energy ({BUCKET_LABELS[bucket]}, slab {row.slab})", amount, row.code, row.id
@@ -279,87 +336,91 @@ def rate_usage(
     """Steps 2 to 9 for usage already measured; `schedule` is the connection type's rows in force."""
     if usage.days <= 0:
         raise RatingError("A billing period must last more than zero days.")
-    by_bucket = schedule.by_bucket
-    if schedule.time_of_use:
-        buckets = ((PEAK, usage.units.get(PEAK, ZERO)), (OFF_PEAK, usage.units.get(OFF_PEAK, ZERO)))
-    else:
-        buckets = ((ALL, sum(usage.units.values(), ZERO)),)
-    lines: list[Line] = []
-    energy_trace = []
-    energy = NO_MONEY
-    for bucket, units in buckets:
-        tariffs = by_bucket.get(bucket)
-        if tariffs is None:
-            raise RatingError(f"No {bucket} tariff is in force for this connection type.")
-        line, trace = _energy(bucket, units, usage.days, tariffs)
-        lines.append(line)
-        energy_trace.append(trace)
-        energy += line.amount
-
-    tax_lines = [Line("tax", tax.name, money(tax.rate * energy), tax.name, tax.id) for tax in schedule.taxes]
-    import_average = usage.total_import / (usage.days * HOURS_PER_DAY)
-    subsidy_lines, subsidy_trace = [], []
-    subsidies = NO_MONEY
-    for rule in schedule.subsidies:
-        if rule.income_ceiling is not None:
-            applies = income is not None and income <= rule.income_ceiling
-            subsidy_trace.append(
-                {
-                    "code": rule.code,
-                    "applies": applies,
-                    "income": income,
-                    "incomeCeiling": rule.income_ceiling,
-                }
-            )
+    span = Span.of(usage.days)
+    with localcontext(EXACT):
+        by_bucket = schedule.by_bucket
+        if schedule.time_of_use:
+            buckets = ((PEAK, usage.units.get(PEAK, ZERO)), (OFF_PEAK, usage.units.get(OFF_PEAK, ZERO)))
         else:
-            applies = _in_band(import_average, rule.band_low or ZERO, rule.band_high)
-            subsidy_trace.append(
-                {
-                    "code": rule.code,
-                    "applies": applies,
-                    "importPerHour": import_average,
-                    "bandLow": rule.band_low,
-                    "bandHigh": rule.band_high,
-                }
-            )
-        if applies:
-            raw = (
-                rule.rate_per_unit * usage.total_import
-                if rule.rate_per_unit is not None
-                else energy * rule.percent / 100
-            )
-            line = Line("subsidy", rule.code, money(raw), rule.code, rule.id)
-            subsidy_lines.append(line)
-            subsidies += line.amount
-    if subsidies > energy:  # never more than energy: trim the last lines
-        subsidy_lines, subsidies = _cap(subsidy_lines, energy), energy
+            buckets = ((ALL, sum(usage.units.values(), ZERO)),)
+        lines: list[Line] = []
+        energy_trace = []
+        energy = NO_MONEY
+        for bucket, units in buckets:
+            tariffs = by_bucket.get(bucket)
+            if tariffs is None:
+                raise RatingError(f"No {bucket} tariff is in force for this connection type.")
+            line, trace = _energy(bucket, units, span, tariffs)
+            lines.append(line)
+            energy_trace.append(trace)
+            energy += line.amount
 
-    taxes = NO_MONEY
-    for line in tax_lines:
-        taxes += line.amount
-    fixed = schedule.fixed_total
-    current = energy + taxes + fixed - subsidies
-    late = money(current * late_surcharge_percent / 100) if late_surcharge_percent else NO_MONEY
-    return RatedBill(
-        lines=(*lines, *tax_lines, *schedule.fixed_lines, *subsidy_lines),
-        energy=energy,
-        taxes=taxes,
-        fixed=fixed,
-        subsidies=subsidies,
-        current_charges=current,
-        arrears=arrears,
-        payable_before_due=current + arrears,
-        late_surcharge=late,
-        payable_after_due=current + arrears + late,
-        trace={
-            "billingDays": usage.days,
-            "units": dict(usage.units),
-            "totalImport": usage.total_import,
-            "energy": energy_trace,
-            "taxBase": energy,
-            "subsidyTests": subsidy_trace,
-        },
-    )
+        tax_lines = [
+            Line("tax", tax.name, money(tax.rate * energy), tax.name, tax.id) for tax in schedule.taxes
+        ]
+        imported = usage.total_import * span.q  # the import per hour is imported / hours
+        subsidy_lines, subsidy_trace = [], []
+        subsidies = NO_MONEY
+        for rule in schedule.subsidies:
+            if rule.income_ceiling is not None:
+                applies = income is not None and income <= rule.income_ceiling
+                subsidy_trace.append(
+                    {
+                        "code": rule.code,
+                        "applies": applies,
+                        "income": income,
+                        "incomeCeiling": rule.income_ceiling,
+                    }
+                )
+            else:
+                applies = _in_band(imported, span.hours, rule.band_low or ZERO, rule.band_high)
+                subsidy_trace.append(
+                    {
+                        "code": rule.code,
+                        "applies": applies,
+                        "importPerHour": _shown(imported, span.hours),
+                        "bandLow": rule.band_low,
+                        "bandHigh": rule.band_high,
+                    }
+                )
+            if applies:
+                raw = (
+                    rule.rate_per_unit * usage.total_import
+                    if rule.rate_per_unit is not None
+                    else energy * rule.percent / 100
+                )
+                line = Line("subsidy", rule.code, money(raw), rule.code, rule.id)
+                subsidy_lines.append(line)
+                subsidies += line.amount
+        if subsidies > energy:  # never more than energy: trim the last lines
+            subsidy_lines, subsidies = _cap(subsidy_lines, energy), energy
+
+        taxes = NO_MONEY
+        for line in tax_lines:
+            taxes += line.amount
+        fixed = schedule.fixed_total
+        current = energy + taxes + fixed - subsidies
+        late = money(current * late_surcharge_percent / 100) if late_surcharge_percent else NO_MONEY
+        return RatedBill(
+            lines=(*lines, *tax_lines, *schedule.fixed_lines, *subsidy_lines),
+            energy=energy,
+            taxes=taxes,
+            fixed=fixed,
+            subsidies=subsidies,
+            current_charges=current,
+            arrears=arrears,
+            payable_before_due=current + arrears,
+            late_surcharge=late,
+            payable_after_due=current + arrears + late,
+            trace={
+                "billingDays": _shown(span.p, span.q),
+                "units": dict(usage.units),
+                "totalImport": usage.total_import,
+                "energy": energy_trace,
+                "taxBase": energy,
+                "subsidyTests": subsidy_trace,
+            },
+        )
 
 
 def _row_order(row: Tax | FixedFee | SubsidyRule) -> tuple:

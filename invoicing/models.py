@@ -11,11 +11,24 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Round
+from django.db.models.lookups import Exact
 
 from billing.models import Customer, ServiceConnection
 from providers.models import Provider, TariffRow
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
+
+
+def cents(name: str) -> Round:
+    """A money column in whole cents, for checks that add amounts up.
+
+    SQLite keeps decimals as REAL and adds them in floating point, where 0.10 + 0.20 is not 0.30; the
+    nearest whole number to one column times 100 is exact there for any amount a column can hold
+    (up to 14 digits), and on PostgreSQL it is the same number, so a sum of these compares exactly."""
+    return Round(F(name) * 100)
+
+
 KWH = {"max_digits": 14, "decimal_places": 4}
 
 
@@ -109,7 +122,12 @@ class Invoice(models.Model):
                 name="invoice_once_per_connection_month",
             ),
             models.CheckConstraint(
-                condition=Q(balance=F("current_charges") + F("adjustment_total") - F("amount_paid"))
+                condition=Q(
+                    Exact(
+                        cents("balance"),
+                        cents("current_charges") + cents("adjustment_total") - cents("amount_paid"),
+                    )
+                )
                 | Q(status="Cancelled"),
                 name="invoice_balance_is_ledger",
             ),

@@ -31,6 +31,7 @@ from billing.rating import (
     as_json,
     period_readings,
     rate_usage,
+    round_half_up,
     usage_between,
 )
 from billing.selectors import no_readings_reason, readings_for_period, schedule_in_force
@@ -188,7 +189,7 @@ def build_invoice(
         "due_date": terms.due_date,
         "source": terms.source,
         "billing_run_id": terms.billing_run.pk if terms.billing_run else None,
-        "billing_days": usage.days.quantize(Decimal("0.000001")),
+        "billing_days": round_half_up(usage.days, Decimal("0.000001")),
         "peak_units": usage.units.get(PEAK, NO_MONEY),
         "off_peak_units": usage.units.get(OFF_PEAK, NO_MONEY),
         "kwh_consumed": sum(usage.units.values(), NO_MONEY),

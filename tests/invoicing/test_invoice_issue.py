@@ -108,6 +108,24 @@ def test_invoice_issue_bills_the_months_readings_at_the_flat_price(connection, c
     assert_ledger_holds(connection)
 
 
+def test_invoice_issue_rounds_billing_days_half_up(flat_provider, unread_connection, creator):
+    zone = ZoneInfo(settings.TIME_ZONE)
+    opened = datetime(2023, 12, 28, 9, 0, tzinfo=zone)
+    ReadingFactory(connection=unread_connection, taken_at=opened)
+    # 31 days and 27 seconds: 31.0003125 days, half a millionth of a day over 31.000312.
+    ReadingFactory(
+        connection=unread_connection,
+        taken_at=opened + timedelta(days=31, seconds=27),
+        import_off_peak=D("300.0000"),
+    )
+
+    invoice = invoice_issue(connection=unread_connection, period=JANUARY, created_by=creator)
+
+    invoice.refresh_from_db()
+    assert invoice.billing_days == D("31.000313")
+    assert invoice.trace["billingDays"] == "31.0003125"
+
+
 def test_invoice_issue_bills_kwh_a_clerk_entered_without_readings(unread_connection, creator):
     invoice = invoice_issue(connection=unread_connection, period=JANUARY, created_by=creator, kwh=D("123.4"))
 
