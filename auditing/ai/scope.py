@@ -17,7 +17,7 @@ import sqlglot
 from sqlglot import exp
 
 from auditing.ai import schema
-from auditing.ai.validate import QueryRefused, check_tree, visible_ctes
+from auditing.ai.validate import QueryRefused, check_tree, resolve
 
 MAX_LIMIT = 10_000
 
@@ -50,11 +50,9 @@ def scoped_sql(
         if cte.alias_or_name.lower() in shadowed:
             raise QueryRefused(f"A WITH query may not be named {cte.alias_or_name}, like a table.")
     for table in list(query.find_all(exp.Table)):
-        name = table.name.lower()
-        if name in schema.BY_NAME:
-            table.replace(_scoped_table(table, schema.BY_NAME[name], int(provider_id), reads, dialect))
-        elif name not in visible_ctes(table):
-            raise QueryRefused(f"Table {table.name} is not one auditors may read.")
+        logical = resolve(table)  # by PostgreSQL's rules, as the validator read it
+        if logical is not None:
+            table.replace(_scoped_table(table, logical, int(provider_id), reads, dialect))
     answer = exp.Select(expressions=[exp.Star()]).from_(query.subquery("answer", copy=False), copy=False)
     answer = answer.limit(int(limit) + 1, copy=False)
     return answer.sql(dialect=dialect, comments=False)

@@ -19,8 +19,13 @@ Choices:
 - No recursive CTE, no function in FROM (`generate_series`), no LATERAL, no VALUES.
 - A trailing semicolon is accepted (`SELECT 1;`); anything after it, even a comment, is refused.
 - Comments are allowed in the text (models write them) but never generated into the SQL that runs.
-- Table and column names are compared case-insensitively, which only ever refuses more (PostgreSQL
-  folds unquoted names; SQLite ignores case).
+- Table names are resolved by PostgreSQL's rules (`pg_name`): an unquoted name folds to lower case, a
+  quoted one is exact. A reference means a WITH query only when the two names are equal so; one that
+  differs from a visible WITH name only in case is refused (SQLite, which ignores case, would read the
+  WITH query, PostgreSQL a table of the same name, such as `pg_stat_user_tables` from pg_catalog).
+  Any other reference must be an allowed table by the same rule (`"INVOICES"` is not `invoices`).
+- Column names are compared case-insensitively, which only refuses more: every table is read through
+  a subquery of its allowed columns, so a column name can reach nothing else.
 """
 
 import re
@@ -408,24 +413,57 @@ def _query_nesting(node: exp.Expression) -> int:
     return depth
 
 
+def pg_name(identifier: exp.Identifier) -> str:
+    """A name as PostgreSQL reads it: unquoted, folded to lower case; quoted, exactly as written."""
+    return identifier.this if identifier.quoted else identifier.this.lower()
+
+
+def _cte_name(cte: exp.CTE) -> str:
+    alias = cte.args["alias"]
+    return pg_name(alias.this) if isinstance(alias.this, exp.Identifier) else cte.alias_or_name
+
+
 def visible_ctes(table: exp.Table) -> set[str]:
-    """The WITH names (lower case) a table reference can mean where it stands: those of every WITH
-    above it, but inside a WITH list only the ones defined before the query it is in (a WITH query
-    naming itself or a later one means a real table, or in SQLite recursion)."""
+    """The WITH names (as PostgreSQL reads them, `pg_name`) a table reference can mean where it stands:
+    those of every WITH above it, but inside a WITH list only the ones defined before the query it is
+    in (a WITH query naming itself or a later one means a real table, or in SQLite recursion)."""
     names: set[str] = set()
     child: exp.Expression = table
     parent = table.parent
     while parent is not None:
         with_ = parent.args.get("with_") if isinstance(parent, (*QUERY, exp.Subquery)) else None
         if isinstance(with_, exp.With) and child is not with_:
-            names.update(cte.alias_or_name.lower() for cte in with_.expressions)
+            names.update(_cte_name(cte) for cte in with_.expressions)
         if isinstance(parent, exp.With) and isinstance(child, exp.CTE):
             for cte in parent.expressions:
                 if cte is child:
                     break
-                names.add(cte.alias_or_name.lower())
+                names.add(_cte_name(cte))
         child, parent = parent, parent.parent
     return names
+
+
+def resolve(table: exp.Table) -> schema.Table | None:
+    """What a table reference reads, by PostgreSQL's rules: None for a WITH query, else the allowed
+    table; anything else is refused (see the module's notes)."""
+    name = pg_name(table.this)
+    ctes = visible_ctes(table)
+    if name in ctes:
+        return None
+    if any(cte.lower() == name.lower() for cte in ctes):
+        raise QueryRefused(
+            f"Table {table.this.sql()} differs from a WITH query's name only in quotes or case: PostgreSQL "
+            "folds unquoted names to lower case and reads quoted ones exactly, so it would not read the "
+            "WITH query. Write the name exactly as the WITH query does."
+        )
+    if name in schema.BY_NAME:
+        return schema.BY_NAME[name]
+    if name.lower() in schema.BY_NAME:
+        raise QueryRefused(
+            f"Table {table.this.sql()} is not one auditors may read: a quoted name is exact; "
+            f"write {name.lower()}."
+        )
+    raise QueryRefused(f"Table {table.name} is not one auditors may read; these are: {_TABLE_LIST}.")
 
 
 def _check_tables(nodes: list[exp.Expression]) -> None:
@@ -436,9 +474,7 @@ def _check_tables(nodes: list[exp.Expression]) -> None:
             continue
         if not isinstance(node.this, exp.Identifier):
             raise QueryRefused("Only tables and subqueries can be read in FROM and JOIN; functions cannot.")
-        name = node.name.lower()
-        if name not in schema.BY_NAME and name not in visible_ctes(node):
-            raise QueryRefused(f"Table {node.name} is not one auditors may read; these are: {_TABLE_LIST}.")
+        resolve(node)
 
 
 def _check_columns(nodes: list[exp.Expression]) -> None:

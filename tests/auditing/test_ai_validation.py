@@ -259,6 +259,36 @@ ADVERSARIAL = [
     refused("quote/password", 'SELECT "password" FROM "users"', "Column password"),
     refused("quote/upper-case-table", 'SELECT * FROM "ACCOUNTS_USER"', TABLE),
     refused("quote/catalog", 'SELECT * FROM "pg_catalog"."pg_user"', SCHEMA),
+    # A WITH name that differs from a catalog view only in quotes or case: PostgreSQL would read the view.
+    *(
+        refused(f"catalog/with-name-in-other-case/{view}", sql, "differs from a WITH query's name only")
+        for view, sql in (
+            (
+                "pg_stat_user_tables",
+                'WITH "PG_STAT_USER_TABLES" AS (SELECT 1) SELECT * FROM pg_stat_user_tables',
+            ),
+            ("pg_roles", 'WITH "Pg_Roles" AS (SELECT 1 AS x) SELECT * FROM pg_roles'),
+            ("pg_settings", 'WITH "pg_Settings" AS (SELECT 1 AS x) SELECT name, setting FROM PG_SETTINGS'),
+            (
+                "pg_stat_activity",
+                'WITH x AS (SELECT 1), "PG_STAT_ACTIVITY" AS (SELECT 1) SELECT * FROM pg_stat_activity',
+            ),
+            (
+                "pg_database",
+                'WITH "PG_DATABASE" AS (SELECT 1) SELECT 1 FROM (SELECT datname FROM pg_database) AS d',
+            ),
+            ("quoted-reference", 'WITH pg_class AS (SELECT 1 AS x) SELECT * FROM "PG_CLASS"'),
+            (
+                "joined",
+                'WITH "Pg_Authid" AS (SELECT 1 AS x) SELECT i.id FROM invoices i JOIN pg_authid a ON true',
+            ),
+        )
+    ),
+    refused(
+        "quote/table-in-other-case", 'SELECT * FROM "INVOICES"', "a quoted name is exact; write invoices"
+    ),
+    refused("quote/schema-and-table", 'SELECT * FROM "ai_views"."invoices"', SCHEMA),
+    refused("quote/pg-catalog-unquoted", "SELECT * FROM PG_CATALOG.PG_STAT_USER_TABLES", SCHEMA),
     refused("quote/backticks", "SELECT `password` FROM users"),
     refused("quote/brackets", "SELECT [password] FROM [users]"),
     refused(
