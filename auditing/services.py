@@ -272,6 +272,7 @@ def _answer(query: AIQuery, *, provider_id: int) -> None:
     else:
         query.status = AIQueryStatus.ANSWERED
         query.columns, query.rows, query.truncated = result.columns, result.rows, result.truncated
+        query.reason = result.note  # why a too-large answer was cut, if it was
     query.milliseconds = int((time.monotonic() - started) * 1000)
     query.finished_at = timezone.now()
     query.save()

@@ -16,7 +16,9 @@ Choices:
 - At most `MAX_JOINS` joins in one SELECT and `MAX_TABLES` table references in the whole query
   (cross joins of many tables are the cheapest way to an endless query); statement timeouts in the
   executor stop the rest.
-- No recursive CTE, no function in FROM (`generate_series`), no LATERAL, no VALUES.
+- No recursive CTE, no LATERAL, no VALUES. The one function allowed in FROM is `generate_series`
+  over constants (a series of dates or numbers to join the data to); its name is a column name.
+- Percentiles: `percentile_cont` / `percentile_disc` ... WITHIN GROUP (ORDER BY ...).
 - A trailing semicolon is accepted (`SELECT 1;`); anything after it, even a comment, is refused.
 - Comments are allowed in the text (models write them) but never generated into the SQL that runs.
 - Table names are resolved by PostgreSQL's rules (`pg_name`): an unquoted name folds to lower case, a
@@ -66,7 +68,10 @@ FUNCTIONS: tuple[type[exp.Expression], ...] = (
     exp.TimestampTrunc, exp.DateTrunc, exp.Extract, exp.CurrentDate, exp.CurrentTimestamp,
     exp.TimeToStr, exp.ToChar, exp.TsOrDsToTimestamp, exp.Date, exp.Datetime, exp.Cast,
     exp.RowNumber, exp.Rank, exp.DenseRank, exp.Lag, exp.Lead,
+    exp.PercentileCont, exp.PercentileDisc, exp.WithinGroup,
 )  # fmt: skip
+# A series in FROM: `generate_series(start, stop[, step])`, its arguments constants.
+SERIES = (exp.GenerateSeries, exp.ExplodingGenerateSeries)
 # Functions sqlglot does not know in a dialect (it parses them as `Anonymous`), by lower-case name.
 ANONYMOUS_FUNCTIONS = frozenset(
     {"date", "datetime", "julianday", "strftime", "date_part", "date_trunc", "now", "to_char", "age", "total"}
@@ -75,7 +80,8 @@ FUNCTION_NAMES = (
     "count, sum, avg, min, max, string_agg/group_concat, coalesce/ifnull, nullif, greatest, least, CASE, iif, "
     "round, abs, floor, ceil, lower, upper, length, trim, substr/substring, replace, concat, ||, date_trunc, "
     "extract, date_part, now, current_date, current_timestamp, to_char, strftime, date, datetime, julianday, "
-    "age, cast, row_number, rank, dense_rank, lag, lead"
+    "age, cast, row_number, rank, dense_rank, lag, lead, percentile_cont/percentile_disc ... WITHIN GROUP "
+    "(ORDER BY ...), and generate_series(start, stop, step) in FROM"
 )
 
 ALLOWED: tuple[type[exp.Expression], ...] = (
@@ -87,7 +93,7 @@ ALLOWED: tuple[type[exp.Expression], ...] = (
     exp.Neg, exp.Not, exp.And, exp.Or, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod,
     exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ, exp.Is,
     exp.In, exp.Between, exp.Like, exp.ILike, exp.Escape, exp.If, exp.Case,
-    *FUNCTIONS, exp.Anonymous,
+    *FUNCTIONS, *SERIES, exp.Anonymous,
 )  # fmt: skip
 ALLOWED_CLASSES = frozenset(ALLOWED)
 
@@ -129,6 +135,8 @@ ALLOWED_ARGS: dict[type[exp.Expression], frozenset[str]] = {
     exp.DataType: frozenset({"this", "expressions", "nested"}),
     exp.Anonymous: frozenset({"this", "expressions"}),
     exp.Literal: frozenset({"this", "is_string"}),
+    **{series: frozenset({"start", "end", "step"}) for series in SERIES},
+    exp.WithinGroup: frozenset({"this", "expression"}),
 }
 ARG_WORDS = {
     "sample": "TABLESAMPLE", "only": "ONLY", "version": "AS OF", "hints": "table hints", "pivots": "PIVOT",
@@ -311,6 +319,8 @@ def _check_node(node: exp.Expression) -> None:
         raise QueryRefused(
             f"Converting to {node.sql()} is not allowed; text, numbers, dates, times and booleans are."
         )
+    if isinstance(node, SERIES) and not isinstance(node.parent, exp.Table):
+        raise _function_refused("generate_series outside FROM")
     if isinstance(node, exp.Anonymous):
         name = node.name
         if name.lower() not in ANONYMOUS_FUNCTIONS or not _PLAIN_NAME.fullmatch(name):
@@ -472,9 +482,26 @@ def _check_tables(nodes: list[exp.Expression]) -> None:
             raise QueryRefused(f"A WITH query may not be named {node.alias_or_name}, like a table.")
         if not isinstance(node, exp.Table):
             continue
+        if is_series(node):
+            _check_series(node.this)
+            continue
         if not isinstance(node.this, exp.Identifier):
-            raise QueryRefused("Only tables and subqueries can be read in FROM and JOIN; functions cannot.")
+            raise QueryRefused(
+                "Only tables, subqueries and generate_series can be read in FROM and JOIN; other functions cannot."
+            )
         resolve(node)
+
+
+def is_series(table: exp.Table) -> bool:
+    return isinstance(table.this, SERIES)
+
+
+def _check_series(series: exp.Expression) -> None:
+    for argument in series.args.values():
+        if isinstance(argument, exp.Expression) and argument.find(exp.Column, exp.Star, *QUERY):
+            raise QueryRefused(
+                "generate_series takes constants only (dates, numbers, intervals), not columns or queries."
+            )
 
 
 def _check_columns(nodes: list[exp.Expression]) -> None:
@@ -487,6 +514,8 @@ def _check_columns(nodes: list[exp.Expression]) -> None:
             defined.add(node.alias.lower())
         if isinstance(node, exp.TableAlias):
             defined.update(column.name.lower() for column in node.columns)
+            if isinstance(node.parent, exp.Table) and is_series(node.parent) and not node.columns:
+                defined.add(node.name.lower())  # a series' alias names its one column too
         if isinstance(node, exp.Window) and isinstance(node.this, exp.Identifier):
             defined.add(node.this.name.lower())
         if isinstance(node, exp.Table | exp.Subquery):
