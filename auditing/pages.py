@@ -23,7 +23,7 @@ from accounts.web import page, paginate, refusals_into
 from auditing.models import AIQuery, AIQueryStatus, AuditLog
 from auditing.receivers import audited_models
 from auditing.selectors import ai_queries_of, audit_log_for, invoice_history_for
-from auditing.services import MAX_QUESTION, ai_query_submit
+from auditing.services import DIGEST_PREFIX, MAX_QUESTION, ai_query_submit
 from auditing.tasks import answer_ai_query
 from invoicing.models import Invoice
 from invoicing.selectors import invoice_get_for, invoice_list_for
@@ -88,7 +88,7 @@ def _shown(value: Any) -> str:
         return "(empty)"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, str) and value.startswith("sha256:"):
+    if isinstance(value, str) and value.startswith(("sha256:", DIGEST_PREFIX)):
         return "(personal detail, not recorded)"  # the trail keeps only a digest of it
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False)
