@@ -20,6 +20,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from accounts.roles import Role
 from accounts.web import page, paginate, refusals_into
+from auditing.ai.offline import EXAMPLES
 from auditing.models import AIQuery, AIQueryStatus, AuditLog
 from auditing.receivers import audited_models
 from auditing.selectors import ai_queries_of, audit_log_for, invoice_history_for
@@ -260,8 +261,7 @@ def invoice_history(request: HttpRequest, invoice_id: int) -> HttpResponse:
 
 # --- questions ----------------------------------------------------------------------------------
 
-# Questions the offline assistant answers (auditing.ai.llm.OfflineGenerator): shown as examples.
-EXAMPLE_QUESTIONS = ("Unpaid invoices last month", "Customers with overdue payments", "Payments by method")
+EXAMPLE_QUESTIONS = EXAMPLES[:3]
 FINISHED = ",".join(status for status in AIQueryStatus.values if status != AIQueryStatus.PENDING)
 
 

