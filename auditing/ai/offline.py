@@ -435,6 +435,43 @@ LIMIT {ROW_CAP}
 """)
 
 
+def _provider_settings(a: _Ask) -> str:
+    return _sql("""
+SELECT p.code, p.name, p.city, p.currency, p.due_days, p.late_surcharge_percent, p.is_active
+FROM provider p
+""")
+
+
+def _median_bill(a: _Ask) -> str:
+    median = "percentile_cont(0.5) WITHIN GROUP (ORDER BY i.current_charges)"
+    return _sql(f"""
+SELECT i.period, COUNT(*) AS invoices, {median} AS median_bill,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY i.current_charges) AS bill_90th_percentile,
+       MAX(i.current_charges) AS largest_bill
+FROM invoices i
+{_where("i.status <> 'Cancelled'", a.in_period("i.period"))}
+GROUP BY i.period
+ORDER BY i.period DESC
+LIMIT {ROW_CAP}
+""")
+
+
+def _daily(a: _Ask) -> str:
+    """Every day of the asked period (last month when none was asked), days without bills included."""
+    this_month = a.today.replace(day=1)
+    period = a.period or _Period(_add_months(this_month, -1), this_month)
+    last = date.fromordinal(period.end.toordinal() - 1)
+    return _sql(f"""
+SELECT CAST(d.day AS DATE) AS day, COUNT(i.id) AS invoices_issued,
+       COALESCE(SUM(i.current_charges), 0) AS billed
+FROM generate_series(DATE '{period.start.isoformat()}', DATE '{last.isoformat()}', INTERVAL '1 day') AS d(day)
+LEFT JOIN invoices i ON i.issue_date = d.day AND i.status <> 'Cancelled'
+GROUP BY d.day
+ORDER BY d.day
+LIMIT {ROW_CAP}
+""")
+
+
 def _invoices_in_period(a: _Ask) -> str:
     column = "i.issue_date" if a.has(r"\bissued\b|\bissue date\b") else "i.period"
     return _sql(f"""
@@ -463,6 +500,16 @@ _UNPAID = r"unpaid|not (yet )?(been )?paid|outstanding|\bopen\b|\bpending\b|unse
 
 # First match wins: the more specific questions come first.
 RULES: tuple[_Rule, ...] = (
+    _Rule(
+        "provider_settings",
+        _all(
+            r"\b(our|my|the) (provider|company|utility)\b|provider'?s? (settings|name|details)|\bdue days\b"
+            r"|\bcurrency\b|surcharge (percent|rate)"
+        ),
+        _provider_settings,
+    ),
+    _Rule("median_bill", _all(r"\bmedian\b|percentile|quartile"), _median_bill),
+    _Rule("daily", _all(r"\b(per|each|every|by) day\b|\bdaily\b|day[- ]by[- ]day"), _daily),
     _Rule(
         "invoices_of_customer",
         lambda a: _CUSTOMER_NUMBER.search(a.text) is not None,
@@ -581,6 +628,9 @@ RULES: tuple[_Rule, ...] = (
 # a refusal the first six, and every template is reached by one of them (a test checks).
 EXAMPLES: tuple[str, ...] = (
     "Unpaid invoices last month",
+    "Median bill by month",
+    "Bills issued per day last month",
+    "Our provider's settings",
     "Revenue by month",
     "Customers with overdue payments",
     "Invoices created by each employee",
