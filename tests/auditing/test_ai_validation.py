@@ -323,7 +323,16 @@ ADVERSARIAL = [
     ),
     refused("huge/400-conditions", "SELECT id FROM invoices WHERE " + " AND ".join(["id = 1"] * 400)),
     # Expensive queries.
-    refused("expensive/generate-series-from", "SELECT * FROM generate_series(1, 1000000000000)", FUNCTION),
+    refused(
+        "expensive/generate-series-over-a-column",
+        "SELECT g FROM invoices AS i, generate_series(1, i.id) AS g",
+        "generate_series takes constants only",
+    ),
+    refused(
+        "expensive/generate-series-over-a-query",
+        "SELECT g FROM generate_series(1, (SELECT max(id) FROM invoices)) AS g",
+        "generate_series takes constants only",
+    ),
     refused("expensive/generate-series-select", "SELECT generate_series(1, 1e12)", FUNCTION),
     refused(
         "expensive/recursive-cte",
@@ -592,6 +601,12 @@ ANALYTIC = [
         "SELECT action, object_type, count(*) AS events FROM audit_log GROUP BY action, object_type ORDER BY 1, 2",
     ),
     analytic(
+        "own-provider-settings",
+        "SELECT p.name, p.currency, p.due_days, p.late_surcharge_percent, count(i.id) AS invoices "
+        "FROM provider AS p LEFT JOIN invoices AS i ON i.provider_id = p.id GROUP BY p.name, p.currency, "
+        "p.due_days, p.late_surcharge_percent",
+    ),
+    analytic(
         "everything-about-invoices",
         "SELECT * FROM invoices ORDER BY id",
     ),
@@ -815,6 +830,7 @@ def oracle(sql: str, provider_id: int | None) -> list[tuple]:
         "invoice_lines": "invoice_id IN (SELECT id FROM invoicing_invoice WHERE provider_id = {p})",
         "payment_allocations": "payment_id IN (SELECT id FROM invoicing_payment WHERE provider_id = {p})",
         "payment_methods": None,
+        "provider": "id = {p}",
     }
     with database.cursor() as cursor:
         for table in schema.TABLES:
