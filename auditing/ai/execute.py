@@ -22,6 +22,11 @@ refuses to run while the reader can still read pg_class (`CATALOG_PROBE`):
    data-modifying WITH, no SELECT INTO), and FETCH reads at most `limit + 1` rows, so a huge result
    never reaches this process.
 
+Either way the answer is capped in bytes as well as rows (`AI_ANSWER_MAX_BYTES`, 256 KB by default):
+rows are fetched a few at a time, and those past the cap are cut with a note (`QueryResult.note`);
+an answer whose first row alone is past it is refused. Floats (SQLite keeps money as floating point)
+come back as decimal text, never as JSON floats.
+
 SQLite (the embedded default): a new connection to the same database opened read-only
 (`mode=ro`), `PRAGMA query_only`, an authorizer that allows only SELECT, reads of the allowed tables
 and columns of the main database and an allow-list of functions (no ATTACH, PRAGMA, writes, schema
