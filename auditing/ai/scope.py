@@ -109,7 +109,11 @@ def _name_columns(query: exp.Expression) -> None:
         select = select.this  # the first SELECT names the columns
     if not isinstance(select, exp.Select):
         return
-    taken = {expression.alias_or_name.lower() for expression in select.expressions}
+    taken = {
+        expression.alias_or_name.lower()
+        for expression in select.expressions
+        if isinstance(expression, exp.Alias | exp.Column)
+    }
     for expression in list(select.expressions):
         if isinstance(expression, exp.Alias | exp.Column | exp.Star):
             continue

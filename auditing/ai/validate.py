@@ -225,7 +225,41 @@ def check(sql: str, *, dialect: str) -> exp.Expression:
         )
     tree = real[0]
     check_tree(tree)
+    if dialect == "sqlite":
+        _check_sqlite_can_run(tree)
     return tree
+
+
+# What PostgreSQL runs and SQLite does not: refused when checking SQLite SQL, with what to write instead
+# (the executor would otherwise fail on it after the validator let it through).
+SQLITE_LACKS: dict[type[exp.Expression], str] = {
+    exp.Extract: "extract(); use strftime('%Y', ...) or strftime('%m', ...)",
+    exp.DateTrunc: "date_trunc(); use date(..., 'start of month') or strftime('%Y-%m', ...)",
+    exp.TimestampTrunc: "date_trunc(); use date(..., 'start of month') or strftime('%Y-%m', ...)",
+    exp.Interval: "INTERVAL; use date(..., '-1 month') or datetime(..., '+7 days')",
+    exp.Concat: "concat(); use ||",
+    exp.ToChar: "to_char(); use strftime()",
+}
+SQLITE_LACKS_NAMED = {
+    "now": "now(); use datetime('now') or current_timestamp",
+    "age": "age(); use julianday(...) - julianday(...)",
+    "date_part": "date_part(); use strftime('%Y', ...)",
+    "date_trunc": "date_trunc(); use date(..., 'start of month') or strftime('%Y-%m', ...)",
+    "to_char": "to_char(); use strftime()",
+}
+
+
+def _check_sqlite_can_run(tree: exp.Expression) -> None:
+    for node in tree.walk():
+        if isinstance(node, exp.Table) and is_series(node):
+            continue  # a series of constants is written out for SQLite (auditing.ai.scope)
+        if isinstance(node, exp.Interval) and node.find_ancestor(*SERIES):
+            continue
+        what = SQLITE_LACKS.get(type(node))
+        if isinstance(node, exp.Anonymous):
+            what = SQLITE_LACKS_NAMED.get(node.name.lower())
+        if what:
+            raise QueryRefused(f"This database (SQLite) cannot run {what}.")
 
 
 def check_tree(tree: exp.Expression) -> None:

@@ -909,3 +909,26 @@ def test_the_answer_stops_one_row_past_the_limit(providers):
     )
 
     assert len(run_sql(scoped)) == 3
+
+
+@pytest.mark.parametrize(
+    ("sql", "instead"),
+    [
+        ("SELECT extract(year FROM created_at) AS year FROM invoices", "strftime('%Y', ...)"),
+        ("SELECT date_trunc('month', created_at) AS month FROM invoices", "date(..., 'start of month')"),
+        (
+            "SELECT number FROM invoices WHERE due_date < current_date - interval '30 days'",
+            "date(..., '-1 month')",
+        ),
+        ("SELECT now() AS moment", "datetime('now')"),
+        ("SELECT concat(number, status) AS label FROM invoices", "use ||"),
+    ],
+)
+def test_what_sqlite_cannot_run_is_refused_there_with_what_to_write_instead(sql, instead):
+    check(sql, dialect="postgres")
+
+    with pytest.raises(QueryRefused) as refusal:
+        check(sql, dialect="sqlite")
+
+    assert refusal.value.detail.startswith("This database (SQLite) cannot run ")
+    assert instead in refusal.value.detail
