@@ -186,6 +186,10 @@ def _sqlite_series(table: exp.Table) -> exp.Subquery:
 
 def _constant(node: exp.Expression) -> int | Decimal | date | datetime:
     inner = node.this if isinstance(node, exp.Cast) else node
+    if isinstance(inner, exp.Neg):
+        value = _constant(inner.this)
+        if isinstance(value, int | Decimal):
+            return -value
     if isinstance(inner, exp.CurrentDate):
         return timezone.localdate()
     if isinstance(inner, exp.Literal) and not inner.is_string:
@@ -205,6 +209,8 @@ def _constant(node: exp.Expression) -> int | Decimal | date | datetime:
 
 def _steps(start, stop, step: exp.Expression | None) -> Iterator[object]:
     if isinstance(start, date):
+        if type(start) is not type(stop):
+            raise QueryRefused("generate_series needs two dates, or two timestamps, as its bounds.")
         count, unit = _interval(step)
         current = start
         while current <= stop:
