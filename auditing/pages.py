@@ -20,10 +20,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from accounts.roles import Role
 from accounts.web import page, paginate, refusals_into
+from auditing.ai.offline import EXAMPLES
 from auditing.models import AIQuery, AIQueryStatus, AuditLog
 from auditing.receivers import audited_models
 from auditing.selectors import ai_queries_of, audit_log_for, invoice_history_for
-from auditing.services import MAX_QUESTION, ai_query_submit
+from auditing.services import DIGEST_PREFIX, MAX_QUESTION, ai_query_submit
 from auditing.tasks import answer_ai_query
 from invoicing.models import Invoice
 from invoicing.selectors import invoice_get_for, invoice_list_for
@@ -88,7 +89,7 @@ def _shown(value: Any) -> str:
         return "(empty)"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, str) and value.startswith("sha256:"):
+    if isinstance(value, str) and value.startswith(("sha256:", DIGEST_PREFIX)):
         return "(personal detail, not recorded)"  # the trail keeps only a digest of it
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False)
@@ -260,8 +261,7 @@ def invoice_history(request: HttpRequest, invoice_id: int) -> HttpResponse:
 
 # --- questions ----------------------------------------------------------------------------------
 
-# Questions the offline assistant answers (auditing.ai.llm.OfflineGenerator): shown as examples.
-EXAMPLE_QUESTIONS = ("Unpaid invoices last month", "Customers with overdue payments", "Payments by method")
+EXAMPLE_QUESTIONS = EXAMPLES[:3]
 FINISHED = ",".join(status for status in AIQueryStatus.values if status != AIQueryStatus.PENDING)
 
 

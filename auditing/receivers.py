@@ -15,7 +15,7 @@ from django.db.models import Model
 from django.db.models.signals import post_delete, post_save, pre_save
 
 from accounts.signals import role_removed, role_selected, role_switched
-from auditing.services import Entry, as_json, audit_append, entry_for, values_of
+from auditing.services import Entry, as_json, audit_append, entry_for, label_of, values_of
 from billing.signals import rows_bulk_created, rows_bulk_updated
 
 AUDITED = (
@@ -105,7 +105,7 @@ def _event(action: str, user: Any, *, actor_id: int | None, role: str = "", **de
                 provider_id=getattr(user, "provider_id", None),
                 object_type="accounts.user",
                 object_id=str(user.pk),
-                object_repr=str(user)[:200],
+                object_repr=label_of(user),
                 new_values=details or None,
                 actor_id=actor_id,
                 actor_role=role,

@@ -16,10 +16,12 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from auditing.ai import execute, llm, scope, validate
 from auditing.models import AIQuery, AIQueryStatus, AuditLog, ChainHead
@@ -31,8 +33,12 @@ from providers.models import Provider
 GENESIS = "0" * 64
 # Never written to the trail: secrets, and what changes on every sign-in.
 SECRET_FIELDS = frozenset({"password", "last_login", "digest", "request_hash", "idempotency_key"})
-# Personal details: recorded as a digest, so a change shows in the trail but the value does not.
+# Personal details: recorded as a keyed digest (HMAC), so a change shows in the trail but the value
+# does not, and nobody without the key can confirm a guessed address by hashing it. Rows written
+# before the key was used keep their plain "sha256:" digests (the trail is append-only).
 PERSONAL_FIELDS = frozenset({"email", "phone", "address"})
+DIGEST_PREFIX = "hmac:"
+_DIGEST_SALT = "auditing.personal-detail"
 # Large documents kept on the row itself (frozen at issue): the trail records the rest.
 DOCUMENT_FIELDS = frozenset({"trace", "customer_snapshot", "provider_snapshot"})
 
@@ -86,13 +92,29 @@ def values_of(obj: Model, fields: Iterable[str] | None = None) -> dict:
         names = tuple(name for name in names if name in wanted or name.removesuffix("_id") in wanted)
     values = obj.__dict__
     return {
-        name: _digest_of(values.get(name)) if name in PERSONAL_FIELDS else _json_value(values.get(name))
+        name: digest_of(values.get(name)) if name in PERSONAL_FIELDS else _json_value(values.get(name))
         for name in names
     }
 
 
-def _digest_of(value: Any) -> str | None:
-    return None if value in (None, "") else "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()[:16]
+def digest_of(value: Any) -> str | None:
+    """The keyed digest of a personal detail: AUDIT_DIGEST_KEY, or else a key derived from SECRET_KEY."""
+    if value in (None, ""):
+        return None
+    secret = getattr(settings, "AUDIT_DIGEST_KEY", "") or None
+    mac = salted_hmac(_DIGEST_SALT, str(value), secret=secret, algorithm="sha256")
+    return DIGEST_PREFIX + mac.hexdigest()[:16]
+
+
+def label_of(obj: Model) -> str:
+    """How the trail names a row: a person by their name, never by their e-mail address (the label
+    reaches auditors through the log and the AI query)."""
+    label = obj._meta.label_lower
+    if label == settings.AUTH_USER_MODEL.lower():
+        return (obj.name or f"user {obj.pk}")[:200]
+    if label == "accounts.userrole":
+        return f"{label_of(obj.user)}: {obj.role}"[:200]
+    return str(obj)[:200]
 
 
 def entry_for(action: str, obj: Model, *, old: dict | None = None, new: dict | None = None) -> Entry:
@@ -105,7 +127,7 @@ def entry_for(action: str, obj: Model, *, old: dict | None = None, new: dict | N
         provider_id=provider_id if provider_id is not None else context.current().provider_id,
         object_type=meta.label_lower,
         object_id=str(obj.pk),
-        object_repr=str(obj)[:200],
+        object_repr=label_of(obj),
         old_values=old,
         new_values=new,
     )
@@ -272,6 +294,7 @@ def _answer(query: AIQuery, *, provider_id: int) -> None:
     else:
         query.status = AIQueryStatus.ANSWERED
         query.columns, query.rows, query.truncated = result.columns, result.rows, result.truncated
+        query.reason = result.note  # why a too-large answer was cut, if it was
     query.milliseconds = int((time.monotonic() - started) * 1000)
     query.finished_at = timezone.now()
     query.save()

@@ -6,7 +6,10 @@ auditor's provider's rows (on PostgreSQL), never change anything, and never run 
 
 PostgreSQL, on a fresh connection per query (never Django's) as the role `AI_QUERY_DB_USER`
 (`billing_ai_reader`, created by migration auditing 0002), which can read only the views in schema
-`ai_views`, one per logical table with exactly its allowed columns:
+`ai_views`, one per logical table with exactly its allowed columns, and (migration auditing 0004)
+neither the system catalogs and statistics views nor the built-ins that signal other sessions, take
+advisory locks, touch large objects, sequences, files or settings, notify or sleep; the executor
+refuses to run while the reader can still read pg_class (`CATALOG_PROBE`):
 1. The session is bound to the provider first, in its own short transaction: `ai_scope.bind()` (a
    function of the app's role) writes the id into a temporary table the reader may not read, change
    or drop, and refuses to run twice in a session. The views keep only that provider's rows. A
@@ -18,6 +21,11 @@ PostgreSQL, on a fresh connection per query (never Django's) as the role `AI_QUE
    statement only, a cursor takes only a query (no SET, COPY, DO, LOCK, DDL or DML, no
    data-modifying WITH, no SELECT INTO), and FETCH reads at most `limit + 1` rows, so a huge result
    never reaches this process.
+
+Either way the answer is capped in bytes as well as rows (`AI_ANSWER_MAX_BYTES`, 256 KB by default):
+rows are fetched a few at a time, and those past the cap are cut with a note (`QueryResult.note`);
+an answer whose first row alone is past it is refused. Floats (SQLite keeps money as floating point)
+come back as decimal text, never as JSON floats.
 
 SQLite (the embedded default): a new connection to the same database opened read-only
 (`mode=ro`), `PRAGMA query_only`, an authorizer that allows only SELECT, reads of the allowed tables
@@ -31,6 +39,7 @@ executor then opens it read-write with `query_only` (the authorizer denies write
 committed rows.
 """
 
+import json
 import logging
 import math
 import re
@@ -60,6 +69,10 @@ logger = logging.getLogger(__name__)
 VIEW_SCHEMA = "ai_views"
 DEFAULT_USER = "billing_ai_reader"
 DEFAULT_TIMEOUT_SECONDS = 5
+# An answer kept for an auditor holds at most this many bytes of JSON (settings.AI_ANSWER_MAX_BYTES):
+# the rows past it are cut, with a note.
+DEFAULT_MAX_BYTES = 256 * 1024
+FETCH_BATCH = 10  # rows fetched at a time, so a cut answer stops fetching early
 LOCK_TIMEOUT = "1s"
 APPLICATION_NAME = "billing-ai-query"
 
@@ -81,7 +94,10 @@ SQLITE_FUNCTIONS = frozenset(
         # numbers
         "abs", "round", "ceil", "ceiling", "floor", "trunc", "sign", "mod", "power", "pow", "sqrt",
         # dates
-        "date", "time", "datetime", "julianday", "strftime", "unixepoch",
+        "date", "time", "datetime", "julianday", "strftime", "unixepoch", "current_date", "current_time",
+        "current_timestamp",
+        # percentiles (`percentile_cont ... WITHIN GROUP` as the rewriter writes it for SQLite)
+        "percentile_cont", "percentile_disc",
         # JSON reads (audit values)
         "json", "json_extract", "json_array_length", "json_type", "json_valid", "->", "->>",
     }
@@ -107,9 +123,10 @@ class QueryFailed(DomainError):
 @dataclass
 class QueryResult:
     columns: list[str]
-    rows: list[list]  # JSON-friendly values: decimals as strings, dates and times in ISO 8601
-    truncated: bool  # more than `limit` rows matched; `rows` holds the first `limit`
+    rows: list[list]  # JSON-friendly values: numbers other than integers as decimal text, dates in ISO 8601
+    truncated: bool  # more rows matched than `rows` holds (the row or the byte cap)
     milliseconds: int
+    note: str = ""  # why the answer was cut, when the byte cap cut it
 
 
 def sources() -> dict[str, str]:
@@ -140,12 +157,58 @@ def run(sql: str, *, provider_id: int, limit: int = 100) -> QueryResult:
         columns, rows = _run_sqlite(sql, limit=limit)
     else:
         raise ImproperlyConfigured(f"AI queries do not run on {vendor}.")
+    kept, note = _within_byte_cap(columns, rows[:limit])
     return QueryResult(
         columns=columns,
-        rows=[[_json_value(value) for value in row] for row in rows[:limit]],
-        truncated=len(rows) > limit,
+        rows=kept,
+        truncated=len(rows) > len(kept),
         milliseconds=round((time.monotonic() - started) * 1000),
+        note=note,
     )
+
+
+def max_bytes() -> int:
+    return int(getattr(settings, "AI_ANSWER_MAX_BYTES", DEFAULT_MAX_BYTES))
+
+
+def _size(value: object) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def _within_byte_cap(columns: list[str], rows: list[tuple]) -> tuple[list[list], str]:
+    """The rows as JSON values, as many as fit in `max_bytes()` with the column names; a note when
+    some were cut. Refused when not even the first row fits."""
+    cap = max_bytes()
+    size = _size(columns)
+    kept: list[list] = []
+    for row in rows:
+        values = [_json_value(value) for value in row]
+        size += _size(values) + 1
+        if size > cap:
+            if not kept:
+                raise QueryFailed(
+                    f"The answer's first row alone is larger than the {cap:,} bytes an answer may hold; "
+                    "select fewer or shorter columns."
+                )
+            return kept, (
+                f"The answer was cut to its first {len(kept)} row{'' if len(kept) == 1 else 's'}: "
+                f"an answer may hold at most {cap:,} bytes. Select fewer or shorter columns, or fewer rows."
+            )
+        kept.append(values)
+    return kept, ""
+
+
+def _fetch(cursor: Any, limit: int) -> list[tuple]:
+    """At most `limit + 1` rows, a few at a time, stopping once they are past the byte cap."""
+    rows: list[tuple] = []
+    size, cap = 0, max_bytes()
+    while len(rows) <= limit and size <= cap:
+        batch = cursor.fetchmany(min(FETCH_BATCH, limit + 1 - len(rows)))
+        if not batch:
+            break
+        rows.extend(batch)
+        size += sum(len(repr(row)) for row in batch)
+    return rows
 
 
 def _timeout_seconds() -> float:
@@ -164,6 +227,13 @@ WRITES = "Queries may only read data; this one tries to change something."
 ONE_STATEMENT = "Only one statement can run at a time."
 UNAVAILABLE = "Queries cannot reach the database right now; try again later."
 TOO_BIG = "The query needs more memory or temporary disk than queries may use; narrow it down."
+NOT_SET_UP = "Queries are off until an administrator finishes setting up the database; see the server log."
+# Run as the reader: true while it can still read the catalogs or call the statistics functions
+# (migration auditing 0004 not applied by a superuser).
+CATALOG_PROBE = (
+    "SELECT has_table_privilege('pg_catalog.pg_class', 'SELECT') "
+    "OR has_function_privilege('pg_catalog.pg_stat_get_live_tuples(oid)', 'EXECUTE')"
+)
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------------
@@ -178,19 +248,23 @@ def _run_postgresql(sql: str, *, provider_id: int, limit: int) -> tuple[list[str
     try:
         # The binding is written in a transaction of its own (the query's is read-only); the
         # session keeps it until the connection closes.
+        # A misconfigured AI_QUERY_DB_USER (the app's own role, a superuser) would make every
+        # other layer moot: refuse to run anything as a role with more than a reader's powers. The
+        # reader cannot read pg_roles itself (migration auditing 0004): the app's connection asks.
+        if _more_than_a_reader(conn.info.user):
+            logger.error("AI query: the role %s has more than a reader's powers; not running", conn.info.user)
+            raise QueryFailed(UNAVAILABLE)
         conn.read_only = False
         with conn.transaction():
             conn.execute("SELECT ai_scope.bind(%s)", [provider_id])
-            # A misconfigured AI_QUERY_DB_USER (the app's own role, a superuser) would make every
-            # other layer moot: refuse to run anything as a role with more than a reader's powers.
-            (powerful,) = conn.execute(
-                "SELECT rolsuper OR rolinherit OR rolcreaterole OR rolcreatedb OR rolbypassrls "
-                "OR EXISTS (SELECT FROM pg_catalog.pg_auth_members AS m WHERE m.member = r.oid) "
-                "FROM pg_catalog.pg_roles AS r WHERE r.rolname = current_user"
-            ).fetchone()
-        if powerful:
-            logger.error("AI query: the role %s has more than a reader's powers; not running", conn.info.user)
-            raise QueryFailed(UNAVAILABLE)
+            (catalogs_open,) = conn.execute(CATALOG_PROBE).fetchone()
+        if catalogs_open:
+            logger.error(
+                "AI query: the role %s can read PostgreSQL's catalogs and statistics; a superuser must "
+                "migrate auditing 0004 (manage.py migrate auditing 0003, then manage.py migrate)",
+                conn.info.user,
+            )
+            raise QueryFailed(NOT_SET_UP)
         conn.read_only = True
         with conn.transaction(force_rollback=True):
             for statement in _session_settings():
@@ -199,13 +273,25 @@ def _run_postgresql(sql: str, *, provider_id: int, limit: int) -> tuple[list[str
             # protocol (psycopg forces it for DECLARE), then one FETCH of limit + 1 rows.
             with conn.cursor(name=f"ai_{uuid.uuid4().hex[:12]}") as cursor:
                 cursor.execute(sql)
-                rows = cursor.fetchmany(limit + 1)
+                rows = _fetch(cursor, limit)
                 columns = [column.name for column in cursor.description or ()]
     except psycopg.Error as exc:
         raise _postgresql_failure(exc, sql) from exc
     finally:
         conn.close()
     return columns, rows
+
+
+def _more_than_a_reader(role: str) -> bool:
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT rolsuper OR rolinherit OR rolcreaterole OR rolcreatedb OR rolbypassrls "
+            "OR EXISTS (SELECT FROM pg_catalog.pg_auth_members AS m WHERE m.member = r.oid) "
+            "FROM pg_catalog.pg_roles AS r WHERE r.rolname = %s",
+            [role],
+        )
+        row = cursor.fetchone()
+    return row is None or row[0]
 
 
 def _reader_params() -> dict[str, Any]:
@@ -292,7 +378,7 @@ def _run_sqlite(sql: str, *, limit: int) -> tuple[list[str], list[tuple]]:
         conn.set_authorizer(authorizer)
         # execute() refuses a second statement (ProgrammingError), comments aside.
         cursor = conn.execute(sql)
-        rows = cursor.fetchmany(limit + 1)
+        rows = _fetch(cursor, limit)
         columns = [column[0] for column in cursor.description or ()]
     except (sqlite3.Error, sqlite3.Warning) as exc:
         raise _sqlite_failure(exc, authorizer.refused) from exc
@@ -322,12 +408,55 @@ def _sqlite_connect() -> sqlite3.Connection:
         for category, value in SQLITE_LIMITS.items():
             conn.setlimit(category, value)
         conn.execute("PRAGMA query_only = ON")
+        add_sqlite_functions(conn)
         if in_memory:
             conn.execute("PRAGMA read_uncommitted = ON")
     except sqlite3.Error:
         conn.close()
         raise
     return conn
+
+
+def add_sqlite_functions(conn: sqlite3.Connection) -> None:
+    """What SQLite lacks of what the validator accepts: percentiles (see `auditing.ai.scope`)."""
+    for name, aggregate in (("percentile_cont", _PercentileCont), ("percentile_disc", _PercentileDisc)):
+        conn.create_aggregate(name, 2, aggregate)
+
+
+class _PercentileCont:
+    """`percentile_cont(value, fraction)`: PostgreSQL's `percentile_cont(fraction) WITHIN GROUP (ORDER BY
+    value)` for SQLite, interpolating between the two nearest values (NULLs are left out)."""
+
+    def __init__(self) -> None:
+        self.values: list[Decimal] = []
+        self.fraction: Decimal | None = None
+
+    def step(self, value: Any, fraction: Any) -> None:
+        if fraction is None or not 0 <= Decimal(str(fraction)) <= 1:
+            raise ValueError("percentile fraction must be between 0 and 1")
+        self.fraction = Decimal(str(fraction))
+        if value is not None:
+            self.values.append(Decimal(str(value)))
+
+    def finalize(self) -> float | None:
+        if not self.values or self.fraction is None:
+            return None
+        values = sorted(self.values)
+        position = self.fraction * (len(values) - 1)
+        lower = int(position)
+        upper = min(lower + 1, len(values) - 1)
+        return float(values[lower] + (values[upper] - values[lower]) * (position - lower))
+
+
+class _PercentileDisc(_PercentileCont):
+    """`percentile_disc(value, fraction)`: the first value whose position in order reaches the fraction."""
+
+    def finalize(self) -> float | None:
+        if not self.values or self.fraction is None:
+            return None
+        values = sorted(self.values)
+        index = max(math.ceil(self.fraction * len(values)) - 1, 0)
+        return float(values[index])
 
 
 class _SqliteAuthorizer:
@@ -390,12 +519,13 @@ def _sqlite_failure(exc: Exception, refused: list[tuple[int, str | None, str | N
 
 
 def _json_value(value: Any) -> Any:
-    """A database value as JSON can carry it: money and other decimals as strings (exact), dates,
-    times in ISO 8601, durations as text, bytes in hex, JSON documents as they are."""
+    """A database value as JSON can carry it: money and other decimals as strings (exact), floats as
+    decimal text too, dates, times in ISO 8601, durations as text, bytes in hex, JSON documents as
+    they are."""
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
+        return _float_text(value)
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime | date | time_of_day):
@@ -409,3 +539,14 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_json_value(item) for item in value]
     return str(value)
+
+
+def _float_text(value: float) -> str:
+    """A float as decimal text, to 15 significant digits: what a float holds exactly. SQLite keeps
+    money as floating point, so a sum of cents comes back as 247740.94000000003: it reads 247740.94."""
+    if not math.isfinite(value):
+        return str(value)
+    if value == 0:
+        return "0"
+    text = format(Decimal(format(value, ".15g")), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text

@@ -153,6 +153,14 @@ TABLES: tuple[Table, ...] = (
         "People of the provider: staff (creators, officers) and customers. Only names, never logins.",
     ),
     Table(
+        "provider",
+        "providers_provider",
+        ("id", "code", "name", "city", "is_active", "currency", "due_days", "late_surcharge_percent", "created_at"),
+        _provider_column("id"),
+        "The auditor's own provider (one row): its name, currency, days from issue to due date and the "
+        "late surcharge in percent of the current charges.",
+    ),
+    Table(
         "audit_log",
         "auditing_auditlog",
         (

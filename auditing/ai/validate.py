@@ -16,11 +16,18 @@ Choices:
 - At most `MAX_JOINS` joins in one SELECT and `MAX_TABLES` table references in the whole query
   (cross joins of many tables are the cheapest way to an endless query); statement timeouts in the
   executor stop the rest.
-- No recursive CTE, no function in FROM (`generate_series`), no LATERAL, no VALUES.
+- No recursive CTE, no LATERAL, no VALUES. The one function allowed in FROM is `generate_series`
+  over constants (a series of dates or numbers to join the data to); its name is a column name.
+- Percentiles: `percentile_cont` / `percentile_disc` ... WITHIN GROUP (ORDER BY ...).
 - A trailing semicolon is accepted (`SELECT 1;`); anything after it, even a comment, is refused.
 - Comments are allowed in the text (models write them) but never generated into the SQL that runs.
-- Table and column names are compared case-insensitively, which only ever refuses more (PostgreSQL
-  folds unquoted names; SQLite ignores case).
+- Table names are resolved by PostgreSQL's rules (`pg_name`): an unquoted name folds to lower case, a
+  quoted one is exact. A reference means a WITH query only when the two names are equal so; one that
+  differs from a visible WITH name only in case is refused (SQLite, which ignores case, would read the
+  WITH query, PostgreSQL a table of the same name, such as `pg_stat_user_tables` from pg_catalog).
+  Any other reference must be an allowed table by the same rule (`"INVOICES"` is not `invoices`).
+- Column names are compared case-insensitively, which only refuses more: every table is read through
+  a subquery of its allowed columns, so a column name can reach nothing else.
 """
 
 import re
@@ -61,7 +68,10 @@ FUNCTIONS: tuple[type[exp.Expression], ...] = (
     exp.TimestampTrunc, exp.DateTrunc, exp.Extract, exp.CurrentDate, exp.CurrentTimestamp,
     exp.TimeToStr, exp.ToChar, exp.TsOrDsToTimestamp, exp.Date, exp.Datetime, exp.Cast,
     exp.RowNumber, exp.Rank, exp.DenseRank, exp.Lag, exp.Lead,
+    exp.PercentileCont, exp.PercentileDisc, exp.WithinGroup,
 )  # fmt: skip
+# A series in FROM: `generate_series(start, stop[, step])`, its arguments constants.
+SERIES = (exp.GenerateSeries, exp.ExplodingGenerateSeries)
 # Functions sqlglot does not know in a dialect (it parses them as `Anonymous`), by lower-case name.
 ANONYMOUS_FUNCTIONS = frozenset(
     {"date", "datetime", "julianday", "strftime", "date_part", "date_trunc", "now", "to_char", "age", "total"}
@@ -70,7 +80,8 @@ FUNCTION_NAMES = (
     "count, sum, avg, min, max, string_agg/group_concat, coalesce/ifnull, nullif, greatest, least, CASE, iif, "
     "round, abs, floor, ceil, lower, upper, length, trim, substr/substring, replace, concat, ||, date_trunc, "
     "extract, date_part, now, current_date, current_timestamp, to_char, strftime, date, datetime, julianday, "
-    "age, cast, row_number, rank, dense_rank, lag, lead"
+    "age, cast, row_number, rank, dense_rank, lag, lead, percentile_cont/percentile_disc ... WITHIN GROUP "
+    "(ORDER BY ...), and generate_series(start, stop, step) in FROM"
 )
 
 ALLOWED: tuple[type[exp.Expression], ...] = (
@@ -82,7 +93,7 @@ ALLOWED: tuple[type[exp.Expression], ...] = (
     exp.Neg, exp.Not, exp.And, exp.Or, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod,
     exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ, exp.Is,
     exp.In, exp.Between, exp.Like, exp.ILike, exp.Escape, exp.If, exp.Case,
-    *FUNCTIONS, exp.Anonymous,
+    *FUNCTIONS, *SERIES, exp.Anonymous,
 )  # fmt: skip
 ALLOWED_CLASSES = frozenset(ALLOWED)
 
@@ -124,6 +135,8 @@ ALLOWED_ARGS: dict[type[exp.Expression], frozenset[str]] = {
     exp.DataType: frozenset({"this", "expressions", "nested"}),
     exp.Anonymous: frozenset({"this", "expressions"}),
     exp.Literal: frozenset({"this", "is_string"}),
+    **{series: frozenset({"start", "end", "step"}) for series in SERIES},
+    exp.WithinGroup: frozenset({"this", "expression"}),
 }
 ARG_WORDS = {
     "sample": "TABLESAMPLE", "only": "ONLY", "version": "AS OF", "hints": "table hints", "pivots": "PIVOT",
@@ -212,7 +225,41 @@ def check(sql: str, *, dialect: str) -> exp.Expression:
         )
     tree = real[0]
     check_tree(tree)
+    if dialect == "sqlite":
+        _check_sqlite_can_run(tree)
     return tree
+
+
+# What PostgreSQL runs and SQLite does not: refused when checking SQLite SQL, with what to write instead
+# (the executor would otherwise fail on it after the validator let it through).
+SQLITE_LACKS: dict[type[exp.Expression], str] = {
+    exp.Extract: "extract(); use strftime('%Y', ...) or strftime('%m', ...)",
+    exp.DateTrunc: "date_trunc(); use date(..., 'start of month') or strftime('%Y-%m', ...)",
+    exp.TimestampTrunc: "date_trunc(); use date(..., 'start of month') or strftime('%Y-%m', ...)",
+    exp.Interval: "INTERVAL; use date(..., '-1 month') or datetime(..., '+7 days')",
+    exp.Concat: "concat(); use ||",
+    exp.ToChar: "to_char(); use strftime()",
+}
+SQLITE_LACKS_NAMED = {
+    "now": "now(); use datetime('now') or current_timestamp",
+    "age": "age(); use julianday(...) - julianday(...)",
+    "date_part": "date_part(); use strftime('%Y', ...)",
+    "date_trunc": "date_trunc(); use date(..., 'start of month') or strftime('%Y-%m', ...)",
+    "to_char": "to_char(); use strftime()",
+}
+
+
+def _check_sqlite_can_run(tree: exp.Expression) -> None:
+    for node in tree.walk():
+        if isinstance(node, exp.Table) and is_series(node):
+            continue  # a series of constants is written out for SQLite (auditing.ai.scope)
+        if isinstance(node, exp.Interval) and node.find_ancestor(*SERIES):
+            continue
+        what = SQLITE_LACKS.get(type(node))
+        if isinstance(node, exp.Anonymous):
+            what = SQLITE_LACKS_NAMED.get(node.name.lower())
+        if what:
+            raise QueryRefused(f"This database (SQLite) cannot run {what}.")
 
 
 def check_tree(tree: exp.Expression) -> None:
@@ -306,6 +353,8 @@ def _check_node(node: exp.Expression) -> None:
         raise QueryRefused(
             f"Converting to {node.sql()} is not allowed; text, numbers, dates, times and booleans are."
         )
+    if isinstance(node, SERIES) and not isinstance(node.parent, exp.Table):
+        raise _function_refused("generate_series outside FROM")
     if isinstance(node, exp.Anonymous):
         name = node.name
         if name.lower() not in ANONYMOUS_FUNCTIONS or not _PLAIN_NAME.fullmatch(name):
@@ -408,24 +457,57 @@ def _query_nesting(node: exp.Expression) -> int:
     return depth
 
 
+def pg_name(identifier: exp.Identifier) -> str:
+    """A name as PostgreSQL reads it: unquoted, folded to lower case; quoted, exactly as written."""
+    return identifier.this if identifier.quoted else identifier.this.lower()
+
+
+def _cte_name(cte: exp.CTE) -> str:
+    alias = cte.args["alias"]
+    return pg_name(alias.this) if isinstance(alias.this, exp.Identifier) else cte.alias_or_name
+
+
 def visible_ctes(table: exp.Table) -> set[str]:
-    """The WITH names (lower case) a table reference can mean where it stands: those of every WITH
-    above it, but inside a WITH list only the ones defined before the query it is in (a WITH query
-    naming itself or a later one means a real table, or in SQLite recursion)."""
+    """The WITH names (as PostgreSQL reads them, `pg_name`) a table reference can mean where it stands:
+    those of every WITH above it, but inside a WITH list only the ones defined before the query it is
+    in (a WITH query naming itself or a later one means a real table, or in SQLite recursion)."""
     names: set[str] = set()
     child: exp.Expression = table
     parent = table.parent
     while parent is not None:
         with_ = parent.args.get("with_") if isinstance(parent, (*QUERY, exp.Subquery)) else None
         if isinstance(with_, exp.With) and child is not with_:
-            names.update(cte.alias_or_name.lower() for cte in with_.expressions)
+            names.update(_cte_name(cte) for cte in with_.expressions)
         if isinstance(parent, exp.With) and isinstance(child, exp.CTE):
             for cte in parent.expressions:
                 if cte is child:
                     break
-                names.add(cte.alias_or_name.lower())
+                names.add(_cte_name(cte))
         child, parent = parent, parent.parent
     return names
+
+
+def resolve(table: exp.Table) -> schema.Table | None:
+    """What a table reference reads, by PostgreSQL's rules: None for a WITH query, else the allowed
+    table; anything else is refused (see the module's notes)."""
+    name = pg_name(table.this)
+    ctes = visible_ctes(table)
+    if name in ctes:
+        return None
+    if any(cte.lower() == name.lower() for cte in ctes):
+        raise QueryRefused(
+            f"Table {table.this.sql()} differs from a WITH query's name only in quotes or case: PostgreSQL "
+            "folds unquoted names to lower case and reads quoted ones exactly, so it would not read the "
+            "WITH query. Write the name exactly as the WITH query does."
+        )
+    if name in schema.BY_NAME:
+        return schema.BY_NAME[name]
+    if name.lower() in schema.BY_NAME:
+        raise QueryRefused(
+            f"Table {table.this.sql()} is not one auditors may read: a quoted name is exact; "
+            f"write {name.lower()}."
+        )
+    raise QueryRefused(f"Table {table.name} is not one auditors may read; these are: {_TABLE_LIST}.")
 
 
 def _check_tables(nodes: list[exp.Expression]) -> None:
@@ -434,11 +516,26 @@ def _check_tables(nodes: list[exp.Expression]) -> None:
             raise QueryRefused(f"A WITH query may not be named {node.alias_or_name}, like a table.")
         if not isinstance(node, exp.Table):
             continue
+        if is_series(node):
+            _check_series(node.this)
+            continue
         if not isinstance(node.this, exp.Identifier):
-            raise QueryRefused("Only tables and subqueries can be read in FROM and JOIN; functions cannot.")
-        name = node.name.lower()
-        if name not in schema.BY_NAME and name not in visible_ctes(node):
-            raise QueryRefused(f"Table {node.name} is not one auditors may read; these are: {_TABLE_LIST}.")
+            raise QueryRefused(
+                "Only tables, subqueries and generate_series can be read in FROM and JOIN; other functions cannot."
+            )
+        resolve(node)
+
+
+def is_series(table: exp.Table) -> bool:
+    return isinstance(table.this, SERIES)
+
+
+def _check_series(series: exp.Expression) -> None:
+    for argument in series.args.values():
+        if isinstance(argument, exp.Expression) and argument.find(exp.Column, exp.Star, *QUERY):
+            raise QueryRefused(
+                "generate_series takes constants only (dates, numbers, intervals), not columns or queries."
+            )
 
 
 def _check_columns(nodes: list[exp.Expression]) -> None:
@@ -451,6 +548,8 @@ def _check_columns(nodes: list[exp.Expression]) -> None:
             defined.add(node.alias.lower())
         if isinstance(node, exp.TableAlias):
             defined.update(column.name.lower() for column in node.columns)
+            if isinstance(node.parent, exp.Table) and is_series(node.parent) and not node.columns:
+                defined.add(node.name.lower())  # a series' alias names its one column too
         if isinstance(node, exp.Window) and isinstance(node.this, exp.Identifier):
             defined.add(node.this.name.lower())
         if isinstance(node, exp.Table | exp.Subquery):

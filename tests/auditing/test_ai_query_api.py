@@ -24,6 +24,9 @@ QUESTIONS = [
     "Top 10 consumers by kWh",
     "Average bill by connection type",
     "Cancelled invoices",
+    "What is the median bill each month?",
+    "How many bills were issued each day last month?",
+    "What are our provider's settings?",
 ]
 
 

@@ -259,6 +259,36 @@ ADVERSARIAL = [
     refused("quote/password", 'SELECT "password" FROM "users"', "Column password"),
     refused("quote/upper-case-table", 'SELECT * FROM "ACCOUNTS_USER"', TABLE),
     refused("quote/catalog", 'SELECT * FROM "pg_catalog"."pg_user"', SCHEMA),
+    # A WITH name that differs from a catalog view only in quotes or case: PostgreSQL would read the view.
+    *(
+        refused(f"catalog/with-name-in-other-case/{view}", sql, "differs from a WITH query's name only")
+        for view, sql in (
+            (
+                "pg_stat_user_tables",
+                'WITH "PG_STAT_USER_TABLES" AS (SELECT 1) SELECT * FROM pg_stat_user_tables',
+            ),
+            ("pg_roles", 'WITH "Pg_Roles" AS (SELECT 1 AS x) SELECT * FROM pg_roles'),
+            ("pg_settings", 'WITH "pg_Settings" AS (SELECT 1 AS x) SELECT name, setting FROM PG_SETTINGS'),
+            (
+                "pg_stat_activity",
+                'WITH x AS (SELECT 1), "PG_STAT_ACTIVITY" AS (SELECT 1) SELECT * FROM pg_stat_activity',
+            ),
+            (
+                "pg_database",
+                'WITH "PG_DATABASE" AS (SELECT 1) SELECT 1 FROM (SELECT datname FROM pg_database) AS d',
+            ),
+            ("quoted-reference", 'WITH pg_class AS (SELECT 1 AS x) SELECT * FROM "PG_CLASS"'),
+            (
+                "joined",
+                'WITH "Pg_Authid" AS (SELECT 1 AS x) SELECT i.id FROM invoices i JOIN pg_authid a ON true',
+            ),
+        )
+    ),
+    refused(
+        "quote/table-in-other-case", 'SELECT * FROM "INVOICES"', "a quoted name is exact; write invoices"
+    ),
+    refused("quote/schema-and-table", 'SELECT * FROM "ai_views"."invoices"', SCHEMA),
+    refused("quote/pg-catalog-unquoted", "SELECT * FROM PG_CATALOG.PG_STAT_USER_TABLES", SCHEMA),
     refused("quote/backticks", "SELECT `password` FROM users"),
     refused("quote/brackets", "SELECT [password] FROM [users]"),
     refused(
@@ -293,7 +323,16 @@ ADVERSARIAL = [
     ),
     refused("huge/400-conditions", "SELECT id FROM invoices WHERE " + " AND ".join(["id = 1"] * 400)),
     # Expensive queries.
-    refused("expensive/generate-series-from", "SELECT * FROM generate_series(1, 1000000000000)", FUNCTION),
+    refused(
+        "expensive/generate-series-over-a-column",
+        "SELECT g FROM invoices AS i, generate_series(1, i.id) AS g",
+        "generate_series takes constants only",
+    ),
+    refused(
+        "expensive/generate-series-over-a-query",
+        "SELECT g FROM generate_series(1, (SELECT max(id) FROM invoices)) AS g",
+        "generate_series takes constants only",
+    ),
     refused("expensive/generate-series-select", "SELECT generate_series(1, 1e12)", FUNCTION),
     refused(
         "expensive/recursive-cte",
@@ -562,6 +601,12 @@ ANALYTIC = [
         "SELECT action, object_type, count(*) AS events FROM audit_log GROUP BY action, object_type ORDER BY 1, 2",
     ),
     analytic(
+        "own-provider-settings",
+        "SELECT p.name, p.currency, p.due_days, p.late_surcharge_percent, count(i.id) AS invoices "
+        "FROM provider AS p LEFT JOIN invoices AS i ON i.provider_id = p.id GROUP BY p.name, p.currency, "
+        "p.due_days, p.late_surcharge_percent",
+    ),
+    analytic(
         "everything-about-invoices",
         "SELECT * FROM invoices ORDER BY id",
     ),
@@ -785,6 +830,7 @@ def oracle(sql: str, provider_id: int | None) -> list[tuple]:
         "invoice_lines": "invoice_id IN (SELECT id FROM invoicing_invoice WHERE provider_id = {p})",
         "payment_allocations": "payment_id IN (SELECT id FROM invoicing_payment WHERE provider_id = {p})",
         "payment_methods": None,
+        "provider": "id = {p}",
     }
     with database.cursor() as cursor:
         for table in schema.TABLES:
@@ -863,3 +909,26 @@ def test_the_answer_stops_one_row_past_the_limit(providers):
     )
 
     assert len(run_sql(scoped)) == 3
+
+
+@pytest.mark.parametrize(
+    ("sql", "instead"),
+    [
+        ("SELECT extract(year FROM created_at) AS year FROM invoices", "strftime('%Y', ...)"),
+        ("SELECT date_trunc('month', created_at) AS month FROM invoices", "date(..., 'start of month')"),
+        (
+            "SELECT number FROM invoices WHERE due_date < current_date - interval '30 days'",
+            "date(..., '-1 month')",
+        ),
+        ("SELECT now() AS moment", "datetime('now')"),
+        ("SELECT concat(number, status) AS label FROM invoices", "use ||"),
+    ],
+)
+def test_what_sqlite_cannot_run_is_refused_there_with_what_to_write_instead(sql, instead):
+    check(sql, dialect="postgres")
+
+    with pytest.raises(QueryRefused) as refusal:
+        check(sql, dialect="sqlite")
+
+    assert refusal.value.detail.startswith("This database (SQLite) cannot run ")
+    assert instead in refusal.value.detail

@@ -1,5 +1,6 @@
 """The audit trail: fed by signals on every path, append-only, hash-chained, rolled back with the change."""
 
+import hashlib
 from datetime import date
 from decimal import Decimal
 from unittest import mock
@@ -12,7 +13,7 @@ from django.db import connection as db
 from accounts.roles import Role
 from accounts.services import user_create
 from auditing.models import AppendOnly, AuditLog
-from auditing.services import audit_verify
+from auditing.services import Entry, audit_append, audit_verify
 from invoicing import selectors, services
 from invoicing.models import Invoice
 from tests.factories import UserFactory, billable_connection
@@ -208,8 +209,75 @@ def test_personal_details_are_recorded_as_digests_only(provider):
     user = user_create(email="private@example.com", name="Private", provider=provider, roles=[Role.CUSTOMER])
 
     (row,) = rows_of("accounts.user", user.pk)
-    assert row.new_values["email"].startswith("sha256:")
+    assert row.new_values["email"].startswith("hmac:")
     assert "private@example.com" not in str(row.new_values)
+
+
+def test_a_personal_digest_is_keyed_so_a_guessed_address_cannot_be_confirmed(provider, settings):
+    settings.AUDIT_DIGEST_KEY = "first key"
+    first = user_create(
+        email="guess@example.com", name="Guess", phone="0300-1234567", provider=provider, roles=[]
+    )
+    settings.AUDIT_DIGEST_KEY = "second key"
+    second = user_create(
+        email="guess@example.org", name="Guess", phone="0300-1234567", provider=provider, roles=[]
+    )
+
+    (created,) = rows_of("accounts.user", first.pk)
+    (again,) = rows_of("accounts.user", second.pk)
+    plain = {
+        prefix + hashlib.sha256(value.encode()).hexdigest()[:16]
+        for value in ("guess@example.com", "0300-1234567")
+        for prefix in ("", "sha256:")
+    }
+    assert {created.new_values["email"], created.new_values["phone"]}.isdisjoint(plain)
+    assert created.new_values["phone"] != again.new_values["phone"]  # the same phone under another key
+    assert audit_verify() == []
+
+
+def test_a_person_is_labelled_by_name_never_by_email(api, provider):
+    user = user_create(
+        email="private@example.com",
+        name="Private Person",
+        provider=provider,
+        roles=[Role.AUDITOR, Role.CUSTOMER],
+    )
+    user.set_password("correct-horse-battery-9")
+    user.save()
+    api.post(
+        "/api/auth/login",
+        {"email": "private@example.com", "password": "correct-horse-battery-9"},
+        format="json",
+    )
+
+    rows = AuditLog.objects.all()
+    assert {row.object_repr for row in rows if row.object_type == "accounts.user"} == {"Private Person"}
+    assert {row.object_repr for row in rows if row.object_type == "accounts.userrole"} <= {
+        "Private Person: Auditor",
+        "Private Person: Customer",
+    }
+    assert not [
+        row for row in rows if "private@example.com" in str([row.object_repr, row.old_values, row.new_values])
+    ]
+
+
+def test_old_plain_digests_and_new_keyed_ones_verify_in_one_chain(provider):
+    audit_append(
+        [
+            Entry(
+                "update",
+                provider.pk,
+                "accounts.user",
+                "1",
+                "Old row",
+                new_values={"email": "sha256:0123456789abcdef"},
+            )
+        ]
+    )
+    user_create(email="new@example.com", name="New", provider=provider, roles=[Role.CUSTOMER])
+
+    assert AuditLog.objects.filter(provider=provider, new_values__email__startswith="sha256:").count() == 1
+    assert audit_verify() == []
 
 
 def test_odd_audit_log_filters_are_a_400(as_role, provider):

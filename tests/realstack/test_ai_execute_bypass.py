@@ -16,10 +16,10 @@ What each layer of the executor stops (auditing/ai/execute.py):
   pg_advisory_lock, pg_notify) is undone by the rollback or the closing;
 - statement timeout (not changeable from inside the statement), temp_file_limit, FETCH of
   limit + 1 rows: sleeps, endless recursion, huge results.
-What it does not stop alone: the reader may cancel or terminate its own role's backends (another
-auditor's running query, which then fails) and may see that other sessions exist in
-pg_stat_activity (not what they run: track_activities is off for the role). The validator's
-function allow-list is the layer against those.
+- the reader's missing privileges on the system catalogs (migration auditing 0004): catalog and
+  statistics relations (pg_class, pg_stat_user_tables, pg_roles, pg_settings, pg_stat_activity,
+  pg_database, information_schema), and the built-ins that read statistics or sizes, signal other
+  backends, take advisory locks, touch large objects, sequences, files or settings, notify or sleep.
 """
 
 # ruff: noqa: S608 -- the queries under test are SQL built from literal ids.
@@ -41,6 +41,13 @@ pytestmark = [pytest.mark.realstack, pytest.mark.django_db(transaction=True)]
 
 READER = "billing_ai_reader"
 SCOPED_ALPHA = "(SELECT t.id, t.number, t.provider_id FROM ai_views.invoices AS t WHERE t.provider_id = {alpha}) AS invoices"
+
+CATALOG_RELATIONS = (
+    "pg_stat_user_tables", "pg_catalog.pg_stat_user_tables", '"pg_stat_user_tables"', "pg_stat_all_tables",
+    "pg_statio_user_tables", "pg_stat_database", "pg_class", "pg_roles", "pg_user", "pg_settings",
+    "pg_stat_activity", "pg_database", "pg_locks", "pg_namespace", "pg_proc", "pg_stats", "pg_sequences",
+    "information_schema.tables", "information_schema.columns",
+)  # fmt: skip
 
 # Each fails: refused by the database, whichever layer comes first.
 REFUSED = [
@@ -123,6 +130,39 @@ REFUSED = [
     "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
     "SELECT count(*) FROM generate_series(1, 10000000000)",
     "SELECT repeat('x', 2000000000)",
+    # catalogs and statistics: every provider's row counts, roles, settings, sessions, databases
+    *(f"SELECT * FROM {relation}" for relation in CATALOG_RELATIONS),
+    'WITH "PG_STAT_USER_TABLES" AS (SELECT 1) SELECT * FROM pg_stat_user_tables',
+    'WITH "Pg_Roles" AS (SELECT 1) SELECT * FROM pg_roles',
+    "SELECT reltuples FROM pg_class WHERE relname = 'invoicing_invoice'",
+    "SELECT i.* FROM ai_views.invoices AS i, pg_stat_user_tables AS s WHERE s.relname = 'invoicing_invoice'",
+    # the functions behind them, and sizes
+    "SELECT pg_stat_get_live_tuples('public.invoicing_invoice'::regclass)",
+    "SELECT pg_stat_get_db_tuples_inserted(1)",
+    "SELECT pg_relation_size('public.invoicing_invoice')",
+    "SELECT pg_total_relation_size('public.invoicing_invoice')",
+    "SELECT pg_database_size(current_database())",
+    "SELECT pg_get_userbyid(10)",
+    "SELECT current_setting('server_version')",
+    "SELECT * FROM pg_show_all_settings()",
+    "SELECT pg_current_wal_lsn()",
+    # side effects a read-only transaction still allows
+    "SELECT pg_advisory_lock(1)",
+    "SELECT pg_try_advisory_lock(1)",
+    "SELECT pg_advisory_xact_lock_shared(1)",
+    "SELECT lo_from_bytea(0, 'stolen')",
+    "SELECT lo_create(0)",
+    "SELECT pg_notify('billing', 'stolen')",
+    "SELECT set_config('ai.provider_id', '{bravo}', true) AS hijack, t.* FROM ai_views.invoices AS t",
+    "SELECT set_config('work_mem', '4GB', true)",
+    "SELECT txid_current()",
+    "SELECT pg_current_xact_id()",
+    "SELECT nextval('ai_views.invoices')",
+    "SELECT pg_sleep_for('10 seconds')",
+    "SELECT pg_read_file('postgresql.conf')",
+    "SELECT query_to_xml('SELECT * FROM ai_views.invoices', true, true, '')",
+    "SELECT pg_cancel_backend(pg_backend_pid())",
+    "SELECT pg_blocking_pids(pg_backend_pid())",
 ]
 
 # Each runs, and answers with ALPHA's rows only (or none, or no provider data at all).
@@ -131,12 +171,7 @@ CONTAINED = [
     "SELECT * FROM ai_views.invoices WHERE provider_id = {bravo}",
     "SELECT * FROM ai_views.invoices WHERE provider_id <> {alpha} OR true",
     "SELECT * FROM ai_views.invoices /* ; DELETE FROM public.invoicing_invoice */",
-    # set_config in the statement: the views do not read settings
-    "SELECT set_config('ai.provider_id', '{bravo}', true) AS hijack, t.* FROM ai_views.invoices AS t",
     # what the rewriter writes (the literal filter), with hostile parts around it
-    "SELECT set_config('ai.provider_id', '{bravo}', false) AS hijack, invoices.* FROM "
-    + SCOPED_ALPHA
-    + " LIMIT 101",
     "SELECT * FROM " + SCOPED_ALPHA + " UNION ALL "
     "SELECT t.id, t.number, t.provider_id FROM ai_views.invoices AS t WHERE t.provider_id = {bravo}",
     # an error that would tell whether a hidden row exists: the view's filter comes first
@@ -145,13 +180,24 @@ CONTAINED = [
     "SELECT * FROM ai_views.payment_allocations",
     "SELECT ai_scope.provider()",
     "SELECT current_user, session_user",
-    "SELECT * FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
-    # a read-only transaction allows these; the rollback and the closed connection undo them
-    "SELECT pg_advisory_lock(1)",
-    "SELECT lo_from_bytea(0, 'stolen')",
-    "SELECT pg_notify('billing', 'stolen')",
     "SELECT g FROM generate_series(1, 1000) AS g",
+    # a WITH name that is, by PostgreSQL's rules, the one the query reads
+    'WITH Pg_Roles AS (SELECT 1 AS x) SELECT * FROM "pg_roles"',
+    "SELECT d::date AS day FROM generate_series(DATE '2024-01-01', DATE '2024-01-31', INTERVAL '1 day') AS d",
+    "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY balance) AS median FROM ai_views.invoices",
+    "SELECT name, currency, due_days, late_surcharge_percent FROM ai_views.provider",
 ]
+
+
+SIDE_EFFECTING = [
+    "pg_cancel_backend", "pg_terminate_backend", "pg_advisory_lock", "pg_advisory_xact_lock",
+    "pg_try_advisory_lock", "pg_advisory_unlock_all", "lo_from_bytea", "lo_create", "lo_import", "lo_export",
+    "loread", "lowrite", "set_config", "current_setting", "pg_notify", "pg_sleep", "pg_sleep_for",
+    "pg_sleep_until", "txid_current", "pg_current_xact_id", "nextval", "setval", "currval", "lastval",
+    "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_get_live_tuples", "pg_stat_get_activity",
+    "pg_relation_size", "pg_total_relation_size", "pg_database_size", "pg_get_userbyid", "pg_reload_conf",
+    "query_to_xml", "pg_current_wal_lsn", "pg_show_all_settings", "pg_lock_status", "pg_blocking_pids",
+]  # fmt: skip
 
 
 def query_id(sql: str) -> str:
@@ -191,6 +237,11 @@ def cluster_state() -> dict[str, object]:
             "(SELECT array_to_string(s.setconfig, ',') FROM pg_db_role_setting AS s "
             " WHERE s.setrole = r.oid AND s.setdatabase = 0)) FROM pg_roles AS r WHERE r.rolname = %s",
             [READER],
+        ),
+        "catalog privileges": _one(
+            "SELECT md5(string_agg(c.oid::regclass::text || coalesce(c.relacl::text, ''), ',' ORDER BY c.oid)) "
+            "FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+            "WHERE n.nspname IN ('pg_catalog', 'information_schema')"
         ),
         "reader grants": _one(
             "SELECT count(*) FROM information_schema.role_table_grants WHERE grantee = %s", [READER]
@@ -275,19 +326,18 @@ def test_the_views_hide_the_other_provider_even_when_the_query_names_it(tenants)
     alpha, bravo = tenants
 
     hijacked = run(
-        f"SELECT set_config('ai.provider_id', '{bravo.provider.pk}', true), t.number "
-        f"FROM ai_views.invoices AS t WHERE t.provider_id IN ({alpha.provider.pk}, {bravo.provider.pk})",
+        f"SELECT t.number FROM ai_views.invoices AS t WHERE t.provider_id IN ({alpha.provider.pk}, {bravo.provider.pk})",
         provider_id=alpha.provider.pk,
     )
 
-    assert [row[1] for row in hijacked.rows] == [alpha.invoice.number]
+    assert [row[0] for row in hijacked.rows] == [alpha.invoice.number]
 
 
 def test_a_long_query_is_stopped_with_a_message_a_person_understands(tenants):
     alpha, _ = tenants
 
     with pytest.raises(QueryFailed) as refused:
-        run("SELECT pg_sleep(10)", provider_id=alpha.provider.pk)
+        run("SELECT count(*) FROM generate_series(1, 10000000000)", provider_id=alpha.provider.pk)
 
     assert refused.value.detail == "The query took longer than 1 second; narrow it down."
 
@@ -310,16 +360,59 @@ def test_refusals_say_why(tenants, sql, detail):
     assert refused.value.detail == detail
 
 
-def test_other_sessions_queries_are_not_visible_to_the_reader(tenants):
+def test_other_sessions_are_not_visible_to_the_reader(tenants):
     alpha, _ = tenants
 
-    activity = run(
-        "SELECT usename, state, query FROM pg_stat_activity WHERE pid <> pg_backend_pid()",
-        provider_id=alpha.provider.pk,
+    with pytest.raises(QueryFailed) as refused:
+        run("SELECT usename, state, query FROM pg_stat_activity", provider_id=alpha.provider.pk)
+
+    assert refused.value.detail == "This query reads something auditors may not read."
+
+
+@pytest.mark.parametrize("signal", ["pg_cancel_backend", "pg_terminate_backend"])
+def test_the_reader_cannot_stop_another_auditors_session(tenants, signal):
+    alpha, _ = tenants
+    with reader_connection() as other_auditor:
+        pid = other_auditor.info.backend_pid
+
+        with pytest.raises(QueryFailed, match="may not read"):
+            run(f"SELECT {signal}({pid})", provider_id=alpha.provider.pk)
+
+        assert other_auditor.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_the_reader_can_read_no_catalog_relation_and_call_no_side_effecting_built_in(tenants):
+    readable = _one(
+        "SELECT string_agg(c.oid::regclass::text, ', ') FROM pg_class AS c "
+        "JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+        "WHERE n.nspname IN ('pg_catalog', 'information_schema') AND c.relkind IN ('r', 'v', 'm') "
+        "AND has_table_privilege(%s, c.oid, 'SELECT')",
+        [READER],
+    )
+    callable_ = _one(
+        "SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc AS p "
+        "WHERE p.proname = ANY(%s) AND has_function_privilege(%s, p.oid, 'EXECUTE')",
+        [SIDE_EFFECTING, READER],
     )
 
-    assert activity.rows, "the test's own connection is another session"
-    assert {row[2] for row in activity.rows} <= {"<insufficient privilege>", "", None}
+    assert readable is None
+    assert callable_ is None
+    # Monitoring keeps what every role had.
+    assert _one("SELECT has_table_privilege('pg_monitor', 'pg_catalog.pg_stat_user_tables', 'SELECT')")
+
+
+def test_the_executor_refuses_to_run_while_the_reader_can_read_the_catalogs(tenants):
+    alpha, _ = tenants
+    with connection.cursor() as cursor:
+        cursor.execute(f"GRANT SELECT ON pg_catalog.pg_class TO {READER}")
+    try:
+        with pytest.raises(QueryFailed) as refused:
+            run("SELECT count(*) FROM ai_views.invoices", provider_id=alpha.provider.pk)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"REVOKE SELECT ON pg_catalog.pg_class FROM {READER}")
+
+    assert refused.value.detail == execute.NOT_SET_UP
 
 
 def test_a_notification_sent_by_a_query_is_never_delivered(tenants):
@@ -329,7 +422,8 @@ def test_a_notification_sent_by_a_query_is_never_delivered(tenants):
     listener = psycopg.connect(**params, autocommit=True)
     try:
         listener.execute("LISTEN billing")
-        run("SELECT pg_notify('billing', 'stolen')", provider_id=alpha.provider.pk)
+        with pytest.raises(QueryFailed, match="may not read"):
+            run("SELECT pg_notify('billing', 'stolen')", provider_id=alpha.provider.pk)
         ready, _, _ = select.select([listener.fileno()], [], [], 0.5)
         delivered = list(listener.notifies(timeout=0.1, stop_after=1)) if ready else []
     finally:
@@ -391,13 +485,15 @@ def test_the_executor_refuses_to_run_as_a_role_with_more_than_a_readers_powers(t
 
 
 reader_migration = importlib.import_module("auditing.migrations.0002_ai_reader")
+catalog_migration = importlib.import_module("auditing.migrations.0004_ai_reader_catalog")
 
 
-def test_the_migration_runs_again_without_changing_anything(tenants):
+def test_the_reader_migrations_run_again_without_changing_anything(tenants):
     before = cluster_state()
 
     with connection.schema_editor() as editor:
         reader_migration.forwards(apps, editor)
+        catalog_migration.forwards(apps, editor)
 
     assert cluster_state() == before
 
@@ -407,3 +503,16 @@ def test_the_migration_never_turns_the_apps_own_role_into_the_reader(settings):
 
     with pytest.raises(RuntimeError, match="must be a role of its own"), connection.schema_editor() as editor:
         reader_migration.forwards(apps, editor)
+
+
+def test_the_catalog_migration_as_a_non_superuser_changes_no_privilege_and_says_what_to_do(
+    tenants, monkeypatch, caplog
+):
+    before = cluster_state()
+    monkeypatch.setattr(catalog_migration, "_is_superuser", lambda cursor: False)
+
+    with connection.schema_editor() as editor:
+        catalog_migration.forwards(apps, editor)
+
+    assert cluster_state() == before
+    assert "A superuser must run: manage.py migrate auditing 0003, then manage.py migrate." in caplog.text
