@@ -1,12 +1,15 @@
 import os
+import socket
 
 import pytest
-from django.core.cache import cache
+from django.conf import settings as django_settings
+from django.core.cache import caches
 from rest_framework.test import APIClient
 
 from accounts.roles import Role
 from accounts.tokens import token_pair_for
 from config import context
+from config.celery import app as celery_app
 from tests.factories import ProviderFactory, UserFactory
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -22,10 +25,44 @@ def _no_one_acting():
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """Throttle counters live in the cache; each test starts with none."""
-    cache.clear()
+    """Throttle counters live in the cache (in this process's memory while it is down); each test
+    starts with none."""
+    for alias in django_settings.CACHES:
+        caches[alias].clear()
     yield
-    cache.clear()
+    for alias in django_settings.CACHES:
+        caches[alias].clear()
+
+
+def unreachable_redis_url() -> str:
+    """A Redis address nothing listens on: a connection to it is refused, as to a Redis that is down."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+@pytest.fixture
+def cache_down(settings):
+    """The shared cache (Redis) is down: every use of it raises redis-py's own ConnectionError."""
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": unreachable_redis_url(),
+        },
+    }
+
+
+@pytest.fixture
+def broker_down(monkeypatch):
+    """Tasks go to a broker (not run in this process) that is down: a connection or a send raises
+    kombu's own OperationalError."""
+    monkeypatch.setattr(celery_app.conf, "task_always_eager", False)
+    monkeypatch.setattr(celery_app.conf, "broker_url", unreachable_redis_url())
+    # Connections to the broker are pooled once made: none made to it may outlive the test.
+    monkeypatch.setattr(celery_app, "_pool", None)
+    monkeypatch.setattr(celery_app.amqp, "_producer_pool", None)
 
 
 @pytest.fixture
