@@ -55,14 +55,16 @@ def cache_down(settings):
 
 
 @pytest.fixture
-def broker_down(monkeypatch):
+def broker_down():
     """Tasks go to a broker (not run in this process) that is down: a connection or a send raises
     kombu's own OperationalError."""
-    monkeypatch.setattr(celery_app.conf, "task_always_eager", False)
-    monkeypatch.setattr(celery_app.conf, "broker_url", unreachable_redis_url())
-    # Connections to the broker are pooled once made: none made to it may outlive the test.
-    monkeypatch.setattr(celery_app, "_pool", None)
-    monkeypatch.setattr(celery_app.amqp, "_producer_pool", None)
+    conf = celery_app.conf
+    # Connections to the broker are pooled once made: none made to the dead one may outlive the test.
+    saved = (conf.task_always_eager, conf.broker_url, celery_app._pool, celery_app.amqp._producer_pool)
+    conf.task_always_eager, conf.broker_url = False, unreachable_redis_url()
+    celery_app._pool = celery_app.amqp._producer_pool = None
+    yield
+    conf.task_always_eager, conf.broker_url, celery_app._pool, celery_app.amqp._producer_pool = saved
 
 
 @pytest.fixture
