@@ -59,12 +59,19 @@ def broker_down():
     """Tasks go to a broker (not run in this process) that is down: a connection or a send raises
     kombu's own OperationalError."""
     conf = celery_app.conf
-    # Connections to the broker are pooled once made: none made to the dead one may outlive the test.
-    saved = (conf.task_always_eager, conf.broker_url, celery_app._pool, celery_app.amqp._producer_pool)
-    conf.task_always_eager, conf.broker_url = False, unreachable_redis_url()
+    # The write address, since CELERY_BROKER_URL in the environment (the real-stack pass) wins over
+    # `broker_url`; connections to the broker are pooled once made: none to the dead one may outlive
+    # the test.
+    saved = (
+        conf.task_always_eager,
+        conf.get("broker_write_url"),
+        celery_app._pool,
+        celery_app.amqp._producer_pool,
+    )
+    conf.task_always_eager, conf.broker_write_url = False, unreachable_redis_url()
     celery_app._pool = celery_app.amqp._producer_pool = None
     yield
-    conf.task_always_eager, conf.broker_url, celery_app._pool, celery_app.amqp._producer_pool = saved
+    conf.task_always_eager, conf.broker_write_url, celery_app._pool, celery_app.amqp._producer_pool = saved
 
 
 @pytest.fixture
