@@ -13,6 +13,8 @@ import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.db.models import Model
+from psycopg import sql
 
 from config.celery import app as celery_app
 
@@ -182,14 +184,19 @@ def own_broker(own_redis):
 
 
 @contextmanager
-def row_locked(table: str, pk: int) -> Iterator[None]:
-    """Hold a row lock from a connection of its own (as another transaction would) while the block
+def row_locked(row: Model) -> Iterator[None]:
+    """Hold `row`'s lock from a connection of its own (as another transaction would) while the block
     runs: a task that locks that row waits, mid-transaction, until the block ends."""
-    db = connection.settings_dict
+    db, meta = connection.settings_dict, row._meta
     with psycopg.connect(
         dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"], host=db["HOST"], port=db["PORT"]
     ) as holder:
-        holder.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR UPDATE", [pk])  # noqa: S608 (a test's own table name)
+        holder.execute(
+            sql.SQL("SELECT 1 FROM {} WHERE {} = %s FOR UPDATE").format(
+                sql.Identifier(meta.db_table), sql.Identifier(meta.pk.column)
+            ),
+            [row.pk],
+        )
         yield
         holder.rollback()
 

@@ -10,7 +10,7 @@ from datetime import date
 import pytest
 
 from accounts.roles import Role
-from auditing.models import AIQuery, AIQueryStatus
+from auditing.models import AIQuery, AIQueryStatus, ChainHead
 from auditing.services import ai_query_submit
 from auditing.tasks import dispatch as ask
 from auditing.tasks import reconcile_ai_queries
@@ -71,7 +71,7 @@ def test_a_run_whose_worker_is_killed_mid_chunk_completes_on_a_new_worker_with_t
     # there, mid-transaction.
     counter = DocumentCounter.objects.create(provider=provider, series=DocumentSeries.INVOICE, year=2024)
     first = workers.start()
-    with row_locked("invoicing_documentcounter", counter.pk):
+    with row_locked(counter):
         dispatch(run)
         wait_until(waiting_for_a_lock, message="the worker did not reach the first chunk's commit")
         killed(first)
@@ -118,9 +118,11 @@ def test_a_question_whose_worker_is_killed_mid_answer_is_answered_by_a_new_worke
     workers, provider, grace_over
 ):
     query = question_of(provider)
+    # An answer is written to the audit trail, its provider's chain head locked: held here, the
+    # worker waits there, mid-transaction.
+    chain_head = ChainHead.objects.get(pk=provider.pk)
     first = workers.start()
-    # Answering starts by locking the question's row: held here, the worker waits right there.
-    with row_locked("auditing_aiquery", query.pk):
+    with row_locked(chain_head):
         ask(query)
         wait_until(waiting_for_a_lock, message="the worker did not start on the question")
         killed(first)
