@@ -17,7 +17,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
@@ -83,6 +83,21 @@ def refusals_into(form: forms.Form, *, fields: dict[str, str] | None = None) -> 
     except DomainError as exc:
         name = (fields or {}).get(exc.field or "", exc.field)
         form.add_error(name if name in form.fields else None, exc.detail)
+        form.refusal = exc  # for form_page: a refusal that is not the input's fault keeps its status
+
+
+def form_page(
+    request: HttpRequest, template: str, values: dict[str, Any], *, form: forms.Form
+) -> HttpResponse:
+    """A form's page: 200, or 400 showing its errors; a refusal that is no fault of the input keeps
+    its own status (503 with Retry-After while the task queue is unreachable), so it reads as one."""
+    refusal = getattr(form, "refusal", None)
+    if refusal is None or refusal.status < 500:
+        return render(request, template, values, status=400 if form.errors else 200)
+    response = render(request, template, values, status=refusal.status)
+    if refusal.retry_after is not None:
+        response["Retry-After"] = str(refusal.retry_after)
+    return response
 
 
 def navigation(request: HttpRequest) -> dict[str, Any]:

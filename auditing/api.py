@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
@@ -21,9 +20,10 @@ from accounts.permissions import Allowed
 from auditing.models import AIQueryStatus, AuditLog
 from auditing.selectors import ai_queries_of, audit_log_for, invoice_history_for
 from auditing.services import MAX_QUESTION, ai_query_submit
-from auditing.tasks import answer_ai_query
+from auditing.tasks import dispatch
 from config.errors import DomainError
-from invoicing.api import ERRORS, InvoiceOutput
+from config.queue import require_queue
+from invoicing.api import ERRORS, QUEUE_DOWN, InvoiceOutput
 from invoicing.models import Invoice
 from invoicing.selectors import invoice_get_for, invoice_list_for
 
@@ -188,14 +188,15 @@ class AIQueryCollectionApi(APIView):
 
     @extend_schema(
         request=AIQueryInput,
-        responses={202: AIQueryOutput, 200: AIQueryOutput, **ERRORS},
+        responses={202: AIQueryOutput, 200: AIQueryOutput, **ERRORS, **QUEUE_DOWN},
         summary="Ask a question about the provider's data (read-only, this provider's rows only)",
     )
     def post(self, request: Request) -> Response:
         data = AIQueryInput(data=request.data)
         data.is_valid(raise_exception=True)
+        require_queue("Answering a question")
         query = ai_query_submit(asked_by=request.user, question=data.validated_data["question"])
-        transaction.on_commit(lambda: answer_ai_query.delay(query.pk))
+        dispatch(query)
         deadline = time.monotonic() + data.validated_data["wait"]
         query.refresh_from_db()
         while query.status == AIQueryStatus.PENDING and time.monotonic() < deadline:

@@ -98,6 +98,9 @@ class AIQuery(models.Model):
     truncated = models.BooleanField(default=False)
     milliseconds = models.PositiveIntegerField(null=True, blank=True)  # generation, checks and execution
     created_at = models.DateTimeField(auto_now_add=True)
+    # When it was last handed to the broker; none yet when that failed. The reconciler sends a
+    # question still pending a while after that (or after it was asked) again.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

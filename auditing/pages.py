@@ -13,19 +13,19 @@ from datetime import date
 from typing import Any
 
 from django import forms
-from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from accounts.roles import Role
-from accounts.web import page, paginate, refusals_into
+from accounts.web import form_page, page, paginate, refusals_into
 from auditing.ai.offline import EXAMPLES
 from auditing.models import AIQuery, AIQueryStatus, AuditLog
 from auditing.receivers import audited_models
 from auditing.selectors import ai_queries_of, audit_log_for, invoice_history_for
 from auditing.services import DIGEST_PREFIX, MAX_QUESTION, ai_query_submit
-from auditing.tasks import answer_ai_query
+from auditing.tasks import dispatch
+from config.queue import require_queue
 from invoicing.models import Invoice
 from invoicing.selectors import invoice_get_for, invoice_list_for
 from providers.models import Bucket, TariffRow
@@ -284,16 +284,12 @@ def ai_query(request: HttpRequest) -> HttpResponse:
     form = QuestionForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         with refusals_into(form):
+            require_queue("Answering a question")
             query = ai_query_submit(asked_by=request.user, question=form.cleaned_data["question"])
-            transaction.on_commit(lambda: answer_ai_query.delay(query.pk))
+            dispatch(query)
             return redirect("ai-query-detail", query_id=query.pk)
     recent = ai_queries_of(user=request.user).order_by("-id")[:RECENT_QUESTIONS]
-    return render(
-        request,
-        "auditing/ai_query.html",
-        {"form": form, "recent": recent},
-        status=400 if form.errors else 200,
-    )
+    return form_page(request, "auditing/ai_query.html", {"form": form, "recent": recent}, form=form)
 
 
 _NUMBER = re.compile(r"-?\d+(\.\d+)?")

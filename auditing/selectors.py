@@ -1,9 +1,10 @@
+from datetime import datetime
 from typing import Any
 
 from django.db.models import CharField, Q, QuerySet
 from django.db.models.functions import Cast
 
-from auditing.models import AIQuery, AuditLog
+from auditing.models import AIQuery, AIQueryStatus, AuditLog
 from invoicing.models import Invoice, Payment
 from providers.tenancy import scope_to_provider
 
@@ -34,3 +35,13 @@ def invoice_history_for(*, user: Any, invoice: Invoice) -> QuerySet[AuditLog]:
 def ai_queries_of(*, user: Any) -> QuerySet[AIQuery]:
     """The caller's own questions, within their provider."""
     return scope_to_provider(AIQuery.objects.filter(asked_by=user), user)
+
+
+def ai_queries_stalled(*, still_since: datetime) -> QuerySet[AIQuery]:
+    """Questions still waiting for a worker, neither asked nor sent since `still_since`: their message
+    was lost, or has waited that long in the queue; either way sending them again is safe."""
+    return (
+        AIQuery.objects.filter(status=AIQueryStatus.PENDING, created_at__lt=still_since)
+        .exclude(dispatched_at__gte=still_since)
+        .order_by("pk")
+    )

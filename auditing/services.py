@@ -257,6 +257,11 @@ def ai_query_submit(*, asked_by: Any, question: str) -> AIQuery:
     return AIQuery.objects.create(provider_id=asked_by.provider_id, asked_by=asked_by, question=question)
 
 
+def ai_query_dispatched(*, query_id: int) -> None:
+    """Note that a question was just handed to the broker (bookkeeping for the reconciler)."""
+    AIQuery.objects.filter(pk=query_id).update(dispatched_at=timezone.now())
+
+
 def ai_query_answer(*, query_id: int) -> AIQuery:
     """Generate the SQL, check it, scope it to the asker's provider, run it, record it all.
 

@@ -31,6 +31,7 @@ class DomainError(Exception):
 
     code = "invalid"
     status = status.HTTP_400_BAD_REQUEST
+    retry_after: int | None = None  # seconds, for a refusal that passes once a service is back (503)
 
     def __init__(self, detail: str, *, field: str | None = None, **extra: Any) -> None:
         super().__init__(detail)
@@ -108,6 +109,8 @@ def api_exception_handler(exc: Exception, ctx: dict) -> Response | None:
         )
         if exc.status == status.HTTP_401_UNAUTHORIZED:
             response["WWW-Authenticate"] = 'Bearer realm="api"'
+        if exc.retry_after is not None:
+            response["Retry-After"] = str(exc.retry_after)
         return response
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(

@@ -21,6 +21,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from config.queue import require_queue
 from invoicing import services
 from invoicing.models import (
     OPEN_STATUSES,
@@ -476,6 +477,7 @@ class BillingRunAdmin(ProviderScopedAdmin, ServiceAdmin):
 
     def create(self, request: HttpRequest, values: dict) -> BillingRun:
         # As the API starts one: plan (or find the unfinished run), then send its chunks once committed.
+        require_queue("A billing run")
         run, _ = services.billing_run_start(
             provider=values.get("provider") or request.user.provider,
             period=values["month"],

@@ -31,6 +31,7 @@ from billing.models import ServiceConnection
 from billing.months import first_of, parse_month
 from billing.selectors import connection_list_for
 from config.errors import DomainError, NotFound
+from config.queue import require_queue
 from invoicing import pdf, selectors, services
 from invoicing.models import BillingRun, Invoice, InvoiceStatus, Payment, PaymentMethod
 from invoicing.tasks import dispatch
@@ -69,6 +70,15 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 ERRORS = {
     **ACCOUNT_ERRORS,
     409: OpenApiResponse(description="The bill's state refuses it (paid, cancelled, locked, key reused)."),
+}
+
+
+# Work handed to the background workers (config.queue): refused, with nothing stored, while their
+# broker is unreachable.
+QUEUE_DOWN = {
+    503: OpenApiResponse(
+        description="The task queue is unreachable: nothing was stored; try again after `Retry-After` seconds."
+    ),
 }
 
 
@@ -820,7 +830,7 @@ class BillingRunCollectionApi(generics.ListAPIView):
 
     @extend_schema(
         request=inline_serializer("BillingRunInput", {"month": serializers.CharField(help_text="YYYY-MM")}),
-        responses={202: BillingRunDetailOutput, 200: BillingRunDetailOutput, **ERRORS},
+        responses={202: BillingRunDetailOutput, 200: BillingRunDetailOutput, **ERRORS, **QUEUE_DOWN},
         summary="Start (or resume) the billing run of the caller's provider for a month",
     )
     def post(self, request: Request) -> Response:
@@ -828,6 +838,7 @@ class BillingRunCollectionApi(generics.ListAPIView):
         if provider is None:
             raise DomainError("Sign in as a user of a provider to bill its connections.")
         period = month_of(str(request.data.get("month", "")) if isinstance(request.data, dict) else "")
+        require_queue("A billing run")
         run, new = services.billing_run_start(provider=provider, period=period, started_by=request.user)
         dispatch(run)
         run = selectors.billing_run_get_for(user=request.user, run_id=run.pk)

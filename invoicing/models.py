@@ -357,6 +357,9 @@ class BillingRun(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     started_at = models.DateTimeField(auto_now_add=True)
+    # When its pending chunks were last handed to the broker; none yet when that failed. The reconciler
+    # sends them again only once the run has been still (nothing sent, no chunk done) for a while.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

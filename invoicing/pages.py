@@ -18,9 +18,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from accounts.permissions import PROVIDER, reach_of, role_allows
-from accounts.web import page, paginate, refusals_into
+from accounts.web import form_page, page, paginate, refusals_into
 from billing.selectors import connection_list_for
 from config.errors import DomainError, NotFound
+from config.queue import require_queue
 from invoicing import selectors, services
 from invoicing.api import InvoiceFilter, month_of
 from invoicing.models import AdjustmentDirection, BillingRunStatus, Invoice
@@ -494,17 +495,18 @@ def run_list(request: HttpRequest) -> HttpResponse:
         with refusals_into(form, fields={"period": "month"}):
             if user.provider is None:
                 raise DomainError("Sign in as a user of a provider to bill its connections.")
+            require_queue("A billing run")
             run, _new = services.billing_run_start(
                 provider=user.provider, period=form.cleaned_data["month"], started_by=user
             )
             dispatch(run)
             return redirect("run-detail", run_id=run.pk)
     runs = paginate(request, selectors.billing_run_list_for(user=user), PAGE_SIZE)
-    return render(
+    return form_page(
         request,
         "invoicing/run_list.html",
         {"form": form, "can_start": can_start, "page_obj": runs},
-        status=400 if form.errors else 200,
+        form=form,
     )
 
 

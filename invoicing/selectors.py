@@ -5,7 +5,7 @@ caller's role does not reach (another creator's invoice, another customer's bill
 """
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,12 +20,14 @@ from invoicing.models import (
     OPEN_STATUSES,
     Adjustment,
     BillingRun,
+    BillingRunStatus,
     Invoice,
     InvoiceLine,
     InvoiceStatus,
     Payment,
     PaymentMethod,
 )
+from providers.models import Provider
 from providers.tenancy import scope_to_provider
 
 HISTORY_LENGTH = 10
@@ -45,6 +47,23 @@ def amount_payable(invoice: Invoice) -> Decimal:
 def pending_chunks(run: BillingRun) -> list[int]:
     """The ids of a run's chunks not billed yet, in order."""
     return list(run.chunks.filter(done=False).order_by("index").values_list("pk", flat=True))
+
+
+def billing_runs_stalled(*, still_since: datetime) -> QuerySet[BillingRun]:
+    """Unfinished runs nothing has happened to since `still_since`: not started, sent, nor a chunk
+    billed. Their messages were lost (a broker restarted, a worker killed, a send that failed), or
+    have waited that long behind others; either way sending the pending chunks again is safe."""
+    return (
+        BillingRun.objects.filter(status=BillingRunStatus.RUNNING, started_at__lt=still_since)
+        .exclude(dispatched_at__gte=still_since)
+        .exclude(chunks__finished_at__gte=still_since)
+        .order_by("pk")
+    )
+
+
+def providers_without_run(*, period: date) -> QuerySet[Provider]:
+    """Active providers with no billing run of the month `period`, finished or not."""
+    return Provider.objects.filter(is_active=True).exclude(billing_runs__period=period).order_by("pk")
 
 
 def unpaid_after_due() -> Q:

@@ -2,16 +2,21 @@
 
 A run is planned once, then each chunk is its own task, so many workers on many hosts share a run.
 A chunk delivered twice (acks_late after a worker died) or re-sent by a resumed run finds itself
-done, or held by another worker, and does nothing.
+done, or held by another worker, and does nothing. So the reconciler may send a stalled run's
+chunks again whatever lost them, and the monthly job may come round daily: it starts only the
+runs that are missing.
 """
 
 import logging
+from datetime import date, timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from billing.months import previous_month
+from config.queue import send_on_commit
 from invoicing import selectors, services
 from invoicing.models import BillingRun
 from providers.models import Provider
@@ -20,9 +25,16 @@ logger = logging.getLogger(__name__)
 
 
 def dispatch(run: BillingRun) -> int:
-    """Send a task for each chunk of `run` not yet done, once the planning transaction commits."""
+    """Send a task for each chunk of `run` not yet done, once the planning transaction commits.
+
+    A broker that cannot be reached then is logged and the run left to the reconciler, which sends
+    its chunks again once the run has been still for the grace period."""
     chunk_ids = selectors.pending_chunks(run)
-    transaction.on_commit(lambda: [bill_chunk.delay(chunk_id) for chunk_id in chunk_ids])
+    send_on_commit(
+        lambda: [bill_chunk.delay(chunk_id) for chunk_id in chunk_ids],
+        sent=lambda: services.billing_run_dispatched(run_id=run.pk),
+        what=f"billing run {run.pk}",
+    )
     return len(chunk_ids)
 
 
@@ -37,14 +49,38 @@ def bill_chunk(chunk_id: int) -> None:
 
 @shared_task(name="invoicing.bill_month_just_ended")
 def bill_month_just_ended() -> None:
-    """Monthly (celery beat): every active provider's connections for the month that just ended."""
+    """Monthly on the 1st, and daily as a catch-up (celery beat): a run of the month just ended for
+    every active provider that has none, each started by a task of its own, so one provider's
+    failure stops no other (and the next day's catch-up tries it again)."""
     period = previous_month(timezone.localdate())
-    for provider in Provider.objects.filter(is_active=True):
-        with transaction.atomic():
-            run, _ = services.billing_run_start(provider=provider, period=period)
+    for provider_id in selectors.providers_without_run(period=period).values_list("pk", flat=True):
+        start_month_run.delay(provider_id, period.isoformat())
+
+
+@shared_task(
+    name="invoicing.start_month_run",
+    autoretry_for=(OSError, DatabaseError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def start_month_run(provider_id: int, period: str) -> None:
+    """A provider's scheduled run of a month (YYYY-MM-DD, fixed when the job was sent), unless it has one."""
+    provider = Provider.objects.get(pk=provider_id)
+    with transaction.atomic():
+        run = services.billing_run_start_once(provider=provider, period=date.fromisoformat(period))
+        if run is not None:
             logger.info(
                 "billing run %s for %s %s: %s chunks sent", run.pk, provider.code, period, dispatch(run)
             )
+
+
+@shared_task(name="invoicing.reconcile_billing_runs")
+def reconcile_billing_runs() -> None:
+    """Every few minutes (celery beat): send again the pending chunks of every unfinished run that has
+    been still for the grace period, whatever lost their messages."""
+    still_since = timezone.now() - timedelta(seconds=settings.RECONCILE_GRACE_SECONDS)
+    for run in selectors.billing_runs_stalled(still_since=still_since):
+        logger.warning("billing run %s stalled: %s chunks sent again", run.pk, dispatch(run))
 
 
 @shared_task(name="invoicing.mark_overdue")

@@ -1,12 +1,15 @@
 import os
+import socket
 
 import pytest
-from django.core.cache import cache
+from django.conf import settings as django_settings
+from django.core.cache import caches
 from rest_framework.test import APIClient
 
 from accounts.roles import Role
 from accounts.tokens import token_pair_for
 from config import context
+from config.celery import app as celery_app
 from tests.factories import ProviderFactory, UserFactory
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -22,10 +25,53 @@ def _no_one_acting():
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """Throttle counters live in the cache; each test starts with none."""
-    cache.clear()
+    """Throttle counters live in the cache (in this process's memory while it is down); each test
+    starts with none."""
+    for alias in django_settings.CACHES:
+        caches[alias].clear()
     yield
-    cache.clear()
+    for alias in django_settings.CACHES:
+        caches[alias].clear()
+
+
+def unreachable_redis_url() -> str:
+    """A Redis address nothing listens on: a connection to it is refused, as to a Redis that is down."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+@pytest.fixture
+def cache_down(settings):
+    """The shared cache (Redis) is down: every use of it raises redis-py's own ConnectionError."""
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": unreachable_redis_url(),
+        },
+    }
+
+
+@pytest.fixture
+def broker_down():
+    """Tasks go to a broker (not run in this process) that is down: a connection or a send raises
+    kombu's own OperationalError."""
+    conf = celery_app.conf
+    # The write address, since CELERY_BROKER_URL in the environment (the real-stack pass) wins over
+    # `broker_url`; connections to the broker are pooled once made: none to the dead one may outlive
+    # the test.
+    saved = (
+        conf.task_always_eager,
+        conf.get("broker_write_url"),
+        celery_app._pool,
+        celery_app.amqp._producer_pool,
+    )
+    conf.task_always_eager, conf.broker_write_url = False, unreachable_redis_url()
+    celery_app._pool = celery_app.amqp._producer_pool = None
+    yield
+    conf.task_always_eager, conf.broker_write_url, celery_app._pool, celery_app.amqp._producer_pool = saved
 
 
 @pytest.fixture

@@ -83,12 +83,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis when REDIS_URL is set (throttling must be shared by every server process); in-process otherwise.
 REDIS_URL = env.str("REDIS_URL", default="")
+# An unreachable Redis must fail fast: sign-in waits on it before falling back (accounts.throttles).
+REDIS_CACHE_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": REDIS_CACHE_OPTIONS,
+        }
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-    )
+    ),
+    # Where the sign-in limits count while the shared cache is unreachable (accounts.throttles).
+    "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "local"},
 }
 
 AUTH_USER_MODEL = "accounts.User"
@@ -189,6 +197,13 @@ CELERY_TASK_IGNORE_RESULT = True  # results live in the database rows the tasks 
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The reconcilers (celery beat, `invoicing.reconcile_billing_runs`, `auditing.reconcile_ai_queries`)
+# send again the work whose message was lost: a broker restarted, a worker killed, a send that failed
+# after its commit. The period seeds their schedule when it is created (editable in admin later); the
+# grace is how long work may sit sent and untouched before it counts as lost: longer than an AI
+# question's hard time limit (90 s), so what is merely queued or running is rarely sent twice.
+RECONCILE_EVERY_SECONDS = env.int("RECONCILE_EVERY_SECONDS", default=300)
+RECONCILE_GRACE_SECONDS = env.int("RECONCILE_GRACE_SECONDS", default=300)
 
 LOGGING = {
     "version": 1,

@@ -23,4 +23,11 @@ X_FRAME_OPTIONS = "DENY"
 # Login throttling must count real client addresses, shared by every server process.
 REST_FRAMEWORK = {**REST_FRAMEWORK, "NUM_PROXIES": env.int("NUM_PROXIES")}  # noqa: F405
 REDIS_URL = env.str("REDIS_URL")
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+CACHES = {
+    **CACHES,  # noqa: F405
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": REDIS_CACHE_OPTIONS,  # noqa: F405
+    },
+}

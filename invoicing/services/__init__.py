@@ -28,7 +28,13 @@ from invoicing.services.issue import (
 from invoicing.services.numbering import SERIES_FORMAT
 from invoicing.services.overdue import invoices_mark_overdue
 from invoicing.services.payments import payment_post
-from invoicing.services.run import DEFAULT_CHUNK_SIZE, billing_run_chunk_bill, billing_run_start
+from invoicing.services.run import (
+    DEFAULT_CHUNK_SIZE,
+    billing_run_chunk_bill,
+    billing_run_dispatched,
+    billing_run_start,
+    billing_run_start_once,
+)
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -46,7 +52,9 @@ __all__ = [
     "PaymentRefused",
     "adjustment_create",
     "billing_run_chunk_bill",
+    "billing_run_dispatched",
     "billing_run_start",
+    "billing_run_start_once",
     "customer_snapshot",
     "default_issue_date",
     "invoice_issue",

@@ -87,6 +87,26 @@ def billing_run_start(
     return run, True
 
 
+@transaction.atomic
+def billing_run_start_once(*, provider: Provider, period: date) -> BillingRun | None:
+    """The scheduled run of a provider's month: started once, however often the schedule comes round
+    (the daily catch-up, a task delivered twice); None when the month has a run already, finished
+    or not (an unfinished one is the reconciler's to send on)."""
+    Provider.objects.select_for_update().get(pk=provider.pk)  # as billing_run_start: one planner
+    if BillingRun.objects.filter(provider=provider, period=first_of(period)).exists():
+        return None
+    run, _ = billing_run_start(provider=provider, period=period)
+    return run
+
+
+def billing_run_dispatched(*, run_id: int) -> None:
+    """Note that a run's pending chunks were just handed to the broker.
+
+    Bookkeeping for the reconciler, not a change to the run's figures: written without the audit
+    trail's model signals, as the chunks' progress counters are."""
+    BillingRun.objects.filter(pk=run_id).update(dispatched_at=timezone.now())
+
+
 def _plan(run: BillingRun, ids: Iterable[int], chunk_size: int) -> Iterable[BillingRunChunk]:
     """Chunks of `chunk_size` consecutive ids; only their bounds are kept, whatever the number of ids."""
     index = first = last = size = 0
