@@ -40,8 +40,8 @@ DESCRIPTIONS = {
     "403": "The current role may not do this.",
     "404": "No such object for this caller.",
     "413": "The request body is over the upload limit.",
-    "503": f"The database cannot be reached: nothing was done; retry after `Retry-After` seconds "
-    f"({DATABASE_RETRY_AFTER}).",
+    "503": "The database, or for work done by the workers the task queue, cannot be reached: nothing "
+    f"was done; retry after `Retry-After` seconds ({DATABASE_RETRY_AFTER} for the database).",
 }
 
 
