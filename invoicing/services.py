@@ -735,7 +735,7 @@ def payment_post(
             reference=reference,
             idempotency_key=idempotency_key or "",
             request_hash=request_hash,
-            received_at=received_at or timezone.now(),
+            received_at=received_at,
         )
     except IntegrityError:
         # The same key, posted at the same moment by a retry that won the race.
@@ -757,11 +757,11 @@ def _payment_post(
     reference: str,
     idempotency_key: str,
     request_hash: str,
-    received_at: datetime,
+    received_at: datetime | None,
 ) -> tuple[Payment, bool]:
     if amount <= 0:
         raise PaymentRefused("A payment must be more than zero.", field="amount")
-    if received_at > timezone.now():
+    if received_at is not None and received_at > timezone.now():
         raise PaymentRefused("A payment cannot be dated in the future.", field="receivedAt")
     invoice, settle = _lock_for_payment(invoice)
     if idempotency_key:  # checked under the lock: a retry that waited for the first one finds it here
@@ -785,6 +785,7 @@ def _payment_post(
             field="amount",
             payable=f"{payable}",
         )
+    received_at = received_at or timezone.now()  # taken under the lock: receipts follow their order
     today = timezone.localdate(received_at)
     (receipt_number,) = _take_numbers(
         provider=invoice.provider, series=DocumentSeries.RECEIPT, year=today.year, count=1
