@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Round
 from django.db.models.lookups import Exact
+from django.utils import timezone
 
 from billing.models import Customer, ServiceConnection
 from providers.models import Provider, TariffRow
@@ -141,6 +142,9 @@ class Invoice(models.Model):
         indexes = [
             models.Index(fields=["provider", "status", "due_date"], name="invoice_provider_status_due"),
             models.Index(fields=["provider", "period"], name="invoice_provider_period"),
+            # A connection's bills up to a month (arrears, a payment's oldest-first settling): the
+            # partial unique index above serves no query that does not repeat its condition.
+            models.Index(fields=["connection", "period"], name="invoice_connection_period"),
             models.Index(fields=["created_by", "provider"], name="invoice_created_by"),
         ]
 
@@ -230,7 +234,9 @@ class Payment(models.Model):
     payable_before = models.DecimalField(**MONEY)
     payable_after = models.DecimalField(**MONEY)
     received_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    received_at = models.DateTimeField(auto_now_add=True)
+    # When the money was received: the moment it is posted, or earlier for money taken at a bank
+    # counter and entered from its statement later (`payment_post(received_at=...)`).
+    received_at = models.DateTimeField(default=timezone.now, editable=False)
     # A retried request with the same key returns this payment; `request_hash` tells a different body.
     idempotency_key = models.CharField(max_length=100, blank=True)
     request_hash = models.CharField(max_length=64, blank=True)

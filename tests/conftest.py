@@ -1,7 +1,9 @@
 import os
 import socket
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from django.conf import settings as django_settings
 from django.core.cache import caches
 from rest_framework.test import APIClient
@@ -13,6 +15,24 @@ from config.celery import app as celery_app
 from tests.factories import ProviderFactory, UserFactory
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# CLOCK_SHIFT_DAYS=400 runs the whole session with the clock that many days ahead of the real date
+# (negative: behind), ticking: a test that leans on today's date without freezing it fails here
+# rather than on the day the calendar reaches it. A test's own freeze (time_machine) still wins.
+CLOCK_SHIFT_DAYS = int(os.environ.get("CLOCK_SHIFT_DAYS") or 0)
+
+
+def pytest_configure(config):
+    if CLOCK_SHIFT_DAYS:
+        shifted = time_machine.travel(datetime.now(tz=UTC) + timedelta(days=CLOCK_SHIFT_DAYS), tick=True)
+        shifted.start()
+        config.add_cleanup(shifted.stop)
+
+
+def pytest_report_header(config):
+    if CLOCK_SHIFT_DAYS:
+        return f"clock shifted {CLOCK_SHIFT_DAYS} days: today is {datetime.now(tz=UTC).date()}"
+    return None
 
 
 @pytest.fixture(autouse=True)

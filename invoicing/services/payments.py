@@ -1,6 +1,6 @@
 """Payments: money received against a bill settles the connection's open bills, oldest first."""
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
@@ -44,13 +44,19 @@ def payment_post(
     received_by: User,
     reference: str = "",
     idempotency_key: str | None = None,
+    received_at: datetime | None = None,
 ) -> tuple[Payment, bool]:
     """Record money received against a bill; returns the payment and whether it is new.
 
     The amount settles the connection's open invoices oldest first, up to the presented one; more
-    than they owe is refused. With an `idempotency_key`, a retry returns the first payment."""
+    than they owe is refused. With an `idempotency_key`, a retry returns the first payment. The
+    money is received now, or at `received_at` (earlier: a bank counter's payment entered later)."""
     request_hash = hash_request(
-        invoice=invoice.pk, amount=f"{amount:.2f}", method=method.pk, reference=reference
+        invoice=invoice.pk,
+        amount=f"{amount:.2f}",
+        method=method.pk,
+        reference=reference,
+        **({"received_at": received_at.isoformat()} if received_at else {}),
     )
     try:
         return _payment_post(
@@ -61,6 +67,7 @@ def payment_post(
             reference=reference,
             idempotency_key=idempotency_key or "",
             request_hash=request_hash,
+            received_at=received_at,
         )
     except IntegrityError:
         # The same key, posted at the same moment by a retry that won the race.
@@ -82,9 +89,12 @@ def _payment_post(
     reference: str,
     idempotency_key: str,
     request_hash: str,
+    received_at: datetime | None,
 ) -> tuple[Payment, bool]:
     if amount <= 0:
         raise PaymentRefused("A payment must be more than zero.", field="amount")
+    if received_at is not None and received_at > timezone.now():
+        raise PaymentRefused("A payment cannot be dated in the future.", field="receivedAt")
     invoice, settle = lock_for_payment(invoice)
     if idempotency_key:  # checked under the lock: a retry that waited for the first one finds it here
         earlier = _earlier_payment(received_by, idempotency_key, request_hash)
@@ -107,7 +117,8 @@ def _payment_post(
             field="amount",
             payable=f"{payable}",
         )
-    today = timezone.localdate()
+    received_at = received_at or timezone.now()  # taken under the lock: receipts follow their order
+    today = timezone.localdate(received_at)
     (receipt_number,) = take_numbers(
         provider=invoice.provider, series=DocumentSeries.RECEIPT, year=today.year, count=1
     )
@@ -122,6 +133,7 @@ def _payment_post(
         payable_before=payable,
         payable_after=payable - amount,
         received_by=received_by,
+        received_at=received_at,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
     )

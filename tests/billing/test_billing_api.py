@@ -1,3 +1,4 @@
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -87,13 +88,26 @@ def test_a_customer_may_not_preview_a_connection(as_role, provider, connection):
     assert customer.get(f"/api/connections/{connection.pk}/bill-preview?year=2024&month=7").status_code == 403
 
 
-def test_the_calculator_estimates_a_month_for_a_customer(as_role, disco):
+def test_the_calculator_estimates_a_month_for_a_customer(as_role, disco, time_machine):
+    time_machine.move_to(datetime(2024, 8, 15, 12, tzinfo=UTC), tick=False)
     customer = as_role(UserFactory(provider=disco, roles=[Role.CUSTOMER]), Role.CUSTOMER)
-    price_schedule_day = {"connectionType": "2", "peakKwh": "217", "offPeakKwh": "211", "days": "30"}
+    usage = {"connectionType": "2", "peakKwh": "217", "offPeakKwh": "211", "days": "30"}
 
-    response = customer.post("/api/calculator", price_schedule_day, format="json")
+    response = customer.post("/api/calculator", usage, format="json")
 
-    # The sample's prices ended on 2024-12-31: no tariff is in force today for the calculator.
+    # The worked example of DISCO-RES-1101 for July 2024, on the prices in force that August.
+    assert response.status_code == 200
+    assert response.json()["currentCharges"] == "9151.64"
+
+
+def test_the_calculator_gives_no_estimate_once_the_prices_have_ended(as_role, disco, time_machine):
+    time_machine.move_to(datetime(2025, 1, 1, 12, tzinfo=UTC), tick=False)
+    customer = as_role(UserFactory(provider=disco, roles=[Role.CUSTOMER]), Role.CUSTOMER)
+    usage = {"connectionType": "2", "peakKwh": "217", "offPeakKwh": "211", "days": "30"}
+
+    response = customer.post("/api/calculator", usage, format="json")
+
+    # The sample's prices end on 2024-12-31: no tariff is in force for the calculator.
     assert response.status_code == 400
     assert "No estimate" in response.json()["detail"]
 

@@ -2,6 +2,7 @@ import os
 import secrets
 import subprocess
 import sys
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -66,7 +67,9 @@ def test_swagger_ui_is_served_with_its_assets_from_the_product(client):
 
 
 @pytest.mark.django_db
-def test_demo_data_loads_one_login_per_role_and_is_idempotent(api):
+def test_demo_data_loads_one_login_per_role_and_is_idempotent(api, time_machine):
+    # Mid-January 2025: the demo carries the sample on through December 2024 (three months).
+    time_machine.move_to(datetime(2025, 1, 15, 9, tzinfo=UTC), tick=False)
     call_command("demo_data")
     call_command("demo_data")
 
@@ -76,8 +79,9 @@ def test_demo_data_loads_one_login_per_role_and_is_idempotent(api):
     # 8 demo logins and the sample's 75 customers, the first of whom is the demo customer login.
     assert User.objects.count() == 8 + 74
     assert Customer.objects.get(number="LHR-RES-0001").user.email == "aliahmad.101@hmail.com"
-    assert MeterReading.objects.count() == 2239
-    assert TariffRow.objects.filter(provider__code="DISCO").count() == 68
+    assert MeterReading.objects.count() == 2239 + 3 * 75
+    # The sample's 68 tariff rows, and the same 68 carried on from 2025-01-01.
+    assert TariffRow.objects.filter(provider__code="DISCO").count() == 2 * 68
     assert flat_price_in_force(
         provider=Provider.objects.get(code="NEPCO"), day=timezone.localdate()
     ).rate == Decimal("32.5")

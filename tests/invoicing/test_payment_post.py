@@ -1,7 +1,7 @@
 """payment_post: money received against a bill settles the connection's oldest open bills first,
 never more than they owe, once per Idempotency-Key, with a gapless receipt number."""
 
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -156,6 +156,35 @@ def test_payment_post_refuses_an_amount_that_is_not_positive(connection, january
     assert refused.value.field == "amount"
     nothing_paid(january)
     assert_ledger_holds(connection)
+
+
+def test_payment_post_dates_money_received_earlier_by_when_it_was_received(
+    connection, january, creator, cash
+):
+    """Taken at a bank counter on 5 February 2024 and entered from the bank's statement later."""
+    at_the_counter = datetime(2024, 2, 5, 11, 30, tzinfo=timezone.get_current_timezone())
+
+    payment, _ = payment_post(
+        invoice=january, amount=D("9750.00"), method=cash, received_by=creator, received_at=at_the_counter
+    )
+
+    january.refresh_from_db()
+    assert payment.received_at == at_the_counter
+    assert payment.receipt_number == f"{connection.provider.code}-PAY-2024-000001"
+    assert (january.status, january.paid_on) == (InvoiceStatus.PAID, date(2024, 2, 5))
+
+
+def test_payment_post_refuses_money_received_in_the_future(connection, january, creator, cash):
+    with pytest.raises(PaymentRefused, match="future"):
+        payment_post(
+            invoice=january,
+            amount=D("9750.00"),
+            method=cash,
+            received_by=creator,
+            received_at=timezone.now() + timedelta(minutes=5),
+        )
+
+    nothing_paid(january)
 
 
 def test_payment_post_on_a_later_bill_settles_the_oldest_open_bill_first(

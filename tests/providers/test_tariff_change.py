@@ -1,4 +1,4 @@
-from datetime import date
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
 import pytest
@@ -20,6 +20,12 @@ from tests.factories import ConnectionTypeFactory, ProviderFactory, UserFactory
 pytestmark = pytest.mark.django_db
 TODAY = date(2026, 11, 21)
 D = Decimal
+
+
+@pytest.fixture(autouse=True)
+def _today_is_fixed(time_machine):
+    """A change may not start before today: these tests read the schedule as of TODAY."""
+    time_machine.move_to(datetime.combine(TODAY, time(12), tzinfo=UTC), tick=False)
 
 
 def two_slabs(bucket: str, split: str, low_rate: str, high_rate: str) -> list[TariffSpec]:
