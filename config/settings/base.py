@@ -232,3 +232,7 @@ GEMINI_TIMEOUT = env.float("GEMINI_TIMEOUT", default=30.0)
 AI_QUERY_DB_USER = env.str("AI_QUERY_DB_USER", default="billing_ai_reader")
 AI_QUERY_DB_PASSWORD = env.str("AI_QUERY_DB_PASSWORD", default="")
 AI_QUERY_TIMEOUT_SECONDS = env.float("AI_QUERY_TIMEOUT_SECONDS", default=5)
+AI_ANSWER_MAX_BYTES = env.int("AI_ANSWER_MAX_BYTES", default=256 * 1024)  # an answer kept, as JSON
+# The key of the audit trail's digests of e-mail, phone and address (HMAC); empty: derived from
+# SECRET_KEY. Set it once and keep it: a new key digests the same address differently from then on.
+AUDIT_DIGEST_KEY = env.str("AUDIT_DIGEST_KEY", default="")
