@@ -101,7 +101,7 @@ def digest_of(value: Any) -> str | None:
     """The keyed digest of a personal detail: AUDIT_DIGEST_KEY, or else a key derived from SECRET_KEY."""
     if value in (None, ""):
         return None
-    secret = getattr(settings, "AUDIT_DIGEST_KEY", "") or None
+    secret = settings.AUDIT_DIGEST_KEY or None
     mac = salted_hmac(_DIGEST_SALT, str(value), secret=secret, algorithm="sha256")
     return DIGEST_PREFIX + mac.hexdigest()[:16]
 

@@ -69,9 +69,6 @@ logger = logging.getLogger(__name__)
 VIEW_SCHEMA = "ai_views"
 DEFAULT_USER = "billing_ai_reader"
 DEFAULT_TIMEOUT_SECONDS = 5
-# An answer kept for an auditor holds at most this many bytes of JSON (settings.AI_ANSWER_MAX_BYTES):
-# the rows past it are cut, with a note.
-DEFAULT_MAX_BYTES = 256 * 1024
 FETCH_BATCH = 10  # rows fetched at a time, so a cut answer stops fetching early
 LOCK_TIMEOUT = "1s"
 APPLICATION_NAME = "billing-ai-query"
@@ -168,7 +165,9 @@ def run(sql: str, *, provider_id: int, limit: int = 100) -> QueryResult:
 
 
 def max_bytes() -> int:
-    return int(getattr(settings, "AI_ANSWER_MAX_BYTES", DEFAULT_MAX_BYTES))
+    """An answer kept for an auditor holds at most this many bytes of JSON: the rows past it are cut,
+    with a note."""
+    return settings.AI_ANSWER_MAX_BYTES
 
 
 def _size(value: object) -> int:
