@@ -438,6 +438,8 @@ class _PercentileCont:
             self.values.append(Decimal(str(value)))
 
     def finalize(self) -> float | None:
+        # Worked out in Decimal; SQLite has no decimal type, so it gets a float back, which the answer
+        # turns into decimal text like every other REAL.
         if not self.values or self.fraction is None:
             return None
         values = sorted(self.values)
