@@ -30,16 +30,16 @@ class ConnectionInline(ReadOnlyInline):
 class CustomerAdmin(ReadOnlyAdmin):
     list_display = (
         "number",
-        "user__name",
-        "user__email",
-        "user__phone",
+        "name",
+        "email",
+        "phone",
         "kind",
         "organisation",
         "created_at",
     )
     list_filter = ("kind", ("provider", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("user",)
-    search_fields = ("number", "user__name", "user__email", "user__phone", "organisation")
+    search_fields = ("number", "name", "email", "phone", "organisation")
     inlines = [ConnectionInline]
 
 
@@ -61,12 +61,12 @@ class ServiceConnectionAdmin(ReadOnlyAdmin):
         "division",
         ("provider", admin.RelatedOnlyFieldListFilter),
     )
-    list_select_related = ("customer__user", "connection_type")
-    search_fields = ("number", "meter_number", "customer__number", "customer__user__name")
+    list_select_related = ("customer", "connection_type")
+    search_fields = ("number", "meter_number", "customer__number", "customer__name")
 
-    @admin.display(description="customer", ordering="customer__user__name")
+    @admin.display(description="customer", ordering="customer__name")
     def customer_name(self, connection: ServiceConnection) -> str:
-        return f"{connection.customer.user.name} ({connection.customer.number})"
+        return f"{connection.customer.name} ({connection.customer.number})"
 
     @admin.display(description="connection type", ordering="connection_type__code")
     def type_code(self, connection: ServiceConnection) -> str:

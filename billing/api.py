@@ -77,7 +77,7 @@ class ConnectionOutput(serializers.Serializer):
         source="customer.user_id",
         help_text="The customer's user id: what POST /api/invoices takes as customerId.",
     )
-    customerName = serializers.CharField(source="customer.user.name")
+    customerName = serializers.CharField(source="customer.name")
     connectionType = serializers.CharField(source="connection_type.code")
     meterNumber = serializers.CharField(source="meter_number")
     meterType = serializers.CharField(source="meter_type")

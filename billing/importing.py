@@ -49,6 +49,7 @@ def customers_and_connections_import(*, provider: Provider, data: dict[str, Any]
             kind=CUSTOMER_KINDS.get(item.get("customer_type"), CustomerKind.RESIDENTIAL),
             organisation=item.get("org_name") or "",
             user=existing_user,
+            login=existing_user is None,
         )
         created_customers += 1
 

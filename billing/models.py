@@ -13,15 +13,36 @@ class CustomerKind(models.TextChoices):
     PUBLIC = "Public"
 
 
+class Language(models.TextChoices):
+    ENGLISH = "en", "English"
+    URDU = "ur", "اردو (Urdu)"
+
+
 class Customer(models.Model):
-    """A provider's customer: the account behind a user who holds the Customer role."""
+    """A provider's customer account. Its contact details are its own and printed on its bills; a
+    login (a user with the Customer role) is optional, made when the customer is invited."""
 
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="customers")
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="customer")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="customer"
+    )
     number = models.CharField(max_length=40, help_text="As the provider writes it, e.g. LHR-RES-0001.")
+    name = models.CharField(max_length=150)
+    national_id = models.CharField(max_length=20, blank=True, help_text="CNIC, e.g. 35202-1234567-1.")
+    email = models.EmailField(blank=True, help_text="Where bills and notices are sent; empty: none are.")
+    phone = models.CharField(max_length=30, blank=True)
+    address = models.CharField(max_length=300, blank=True)
     kind = models.CharField(max_length=20, choices=CustomerKind.choices, default=CustomerKind.RESIDENTIAL)
     organisation = models.CharField(max_length=200, blank=True)
+    preferred_language = models.CharField(max_length=2, choices=Language.choices, default=Language.ENGLISH)
+    # The customer's notification choices; an invitation or a password reset is sent regardless.
+    notify_bills = models.BooleanField(default=True, help_text="E-mail each bill when it is issued.")
+    notify_reminders = models.BooleanField(
+        default=True, help_text="E-mail before the due date and when overdue."
+    )
+    notify_payments = models.BooleanField(default=True, help_text="E-mail a receipt for each payment.")
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["provider_id", "number"]
@@ -32,8 +53,10 @@ class Customer(models.Model):
 
 
 class ConnectionStatus(models.TextChoices):
+    PENDING = "Pending"  # created, not yet connected: no first reading
     ACTIVE = "Active"
     DISCONNECTED = "Disconnected"
+    CLOSED = "Closed"  # final reading taken and final bill issued; never billed again
 
 
 class ServiceConnection(models.Model):
@@ -53,6 +76,10 @@ class ServiceConnection(models.Model):
     )
     # Declared by the customer, per month, for income-based subsidies; empty: not declared.
     declared_monthly_income = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    income_declared_on = models.DateField(null=True, blank=True)
+    income_recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -75,6 +102,7 @@ class ReadingSource(models.TextChoices):
     API = "api", "Entered through the API"
     UPLOAD = "upload", "Bulk upload"
     IMPORT = "import", "Imported"
+    SELF = "self", "Read by the customer (a self-read)"
 
 
 class MeterReading(models.Model):

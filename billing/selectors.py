@@ -78,7 +78,7 @@ def schedule_in_force(*, provider: Provider, day: date) -> Schedule:
 
 def connection_list_for(*, user: User) -> QuerySet[ServiceConnection]:
     return scope_to_provider(ServiceConnection.objects.all(), user).select_related(
-        "customer__user", "connection_type", "provider"
+        "customer", "connection_type", "provider"
     )
 
 

@@ -14,13 +14,14 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import User, normalize_email
 from accounts.roles import Role
 from accounts.services import user_create
 from billing.models import (
     ConnectionStatus,
     Customer,
     CustomerKind,
+    Language,
     MeterReading,
     ReadingSource,
     ServiceConnection,
@@ -50,18 +51,26 @@ def customer_create(
     provider: Provider,
     number: str,
     name: str,
-    email: str,
+    email: str = "",
     phone: str = "",
     address: str = "",
+    national_id: str = "",
     kind: str = CustomerKind.RESIDENTIAL,
     organisation: str = "",
+    preferred_language: str = Language.ENGLISH,
     user: User | None = None,
+    login: bool = False,
     created_by: User | None = None,
 ) -> Customer:
-    """A customer account; its user is created (no password: cannot sign in) unless one is given."""
+    """A customer account with its own contact details. A login is optional: `user` links an existing
+    customer user of the provider; `login=True` creates one from the e-mail, with no password (it
+    cannot sign in until a password is set through an invitation)."""
+    email = normalize_email(email)
     if Customer.objects.filter(provider=provider, number=number).exists():
         raise Conflict(f"Customer {number} already exists.", field="number")
-    if user is None:
+    if user is None and login:
+        if not email:
+            raise DomainError("A login needs the customer's e-mail address.", field="email")
         user = user_create(
             email=email,
             name=name,
@@ -71,13 +80,21 @@ def customer_create(
             address=address,
             created_by=created_by,
         )
-    elif user.provider_id != provider.pk or Role.CUSTOMER not in user.role_names:
+    elif user is not None and (user.provider_id != provider.pk or Role.CUSTOMER not in user.role_names):
         raise DomainError("The user must be a customer of this provider.", field="user")
-    elif (phone and not user.phone) or (address and not user.address):
-        # The account existed before its customer record; its bills print the contact details.
-        user.phone, user.address = user.phone or phone, user.address or address
-        user.save(update_fields=["phone", "address", "updated_at"])
-    customer = Customer(provider=provider, user=user, number=number, kind=kind, organisation=organisation)
+    customer = Customer(
+        provider=provider,
+        user=user,
+        number=number,
+        name=name,
+        email=email,
+        phone=phone,
+        address=address,
+        national_id=national_id,
+        kind=kind,
+        organisation=organisation,
+        preferred_language=preferred_language,
+    )
     customer.full_clean(exclude=["user", "provider"])
     customer.save()
     return customer

@@ -126,7 +126,7 @@ def csv_rows(invoices: QuerySet[Invoice]) -> Iterator[str]:
             (
                 invoice.number,
                 csv_text(invoice.customer.number),
-                csv_text(invoice.customer.user.name),
+                csv_text(invoice.customer.name),
                 csv_text(invoice.connection.number),
                 f"{invoice.period:%Y-%m}",
                 invoice.issue_date.isoformat(),
@@ -152,16 +152,16 @@ class InvoiceAdmin(ReadOnlyAdmin):
         "number", "customer_name", "connection", "period", "current_charges", "balance", "status", "due_date",
     )  # fmt: skip
     list_filter = ("status", MonthFilter, "source", ("provider", admin.RelatedOnlyFieldListFilter))
-    list_select_related = ("connection", "customer__user")
-    search_fields = ("number", "connection__number", "customer__number", "customer__user__name")
+    list_select_related = ("connection", "customer")
+    search_fields = ("number", "connection__number", "customer__number", "customer__name")
     date_hierarchy = "issue_date"
     inlines = [InvoiceLineInline, AdjustmentInline, AllocationInline]
     exclude = ("trace", "customer_snapshot", "provider_snapshot")
     actions = ["issue_adjustment"]
 
-    @admin.display(description="customer", ordering="customer__user__name")
+    @admin.display(description="customer", ordering="customer__name")
     def customer_name(self, invoice: Invoice) -> str:
-        return f"{invoice.customer.user.name} ({invoice.customer.number})"
+        return f"{invoice.customer.name} ({invoice.customer.number})"
 
     def _url(self, name: str) -> str:
         return reverse(f"{self.admin_site.name}:{self.opts.app_label}_{name}")
@@ -506,10 +506,10 @@ class BillingRunProblemAdmin(ReadOnlyAdmin):
     view_permission = "invoicing.view_billingrun"
     list_display = ("connection", "customer_name", "run", "kind", "reason")
     list_filter = ("kind", ("run", admin.RelatedOnlyFieldListFilter))
-    list_select_related = ("run", "connection__customer__user")
+    list_select_related = ("run", "connection__customer")
     search_fields = ("connection__number", "connection__customer__number", "reason")
 
-    @admin.display(description="customer", ordering="connection__customer__user__name")
+    @admin.display(description="customer", ordering="connection__customer__name")
     def customer_name(self, problem: BillingRunProblem) -> str:
         customer = problem.connection.customer
-        return f"{customer.user.name} ({customer.number})"
+        return f"{customer.name} ({customer.number})"

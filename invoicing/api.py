@@ -119,7 +119,7 @@ class InvoiceOutput(serializers.Serializer):
         source="customer.user_id",
         help_text="The customer's user id: what POST /api/invoices takes as customerId.",
     )
-    customerName = serializers.CharField(source="customer.user.name")
+    customerName = serializers.CharField(source="customer.name")
     providerId = serializers.IntegerField(source="provider_id")
     providerName = serializers.CharField(source="provider.name")
     connectionId = serializers.IntegerField(source="connection_id")
@@ -186,7 +186,7 @@ class PaymentOutput(serializers.Serializer):
     billId = serializers.IntegerField(source="invoice_id")
     invoiceNumber = serializers.CharField(source="invoice.number")
     customerId = serializers.CharField(source="invoice.customer.number")
-    customerName = serializers.CharField(source="invoice.customer.user.name")
+    customerName = serializers.CharField(source="invoice.customer.name")
     connectionNumber = serializers.CharField(source="connection.number")
     amount = serializers.DecimalField(**MONEY)
     method = serializers.CharField(source="method.name")
@@ -452,14 +452,14 @@ class InvoiceCollectionApi(APIView):
             connection = _connection_named(connections, values["connectionId"])
             if connection.customer_id != customer.pk:
                 raise DomainError(
-                    f"Connection {connection.number} is not {customer.user.name}'s; name one of theirs "
+                    f"Connection {connection.number} is not {customer.name}'s; name one of theirs "
                     f"({_numbers(theirs)}), or leave customerId out.",
                     field="connectionId",
                 )
             return connection
         if len(theirs) > 1:
             raise DomainError(
-                f"{customer.user.name} has {len(theirs)} connections ({_numbers(theirs)}); say which one "
+                f"{customer.name} has {len(theirs)} connections ({_numbers(theirs)}); say which one "
                 "to bill: connectionId (its id or number).",
                 field="connectionId",
             )

@@ -513,9 +513,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
 @page("invoicing.view_billingrun")
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = selectors.billing_run_get_for(user=request.user, run_id=run_id)
-    problems = run.problems.select_related("connection__customer__user").order_by(
-        "kind", "connection__number"
-    )
+    problems = run.problems.select_related("connection__customer").order_by("kind", "connection__number")
     return render(
         request,
         "invoicing/run_detail.html",

@@ -64,6 +64,11 @@ class CustomerFactory(factory.django.DjangoModelFactory):
     provider = factory.SubFactory(ProviderFactory)
     user = factory.LazyAttribute(lambda o: UserFactory(provider=o.provider, roles=[Role.CUSTOMER]))
     number = factory.Sequence(lambda n: f"CUST-{n:04d}")
+    # The customer's own contact details; a customer with a login starts with its user's.
+    name = factory.LazyAttribute(lambda o: o.user.name if o.user else f"Customer {o.number}")
+    email = factory.LazyAttribute(lambda o: o.user.email if o.user else "")
+    phone = factory.LazyAttribute(lambda o: o.user.phone if o.user else "")
+    address = factory.LazyAttribute(lambda o: o.user.address if o.user else "")
 
 
 class ConnectionFactory(factory.django.DjangoModelFactory):

@@ -69,12 +69,12 @@ def provider_snapshot(provider: Provider) -> dict:
 # The customer's and connection's details printed on a bill: name on the bill -> path from the connection.
 SNAPSHOT_PATHS = {
     "customerId": "customer__number",
-    "name": "customer__user__name",
+    "name": "customer__name",
     "organisation": "customer__organisation",
     "kind": "customer__kind",
-    "address": "customer__user__address",
-    "phone": "customer__user__phone",
-    "email": "customer__user__email",
+    "address": "customer__address",
+    "phone": "customer__phone",
+    "email": "customer__email",
     "connectionId": "number",
     "meterNumber": "meter_number",
     "meterType": "meter_type",
@@ -500,7 +500,7 @@ RATED_FIELDS = (
 
 
 def _rerate(invoice: Invoice, *, manual: dict | None) -> None:
-    connection = ServiceConnection.objects.select_related("customer__user", "connection_type").get(
+    connection = ServiceConnection.objects.select_related("customer", "connection_type").get(
         pk=invoice.connection_id
     )
     terms = issue_terms(

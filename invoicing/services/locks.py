@@ -15,7 +15,7 @@ from invoicing.models import OPEN_STATUSES, Invoice
 def lock_connection(connection: ServiceConnection) -> ServiceConnection:
     return (
         ServiceConnection.objects.select_for_update(of=("self",))
-        .select_related("provider", "customer__user", "connection_type")
+        .select_related("provider", "customer", "connection_type")
         .get(pk=connection.pk)
     )
 

@@ -44,7 +44,7 @@ def test_bill_retrieval_returns_the_bill_with_lines_arrears_and_history(
     assert response.status_code == 200
     body = response.json()
     assert body["invoiceNumber"] == march.number
-    assert body["customer"]["name"] == connection.customer.user.name
+    assert body["customer"]["name"] == connection.customer.name
     assert body["connection"]["connectionId"] == connection.number
     assert body["usage"]["kwhConsumed"] == "300.0000"
     assert [line["label"] for line in body["lines"]] == ["Energy (all hours, slab 1)"]

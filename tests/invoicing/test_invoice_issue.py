@@ -371,8 +371,8 @@ def test_invoice_issue_keeps_the_customer_and_provider_details_as_printed(flat_p
     printed_name = flat_provider.name
 
     invoice = invoice_issue(connection=connection, period=JANUARY, created_by=creator, kwh=D("10"))
-    customer.user.name = "Amina Butt"
-    customer.user.save()
+    customer.name = "Amina Butt"
+    customer.save()
     flat_provider.name = "Renamed Power"
     flat_provider.save()
 
