@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from accounts.models import User
-from billing.models import MeterReading, ServiceConnection
+from billing.models import Customer, MeterReading, ServiceConnection
 from billing.months import month_end, next_month, previous_month
 from billing.rating import (
     OFF_PEAK,
@@ -74,6 +74,11 @@ def schedule_in_force(*, provider: Provider, day: date) -> Schedule:
             for row in subsidies
         ),
     )
+
+
+def customer_language_of(user: User) -> str | None:
+    """The language a customer with this login chose for their e-mails; None for anyone else."""
+    return Customer.objects.filter(user=user).values_list("preferred_language", flat=True).first()
 
 
 def connection_list_for(*, user: User) -> QuerySet[ServiceConnection]:

@@ -135,6 +135,15 @@ def bill_for(*, user: Any, customer_number: str, connection_number: str, year: i
     return _with_history(bill)
 
 
+def bill_for_message(*, invoice_id: int) -> Invoice:
+    """A bill loaded as `bill_get_for` loads it, for the e-mail that carries it: a worker's read, which
+    no caller's reach narrows (the message was recorded for the bill's own customer)."""
+    bills = Invoice.objects.select_related("connection__connection_type").prefetch_related(
+        Prefetch("lines", queryset=InvoiceLine.objects.order_by("position")), "adjustments"
+    )
+    return _with_history(bills.get(pk=invoice_id))
+
+
 def bill_get_for(*, user: Any, invoice_id: int) -> Invoice:
     """A bill by its id, loaded as `bill_for` loads it (lines and history)."""
     return _with_history(get_object_or_404(_bills(user), pk=invoice_id))

@@ -26,6 +26,7 @@ from invoicing.services.issue import (
     provider_snapshot,
 )
 from invoicing.services.numbering import SERIES_FORMAT
+from invoicing.services.notices import invoices_notify, invoices_remind_due_soon, payment_notify
 from invoicing.services.overdue import invoices_mark_overdue
 from invoicing.services.payments import payment_post
 from invoicing.services.run import (
@@ -60,7 +61,10 @@ __all__ = [
     "invoice_issue",
     "invoice_update",
     "invoices_mark_overdue",
+    "invoices_notify",
+    "invoices_remind_due_soon",
     "manual_usage",
+    "payment_notify",
     "payment_post",
     "provider_snapshot",
 ]
