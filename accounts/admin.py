@@ -193,7 +193,9 @@ class NotificationSettingsAdmin(ServiceAdmin, ProviderScopedAdmin):
     search_fields = ("provider__code", "provider__name")
     editable_fields = ("due_reminder_days",)
 
-    def get_readonly_fields(self, request: HttpRequest, obj: NotificationSettings | None = None) -> tuple[str, ...]:
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: NotificationSettings | None = None
+    ) -> tuple[str, ...]:
         # A provider's administrator sets their own provider's; the provider is fixed once chosen.
         return ("provider",) if obj is not None or request.user.provider_id is not None else ()
 

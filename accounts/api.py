@@ -198,7 +198,7 @@ RESET_ANSWER = "If an account uses this address, an e-mail with a link to set a 
 
 
 class PasswordResetApi(APIView):
-    """"Forgot password": the same answer whatever the address, so it tells nobody who has an account."""
+    """ "Forgot password": the same answer whatever the address, so it tells nobody who has an account."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -228,7 +228,9 @@ class PasswordResetConfirmApi(APIView):
     throttle_classes = [PasswordResetAddressThrottle]
 
     class PasswordResetConfirmInput(serializers.Serializer):
-        uid = serializers.CharField(max_length=40, help_text="From the e-mailed link: /set-password/<uid>/<token>.")
+        uid = serializers.CharField(
+            max_length=40, help_text="From the e-mailed link: /set-password/<uid>/<token>."
+        )
         token = serializers.CharField(max_length=100)
         password = serializers.CharField(max_length=128, trim_whitespace=False)
 
@@ -241,7 +243,9 @@ class PasswordResetConfirmApi(APIView):
         data = self.PasswordResetConfirmInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        services.password_set_with_token(uidb64=values["uid"], token=values["token"], password=values["password"])
+        services.password_set_with_token(
+            uidb64=values["uid"], token=values["token"], password=values["password"]
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

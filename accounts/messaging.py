@@ -91,7 +91,9 @@ def render(kind: str, language: str, context: dict[str, Any], attachments: tuple
     }
     base = f"messages/{language}/{kind}"
     with translation.override(language):  # month names in the message's language (Django's own catalogue)
-        subject = " ".join(render_to_string(f"{base}.subject.txt", values).split())  # one line, for the header
+        subject = " ".join(
+            render_to_string(f"{base}.subject.txt", values).split()
+        )  # one line, for the header
         text = render_to_string(f"{base}.txt", values)
         html = render_to_string(f"{base}.html", values)
     return Content(subject=subject, text=text, html=html, attachments=tuple(attachments))
@@ -148,7 +150,9 @@ def set_password_url(user: User) -> str:
     """The one-time link to set `user`'s password: Django's password reset token, which expires after
     PASSWORD_RESET_TIMEOUT and stops working once the password changes (so once it is used)."""
     uidb64 = urlsafe_base64_encode(force_bytes(user.pk))
-    path = reverse("set-password", kwargs={"uidb64": uidb64, "token": default_token_generator.make_token(user)})
+    path = reverse(
+        "set-password", kwargs={"uidb64": uidb64, "token": default_token_generator.make_token(user)}
+    )
     return f"{settings.SITE_URL.rstrip('/')}{path}"
 
 

@@ -191,7 +191,9 @@ class Message(models.Model):
         ordering = ["-created_at", "-pk"]
         permissions = [("invite_customer", "Can invite a customer to sign in")]
         constraints = [
-            models.CheckConstraint(condition=models.Q(kind__in=MessageKind.values), name="message_kind_known"),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=MessageKind.values), name="message_kind_known"
+            ),
             models.CheckConstraint(
                 condition=models.Q(status__in=MessageStatus.values), name="message_status_known"
             ),

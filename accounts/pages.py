@@ -140,7 +140,9 @@ def forgot_password(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             services.password_reset_request(email=form.cleaned_data["email"])
             return render(request, "accounts/forgot_password.html", {"sent_to": form.cleaned_data["email"]})
-    return render(request, "accounts/forgot_password.html", {"form": form}, status=400 if form.errors else 200)
+    return render(
+        request, "accounts/forgot_password.html", {"form": form}, status=400 if form.errors else 200
+    )
 
 
 class SetPasswordForm(forms.Form):
@@ -167,8 +169,8 @@ class SetPasswordForm(forms.Form):
 
 # The token is moved from the link's address into the session, then the address is replaced by one
 # without it (as Django's own password reset does): the token never reaches a Referer header or a log.
-SET_PASSWORD_SESSION_KEY = "_set_password_token"
-TOKEN_IN_SESSION = "set"
+SET_PASSWORD_SESSION_KEY = "_set_password_token"  # noqa: S105 (a session key, not a secret)
+TOKEN_IN_SESSION = "set"  # noqa: S105 (the placeholder for the token in the address)
 
 
 def set_password(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
@@ -183,10 +185,17 @@ def set_password(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
     form = SetPasswordForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         with refusals_into(form):
-            services.password_set_with_token(uidb64=uidb64, token=token, password=form.cleaned_data["password"])
+            services.password_set_with_token(
+                uidb64=uidb64, token=token, password=form.cleaned_data["password"]
+            )
             del request.session[SET_PASSWORD_SESSION_KEY]
-            messages.success(request, "Your password is set. Sign in with your e-mail address and the new password.")
+            messages.success(
+                request, "Your password is set. Sign in with your e-mail address and the new password."
+            )
             return redirect(f"{reverse('sign-in')}?{urlencode({'email': user.email})}")
     return render(
-        request, "accounts/set_password.html", {"form": form, "account": user}, status=400 if form.errors else 200
+        request,
+        "accounts/set_password.html",
+        {"form": form, "account": user},
+        status=400 if form.errors else 200,
     )

@@ -549,13 +549,18 @@ def messages_reconcile(*, now: datetime | None = None, limit: int = 1000) -> tup
     stalled = Message.objects.filter(
         Q(status=MessageStatus.QUEUED, updated_at__lt=now - grace)
         # A retry waits its backoff, at most MESSAGE_RETRY_BACKOFF_MAX, before it counts as lost.
-        | Q(status=MessageStatus.RETRYING, updated_at__lt=now - grace - timedelta(seconds=MESSAGE_RETRY_BACKOFF_MAX))
+        | Q(
+            status=MessageStatus.RETRYING,
+            updated_at__lt=now - grace - timedelta(seconds=MESSAGE_RETRY_BACKOFF_MAX),
+        )
     )
     worn_out = list(stalled.filter(attempts__gte=MESSAGE_MAX_ATTEMPTS).values_list("pk", flat=True)[:limit])
     for message in Message.objects.filter(pk__in=worn_out).select_for_update(skip_locked=True):
         _message_failed(message, message.last_error or f"not delivered after {message.attempts} attempts")
     again = list(
-        stalled.filter(attempts__lt=MESSAGE_MAX_ATTEMPTS).order_by("updated_at").values_list("pk", flat=True)[:limit]
+        stalled.filter(attempts__lt=MESSAGE_MAX_ATTEMPTS)
+        .order_by("updated_at")
+        .values_list("pk", flat=True)[:limit]
     )
     if again:
         # Touched, so the next pass waits the grace period again before sending them once more.
@@ -583,10 +588,12 @@ def invitation_send(*, user: User, language: str) -> Message:
 
 @transaction.atomic
 def password_reset_request(*, email: str) -> None:
-    """"Forgot password": e-mail the active account with this address a link to set a new password.
+    """ "Forgot password": e-mail the active account with this address a link to set a new password.
 
     The same (nothing) whatever the address: whether an account exists is never told."""
-    user = User.objects.filter(email=normalize_email(email), is_active=True).select_related("provider").first()
+    user = (
+        User.objects.filter(email=normalize_email(email), is_active=True).select_related("provider").first()
+    )
     if user is None:
         return
     message_queue(
@@ -608,7 +615,7 @@ def password_reset_user(*, uidb64: str, token: str) -> User:
     user = User.objects.filter(pk=user_id, is_active=True).first() if user_id else None
     if user is None or not default_token_generator.check_token(user, token):
         raise LinkInvalid(
-            "This link has expired or was already used. Ask for a new one with \"Forgot password\"."
+            'This link has expired or was already used. Ask for a new one with "Forgot password".'
         )
     return user
 
@@ -621,7 +628,7 @@ def password_set_with_token(*, uidb64: str, token: str, password: str) -> User:
     user = User.objects.select_for_update().get(pk=user.pk)
     if not default_token_generator.check_token(user, token):  # used meanwhile by a request that won the lock
         raise LinkInvalid(
-            "This link has expired or was already used. Ask for a new one with \"Forgot password\"."
+            'This link has expired or was already used. Ask for a new one with "Forgot password".'
         )
     try:
         validate_password(password, user)

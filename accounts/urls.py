@@ -11,7 +11,9 @@ urlpatterns = [
     path("auth/me", api.MeApi.as_view(), name="auth-me"),
     path("auth/password-reset", api.PasswordResetApi.as_view(), name="auth-password-reset"),
     path(
-        "auth/password-reset/confirm", api.PasswordResetConfirmApi.as_view(), name="auth-password-reset-confirm"
+        "auth/password-reset/confirm",
+        api.PasswordResetConfirmApi.as_view(),
+        name="auth-password-reset-confirm",
     ),
     path("admin/users", api.AdminUserListCreateApi.as_view(), name="admin-users"),
     path("admin/users/roles", api.AdminUserRoleAssignApi.as_view(), name="admin-user-role-assign"),

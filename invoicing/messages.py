@@ -58,7 +58,9 @@ def bill_due_soon(message: Message) -> Content:
 def bill_overdue(message: Message) -> Content:
     invoice = Invoice.objects.get(pk=message.about_id)
     surcharge = (
-        invoice.adjustments.filter(kind=AdjustmentKind.LATE_SURCHARGE).values_list("amount", flat=True).first()
+        invoice.adjustments.filter(kind=AdjustmentKind.LATE_SURCHARGE)
+        .values_list("amount", flat=True)
+        .first()
     )
     return render(
         message.kind,

@@ -31,6 +31,7 @@ from providers.models import Provider
 from providers.tenancy import scope_to_provider
 
 HISTORY_LENGTH = 10
+INVOICE, PAYMENT = Invoice._meta.label_lower, Payment._meta.label_lower
 NO_MONEY = Decimal("0.00")
 
 
@@ -64,6 +65,22 @@ def billing_runs_stalled(*, still_since: datetime) -> QuerySet[BillingRun]:
 def providers_without_run(*, period: date) -> QuerySet[Provider]:
     """Active providers with no billing run of the month `period`, finished or not."""
     return Provider.objects.filter(is_active=True).exclude(billing_runs__period=period).order_by("pk")
+
+
+def messages_of_customer(*, customer_number: str) -> Q:
+    """E-mails about a customer's bills and payments, and those to their login (invitations, password
+    resets): one name for one condition, used by the API's filter and the staff page alike."""
+    return (
+        Q(
+            about_type=INVOICE,
+            about_id__in=Invoice.objects.filter(customer__number=customer_number).values("pk"),
+        )
+        | Q(
+            about_type=PAYMENT,
+            about_id__in=Payment.objects.filter(invoice__customer__number=customer_number).values("pk"),
+        )
+        | Q(user__customer__number=customer_number)
+    )
 
 
 def unpaid_after_due() -> Q:

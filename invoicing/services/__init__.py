@@ -25,8 +25,8 @@ from invoicing.services.issue import (
     manual_usage,
     provider_snapshot,
 )
-from invoicing.services.numbering import SERIES_FORMAT
 from invoicing.services.notices import invoices_notify, invoices_remind_due_soon, payment_notify
+from invoicing.services.numbering import SERIES_FORMAT
 from invoicing.services.overdue import invoices_mark_overdue
 from invoicing.services.payments import payment_post
 from invoicing.services.run import (

@@ -34,7 +34,9 @@ def _recipients(kind: str, customer_ids: set[int]) -> dict[int, tuple[str, str, 
     """(address, language, login) of each customer with an address who wants `kind` (one query)."""
     return {
         pk: (email, language, user_id)
-        for pk, email, language, user_id in Customer.objects.filter(pk__in=customer_ids, **{CHOICE_OF[kind]: True})
+        for pk, email, language, user_id in Customer.objects.filter(
+            pk__in=customer_ids, **{CHOICE_OF[kind]: True}
+        )
         .exclude(email="")
         .values_list("pk", "email", "preferred_language", "user_id")
     }
@@ -115,7 +117,11 @@ def invoices_remind_due_soon(*, provider: Provider, today: date | None = None) -
             due_date__lte=today + timedelta(days=due_reminder_days(provider)),
             issue_date__lt=today,
         )
-        .exclude(pk__in=Message.objects.filter(kind=MessageKind.BILL_DUE_SOON, about_type=INVOICE).values("about_id"))
+        .exclude(
+            pk__in=Message.objects.filter(kind=MessageKind.BILL_DUE_SOON, about_type=INVOICE).values(
+                "about_id"
+            )
+        )
         .only("pk", "provider_id", "customer_id")
         .order_by("pk")
     )
