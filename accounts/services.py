@@ -398,7 +398,10 @@ FAN_OUT_BATCH = 1000
 
 @transaction.atomic
 def messages_queue(*, messages: list[Message]) -> list[Message]:
-    """Record unsaved `messages` (many at once: one INSERT) and send them once this transaction commits."""
+    """Record unsaved `messages` (many at once: one INSERT) and send them once this transaction commits;
+    nothing inside `messaging.muted()`."""
+    if messaging.is_muted():
+        return []
     for message in messages:
         if message.kind not in MessageKind.values:
             raise ValueError(f"unknown message kind {message.kind!r}")
