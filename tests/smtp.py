@@ -34,7 +34,8 @@ class Received:
 
     @property
     def subject(self) -> str:
-        return str(self.message["Subject"])
+        # A long subject is folded over lines; a mail reader shows it as one.
+        return " ".join(str(self.message["Subject"]).split())
 
     @property
     def text(self) -> str:
