@@ -154,7 +154,7 @@ class SetPasswordForm(forms.Form):
         help_text="At least 10 characters; not only digits, not a common password, not like your name or e-mail.",
     )
     password_again = forms.CharField(
-        label="New password again",
+        label="Confirm the password",
         strip=False,
         max_length=128,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),

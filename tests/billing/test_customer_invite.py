@@ -6,6 +6,7 @@ import re
 
 import pytest
 from django.contrib.auth.tokens import default_token_generator
+from django.utils.http import urlsafe_base64_decode
 
 from accounts.models import Message, MessageKind, MessageStatus, User
 from accounts.roles import Role
@@ -40,6 +41,7 @@ def test_inviting_a_customer_without_a_login_makes_one_and_emails_the_link(
     login = walk_in.user
     (received,) = mailbox.received
     uid, token = LINK.search(received.text).groups()
+    assert urlsafe_base64_decode(uid).decode() == str(login.pk)
     assert (login.email, login.name, login.provider, login.role_names) == (
         "bilal@example.com",
         "Bilal Ahmed",
