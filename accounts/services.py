@@ -47,6 +47,7 @@ from accounts.roles import PLATFORM_ROLES, Role
 from accounts.sessions import SESSION_ROLE_KEY
 from accounts.signals import password_set, role_removed, role_selected, role_switched
 from accounts.tokens import PROVIDER_CLAIM, ROLE_CLAIM, TokenPair, token_pair_for
+from config.bulk import insert_objects
 from config.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized
 from config.queue import send_on_commit
 from providers.models import Provider
@@ -398,16 +399,16 @@ FAN_OUT_BATCH = 1000
 
 @transaction.atomic
 def messages_queue(*, messages: list[Message]) -> list[Message]:
-    """Record unsaved `messages` (many at once: one INSERT) and send them once this transaction commits;
+    """Record unsaved `messages` (many at once) and send them once this transaction commits;
     nothing inside `messaging.muted()`."""
     if messaging.is_muted():
         return []
     for message in messages:
         if message.kind not in MessageKind.values:
             raise ValueError(f"unknown message kind {message.kind!r}")
-    created = Message.objects.bulk_create(messages)
-    messages_dispatch(message_ids=[message.pk for message in created])
-    return created
+    insert_objects(Message, messages)  # COPY: a billing run's chunk records a thousand at once
+    messages_dispatch(message_ids=[message.pk for message in messages])
+    return messages
 
 
 def message_queue(

@@ -36,7 +36,7 @@ from billing.rating import (
 )
 from billing.selectors import no_readings_reason, readings_for_period, schedule_in_force
 from billing.signals import rows_bulk_created
-from invoicing.bulk import assign_ids, insert_objects, insert_values
+from config.bulk import assign_ids, insert_objects, insert_values
 from invoicing.models import (
     OPEN_STATUSES,
     BillingRun,

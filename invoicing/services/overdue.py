@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from accounts.models import MessageKind
 from billing.signals import rows_bulk_created, rows_bulk_updated
-from invoicing.bulk import insert_objects
+from config.bulk import insert_objects
 from invoicing.models import (
     Adjustment,
     AdjustmentDirection,

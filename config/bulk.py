@@ -5,6 +5,9 @@ field's Python machinery and builds one very long INSERT, which holds a run to a
 a second; COPY streams the values as they are. Ids are drawn from the table's sequence first, so the
 inserted objects carry them (for the line rows and for the bulk signal), exactly as `bulk_create`
 leaves them.
+
+Used by every app that writes in bulk (the billing run's bills and their e-mails, the overdue job, the
+audit trail), from accounts up: so it lives here, beside the other cross-cutting glue.
 """
 
 from collections.abc import Iterable, Sequence
