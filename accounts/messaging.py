@@ -13,9 +13,7 @@ language (no compiled translation catalogue to keep in step); the HTML ones exte
 
 import smtplib
 import ssl
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -44,24 +42,6 @@ class Content:
     text: str
     html: str
     attachments: tuple[Attachment, ...] = field(default_factory=tuple)
-
-
-# Inside `muted()`, nothing is recorded: loading history (the demo's past months of bills and payments)
-# tells nobody anything.
-_muted: ContextVar[bool] = ContextVar("messages_muted", default=False)
-
-
-@contextmanager
-def muted() -> Iterator[None]:
-    token = _muted.set(True)
-    try:
-        yield
-    finally:
-        _muted.reset(token)
-
-
-def is_muted() -> bool:
-    return _muted.get()
 
 
 Builder = Callable[[Message], Content]

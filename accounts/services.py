@@ -21,7 +21,7 @@ from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import DateTimeField, F, Q, QuerySet, Value
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.http import urlsafe_base64_decode
@@ -47,7 +47,7 @@ from accounts.roles import PLATFORM_ROLES, Role
 from accounts.sessions import SESSION_ROLE_KEY
 from accounts.signals import password_set, role_removed, role_selected, role_switched
 from accounts.tokens import PROVIDER_CLAIM, ROLE_CLAIM, TokenPair, token_pair_for
-from config.bulk import insert_objects
+from config.bulk import insert_selected
 from config.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized
 from config.queue import send_on_commit
 from providers.models import Provider
@@ -398,19 +398,6 @@ FAN_OUT_BATCH = 1000
 
 
 @transaction.atomic
-def messages_queue(*, messages: list[Message]) -> list[Message]:
-    """Record unsaved `messages` (many at once) and send them once this transaction commits;
-    nothing inside `messaging.muted()`."""
-    if messaging.is_muted():
-        return []
-    for message in messages:
-        if message.kind not in MessageKind.values:
-            raise ValueError(f"unknown message kind {message.kind!r}")
-    insert_objects(Message, messages)  # COPY: a billing run's chunk records a thousand at once
-    messages_dispatch(message_ids=[message.pk for message in messages])
-    return messages
-
-
 def message_queue(
     *,
     kind: str,
@@ -421,25 +408,55 @@ def message_queue(
     provider: Provider | None = None,
 ) -> Message:
     """Record one message about the row `about` and send it once this transaction commits."""
-    (message,) = messages_queue(
-        messages=[
-            Message(
-                kind=kind,
-                recipient=recipient,
-                about_type=about._meta.label_lower,
-                about_id=about.pk,
-                language=language,
-                user=user,
-                provider=provider,
-            )
-        ]
+    if kind not in MessageKind.values:
+        raise ValueError(f"unknown message kind {kind!r}")
+    message = Message.objects.create(
+        kind=kind,
+        recipient=recipient,
+        about_type=about._meta.label_lower,
+        about_id=about.pk,
+        language=language,
+        user=user,
+        provider=provider,
     )
+    messages_dispatch(message_ids=[message.pk])
     return message
+
+
+@transaction.atomic
+def messages_queue_selected(
+    *, kind: str, rows: QuerySet, recipient: str, user: str, language: str
+) -> list[int]:
+    """Record a message of `kind` about each of `rows` (their provider's, a row each) and send them once
+    this transaction commits; returns their ids. `recipient`, `user` and `language` are the lookups from
+    a row to its address, login and language (`customer__email`). The database writes the messages from
+    the query itself (INSERT ... SELECT), nothing per message in Python: a billing run's chunk records a
+    thousand at once."""
+    if kind not in MessageKind.values:
+        raise ValueError(f"unknown message kind {kind!r}")
+    now = Value(timezone.now(), output_field=DateTimeField())
+    selected = {
+        "provider_id": F("provider_id"),
+        "user_id": F(user),
+        "recipient": F(recipient),
+        "language": F(language),
+        "about_type": Value(rows.model._meta.label_lower),
+        "about_id": F("pk"),
+        "kind": Value(kind),
+        "status": Value(MessageStatus.QUEUED.value),
+        "attempts": Value(0),
+        "last_error": Value(""),
+        "created_at": now,
+        "updated_at": now,
+    }
+    message_ids = insert_selected(Message, list(selected), rows.order_by().values_list(*selected.values()))
+    messages_dispatch(message_ids=message_ids)
+    return message_ids
 
 
 def messages_dispatch(*, message_ids: list[int]) -> None:
     """Hand messages to the workers once the current transaction commits. A broker that cannot be
-    reached then is logged; the reconciler sends them later (`messages_stalled`)."""
+    reached then is logged; the reconciler sends them later (`messages_reconcile`)."""
     # accounts.tasks calls the services of this module: imported here to break that cycle.
     from accounts.tasks import send_message, send_messages
 
@@ -482,7 +499,7 @@ def message_send(*, message_id: int, final_attempt: bool = False) -> DeliveryOut
     """Send one message through Django's e-mail framework and record how it went.
 
     The attempt is counted in a transaction of its own before the mail server is spoken to, so a
-    delivery that crashes the worker still counts (the reconciler gives up after MAX_ATTEMPTS). The row
+    delivery that crashes the worker still counts (the reconciler gives up after MESSAGE_MAX_ATTEMPTS). The row
     stays locked while the server is spoken to: a message delivered twice to the workers is sent once.
     A transient failure is recorded as retrying (the caller tries again later) unless this is the
     `final_attempt`; a hard one, or a transient one on the final attempt, fails the message for good.

@@ -18,9 +18,13 @@ from accounts.signals import password_set, role_removed, role_selected, role_swi
 from auditing.services import Entry, as_json, audit_append, entry_for, label_of, values_of
 from billing.signals import rows_bulk_created, rows_bulk_updated
 
+# Not here: accounts.Message. Each e-mail's row is itself the record of what was sent to whom, written by
+# the system (never by a person), and a billing run writes one per bill: the trail records what people
+# change (a customer's address and choices, a login made by an invitation, a password set).
 AUDITED = (
     "accounts.User",
     "accounts.UserRole",
+    "accounts.NotificationSettings",
     "providers.Provider",
     "providers.ConnectionType",
     "providers.Authority",

@@ -26,7 +26,6 @@ from django.db import transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from accounts.messaging import muted
 from accounts.models import User
 from accounts.roles import Role
 from accounts.services import user_create
@@ -35,6 +34,7 @@ from billing.models import Customer, MeterReading
 from billing.months import month_end, next_month, previous_month
 from invoicing import selectors, services
 from invoicing.models import OPEN_STATUSES, BillingRun, BillingRunStatus, Invoice, PaymentMethod
+from invoicing.services.notices import muted
 from providers.importing import price_schedule_import
 from providers.models import FixedCharge, Provider, Subsidy, TariffRow, TaxRule
 from providers.services import (
