@@ -64,8 +64,9 @@ def register_language_source(source: LanguageSource) -> None:
         _language_sources.append(source)
 
 
-def language_of(user: User | None) -> str:
-    for source in _language_sources if user is not None else ():
+def language_of(user: User) -> str:
+    """The language `user` reads e-mail in: the first source that knows it, else English."""
+    for source in _language_sources:
         language = source(user)
         if language in Language.values:
             return language

@@ -381,8 +381,9 @@ class MyProfileApi(APIView):
         customer = own_customer_for(user=request.user)
         data = ProfileInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        customer = services.customer_profile_update(customer=customer, **data.validated_data)
-        return Response(ProfileOutput(own_customer_for(user=request.user)).data)
+        return Response(
+            ProfileOutput(services.customer_profile_update(customer=customer, **data.validated_data)).data
+        )
 
 
 class MyConnectionOutput(serializers.Serializer):
