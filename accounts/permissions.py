@@ -57,6 +57,21 @@ BILLING_VIEW = {
     "billing.view_meterreading": PROVIDER,
 }
 READINGS_ADD = {"billing.add_meterreading": PROVIDER}
+# Opening accounts at the counter: a clerk (Invoice_Creator), a super creator and an administrator add
+# customers and connections, connect a new connection with its first reading (add_meterreading), and
+# record a customer's declared monthly income (who recorded it is kept with it). Changing a customer's
+# or a connection's details afterwards is for the super creator and the administrator: what a clerk
+# typed wrongly is corrected by a second person. The auditor only reads; a customer changes their own
+# contact details in the portal, never through these.
+ACCOUNTS_OPEN = {
+    "billing.add_customer": PROVIDER,
+    "billing.add_serviceconnection": PROVIDER,
+    "billing.declare_income": PROVIDER,
+}
+ACCOUNTS_CHANGE = {
+    "billing.change_customer": PROVIDER,
+    "billing.change_serviceconnection": PROVIDER,
+}
 # What a month would cost, for hypothetical usage, on the caller's provider's prices in force today.
 CALCULATOR = {"billing.use_calculator": PROVIDER}
 
@@ -92,6 +107,8 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **SCHEDULE_EDIT,
         **BILLING_VIEW,
         **READINGS_ADD,
+        **ACCOUNTS_OPEN,
+        **ACCOUNTS_CHANGE,
         **CALCULATOR,
         **INVOICING_VIEW,
         **INVOICING_MANAGE,
@@ -106,6 +123,8 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **SCHEDULE_VIEW,
         **BILLING_VIEW,
         **READINGS_ADD,
+        **ACCOUNTS_OPEN,
+        **ACCOUNTS_CHANGE,
         **CALCULATOR,
         **INVOICING_VIEW,
         **INVOICING_MANAGE,
@@ -115,6 +134,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **SCHEDULE_VIEW,
         **BILLING_VIEW,
         **READINGS_ADD,
+        **ACCOUNTS_OPEN,
         **CALCULATOR,
         "invoicing.add_invoice": PROVIDER,
         "invoicing.view_invoice": OWN,

@@ -144,6 +144,11 @@ NAV: tuple[tuple[str, tuple[NavEntry, ...]], ...] = (
         ("Billing runs", "run-list", "invoicing.view_billingrun", None),
         ("Usage calculator", "usage-calculator", "billing.view_customer", None),
     )),
+    ("Customers", (
+        ("Customers", "customer-list", "billing.view_customer", None),
+        ("New customer", "customer-new", "billing.add_customer", None),
+        ("Import customers", "customer-import", "billing.add_serviceconnection", None),
+    )),
     ("Audit", (
         ("Audit log", "audit-log", "auditing.view_auditlog", None),
         ("Ask a question", "ai-query", "auditing.add_aiquery", None),

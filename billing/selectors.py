@@ -1,12 +1,12 @@
 from datetime import date, datetime, time
 from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.db.models import Count, Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from accounts.models import User
-from billing.models import MeterReading, ServiceConnection
+from billing.models import Customer, MeterReading, ServiceConnection
 from billing.months import month_end, next_month, previous_month
 from billing.rating import (
     OFF_PEAK,
@@ -76,9 +76,27 @@ def schedule_in_force(*, provider: Provider, day: date) -> Schedule:
     )
 
 
+def customer_list_for(*, user: User) -> QuerySet[Customer]:
+    """The caller's provider's customers, each with how many connections it has."""
+    return (
+        scope_to_provider(Customer.objects.all(), user)
+        .select_related("provider")
+        .annotate(connection_count=Count("connections"))
+    )
+
+
+def customer_get_for(*, user: User, customer_id: int) -> Customer:
+    """One customer of the caller's provider (404 for any other), with its connections."""
+    connections = ServiceConnection.objects.select_related("connection_type").order_by("number")
+    return get_object_or_404(
+        customer_list_for(user=user).prefetch_related(Prefetch("connections", queryset=connections)),
+        pk=customer_id,
+    )
+
+
 def connection_list_for(*, user: User) -> QuerySet[ServiceConnection]:
     return scope_to_provider(ServiceConnection.objects.all(), user).select_related(
-        "customer", "connection_type", "provider"
+        "customer", "connection_type", "provider", "income_recorded_by"
     )
 
 

@@ -3,7 +3,16 @@ from django.urls import path
 from billing import api
 
 urlpatterns = [
-    path("connections", api.ConnectionListApi.as_view(), name="connections"),
+    path("customers", api.CustomerCollectionApi.as_view(), name="api-customers"),
+    path("customers/import", api.CustomerImportApi.as_view(), name="api-customers-import"),
+    path("customers/<int:customer_id>", api.CustomerItemApi.as_view(), name="api-customer"),
+    path("connections", api.ConnectionCollectionApi.as_view(), name="connections"),
+    path("connections/<int:connection_id>", api.ConnectionItemApi.as_view(), name="api-connection"),
+    path(
+        "connections/<int:connection_id>/income",
+        api.ConnectionIncomeApi.as_view(),
+        name="api-connection-income",
+    ),
     path(
         "connections/<int:connection_id>/readings",
         api.ConnectionReadingsApi.as_view(),

@@ -13,6 +13,7 @@ admin.site.site_title = "Billing admin"
 urlpatterns = [
     # Pages: the staff's, the officers' and the customer portal (server-rendered, session sign-in).
     path("", include("accounts.page_urls")),
+    path("", include("billing.page_urls")),
     path("", include("invoicing.page_urls")),
     path("portal/", include("invoicing.portal_urls")),
     path("audit/", include("auditing.page_urls")),
