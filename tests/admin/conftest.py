@@ -11,11 +11,19 @@ from django.utils import timezone
 from accounts.roles import Role
 from accounts.services import login_start
 from auditing.services import ai_query_submit
+from billing.services import connection_create, customer_create
 from invoicing import selectors, services
 from invoicing.models import PaymentMethod
 from providers.models import Authority, FixedCharge, Provider, Subsidy, TaxRule
 from providers.services import provider_price_set, schedule_row_add
-from tests.factories import PASSWORD, ConnectionFactory, FlatTariffFactory, UserFactory, billable_connection
+from tests.factories import (
+    PASSWORD,
+    ConnectionFactory,
+    ConnectionTypeFactory,
+    FlatTariffFactory,
+    UserFactory,
+    billable_connection,
+)
 
 JANUARY = date(2024, 1, 1)
 MANY = 21  # rows of each kind: more than a changelist's fixed queries, so one query per row would show
@@ -71,13 +79,17 @@ def cash(db):
 
 def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
     """`count` of every kind of row for `provider`, each written by its service: billed connections
-    with their readings, invoices, lines, payments, allocations and adjustments, unbillable
-    connections (a run's problems), a run of one chunk per connection, sign-in tickets, AI questions,
-    and price schedule rows opening today (after the bills, which keep their prices)."""
+    with their readings, a customer and a pending connection numbered from the provider's series,
+    invoices, lines, payments, allocations and adjustments, unbillable connections (a run's problems),
+    a run of one chunk per connection, sign-in tickets, AI questions, and price schedule rows opening
+    today (after the bills, which keep their prices)."""
     officer = UserFactory(provider=provider, roles=[Role.ADMIN], designation="Billing Manager")
     for _ in range(count):
         billable_connection(provider)
         ConnectionFactory(customer__provider=provider)  # no readings: the run skips it
+    # A customer and a connection numbered from the provider's own series (its counters).
+    walk_in = customer_create(provider=provider, name="Walk-in customer")
+    connection_create(customer=walk_in, connection_type=ConnectionTypeFactory(provider=provider))
     run, _ = services.billing_run_start(provider=provider, period=JANUARY, chunk_size=1)
     for chunk_id in selectors.pending_chunks(run):
         services.billing_run_chunk_bill(chunk_id=chunk_id)

@@ -28,6 +28,7 @@ LISTS = [
     ("billing.customer", MANY, "provider"),
     ("billing.serviceconnection", MANY, "provider"),
     ("billing.meterreading", MANY, "provider"),
+    ("billing.numbercounter", 2, "provider"),
     ("invoicing.invoice", MANY, "provider"),
     ("invoicing.invoiceline", MANY, "invoice__provider"),
     ("invoicing.documentcounter", 3, "provider"),
