@@ -279,6 +279,25 @@ class CustomerItemApi(APIView):
         )
 
 
+class ImportRowOutput(serializers.Serializer):
+    row = serializers.IntegerField(help_text="1 for the first row under the header.")
+    customerId = serializers.CharField(help_text="The customer's number, as given or as generated.")
+    connectionId = serializers.CharField(
+        help_text="The connection's number; empty: no connection on the row."
+    )
+    result = serializers.ChoiceField(choices=["created", "unchanged", "refused"])
+    reason = serializers.CharField(help_text="Why the row was refused; empty otherwise.")
+
+
+class ImportOutput(serializers.Serializer):
+    created = serializers.IntegerField(help_text="Rows that added a customer or a connection.")
+    unchanged = serializers.IntegerField(help_text="Rows whose customer and connection were stored already.")
+    refused = serializers.IntegerField()
+    customersCreated = serializers.IntegerField()
+    connectionsCreated = serializers.IntegerField()
+    rows = ImportRowOutput(many=True)
+
+
 class CustomerImportApi(APIView):
     """Onboarding in bulk: a CSV file (field `file`) or a JSON list of rows."""
 
@@ -293,13 +312,7 @@ class CustomerImportApi(APIView):
             },
             "application/json": {"type": "array", "items": {"type": "object"}},
         },
-        responses={
-            200: OpenApiResponse(
-                description="Counts of created, unchanged and refused rows, and each row's result (`created`, "
-                "`unchanged` or `refused`) with its customer and connection numbers and the reason it was refused."
-            ),
-            **ERRORS,
-        },
+        responses={200: ImportOutput, **ERRORS},
         summary="Onboard customers and connections from a CSV file or a JSON list of rows",
         description="One row per connection with its customer's details, or a customer alone. Columns: "
         f"{', '.join(COLUMNS)}. Only `name` (a new customer) and `connection_type` (a new connection) are "
