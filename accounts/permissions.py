@@ -8,7 +8,8 @@ permissions it grants and how far each reaches:
 - `OWN`: only rows the user holds a django-guardian object permission on (granted when they created
   the row, e.g. an invoice creator's own invoices).
 - `PLATFORM`: only a platform user (one with no provider), e.g. creating a provider.
-- `SELF`: only rows of the user's own customer account (a customer's bills and payments).
+- `SELF`: only rows of the user's own customer account (a customer's bills and payments, their
+  connections and contact details).
 
 Officers: "officer" is not a role of its own. An officer is whoever acts in a role holding
 `invoicing.add_adjustment` (Super_Creator and Admin): they authorise bill adjustments, their name
@@ -94,6 +95,19 @@ INVOICING_MANAGE = {
     "invoicing.add_billingrun": PROVIDER,
 }
 
+# E-mails: the staff see what was sent to whom and how it went; those who look after customers invite
+# them to the portal (a login, and a link to set its password).
+MESSAGES_VIEW = {"accounts.view_message": PROVIDER}
+INVITE = {"accounts.invite_customer": PROVIDER}
+# A customer's self-service: their own contact details, language and notification choices, their
+# connections (billed or not) and readings of their meters. Named apart from the staff's permissions on
+# the same rows, so no staff view, checking those, can ever admit a customer.
+SELF_SERVICE = {
+    "billing.change_own_customer": SELF,
+    "billing.view_own_serviceconnection": SELF,
+    "billing.add_own_meterreading": SELF,
+}
+
 POLICY: dict[Role, dict[str, Reach]] = {
     Role.ADMIN: {
         "accounts.view_user": PROVIDER,
@@ -114,6 +128,12 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **INVOICING_MANAGE,
         "auditing.view_auditlog": PROVIDER,
         "auditing.view_aiquery": PROVIDER,
+        **MESSAGES_VIEW,
+        **INVITE,
+        # When customers are reminded of a bill due soon.
+        "accounts.view_notificationsettings": PROVIDER,
+        "accounts.add_notificationsettings": PROVIDER,
+        "accounts.change_notificationsettings": PROVIDER,
         # The payment methods are one list for every provider.
         "invoicing.add_paymentmethod": PLATFORM,
         "invoicing.change_paymentmethod": PLATFORM,
@@ -128,6 +148,8 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **CALCULATOR,
         **INVOICING_VIEW,
         **INVOICING_MANAGE,
+        **MESSAGES_VIEW,
+        **INVITE,
     },
     Role.INVOICE_CREATOR: {
         "providers.view_provider": PROVIDER,
@@ -142,6 +164,8 @@ POLICY: dict[Role, dict[str, Reach]] = {
         "invoicing.collect_payment": OWN,  # on the invoices they created
         "invoicing.view_payment": OWN,
         "invoicing.view_paymentmethod": PROVIDER,
+        **MESSAGES_VIEW,
+        **INVITE,
     },
     Role.AUDITOR: {
         "providers.view_provider": PROVIDER,
@@ -153,12 +177,14 @@ POLICY: dict[Role, dict[str, Reach]] = {
         "auditing.view_aiquery": PROVIDER,
         # Plain-language questions answered as read-only SQL over this provider's rows.
         "auditing.add_aiquery": PROVIDER,
+        **MESSAGES_VIEW,
     },
     Role.CUSTOMER: {
         **CALCULATOR,
         "invoicing.view_invoice": SELF,
         "invoicing.view_payment": SELF,
         "invoicing.view_adjustment": SELF,
+        **SELF_SERVICE,
     },
 }
 
@@ -184,9 +210,14 @@ def role_allows(role: str | None, perm: str, *, user: Any, obj: Any = None) -> b
 
 
 def _account_holder_id(obj: Any) -> int | None:
-    """The user behind the customer account a row belongs to (a bill, or a payment on one)."""
-    invoice = getattr(obj, "invoice", obj)
-    return invoice.customer.user_id
+    """The user behind the customer account a row belongs to: the account itself, a connection or a
+    bill of it, or a payment or reading on one of those."""
+    row = getattr(obj, "invoice", None) or obj  # a payment or an adjustment: the bill's customer
+    if row._meta.label_lower == "billing.customer":
+        return row.user_id
+    if hasattr(row, "customer_id"):  # a bill, a connection
+        return row.customer.user_id
+    return row.connection.customer.user_id  # a reading
 
 
 def scope_to_reach(queryset: QuerySet, *, user: Any, perm: str, account_field: str) -> QuerySet:

@@ -142,6 +142,7 @@ NAV: tuple[tuple[str, tuple[NavEntry, ...]], ...] = (
         ("My invoices", "invoices-mine", "invoicing.add_invoice", None),
         ("All invoices", "invoices-all", "invoicing.view_invoice", PROVIDER),
         ("Billing runs", "run-list", "invoicing.view_billingrun", None),
+        ("E-mails", "message-list", "accounts.view_message", None),
         ("Usage calculator", "usage-calculator", "billing.view_customer", None),
     )),
     ("Customers", (
@@ -161,6 +162,7 @@ NAV: tuple[tuple[str, tuple[NavEntry, ...]], ...] = (
     ("My account", (
         ("My bills", "portal-home", "invoicing.view_invoice", SELF),
         ("My payments", "portal-payments", "invoicing.view_payment", SELF),
+        ("My details and e-mails", "portal-profile", "billing.change_own_customer", SELF),
         ("Usage calculator", "usage-calculator", "invoicing.view_invoice", SELF),
     )),
 )  # fmt: skip

@@ -10,7 +10,7 @@ from typing import Any
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -21,7 +21,14 @@ from accounts.api import ERRORS
 from accounts.permissions import Allowed
 from billing import services
 from billing.importing import COLUMNS, csv_file_rows, customers_import
-from billing.models import ConnectionStatus, Customer, CustomerKind, Language, ServiceConnection
+from billing.models import (
+    ConnectionStatus,
+    Customer,
+    CustomerKind,
+    Language,
+    ReadingSource,
+    ServiceConnection,
+)
 from billing.rating import RatedBill, as_json
 from billing.selectors import (
     bill_preview,
@@ -29,7 +36,11 @@ from billing.selectors import (
     connection_list_for,
     customer_get_for,
     customer_list_for,
+    own_connection_get_for,
+    own_connections_for,
+    own_customer_for,
     usage_estimate,
+    with_last_reading,
 )
 from config.errors import DomainError, NotFound
 from config.parsers import SafeJSONParser
@@ -599,6 +610,17 @@ class ReadingInput(serializers.Serializer):
     meterReplaced = serializers.BooleanField(default=False, help_text="A new meter: registers start again.")
 
 
+class SelfReadingInput(serializers.Serializer):
+    """A customer's reading of their own meter: the registers it shows, and when it was read. A meter
+    exchange is the provider's to record."""
+
+    takenAt = ReadingTimeField(help_text="When the meter was read, with its time zone.")
+    importPeak = serializers.DecimalField(**KWH, min_value=0)
+    importOffPeak = serializers.DecimalField(**KWH, min_value=0)
+    exportPeak = serializers.DecimalField(**KWH, min_value=0, default=Decimal("0"))
+    exportOffPeak = serializers.DecimalField(**KWH, min_value=0, default=Decimal("0"))
+
+
 class ConnectionReadingsApi(APIView):
     def get_permissions(self) -> list:
         perm = "billing.view_meterreading" if self.request.method == "GET" else "billing.add_meterreading"
@@ -723,3 +745,162 @@ class CalculatorApi(APIView):
             days=values["days"],
         )
         return Response(bill_body(bill))
+
+
+# --- invitations ----------------------------------------------------------------------------------------
+
+
+class MessageOutput(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    kind = serializers.CharField()
+    recipient = serializers.EmailField()
+    language = serializers.CharField()
+    status = serializers.CharField()
+    createdAt = serializers.DateTimeField(source="created_at")
+
+
+class CustomerInviteApi(APIView):
+    permission_classes = [Allowed.to("accounts.invite_customer")]
+
+    @extend_schema(
+        request=None,
+        responses={
+            202: inline_serializer(
+                "Invitation",
+                {
+                    "customerId": serializers.CharField(),
+                    "userId": serializers.IntegerField(),
+                    "message": MessageOutput(),
+                },
+            ),
+            409: OpenApiResponse(description="Another account uses the customer's e-mail address."),
+        },
+        summary="E-mail a customer an invitation to the portal (their login is made when they have none)",
+    )
+    def post(self, request: Request, customer_id: int) -> Response:
+        customer = customer_get_for(user=request.user, customer_id=customer_id)
+        message = services.customer_invite(customer=customer, invited_by=request.user)
+        return Response(
+            {
+                "customerId": customer.number,
+                "userId": message.user_id,
+                "message": MessageOutput(message).data,
+            },
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+# --- a customer's own account: /api/me/... ---------------------------------------------------------------
+
+
+class ProfileOutput(serializers.Serializer):
+    customerId = serializers.CharField(source="number")
+    name = serializers.CharField()
+    loginEmail = serializers.EmailField(source="user.email", help_text="The address to sign in with.")
+    email = serializers.EmailField(help_text="Where bills and notices are e-mailed.")
+    phone = serializers.CharField()
+    address = serializers.CharField()
+    preferredLanguage = serializers.ChoiceField(source="preferred_language", choices=Language.choices)
+    notifyBills = serializers.BooleanField(source="notify_bills")
+    notifyReminders = serializers.BooleanField(source="notify_reminders")
+    notifyPayments = serializers.BooleanField(source="notify_payments")
+
+
+class ProfileInput(serializers.Serializer):
+    email = serializers.EmailField(required=False, allow_blank=True, help_text="Empty: no e-mails.")
+    phone = serializers.CharField(required=False, allow_blank=True, max_length=30)
+    address = serializers.CharField(required=False, allow_blank=True, max_length=300)
+    preferredLanguage = serializers.ChoiceField(
+        source="preferred_language", required=False, choices=Language.choices
+    )
+    notifyBills = serializers.BooleanField(source="notify_bills", required=False)
+    notifyReminders = serializers.BooleanField(source="notify_reminders", required=False)
+    notifyPayments = serializers.BooleanField(source="notify_payments", required=False)
+
+
+class MyProfileApi(APIView):
+    permission_classes = [Allowed.to("billing.change_own_customer")]
+
+    @extend_schema(
+        responses={200: ProfileOutput}, summary="My contact details, language and notification choices"
+    )
+    def get(self, request: Request) -> Response:
+        return Response(ProfileOutput(own_customer_for(user=request.user)).data)
+
+    @extend_schema(
+        request=ProfileInput,
+        responses={200: ProfileOutput},
+        summary="Change my contact details, language or notification choices",
+    )
+    def patch(self, request: Request) -> Response:
+        customer = own_customer_for(user=request.user)
+        data = ProfileInput(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        return Response(
+            ProfileOutput(services.customer_profile_update(customer=customer, **data.validated_data)).data
+        )
+
+
+class MyConnectionOutput(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    connectionId = serializers.CharField(source="number")
+    connectionType = serializers.CharField(source="connection_type.code")
+    connectionTypeName = serializers.CharField(source="connection_type.description")
+    meterNumber = serializers.CharField(source="meter_number")
+    division = serializers.CharField()
+    subdivision = serializers.CharField()
+    status = serializers.CharField()
+    lastReading = ReadingOutput(source="last_reading", allow_null=True)
+
+
+class MyConnectionListApi(APIView):
+    permission_classes = [Allowed.to("billing.view_own_serviceconnection")]
+
+    @extend_schema(
+        responses={200: MyConnectionOutput(many=True)},
+        summary="Every connection of my account, billed yet or not, with its latest reading",
+    )
+    def get(self, request: Request) -> Response:
+        connections = with_last_reading(own_connections_for(user=request.user))
+        return Response(MyConnectionOutput(connections, many=True).data)
+
+
+class MyReadingsApi(APIView):
+    def get_permissions(self) -> list:
+        perm = (
+            "billing.view_own_serviceconnection"
+            if self.request.method == "GET"
+            else "billing.add_own_meterreading"
+        )
+        return [Allowed.to(perm)()]
+
+    @extend_schema(
+        responses={200: ReadingOutput(many=True)}, summary="My connection's readings, oldest first"
+    )
+    def get(self, request: Request, connection_id: int) -> Response:
+        connection = own_connection_get_for(user=request.user, connection_id=connection_id)
+        return Response(ReadingOutput(connection.readings.all(), many=True).data)
+
+    @extend_schema(
+        request=SelfReadingInput,
+        responses={201: ReadingOutput, 409: OpenApiResponse(description="A reading at that moment exists.")},
+        summary="Send in a reading of my meter (a self-read); one the meter could not show is refused",
+    )
+    def post(self, request: Request, connection_id: int) -> Response:
+        connection = own_connection_get_for(user=request.user, connection_id=connection_id)
+        data = SelfReadingInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        reading = services.reading_record(
+            connection=connection,
+            taken_at=values["takenAt"],
+            registers={
+                "import_peak": values["importPeak"],
+                "import_off_peak": values["importOffPeak"],
+                "export_peak": values["exportPeak"],
+                "export_off_peak": values["exportOffPeak"],
+            },
+            source=ReadingSource.SELF,
+            recorded_by=request.user,
+        )
+        return Response(ReadingOutput(reading).data, status=status.HTTP_201_CREATED)

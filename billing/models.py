@@ -3,6 +3,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 
+from accounts.models import Language
 from providers.models import ConnectionType, Provider
 
 
@@ -11,11 +12,6 @@ class CustomerKind(models.TextChoices):
     COMMERCIAL = "Commercial"
     INDUSTRIAL = "Industrial"
     PUBLIC = "Public"
-
-
-class Language(models.TextChoices):
-    ENGLISH = "en", "English"
-    URDU = "ur", "اردو (Urdu)"
 
 
 class Customer(models.Model):

@@ -19,9 +19,9 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import User, normalize_email
+from accounts.models import Message, User, normalize_email
 from accounts.roles import Role
-from accounts.services import user_create
+from accounts.services import EmailTaken, invitation_send, user_create
 from billing.models import (
     ConnectionStatus,
     Customer,
@@ -683,3 +683,78 @@ def _upload_for_connection(
     MeterReading.objects.bulk_create(new)
     rows_bulk_created.send(sender=MeterReading, rows=new)
     report.accepted += len(new)
+
+
+# --- invitations and the customer's own changes ------------------------------------------------------
+
+
+class EmailMissing(DomainError):
+    code = "email_missing"
+
+
+@transaction.atomic
+def customer_invite(*, customer: Customer, invited_by: User | None) -> Message:
+    """E-mail the customer an invitation to set a password and sign in to the portal.
+
+    A customer without a login gets one made from their e-mail address (Customer role, no password
+    until they set one through the invitation's link); one with a login is invited again at its
+    address (a lost or expired invitation). Refused without an e-mail address, or when another account
+    uses it already (409)."""
+    customer = Customer.objects.select_for_update().select_related("provider", "user").get(pk=customer.pk)
+    if customer.user is None:
+        if not customer.email:
+            raise EmailMissing(
+                f"Customer {customer.number} has no e-mail address: add one, then invite them.", field="email"
+            )
+        if User.objects.filter(email=customer.email).exists():
+            raise EmailTaken(
+                f"The e-mail address {customer.email} is already used by another account; the customer "
+                "needs an address of their own to sign in with.",
+                field="email",
+            )
+        customer.user = user_create(
+            email=customer.email,
+            name=customer.name,
+            provider=customer.provider,
+            roles=[Role.CUSTOMER],
+            phone=customer.phone,
+            address=customer.address,
+            created_by=invited_by,
+        )
+        customer.save(update_fields=["user", "updated_at"])
+    return invitation_send(user=customer.user, language=customer.preferred_language)
+
+
+# What a customer may change of their own account in the portal; the rest is the provider's to change.
+PROFILE_FIELDS = (
+    "email", "phone", "address", "preferred_language", "notify_bills", "notify_reminders", "notify_payments",
+)  # fmt: skip
+
+
+@transaction.atomic
+def customer_profile_update(*, customer: Customer, **changes: Any) -> Customer:
+    """A customer's own contact details (where e-mails go, phone, address), their language and their
+    notification choices. Signing in is unchanged: the login keeps its own address."""
+    unknown = set(changes) - set(PROFILE_FIELDS)
+    if unknown:
+        raise ValueError(f"customer_profile_update cannot change {sorted(unknown)}")
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    if "email" in changes:
+        changes["email"] = normalize_email(changes["email"] or "")
+    for name, value in changes.items():
+        setattr(customer, name, value)
+    try:
+        customer.full_clean(exclude=["user", "provider"])
+    except ValidationError as exc:
+        name, messages = next(iter(exc.message_dict.items()))
+        raise DomainError(" ".join(messages), field=PROFILE_API_NAMES.get(name, name)) from exc
+    customer.save(update_fields=[*changes, "updated_at"])
+    return customer
+
+
+PROFILE_API_NAMES = {
+    "preferred_language": "preferredLanguage",
+    "notify_bills": "notifyBills",
+    "notify_reminders": "notifyReminders",
+    "notify_payments": "notifyPayments",
+}

@@ -25,6 +25,7 @@ from invoicing.services.issue import (
     manual_usage,
     provider_snapshot,
 )
+from invoicing.services.notices import invoices_notify, invoices_remind_due_soon, payment_notify
 from invoicing.services.numbering import SERIES_FORMAT
 from invoicing.services.overdue import invoices_mark_overdue
 from invoicing.services.payments import payment_post
@@ -60,7 +61,10 @@ __all__ = [
     "invoice_issue",
     "invoice_update",
     "invoices_mark_overdue",
+    "invoices_notify",
+    "invoices_remind_due_soon",
     "manual_usage",
+    "payment_notify",
     "payment_post",
     "provider_snapshot",
 ]

@@ -9,7 +9,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.roles import Role
-from accounts.services import login_start
+from accounts.services import login_start, notification_settings_set
 from auditing.services import ai_query_submit
 from billing.services import connection_create, customer_create
 from invoicing import selectors, services
@@ -81,9 +81,11 @@ def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
     """`count` of every kind of row for `provider`, each written by its service: billed connections
     with their readings, a customer and a pending connection numbered from the provider's series,
     invoices, lines, payments, allocations and adjustments, unbillable connections (a run's problems),
-    a run of one chunk per connection, sign-in tickets, AI questions, and price schedule rows opening
-    today (after the bills, which keep their prices)."""
+    a run of one chunk per connection, the e-mails of the bills and payments, sign-in tickets, AI
+    questions, the provider's notification settings, and price schedule rows opening today (after the
+    bills, which keep their prices)."""
     officer = UserFactory(provider=provider, roles=[Role.ADMIN], designation="Billing Manager")
+    notification_settings_set(provider=provider, due_reminder_days=5)
     for _ in range(count):
         billable_connection(provider)
         ConnectionFactory(customer__provider=provider)  # no readings: the run skips it

@@ -18,6 +18,8 @@ LISTS = [
     ("accounts.user", MANY, "provider"),
     ("accounts.userrole", MANY, "user__provider"),
     ("accounts.roleselectionticket", MANY, "user__provider"),
+    ("accounts.message", MANY, "provider"),
+    ("accounts.notificationsettings", 1, "provider"),
     ("providers.provider", 1, "pk"),
     ("providers.connectiontype", MANY, "provider"),
     ("providers.authority", MANY, "provider"),

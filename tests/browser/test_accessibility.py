@@ -52,10 +52,15 @@ def test_the_staff_pages_are_labelled(page: Page, sign_in, super_creator, bills)
                 f"/adjustments/new?bill={march.pk}",
                 "/invoices",
                 "/billing-runs",
+                f"/messages?customer={march.customer.number}",
             ],
         )
         == {}
     )
+
+
+def test_the_pages_before_signing_in_are_labelled(page: Page):
+    assert problems_on(page, ["/sign-in", "/forgot-password"]) == {}
 
 
 def test_the_auditor_pages_are_labelled(page: Page, sign_in, flat_provider, bills):
@@ -69,7 +74,15 @@ def test_the_customer_portal_is_labelled(page: Page, sign_in, connection, bills)
 
     assert (
         problems_on(
-            page, ["/portal/", f"/portal/bills/{bills[-1].pk}", "/portal/payments", "/portal/calculator"]
+            page,
+            [
+                "/portal/",
+                f"/portal/bills/{bills[-1].pk}",
+                "/portal/payments",
+                "/portal/calculator",
+                "/portal/profile",
+                f"/portal/connections/{connection.pk}/reading",
+            ],
         )
         == {}
     )
