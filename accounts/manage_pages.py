@@ -58,6 +58,7 @@ PROVIDER_FIELDS = {
     "phoneNumber": "phone",
     "dueDays": "due_days",
     "lateSurchargePercent": "late_surcharge_percent",
+    "reconnectionFee": "reconnection_fee",
     "isActive": "is_active",
     "kwhPrice": "kwh_price",
 }
@@ -310,6 +311,14 @@ class ProviderSettingsForm(forms.Form):
         max_value=Decimal("100"),
         initial=Decimal("10.00"),
         help_text="Percent of the current charges added once when a bill passes its due date unpaid.",
+    )
+    reconnection_fee = forms.DecimalField(
+        label="Reconnection fee",
+        max_digits=14,
+        decimal_places=2,
+        min_value=Decimal("0"),
+        initial=Decimal("0.00"),
+        help_text="Charged on the next bill of a connection reconnected after a disconnection; 0 for none.",
     )
     is_active = forms.BooleanField(
         label="Active", required=False, initial=True, help_text="Inactive providers are not billed."

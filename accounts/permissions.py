@@ -55,8 +55,26 @@ BILLING_VIEW = {
     "billing.view_customer": PROVIDER,
     "billing.view_serviceconnection": PROVIDER,
     "billing.view_meterreading": PROVIDER,
+    "billing.view_connectionevent": PROVIDER,  # a connection's lifecycle history
 }
 READINGS_ADD = {"billing.add_meterreading": PROVIDER}
+# A connection's life, step by step. The counter's routine steps, taken at the customer's request
+# (connect with the first reading, disconnect on request, reconnect, a move-out and move-in with its
+# final bill), are the clerks' (Invoice_Creator) as well as the officers'. The steps that decide
+# against a customer or change how they are priced are the officers' (Super_Creator, Admin) alone:
+# a disconnection order for non-payment, closing a connection for good, a change of connection type.
+# Auditors read the history (view_connectionevent) and take no step; customers take none.
+LIFECYCLE_ROUTINE = {
+    "billing.connect_connection": PROVIDER,
+    "billing.disconnect_connection": PROVIDER,
+    "billing.reconnect_connection": PROVIDER,
+    "billing.move_connection": PROVIDER,
+}
+LIFECYCLE_OFFICER = {
+    "billing.order_disconnection": PROVIDER,
+    "billing.close_connection": PROVIDER,
+    "billing.change_connection_type": PROVIDER,
+}
 # What a month would cost, for hypothetical usage, on the caller's provider's prices in force today.
 CALCULATOR = {"billing.use_calculator": PROVIDER}
 
@@ -92,6 +110,8 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **SCHEDULE_EDIT,
         **BILLING_VIEW,
         **READINGS_ADD,
+        **LIFECYCLE_ROUTINE,
+        **LIFECYCLE_OFFICER,
         **CALCULATOR,
         **INVOICING_VIEW,
         **INVOICING_MANAGE,
@@ -106,6 +126,8 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **SCHEDULE_VIEW,
         **BILLING_VIEW,
         **READINGS_ADD,
+        **LIFECYCLE_ROUTINE,
+        **LIFECYCLE_OFFICER,
         **CALCULATOR,
         **INVOICING_VIEW,
         **INVOICING_MANAGE,
@@ -115,6 +137,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **SCHEDULE_VIEW,
         **BILLING_VIEW,
         **READINGS_ADD,
+        **LIFECYCLE_ROUTINE,
         **CALCULATOR,
         "invoicing.add_invoice": PROVIDER,
         "invoicing.view_invoice": OWN,

@@ -31,12 +31,14 @@ AUDITED = (
     "billing.Customer",
     "billing.ServiceConnection",
     "billing.MeterReading",
+    "billing.ConnectionEvent",
     "invoicing.Invoice",
     "invoicing.Payment",
     "invoicing.PaymentAllocation",
     "invoicing.Adjustment",
     "invoicing.PaymentMethod",
     "invoicing.BillingRun",
+    "invoicing.PendingCharge",
 )
 
 

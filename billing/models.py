@@ -139,3 +139,78 @@ class MeterReading(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connection_id} at {self.taken_at}"
+
+
+class EventKind(models.TextChoices):
+    CONNECTED = "connected", "Connected"
+    DISCONNECTED = "disconnected", "Disconnected"
+    RECONNECTED = "reconnected", "Reconnected"
+    CLOSED = "closed", "Closed"
+    TYPE_CHANGED = "type_changed", "Connection type changed"
+    MOVED_OUT = "moved_out", "Customer moved out"
+    MOVED_IN = "moved_in", "Customer moved in"
+
+
+class DisconnectionGround(models.TextChoices):
+    ON_REQUEST = "on_request", "At the customer's request"
+    NON_PAYMENT = "non_payment", "For non-payment (a disconnection order)"
+
+
+class ConnectionEvent(models.Model):
+    """A dated step of a connection's life, with its reason and who recorded it: written by the
+    lifecycle services (billing/lifecycle.py, invoicing/services/lifecycle.py) and never changed."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="+")
+    connection = models.ForeignKey(ServiceConnection, on_delete=models.PROTECT, related_name="events")
+    # The customer account the step concerns: on a move, the outgoing one (moved out) and the incoming
+    # one (moved in); otherwise the connection's customer at the time.
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=20, choices=EventKind.choices)
+    # When it took effect (a change of type: the start of the day it applies from).
+    effective_at = models.DateTimeField()
+    reason = models.CharField(max_length=300)
+    # The reading taken at the step: the first (connect), the final (close, move), or one given with
+    # a disconnection or reconnection.
+    reading = models.ForeignKey(
+        MeterReading, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # A disconnection's ground; for non-payment, the disconnection order's number and the overdue
+    # balance (money) that justified it when it was issued.
+    ground = models.CharField(max_length=20, choices=DisconnectionGround.choices, blank=True)
+    order_number = models.CharField(max_length=30, blank=True)
+    overdue_balance = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    # What else the step decided, as shown on the connection's history: the final bill's number, the
+    # other customer of a move, the types of a change, the reconnection fee charged.
+    details = models.JSONField(default=dict, blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["connection_id", "effective_at", "id"]
+        indexes = [models.Index(fields=["connection", "effective_at"], name="event_connection_time")]
+        permissions = [
+            ("connect_connection", "Can connect a pending connection with its first reading"),
+            ("disconnect_connection", "Can disconnect a connection at its customer's request"),
+            ("order_disconnection", "Can order a connection disconnected for non-payment"),
+            ("reconnect_connection", "Can reconnect a disconnected connection"),
+            ("close_connection", "Can close a connection with its final reading and final bill"),
+            ("move_connection", "Can record a customer moving out and another moving in"),
+            ("change_connection_type", "Can change a connection's type from a date"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind="disconnected", ground__in=DisconnectionGround.values)
+                | (~models.Q(kind="disconnected") & models.Q(ground="")),
+                name="event_disconnection_has_ground",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(ground="non_payment")
+                | (~models.Q(order_number="") & models.Q(overdue_balance__gt=0)),
+                name="event_disconnection_order_owed",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id} {self.kind} at {self.effective_at}"

@@ -466,3 +466,20 @@ def period_readings(readings: Iterable[Reading], year: int, month: int) -> tuple
     if previous in last and (year, month) in last:
         return last[previous], last[(year, month)]
     return None
+
+
+def with_fees(bill: RatedBill, fees: Sequence[Line], *, late_surcharge_percent: Decimal = ZERO) -> RatedBill:
+    """A rated bill carrying one-off charges (a reconnection fee), each its own line of kind "fee":
+    counted in the current charges, never taxed nor subsidised; the late surcharge, a percent of the
+    current charges, follows them."""
+    if not fees:
+        return bill
+    current = bill.current_charges + sum((line.amount for line in fees), NO_MONEY)
+    late = money(current * late_surcharge_percent / 100) if late_surcharge_percent else NO_MONEY
+    return bill._replace(
+        lines=(*bill.lines, *fees),
+        current_charges=current,
+        payable_before_due=current + bill.arrears,
+        late_surcharge=late,
+        payable_after_due=current + bill.arrears + late,
+    )

@@ -137,6 +137,19 @@ def connection_create(
     return connection
 
 
+# Why a connection in each status other than Active takes no reading (its lifecycle steps take theirs).
+NO_READINGS = {
+    ConnectionStatus.PENDING: "is not connected yet; its first reading is taken when it is connected",
+    ConnectionStatus.DISCONNECTED: "is disconnected; it takes no readings",
+    ConnectionStatus.CLOSED: "is closed; it takes no readings",
+}
+
+
+def check_takes_readings(connection: ServiceConnection) -> None:
+    if connection.status != ConnectionStatus.ACTIVE:
+        raise ReadingRefused(f"Connection {connection.number} {NO_READINGS[connection.status]}.")
+
+
 def _check_reading(
     *,
     connection: ServiceConnection,
@@ -148,8 +161,6 @@ def _check_reading(
     now: datetime,
 ) -> None:
     """Could the meter have shown `values` at `taken_at`, between its readings `before` and `after`?"""
-    if connection.status != ConnectionStatus.ACTIVE:
-        raise ReadingRefused(f"Connection {connection.number} is disconnected; it takes no readings.")
     if timezone.is_naive(taken_at):
         raise ReadingRefused("Give the reading's time with its time zone.", field="takenAt")
     if taken_at > now:
@@ -196,6 +207,30 @@ def reading_record(
 ) -> MeterReading:
     """Record one reading, refused with the reason if the meter could not have shown it."""
     connection = ServiceConnection.objects.select_for_update().get(pk=connection.pk)
+    check_takes_readings(connection)
+    return reading_write(
+        connection=connection,
+        taken_at=taken_at,
+        registers=registers,
+        meter_replaced=meter_replaced,
+        source=source,
+        recorded_by=recorded_by,
+        now=now,
+    )
+
+
+def reading_write(
+    *,
+    connection: ServiceConnection,
+    taken_at: datetime,
+    registers: dict[str, Decimal],
+    meter_replaced: bool = False,
+    source: str = ReadingSource.API,
+    recorded_by: User | None = None,
+    now: datetime | None = None,
+) -> MeterReading:
+    """Check and store a reading of a connection the caller holds locked, whatever its status: the
+    lifecycle steps take theirs this way (the first reading of a connection not yet connected)."""
     values = {name: registers.get(name, Decimal("0")) for name in REGISTERS}
     readings = MeterReading.objects.filter(connection=connection)
     _check_reading(
@@ -321,6 +356,7 @@ def _upload_for_connection(
             continue
         after = known[position] if position < len(known) else None
         try:
+            check_takes_readings(connection)
             _check_reading(
                 connection=connection,
                 taken_at=taken_at,

@@ -15,7 +15,7 @@ from django.db.models.functions import Round
 from django.db.models.lookups import Exact
 from django.utils import timezone
 
-from billing.models import Customer, ServiceConnection
+from billing.models import ConnectionEvent, Customer, ServiceConnection
 from providers.models import Provider, TariffRow
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
@@ -82,7 +82,9 @@ class Invoice(models.Model):
     tax_total = models.DecimalField(**MONEY)
     fixed_total = models.DecimalField(**MONEY)
     subsidy_total = models.DecimalField(**MONEY)
-    current_charges = models.DecimalField(**MONEY, help_text="Energy + taxes + fixed - subsidies.")
+    # One-off charges carried from the connection's pending charges (a reconnection fee): not taxed.
+    fee_total = models.DecimalField(**MONEY, default=0)
+    current_charges = models.DecimalField(**MONEY, help_text="Energy + taxes + fixed - subsidies + fees.")
     # Open balance of the connection's earlier invoices when this one was issued (printed, not owed twice).
     arrears = models.DecimalField(**MONEY)
     payable_before_due = models.DecimalField(**MONEY, help_text="Current charges + arrears.")
@@ -162,11 +164,11 @@ class InvoiceLine(models.Model):
     # Indexed by the (invoice, position) unique constraint.
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines", db_index=False)
     position = models.PositiveSmallIntegerField()
-    kind = models.CharField(max_length=10)  # energy, tax, fixed, subsidy (subsidies are subtracted)
+    kind = models.CharField(max_length=10)  # energy, tax, fixed, fee, subsidy (subsidies are subtracted)
     label = models.CharField(max_length=120)
     code = models.CharField(max_length=60, blank=True)
     amount = models.DecimalField(**MONEY)
-    # The schedule row the line came from (a tariff, tax, fixed charge or subsidy row, by kind).
+    # The row the line came from: a tariff, tax, fixed charge or subsidy row, or a pending charge (fee).
     row_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
@@ -184,6 +186,7 @@ class DocumentSeries(models.TextChoices):
     INVOICE = "invoice"
     RECEIPT = "receipt"
     ADJUSTMENT = "adjustment"
+    DISCONNECTION = "disconnect"  # disconnection orders for non-payment
 
 
 class DocumentCounter(models.Model):
@@ -426,3 +429,51 @@ class BillingRunProblem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connection_id}: {self.reason}"
+
+
+class ChargeKind(models.TextChoices):
+    RECONNECTION_FEE = "reconnection_fee", "Reconnection fee"
+
+
+class PendingCharge(models.Model):
+    """A one-off charge a connection's customer owes, waiting for their next bill: that bill carries
+    it as its own line (kind "fee") and is recorded here, so it is billed exactly once. A cancelled
+    bill gives its charges back to the next one."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="+")
+    connection = models.ForeignKey(
+        ServiceConnection, on_delete=models.PROTECT, related_name="pending_charges", db_index=False
+    )
+    # Who owes it: the connection's customer when it arose (a bill carries only its own customer's).
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=20, choices=ChargeKind.choices)
+    label = models.CharField(max_length=120, help_text="As printed on the bill's line.")
+    amount = models.DecimalField(**MONEY)
+    # The lifecycle step it arose from (a reconnection).
+    event = models.ForeignKey(
+        ConnectionEvent, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # The bill that carried it; empty: not billed yet.
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="charges", db_index=False
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["connection_id", "created_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="pending_charge_amount_positive"),
+        ]
+        indexes = [
+            # What a bill or a run's chunk looks for: the connections' charges not billed yet.
+            models.Index(
+                fields=["connection"], condition=Q(invoice__isnull=True), name="pending_charge_unbilled"
+            ),
+            models.Index(fields=["invoice"], name="pending_charge_invoice"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.amount}"

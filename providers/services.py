@@ -32,6 +32,7 @@ PROVIDER_EDITABLE_FIELDS = (
     "currency",
     "due_days",
     "late_surcharge_percent",
+    "reconnection_fee",
 )
 
 
@@ -46,6 +47,7 @@ def provider_create(
     currency: str = "PKR",
     due_days: int = 10,
     late_surcharge_percent: Decimal = Decimal("10.00"),
+    reconnection_fee: Decimal = Decimal("0.00"),
     is_active: bool = True,
 ) -> Provider:
     code = code.strip().upper()
@@ -60,6 +62,7 @@ def provider_create(
         currency=currency.upper(),
         due_days=due_days,
         late_surcharge_percent=late_surcharge_percent,
+        reconnection_fee=reconnection_fee,
         is_active=is_active,
     )
     provider.full_clean()

@@ -25,6 +25,13 @@ from invoicing.services.issue import (
     manual_usage,
     provider_snapshot,
 )
+from invoicing.services.lifecycle import (
+    connection_close,
+    connection_move,
+    connection_reconnect,
+    disconnection_order_issue,
+    overdue_balance,
+)
 from invoicing.services.numbering import SERIES_FORMAT
 from invoicing.services.overdue import invoices_mark_overdue
 from invoicing.services.payments import payment_post
@@ -55,12 +62,17 @@ __all__ = [
     "billing_run_dispatched",
     "billing_run_start",
     "billing_run_start_once",
+    "connection_close",
+    "connection_move",
+    "connection_reconnect",
     "customer_snapshot",
     "default_issue_date",
+    "disconnection_order_issue",
     "invoice_issue",
     "invoice_update",
     "invoices_mark_overdue",
     "manual_usage",
+    "overdue_balance",
     "payment_post",
     "provider_snapshot",
 ]

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from django.db import IntegrityError, transaction
 from django.db import connection as db_connection
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
@@ -33,6 +33,7 @@ from billing.rating import (
     rate_usage,
     round_half_up,
     usage_between,
+    with_fees,
 )
 from billing.selectors import no_readings_reason, readings_for_period, schedule_in_force
 from billing.signals import rows_bulk_created
@@ -45,7 +46,9 @@ from invoicing.models import (
     InvoiceLine,
     InvoiceSource,
     InvoiceStatus,
+    PendingCharge,
 )
+from invoicing.services.charges import charges_billed, charges_pending_of, charges_release, fee_lines
 from invoicing.services.errors import InvoiceCancelled, InvoiceExists, InvoiceLocked, InvoiceRefused
 from invoicing.services.locks import lock_connection, lock_invoice
 from invoicing.services.numbering import take_numbers
@@ -141,9 +144,15 @@ def default_issue_date(period: date, today: date) -> date:
 
 
 def arrears_of(*, connection_ids: Any, period: date) -> dict[int, Decimal]:
-    """Open balance of each connection's invoices of earlier months."""
+    """Open balance of each connection's invoices of earlier months that its present customer owes:
+    an earlier customer's bills (before a move-out) stay theirs, never printed on the next one's."""
     rows = (
-        Invoice.objects.filter(connection_id__in=connection_ids, period__lt=period, status__in=OPEN_STATUSES)
+        Invoice.objects.filter(
+            connection_id__in=connection_ids,
+            period__lt=period,
+            status__in=OPEN_STATUSES,
+            customer_id=F("connection__customer_id"),
+        )
         .values("connection_id")
         .annotate(open=Sum("balance"))
         .values_list("connection_id", "open")
@@ -198,6 +207,7 @@ def build_invoice(
         "tax_total": bill.taxes,
         "fixed_total": bill.fixed,
         "subsidy_total": bill.subsidies,
+        "fee_total": sum((line.amount for line in bill.lines_of("fee")), NO_MONEY),
         "current_charges": bill.current_charges,
         "arrears": bill.arrears,
         "payable_before_due": bill.payable_before_due,
@@ -322,7 +332,12 @@ def manual_usage(
 
 
 def _rate_one(
-    *, connection: ServiceConnection, terms: IssueTerms, usage: Usage | None, manual: dict | None
+    *,
+    connection: ServiceConnection,
+    terms: IssueTerms,
+    usage: Usage | None,
+    manual: dict | None,
+    charges: list[PendingCharge],
 ) -> tuple[Usage, RatedBill]:
     schedule = schedule_in_force(provider=terms.provider, day=terms.issue_date).for_type(
         connection.connection_type_id
@@ -353,7 +368,7 @@ def _rate_one(
         )
     except RatingError as problem:
         raise InvoiceRefused(f"This bill cannot be rated: {problem}") from problem
-    return usage, bill
+    return usage, with_fees(bill, fee_lines(charges), late_surcharge_percent=terms.late_percent)
 
 
 def _usage(start: Any, end: Any) -> Usage:
@@ -378,6 +393,32 @@ def invoice_issue(
     """One invoice for one connection and month: from the month's readings, or from kWh a clerk
     entered. The creator gets the object permissions to change it (an Invoice_Creator's own)."""
     connection = lock_connection(connection)
+    if connection.status != ConnectionStatus.ACTIVE:
+        raise InvoiceRefused(
+            f"Connection {connection.number} is {connection.status.lower()}; it is not billed."
+        )
+    return issue_locked(
+        connection=connection,
+        period=period,
+        created_by=created_by,
+        issue_date=issue_date,
+        due_date=due_date,
+        manual={"kwh": kwh, "peak": peak_kwh, "off_peak": off_peak_kwh},
+    )
+
+
+def issue_locked(
+    *,
+    connection: ServiceConnection,
+    period: date,
+    created_by: User,
+    issue_date: date | None = None,
+    due_date: date | None = None,
+    manual: dict | None = None,
+) -> Invoice:
+    """`invoice_issue` for a connection the caller has locked and found billable (a final bill
+    closing or moving a connection is issued this way). It carries the connection's pending charges
+    that its customer owes. `manual`: kWh a clerk entered (kwh, peak, off_peak), else the readings."""
     period = first_of(period)
     today = timezone.localdate()
     issue_date = issue_date or default_issue_date(period, today)
@@ -388,8 +429,6 @@ def invoice_issue(
             f"A bill for {period:%B %Y} cannot be dated before the month starts; choose a later issue date.",
             field="issueDate",
         )
-    if connection.status != ConnectionStatus.ACTIVE:
-        raise InvoiceRefused(f"Connection {connection.number} is disconnected; it is not billed.")
     billed = Invoice.objects.filter(connection=connection, period__gte=period).exclude(
         status=InvoiceStatus.CANCELLED
     )
@@ -406,7 +445,7 @@ def invoice_issue(
             f"({existing.number}); bills are issued month after month, so {period:%B %Y} can no longer be.",
             field="month",
         )
-    manual_given = any(value is not None for value in (kwh, peak_kwh, off_peak_kwh))
+    manual_given = manual is not None and any(value is not None for value in manual.values())
     terms = issue_terms(
         provider=connection.provider,
         period=period,
@@ -415,8 +454,14 @@ def invoice_issue(
         source=InvoiceSource.KWH if manual_given else InvoiceSource.READINGS,
         created_by=created_by,
     )
-    manual = {"kwh": kwh, "peak": peak_kwh, "off_peak": off_peak_kwh} if manual_given else None
-    usage, bill = _rate_one(connection=connection, terms=terms, usage=None, manual=manual)
+    charges = charges_pending_of(connection)
+    usage, bill = _rate_one(
+        connection=connection,
+        terms=terms,
+        usage=None,
+        manual=manual if manual_given else None,
+        charges=charges,
+    )
     try:
         built = build_invoice(terms, connection, usage, bill)
     except RatingError as problem:
@@ -430,6 +475,7 @@ def invoice_issue(
         raise InvoiceExists(
             f"Connection {connection.number} was just billed for {period:%B %Y}; change that invoice instead."
         ) from clash
+    charges_billed([(invoice, charges)])
     for perm in ("view_invoice", "change_invoice", "collect_payment"):
         assign_perm(f"invoicing.{perm}", created_by, invoice)
     return invoice
@@ -474,6 +520,7 @@ def invoice_update(
         invoice.status = InvoiceStatus.CANCELLED
         invoice.balance = NO_MONEY
         invoice.save(update_fields=["status", "balance", "updated_at"])
+        charges_release(invoice)
         return invoice
     if rerate or manual_given:
         _rerate(
@@ -494,7 +541,7 @@ def invoice_update(
 
 RATED_FIELDS = (
     "billing_days", "peak_units", "off_peak_units", "kwh_consumed", "pricing_id", "energy_charge", "tax_total",
-    "fixed_total", "subsidy_total", "current_charges", "arrears", "payable_before_due", "late_surcharge",
+    "fixed_total", "subsidy_total", "fee_total", "current_charges", "arrears", "payable_before_due", "late_surcharge",
     "payable_after_due", "balance", "status", "paid_on", "trace", "customer_snapshot",
 )  # fmt: skip
 
@@ -511,7 +558,8 @@ def _rerate(invoice: Invoice, *, manual: dict | None) -> None:
         source=InvoiceSource.KWH if manual else invoice.source,
         created_by=invoice.created_by,
     )
-    usage, bill = _rate_one(connection=connection, terms=terms, usage=None, manual=manual)
+    charges = list(invoice.charges.order_by("pk"))
+    usage, bill = _rate_one(connection=connection, terms=terms, usage=None, manual=manual, charges=charges)
     try:
         rated, lines = build_invoice(terms, connection, usage, bill)
     except RatingError as problem:

@@ -32,14 +32,20 @@ def lock_invoice(invoice: Invoice) -> Invoice:
 
 def lock_for_payment(invoice: Invoice) -> tuple[Invoice, list[Invoice]]:
     """Lock the connection, then in one statement, in id order (as the overdue job does), the presented
-    invoice and the connection's open invoices up to it; returns it and those open ones, oldest first."""
+    invoice and the connection's open invoices up to it of the same customer (a customer who moved in
+    never settles the one who moved out); returns it and those open ones, oldest first."""
     lock_connection(invoice.connection)
     rows = list(
         Invoice.objects.select_for_update(of=("self",))
         .select_related("provider")
         .filter(
             Q(pk=invoice.pk)
-            | Q(connection_id=invoice.connection_id, period__lte=invoice.period, status__in=OPEN_STATUSES)
+            | Q(
+                connection_id=invoice.connection_id,
+                customer_id=invoice.customer_id,
+                period__lte=invoice.period,
+                status__in=OPEN_STATUSES,
+            )
         )
         .order_by("id")
     )

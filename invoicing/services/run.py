@@ -16,7 +16,15 @@ from django.utils import timezone
 from accounts.models import User
 from billing.models import ConnectionStatus, ServiceConnection
 from billing.months import first_of
-from billing.rating import NO_MONEY, RatingError, Schedule, period_readings, rate_usage, usage_between
+from billing.rating import (
+    NO_MONEY,
+    RatingError,
+    Schedule,
+    period_readings,
+    rate_usage,
+    usage_between,
+    with_fees,
+)
 from billing.selectors import no_readings_reason, readings_for_period, schedule_in_force
 from billing.signals import rows_bulk_created
 from config.errors import DomainError
@@ -30,6 +38,7 @@ from invoicing.models import (
     InvoiceStatus,
     ProblemKind,
 )
+from invoicing.services.charges import charges_billed, charges_pending_in, fee_lines
 from invoicing.services.issue import (
     arrears_of,
     build_invoice,
@@ -167,6 +176,7 @@ def billing_run_chunk_bill(*, chunk_id: int) -> bool:
             .values_list("pk")
         )
         arrears = arrears_of(connection_ids=owing, period=period)
+    charges = charges_pending_in(chunk.first_id, chunk.last_id)
     schedule = schedule_in_force(provider=provider, day=run.issue_date)
     by_type: dict[int, Schedule] = {}
     terms = issue_terms(
@@ -178,7 +188,7 @@ def billing_run_chunk_bill(*, chunk_id: int) -> bool:
         created_by=run.started_by,
         billing_run=run,
     )
-    built, problems = [], []
+    built, carried, problems = [], [], []
     for connection in connections:
         if connection.pk in billed:
             continue
@@ -213,12 +223,17 @@ def billing_run_chunk_bill(*, chunk_id: int) -> bool:
                 arrears=arrears.get(connection.pk, NO_MONEY),
                 late_surcharge_percent=terms.late_percent,
             )
+            # Only the present customer's charges: an earlier customer's went on their final bill.
+            fees = [c for c in charges.get(connection.pk, ()) if c.customer_id == connection.customer_id]
+            bill = with_fees(bill, fee_lines(fees), late_surcharge_percent=terms.late_percent)
             built.append(build_invoice(terms, connection, usage, bill))
+            carried.append(fees)
         except (RatingError, ArithmeticError) as problem:
             problems.append(
                 (connection.pk, ProblemKind.FAILED, f"Connection {connection.number}: {problem}"[:500])
             )
     invoices = save_issued(terms, built)
+    charges_billed(zip(invoices, carried, strict=True))
     problem_rows = BillingRunProblem.objects.bulk_create(
         BillingRunProblem(run=run, connection_id=pk, kind=kind, reason=reason)
         for pk, kind, reason in problems
