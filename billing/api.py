@@ -1,12 +1,11 @@
-"""Connections, meter readings, the bill preview ("rate check") and the usage calculator."""
+"""Connections, meter readings and the usage calculator (the bill preview is invoicing's)."""
 
 import csv
 import io
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -16,7 +15,7 @@ from rest_framework.views import APIView
 from accounts.permissions import Allowed
 from billing import services
 from billing.rating import RatedBill, as_json
-from billing.selectors import bill_preview, connection_get_for, connection_list_for, usage_estimate
+from billing.selectors import connection_get_for, connection_list_for, usage_estimate
 from config.errors import DomainError, NotFound
 from config.parsers import NUL, NUL_MESSAGE, SafeJSONParser
 from providers.models import ConnectionType
@@ -202,36 +201,6 @@ class ReadingUploadApi(APIView):
         if not all(isinstance(row, dict) for row in rows):
             raise DomainError("Each reading must be an object with named fields.", field="file")
         return rows
-
-
-class BillPreviewApi(APIView):
-    permission_classes = [Allowed.to("billing.view_serviceconnection")]
-
-    class PreviewQuery(serializers.Serializer):
-        year = serializers.IntegerField(min_value=2000, max_value=2100)
-        month = serializers.IntegerField(min_value=1, max_value=12)
-        issueDate = serializers.DateField(required=False, help_text="Default: the last day of the month.")
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("year", int, required=True),
-            OpenApiParameter("month", int, required=True),
-            OpenApiParameter("issueDate", date),
-        ],
-        responses={200: BILL_RESPONSE},
-        summary="Rate a connection's month now, without issuing anything (the rate check)",
-    )
-    def get(self, request: Request, connection_id: int) -> Response:
-        connection = connection_get_for(user=request.user, connection_id=connection_id)
-        query = self.PreviewQuery(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        bill = bill_preview(
-            connection=connection,
-            year=query.validated_data["year"],
-            month=query.validated_data["month"],
-            issue_date=query.validated_data.get("issueDate"),
-        )
-        return Response({"connectionId": connection.number, **bill_body(bill)})
 
 
 class CalculatorApi(APIView):

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from billing.models import MeterReading, ServiceConnection
-from billing.months import month_end, next_month, previous_month
+from billing.months import next_month, previous_month
 from billing.rating import (
     OFF_PEAK,
     PEAK,
@@ -20,8 +20,6 @@ from billing.rating import (
     Tariff,
     Tax,
     Usage,
-    period_readings,
-    rate_period,
     rate_usage,
 )
 from config.errors import DomainError
@@ -86,10 +84,6 @@ def connection_get_for(*, user: User, connection_id: int) -> ServiceConnection:
     return get_object_or_404(connection_list_for(user=user), pk=connection_id)
 
 
-class NoReadings(DomainError):
-    code = "no_readings"
-
-
 def period_span(year: int, month: int) -> tuple[datetime, datetime]:
     """From the start of the month before to the end of the month, local time: a bill's readings."""
     first = date(year, month, 1)
@@ -121,35 +115,6 @@ def readings_for_period(*, connections: list[int] | range, year: int, month: int
             Reading(taken_at.astimezone(zone), import_peak, import_off_peak, export_peak, export_off_peak)
         )
     return readings
-
-
-def no_readings_reason(connection: ServiceConnection, year: int, month: int) -> str:
-    return (
-        f"Connection {connection.number} has no reading in {date(year, month, 1):%B %Y} or none in the "
-        "month before; a bill needs both."
-    )
-
-
-def bill_preview(
-    *, connection: ServiceConnection, year: int, month: int, issue_date: date | None = None
-) -> RatedBill:
-    """The bill the connection would get for a month, rated now and saved nowhere (the "rate check")."""
-    readings = readings_for_period(connections=[connection.pk], year=year, month=month)
-    period = period_readings(readings.get(connection.pk, ()), year, month)
-    if period is None:
-        raise NoReadings(no_readings_reason(connection, year, month), field="month")
-    schedule = schedule_in_force(
-        provider=connection.provider, day=issue_date or month_end(year, month)
-    ).for_type(connection.connection_type_id)
-    try:
-        return rate_period(
-            *period,
-            schedule,
-            income=connection.declared_monthly_income,
-            late_surcharge_percent=connection.provider.late_surcharge_percent,
-        )
-    except RatingError as problem:
-        raise DomainError(f"This bill cannot be rated: {problem}") from problem
 
 
 def usage_estimate(

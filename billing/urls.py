@@ -9,7 +9,6 @@ urlpatterns = [
         api.ConnectionReadingsApi.as_view(),
         name="connection-readings",
     ),
-    path("connections/<int:connection_id>/bill-preview", api.BillPreviewApi.as_view(), name="bill-preview"),
     path("readings/upload", api.ReadingUploadApi.as_view(), name="readings-upload"),
     path("calculator", api.CalculatorApi.as_view(), name="calculator"),
 ]

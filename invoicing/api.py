@@ -27,9 +27,10 @@ from rest_framework.views import APIView
 from accounts.api import ERRORS as ACCOUNT_ERRORS
 from accounts.permissions import Allowed
 from accounts.roles import Role
+from billing.api import BILL_RESPONSE, bill_body
 from billing.models import ServiceConnection
 from billing.months import first_of, parse_month
-from billing.selectors import connection_list_for
+from billing.selectors import connection_get_for, connection_list_for
 from config.errors import DomainError, NotFound
 from config.queue import require_queue
 from invoicing import pdf, selectors, services
@@ -530,6 +531,50 @@ class InvoicePdfApi(APIView):
     def get(self, request: Request, invoice_id: int) -> HttpResponse:
         bill = selectors.bill_get_for(user=request.user, invoice_id=invoice_id)
         return pdf_response(pdf.invoice_pdf(bill, bill.history), bill.number)
+
+
+# --- the bill preview ----------------------------------------------------------------------------
+
+
+class BillPreviewApi(APIView):
+    permission_classes = [Allowed.to("billing.view_serviceconnection")]
+
+    class PreviewQuery(serializers.Serializer):
+        year = serializers.IntegerField(min_value=2000, max_value=2100)
+        month = serializers.IntegerField(min_value=1, max_value=12)
+        issueDate = serializers.DateField(required=False, help_text="Default: the last day of the month.")
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("year", int, required=True),
+            OpenApiParameter("month", int, required=True),
+            OpenApiParameter("issueDate", date),
+        ],
+        responses={200: BILL_RESPONSE, **ERRORS},
+        summary="Rate a connection's month now, without issuing anything (the rate check)",
+        description="The period continues from the connection's previous bill (periodStart) to the "
+        "month's last reading (periodEnd); the arrears are those the bill would print today.",
+    )
+    def get(self, request: Request, connection_id: int) -> Response:
+        connection = connection_get_for(user=request.user, connection_id=connection_id)
+        query = self.PreviewQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        rated = services.bill_preview(
+            connection=connection,
+            year=query.validated_data["year"],
+            month=query.validated_data["month"],
+            issue_date=query.validated_data.get("issueDate"),
+        )
+        when = serializers.DateTimeField()
+        return Response(
+            {
+                "connectionId": connection.number,
+                "periodStart": when.to_representation(rated.period.start),
+                "periodEnd": when.to_representation(rated.period.end.at),
+                "estimated": rated.period.estimated,
+                **bill_body(rated.bill),
+            }
+        )
 
 
 # --- the first seed's bill retrieval ------------------------------------------------------------

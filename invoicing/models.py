@@ -68,6 +68,19 @@ class Invoice(models.Model):
     billing_run = models.ForeignKey(
         "BillingRun", on_delete=models.PROTECT, null=True, blank=True, related_name="invoices", db_index=False
     )
+    # The period billed, [period_start, period_end): it starts where the connection's previous bill
+    # ended (no gap, no overlap) and ends at the month's last reading, or for an estimate at 00:00 on
+    # the 1st of the next month. Empty for a bill of kWh a clerk typed in.
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    # Billed on an estimate (no reading in the month): the next actual reading trues it up.
+    estimated = models.BooleanField(default=False)
+    # The registers at `period_end` (kWh), where the next bill starts: the closing reading's, or for an
+    # estimate the estimated ones. Empty when the period has no ends.
+    end_import_peak = models.DecimalField(**KWH, null=True, blank=True)
+    end_import_off_peak = models.DecimalField(**KWH, null=True, blank=True)
+    end_export_peak = models.DecimalField(**KWH, null=True, blank=True)
+    end_export_off_peak = models.DecimalField(**KWH, null=True, blank=True)
     # Usage billed: exact days between the period's readings, net kWh per time-of-use bucket.
     billing_days = models.DecimalField(max_digits=12, decimal_places=6)
     peak_units = models.DecimalField(**KWH)
@@ -140,6 +153,11 @@ class Invoice(models.Model):
             models.CheckConstraint(
                 condition=Q(due_date__gte=F("issue_date")), name="invoice_due_after_issue"
             ),
+            models.CheckConstraint(
+                condition=Q(period_start__isnull=True, period_end__isnull=True)
+                | Q(period_end__gt=F("period_start")),
+                name="invoice_period_ends_in_order",
+            ),
         ]
         indexes = [
             models.Index(fields=["provider", "status", "due_date"], name="invoice_provider_status_due"),
@@ -149,6 +167,8 @@ class Invoice(models.Model):
             models.Index(fields=["connection", "period"], name="invoice_connection_period"),
             models.Index(fields=["created_by", "provider"], name="invoice_created_by"),
         ]
+
+    END_REGISTERS = ("end_import_peak", "end_import_off_peak", "end_export_peak", "end_export_off_peak")
 
     def __str__(self) -> str:
         return self.number

@@ -18,6 +18,7 @@ from invoicing.services.errors import (
 )
 from invoicing.services.issue import (
     MAX_AMOUNT,
+    bill_preview,
     customer_snapshot,
     default_issue_date,
     invoice_issue,
@@ -58,6 +59,7 @@ __all__ = [
     "Overpayment",
     "PaymentRefused",
     "adjustment_create",
+    "bill_preview",
     "billing_run_chunk_bill",
     "billing_run_dispatched",
     "billing_run_start",

@@ -149,7 +149,8 @@ def connection_reconnect(
 def _final_bill(
     connection: ServiceConnection, *, at: datetime, registers: dict[str, Decimal], by: User, field: str
 ) -> tuple[MeterReading, Invoice]:
-    """The final reading at `at` and, at once, the bill for its month to that reading, dated that day."""
+    """The final reading at `at` and, at once, the bill for its month to that reading, dated that day:
+    it continues from the connection's previous bill, so it covers any month left unbilled too."""
     check_moment(connection, at, field=field, takes_reading=True)
     day = timezone.localdate(at)
     period = first_of(day)
@@ -168,7 +169,7 @@ def _final_bill(
             invoiceId=billed.pk,
         )
     reading = take_reading(connection, at=at, registers=registers, by=by)
-    invoice = issue_locked(connection=connection, period=period, created_by=by, issue_date=day)
+    invoice = issue_locked(connection=connection, period=period, created_by=by, issue_date=day, until=at)
     return reading, invoice
 
 

@@ -16,16 +16,8 @@ from django.utils import timezone
 from accounts.models import User
 from billing.models import ConnectionStatus, ServiceConnection
 from billing.months import first_of
-from billing.rating import (
-    NO_MONEY,
-    RatingError,
-    Schedule,
-    period_readings,
-    rate_usage,
-    usage_between,
-    with_fees,
-)
-from billing.selectors import no_readings_reason, readings_for_period, schedule_in_force
+from billing.rating import NO_MONEY, RatingError, with_fees
+from billing.selectors import schedule_in_force
 from billing.signals import rows_bulk_created
 from config.errors import DomainError
 from invoicing.models import (
@@ -47,6 +39,7 @@ from invoicing.services.issue import (
     run_connections,
     save_issued,
 )
+from invoicing.services.periods import NotBillable, Schedules, bill_month, month_inputs
 from providers.models import Provider
 
 logger = logging.getLogger(__name__)
@@ -163,7 +156,7 @@ def billing_run_chunk_bill(*, chunk_id: int) -> bool:
         else:
             later[connection_id] = max(billed_period, later.get(connection_id, billed_period))
     id_range = range(chunk.first_id, chunk.last_id + 1)  # other providers' ids in it bill nothing here
-    readings = readings_for_period(connections=id_range, year=period.year, month=period.month)
+    inputs = month_inputs(connections=in_chunk, ids=id_range, period=period)
     arrears = arrears_of(connection_ids=ids, period=period)
     if arrears:
         # Only a connection that owes can see what it owes change (a payment, an adjustment) before
@@ -177,8 +170,7 @@ def billing_run_chunk_bill(*, chunk_id: int) -> bool:
         )
         arrears = arrears_of(connection_ids=owing, period=period)
     charges = charges_pending_in(chunk.first_id, chunk.last_id)
-    schedule = schedule_in_force(provider=provider, day=run.issue_date)
-    by_type: dict[int, Schedule] = {}
+    schedules = Schedules(schedule_in_force(provider=provider, day=run.issue_date))
     terms = issue_terms(
         provider=provider,
         period=period,
@@ -201,33 +193,21 @@ def billing_run_chunk_bill(*, chunk_id: int) -> bool:
                 )
             )
             continue
-        ends = period_readings(readings.get(connection.pk, ()), period.year, period.month)
-        if ends is None:
-            problems.append(
-                (
-                    connection.pk,
-                    ProblemKind.SKIPPED,
-                    no_readings_reason(connection, period.year, period.month),
-                )
-            )
-            continue
-        type_id = connection.connection_type_id
-        if type_id not in by_type:
-            by_type[type_id] = schedule.for_type(type_id)
         try:
-            usage = usage_between(*ends)
-            bill = rate_usage(
-                usage,
-                by_type[type_id],
-                income=connection.declared_monthly_income,
+            usage, bill, billed_period = bill_month(
+                connection,
+                inputs,
+                schedules,
                 arrears=arrears.get(connection.pk, NO_MONEY),
-                late_surcharge_percent=terms.late_percent,
+                late_percent=terms.late_percent,
             )
             # Only the present customer's charges: an earlier customer's went on their final bill.
             fees = [c for c in charges.get(connection.pk, ()) if c.customer_id == connection.customer_id]
             bill = with_fees(bill, fee_lines(fees), late_surcharge_percent=terms.late_percent)
-            built.append(build_invoice(terms, connection, usage, bill))
+            built.append(build_invoice(terms, connection, usage, bill, billed_period))
             carried.append(fees)
+        except NotBillable as problem:
+            problems.append((connection.pk, ProblemKind.SKIPPED, problem.reason))
         except (RatingError, ArithmeticError) as problem:
             problems.append(
                 (connection.pk, ProblemKind.FAILED, f"Connection {connection.number}: {problem}"[:500])

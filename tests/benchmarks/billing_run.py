@@ -95,6 +95,7 @@ from billing.models import (  # noqa: E402
     ConnectionStatus,
     Customer,
     CustomerKind,
+    Language,
     MeterReading,
     ReadingSource,
     ServiceConnection,
@@ -312,7 +313,11 @@ def generate(setup: Setup, count: int, *, seed: int, label: str = "") -> None:
     }
     insert_values(
         Customer,
-        ("id", "provider_id", "user_id", "number", "kind", "organisation", "created_at"),
+        (
+            *("id", "provider_id", "user_id", "number", "kind", "organisation", "created_at", "updated_at"),
+            *("name", "national_id", "email", "phone", "address", "preferred_language"),
+            *("notify_bills", "notify_reminders", "notify_payments"),
+        ),
         (
             (
                 first_customer + i,
@@ -322,6 +327,16 @@ def generate(setup: Setup, count: int, *, seed: int, label: str = "") -> None:
                 customer_kind[kinds[chosen[i]]].value,
                 "" if kinds[chosen[i]] == "R" else f"Enterprise {i}",
                 now,
+                now,
+                f"Customer {prefix}-{i:06d}",
+                "",
+                f"c{i}{label.lower()}@{code.lower()}.example",
+                f"+92 300 {i % 10_000_000:07d}",
+                f"House {i % 500 + 1}, Street {i % 40 + 1}, Block {chr(65 + i % 12)}, Lahore",
+                Language.ENGLISH.value,
+                True,
+                True,
+                True,
             )
             for i in range(count)
         ),

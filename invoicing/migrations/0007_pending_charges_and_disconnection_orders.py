@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('billing', '0004_connection_events'),
-        ('invoicing', '0005_payment_received_at_and_connection_index'),
+        ('invoicing', '0006_invoice_period_ends'),
         ('providers', '0004_provider_reconnection_fee'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
