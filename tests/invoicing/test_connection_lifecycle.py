@@ -87,6 +87,7 @@ def run_month(provider, period: date):
     run, _ = billing_run_start(provider=provider, period=period)
     for chunk_id in pending_chunks(run):
         billing_run_chunk_bill(chunk_id=chunk_id)
+    run.refresh_from_db()
     return run
 
 
@@ -723,3 +724,65 @@ def test_connection_move_of_a_disconnected_connection_is_refused(connection, inc
             connection=connection, move_at=at(date(2024, 4, 15)), registers=registers(350, 700),
             incoming_customer=incoming, reason="New tenant.", by=officer,
         )  # fmt: skip
+
+
+def test_after_a_mid_month_move_the_incoming_customers_next_bill_starts_at_the_move_out_reading(
+    flat_provider, incoming, officer
+):
+    connection = billable_connection(flat_provider, months=2)  # read to 28 February: 200 and 400
+    for month in (JANUARY, FEBRUARY):
+        bill(connection, month, officer)
+    connection_move(
+        connection=connection, move_at=at(date(2024, 3, 15)), registers=registers(250, 500),
+        incoming_customer=incoming, reason="New tenant.", by=officer,
+    )  # fmt: skip
+    read(connection, date(2024, 3, 28), 300, 600)
+    read(connection, date(2024, 4, 28), 400, 800)
+
+    april = bill(connection, APRIL, officer)
+
+    final = Invoice.objects.get(connection=connection, period=MARCH)
+    assert (final.period_start, final.period_end, final.kwh_consumed) == (
+        at(date(2024, 2, 28), 9),
+        at(date(2024, 3, 15)),
+        D("150.0000"),
+    )
+    # Every day once: the outgoing customer's to 15 March, the incoming one's from it.
+    assert (april.customer, april.period_start, april.period_end, april.kwh_consumed, april.arrears) == (
+        incoming,
+        final.period_end,
+        at(date(2024, 4, 28), 9),
+        D("450.0000"),
+        D("0.00"),
+    )
+    assert_ledger_holds(connection)
+
+
+def test_the_billing_run_of_the_move_out_month_leaves_the_final_bill_alone(flat_provider, incoming, officer):
+    connection = billable_connection(flat_provider, months=2)
+    connection_move(
+        connection=connection, move_at=at(date(2024, 3, 15)), registers=registers(250, 500),
+        incoming_customer=incoming, reason="New tenant.", by=officer,
+    )  # fmt: skip
+    read(connection, date(2024, 3, 28), 300, 600)
+
+    run = run_month(flat_provider, MARCH)
+
+    assert (run.issued, run.already_billed) == (0, 1)
+    assert Invoice.objects.get(connection=connection, period=MARCH).customer != incoming
+
+
+def test_a_final_bill_covers_the_months_left_unbilled_since_the_last_bill(connection, officer):
+    bill(connection, JANUARY, officer)  # February and March left unbilled
+
+    connection_close(
+        connection=connection, closed_at=at(date(2024, 4, 15)), registers=registers(350, 700), reason="Left.", by=officer
+    )
+
+    final = Invoice.objects.get(connection=connection, period=APRIL)
+    # From the January bill's end (28 January: 100 and 200) to the final reading.
+    assert (final.period_start, final.kwh_consumed, final.current_charges) == (
+        at(date(2024, 1, 28), 9),
+        D("750.0000"),
+        D("24375.00"),
+    )
