@@ -22,6 +22,8 @@ urlpatterns = [
     path("api/", include("accounts.urls")),
     path("api/", include("providers.urls")),
     path("api/", include("billing.urls")),
+    path("api/", include("billing.lifecycle_urls")),
     path("api/", include("invoicing.urls")),
+    path("api/", include("invoicing.lifecycle_urls")),
     path("api/", include("auditing.urls")),
 ]

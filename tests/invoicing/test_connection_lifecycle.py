@@ -776,7 +776,11 @@ def test_a_final_bill_covers_the_months_left_unbilled_since_the_last_bill(connec
     bill(connection, JANUARY, officer)  # February and March left unbilled
 
     connection_close(
-        connection=connection, closed_at=at(date(2024, 4, 15)), registers=registers(350, 700), reason="Left.", by=officer
+        connection=connection,
+        closed_at=at(date(2024, 4, 15)),
+        registers=registers(350, 700),
+        reason="Left.",
+        by=officer,
     )
 
     final = Invoice.objects.get(connection=connection, period=APRIL)
