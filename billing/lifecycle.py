@@ -159,6 +159,11 @@ def connection_connect(
     connection = lock(connection)
     require_status(connection, (ConnectionStatus.PENDING,), step="connected", target=ConnectionStatus.ACTIVE)
     reason = require_reason(reason)
+    if MeterReading.objects.filter(connection=connection).exists():
+        raise LifecycleRefused(
+            f"Connection {connection.number} has readings already: the first reading is taken once.",
+            field="takenAt",
+        )
     check_moment(connection, taken_at, field="takenAt", takes_reading=True)
     installed = connection.installation_date
     if installed is not None and timezone.localdate(taken_at) < installed:

@@ -6,11 +6,11 @@ urlpatterns = [
     path(
         "connections/<int:connection_id>/events",
         lifecycle_api.ConnectionEventsApi.as_view(),
-        name="connection-events",
+        name="api-connection-events",
     ),
     path(
         "connections/<int:connection_id>/connect",
         lifecycle_api.ConnectionConnectApi.as_view(),
-        name="connection-connect",
+        name="api-connection-connect",
     ),
 ]

@@ -6,21 +6,21 @@ urlpatterns = [
     path(
         "connections/<int:connection_id>/disconnect",
         lifecycle_api.ConnectionDisconnectApi.as_view(),
-        name="connection-disconnect",
+        name="api-connection-disconnect",
     ),
     path(
         "connections/<int:connection_id>/reconnect",
         lifecycle_api.ConnectionReconnectApi.as_view(),
-        name="connection-reconnect",
+        name="api-connection-reconnect",
     ),
     path(
         "connections/<int:connection_id>/close",
         lifecycle_api.ConnectionCloseApi.as_view(),
-        name="connection-close",
+        name="api-connection-close",
     ),
     path(
         "connections/<int:connection_id>/move",
         lifecycle_api.ConnectionMoveApi.as_view(),
-        name="connection-move",
+        name="api-connection-move",
     ),
 ]

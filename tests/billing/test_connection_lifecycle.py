@@ -262,3 +262,10 @@ def test_connection_steps_are_recorded_in_time_order(pending, clerk):
         connection_disconnect(
             connection=pending, reason="Requested.", effective_at=at(date(2024, 4, 19)), by=clerk
         )
+
+
+def test_connection_connect_refuses_a_pending_connection_with_readings_already(provider, clerk):
+    imported = billable_connection(provider, months=1, status=ConnectionStatus.PENDING)
+
+    with pytest.raises(LifecycleRefused, match="has readings already: the first reading is taken once"):
+        connection_connect(connection=imported, taken_at=TODAY, registers=REGISTERS, connected_by=clerk)
