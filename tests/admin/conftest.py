@@ -1,23 +1,27 @@
 """Officers and administrators in Django admin, and a provider with enough of everything to list."""
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import factory
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
 from accounts.roles import Role
 from accounts.services import login_start
 from auditing.services import ai_query_submit
+from billing.lifecycle import connection_disconnect
 from invoicing import selectors, services
 from invoicing.models import PaymentMethod
 from providers.models import Authority, FixedCharge, Provider, Subsidy, TaxRule
-from providers.services import provider_price_set, schedule_row_add
+from providers.services import provider_price_set, provider_update, schedule_row_add
 from tests.factories import PASSWORD, ConnectionFactory, FlatTariffFactory, UserFactory, billable_connection
 
 JANUARY = date(2024, 1, 1)
+AWAY, BACK = (datetime(2024, 2, day, 10, tzinfo=ZoneInfo(settings.TIME_ZONE)) for day in (1, 2))
 MANY = 21  # rows of each kind: more than a changelist's fixed queries, so one query per row would show
 
 
@@ -75,6 +79,7 @@ def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
     connections (a run's problems), a run of one chunk per connection, sign-in tickets, AI questions,
     and price schedule rows opening today (after the bills, which keep their prices)."""
     officer = UserFactory(provider=provider, roles=[Role.ADMIN], designation="Billing Manager")
+    provider_update(provider=provider, reconnection_fee=Decimal("500.00"))
     for _ in range(count):
         billable_connection(provider)
         ConnectionFactory(customer__provider=provider)  # no readings: the run skips it
@@ -85,6 +90,11 @@ def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
         services.payment_post(invoice=invoice, amount=Decimal("100.00"), method=cash, received_by=officer)
         services.adjustment_create(
             invoice=invoice, amount=Decimal("50.00"), direction="credit", reason="Estimate", officer=officer
+        )
+        # Disconnected and reconnected after its January bill: two steps and a fee waiting for a bill.
+        connection_disconnect(connection=invoice.connection, reason="Away.", effective_at=AWAY, by=officer)
+        services.connection_reconnect(
+            connection=invoice.connection, reason="Back.", effective_at=BACK, by=officer
         )
     auditor = UserFactory(provider=provider, roles=[Role.AUDITOR, Role.SUPER_CREATOR])
     for step in range(count):
