@@ -318,7 +318,8 @@ class ProviderSettingsForm(forms.Form):
         decimal_places=2,
         min_value=Decimal("0"),
         initial=Decimal("0.00"),
-        help_text="Charged on the next bill of a connection reconnected after a disconnection; 0 for none.",
+        required=False,
+        help_text="Charged on the next bill of a connection reconnected after a disconnection; empty or 0 for none.",
     )
     is_active = forms.BooleanField(
         label="Active", required=False, initial=True, help_text="Inactive providers are not billed."
@@ -326,6 +327,9 @@ class ProviderSettingsForm(forms.Form):
 
     def clean_currency(self) -> str:
         return self.cleaned_data["currency"].upper()
+
+    def clean_reconnection_fee(self) -> Decimal:
+        return self.cleaned_data["reconnection_fee"] or Decimal("0.00")
 
 
 class ProviderCreateForm(ProviderSettingsForm):
