@@ -3,7 +3,9 @@
 Money moves under one lock per connection. Issuing (which reads the arrears), paying (which settles
 the oldest open invoices first) and adjusting all lock the connection's row first, so two of them on
 one connection never interleave; invoice rows are then locked in id order, as the overdue job locks
-them, so no two writers wait on each other in a cycle. Document counters (numbering.py) come last.
+them, so no two writers wait on each other in a cycle. A connection's pending charges (charges.py) are
+locked after it, by the bill that carries them (a billing run's chunk locks those of its id range
+after the connections that owe). Document counters (numbering.py) come last.
 """
 
 from django.db.models import Q

@@ -269,3 +269,13 @@ def test_connection_connect_refuses_a_pending_connection_with_readings_already(p
 
     with pytest.raises(LifecycleRefused, match="has readings already: the first reading is taken once"):
         connection_connect(connection=imported, taken_at=TODAY, registers=REGISTERS, connected_by=clerk)
+
+
+def test_connection_connect_refuses_a_date_no_step_is_taken_on(pending, clerk):
+    with pytest.raises(LifecycleRefused, match="0001-01-01 is not a date a step can be taken on"):
+        connection_connect(
+            connection=pending,
+            taken_at=datetime(1, 1, 1, 0, 30, tzinfo=ZONE),
+            registers=REGISTERS,
+            connected_by=clerk,
+        )
