@@ -204,6 +204,9 @@ class InvoiceDetailOutput(InvoiceOutput):
     energyCharge = serializers.DecimalField(source="energy_charge", **MONEY)
     taxTotal = serializers.DecimalField(source="tax_total", **MONEY)
     fixedTotal = serializers.DecimalField(source="fixed_total", **MONEY)
+    feeTotal = serializers.DecimalField(
+        source="fee_total", help_text="One-off charges on this bill (a reconnection fee); not taxed.", **MONEY
+    )
     subsidyTotal = serializers.DecimalField(source="subsidy_total", **MONEY)
     lines = LineOutput(many=True)
     trace = serializers.JSONField()

@@ -43,6 +43,7 @@ SECTIONS = (
     ("energy", "Energy charges", "Total energy charges"),
     ("tax", "Taxes and duties", "Total taxes and duties"),
     ("fixed", "Fixed charges", "Total fixed charges"),
+    ("fee", "Other charges", "Total other charges"),  # one-off: a reconnection fee
     ("subsidy", "Subsidies (subtracted)", "Total subsidies"),
 )
 

@@ -2,17 +2,23 @@
 each taken through its service, a refusal shown next to its field with what was typed."""
 
 from datetime import date, datetime
+from decimal import Decimal
+from io import BytesIO
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
 from django.conf import settings
+from pypdf import PdfReader
 
 from accounts.roles import Role
 from billing.lifecycle import connection_disconnect
 from billing.models import ConnectionStatus
+from billing.services import reading_record
 from invoicing.models import Invoice
+from invoicing.pdf import invoice_pdf
 from invoicing.services import connection_reconnect, invoice_issue
+from providers.services import provider_update
 from tests.factories import CustomerFactory, ProviderFactory, UserFactory, billable_connection
 
 pytestmark = pytest.mark.django_db
@@ -228,3 +234,44 @@ def test_the_history_costs_no_query_per_step(
         response = client.get(url(connection))
 
     assert html(response).count("Away.") == 12
+
+
+def test_the_reconnection_fee_is_printed_on_the_bill_and_shown_by_the_api(
+    flat_provider, connection, creator, as_role, signed_in
+):
+    provider_update(provider=flat_provider, reconnection_fee=Decimal("500.00"))
+    connection_disconnect(
+        connection=connection, reason="Away.", effective_at=at(date(2024, 4, 5)), by=creator
+    )
+    connection_reconnect(
+        connection=connection, reason="Back.", effective_at=at(date(2024, 4, 10)), by=creator
+    )
+    read(connection, date(2024, 4, 28), 400, 800)
+    april = bill(connection, date(2024, 4, 1), creator)
+
+    detail = as_role(creator, Role.INVOICE_CREATOR).get(f"/api/invoices/{april.pk}").json()
+    page = signed_in(creator, Role.INVOICE_CREATOR).get(f"/bills/{april.pk}").content.decode()
+    printed = "\n".join(p.extract_text() for p in PdfReader(BytesIO(invoice_pdf(april, []))).pages)
+
+    assert (detail["feeTotal"], detail["totalAmount"]) == ("500.00", "10250.00")
+    assert {
+        "kind": "fee",
+        "label": "Reconnection fee",
+        "code": "reconnection_fee",
+        "amount": "500.00",
+    } in detail["lines"]
+    assert "Other charges" in page and "Reconnection fee" in page
+    assert "Other charges\nReconnection fee 500.00\nCurrent charges 10,250.00" in printed
+
+
+def at(day: date, hour: int = 10) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, tzinfo=ZONE)
+
+
+def read(connection, day: date, peak: int, off_peak: int) -> None:
+    registers = {"import_peak": Decimal(peak), "import_off_peak": Decimal(off_peak)}
+    reading_record(connection=connection, taken_at=at(day, 9), registers=registers)
+
+
+def bill(connection, period: date, user) -> Invoice:
+    return invoice_issue(connection=connection, period=period, created_by=user)
