@@ -55,8 +55,12 @@ BILLING_VIEW = {
     "billing.view_customer": PROVIDER,
     "billing.view_serviceconnection": PROVIDER,
     "billing.view_meterreading": PROVIDER,
+    "billing.view_meterexchange": PROVIDER,
 }
 READINGS_ADD = {"billing.add_meterreading": PROVIDER}
+# Recording a meter exchange (the old meter's final reading and the new meter's first): whoever may
+# add readings.
+METER_EXCHANGE_ADD = {"billing.add_meterexchange": PROVIDER}
 # What a month would cost, for hypothetical usage, on the caller's provider's prices in force today.
 CALCULATOR = {"billing.use_calculator": PROVIDER}
 
@@ -92,6 +96,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **SCHEDULE_EDIT,
         **BILLING_VIEW,
         **READINGS_ADD,
+        **METER_EXCHANGE_ADD,
         **CALCULATOR,
         **INVOICING_VIEW,
         **INVOICING_MANAGE,
@@ -106,6 +111,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **SCHEDULE_VIEW,
         **BILLING_VIEW,
         **READINGS_ADD,
+        **METER_EXCHANGE_ADD,
         **CALCULATOR,
         **INVOICING_VIEW,
         **INVOICING_MANAGE,
@@ -115,6 +121,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **SCHEDULE_VIEW,
         **BILLING_VIEW,
         **READINGS_ADD,
+        **METER_EXCHANGE_ADD,
         **CALCULATOR,
         "invoicing.add_invoice": PROVIDER,
         "invoicing.view_invoice": OWN,

@@ -31,6 +31,8 @@ AUDITED = (
     "billing.Customer",
     "billing.ServiceConnection",
     "billing.MeterReading",
+    "billing.MeterExchange",
+    "billing.ConnectionTypeChange",
     "invoicing.Invoice",
     "invoicing.Payment",
     "invoicing.PaymentAllocation",

@@ -14,6 +14,7 @@ urlpatterns = [
     # Pages: the staff's, the officers' and the customer portal (server-rendered, session sign-in).
     path("", include("accounts.page_urls")),
     path("", include("invoicing.page_urls")),
+    path("", include("billing.exchange_urls")),
     path("portal/", include("invoicing.portal_urls")),
     path("audit/", include("auditing.page_urls")),
     path("admin/", admin.site.urls),

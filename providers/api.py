@@ -60,6 +60,10 @@ class ProviderOutput(serializers.Serializer):
         source="late_surcharge_percent", max_digits=5, decimal_places=2
     )
     isActive = serializers.BooleanField(source="is_active")
+    estimateMissingReadings = serializers.BooleanField(
+        source="estimate_missing_readings",
+        help_text="A month without a meter reading is billed on an estimate, trued up by the next reading.",
+    )
     currentKwhPrice = serializers.SerializerMethodField(
         help_text="The flat price in force today; null if none."
     )

@@ -32,6 +32,7 @@ PROVIDER_EDITABLE_FIELDS = (
     "currency",
     "due_days",
     "late_surcharge_percent",
+    "estimate_missing_readings",
 )
 
 
@@ -47,6 +48,7 @@ def provider_create(
     due_days: int = 10,
     late_surcharge_percent: Decimal = Decimal("10.00"),
     is_active: bool = True,
+    estimate_missing_readings: bool = True,
 ) -> Provider:
     code = code.strip().upper()
     if Provider.objects.filter(code=code).exists():
@@ -61,6 +63,7 @@ def provider_create(
         due_days=due_days,
         late_surcharge_percent=late_surcharge_percent,
         is_active=is_active,
+        estimate_missing_readings=estimate_missing_readings,
     )
     provider.full_clean()
     provider.save()

@@ -28,6 +28,8 @@ LISTS = [
     ("billing.customer", MANY, "provider"),
     ("billing.serviceconnection", MANY, "provider"),
     ("billing.meterreading", MANY, "provider"),
+    ("billing.meterexchange", MANY, "provider"),
+    ("billing.connectiontypechange", MANY, "provider"),
     ("invoicing.invoice", MANY, "provider"),
     ("invoicing.invoiceline", MANY, "invoice__provider"),
     ("invoicing.documentcounter", 3, "provider"),
