@@ -324,6 +324,12 @@ class ProviderSettingsForm(forms.Form):
     is_active = forms.BooleanField(
         label="Active", required=False, initial=True, help_text="Inactive providers are not billed."
     )
+    estimate_missing_readings = forms.BooleanField(
+        label="Estimate a month without a reading",
+        required=False,
+        initial=True,
+        help_text="Bill it on the connection's past usage; the next actual reading trues the estimate up.",
+    )
 
     def clean_currency(self) -> str:
         return self.cleaned_data["currency"].upper()

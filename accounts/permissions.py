@@ -56,8 +56,12 @@ BILLING_VIEW = {
     "billing.view_serviceconnection": PROVIDER,
     "billing.view_meterreading": PROVIDER,
     "billing.view_connectionevent": PROVIDER,  # a connection's lifecycle history
+    "billing.view_meterexchange": PROVIDER,
 }
 READINGS_ADD = {"billing.add_meterreading": PROVIDER}
+# Recording a meter exchange (the old meter's final reading and the new meter's first): whoever may
+# add readings.
+METER_EXCHANGE_ADD = {"billing.add_meterexchange": PROVIDER}
 # A connection's life, step by step. The counter's routine steps, taken at the customer's request
 # (connect with the first reading, disconnect on request, reconnect, a move-out and move-in with its
 # final bill), are the clerks' (Invoice_Creator) as well as the officers'. The steps that decide
@@ -112,6 +116,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **READINGS_ADD,
         **LIFECYCLE_ROUTINE,
         **LIFECYCLE_OFFICER,
+        **METER_EXCHANGE_ADD,
         **CALCULATOR,
         **INVOICING_VIEW,
         **INVOICING_MANAGE,
@@ -128,6 +133,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **READINGS_ADD,
         **LIFECYCLE_ROUTINE,
         **LIFECYCLE_OFFICER,
+        **METER_EXCHANGE_ADD,
         **CALCULATOR,
         **INVOICING_VIEW,
         **INVOICING_MANAGE,
@@ -138,6 +144,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **BILLING_VIEW,
         **READINGS_ADD,
         **LIFECYCLE_ROUTINE,
+        **METER_EXCHANGE_ADD,
         **CALCULATOR,
         "invoicing.add_invoice": PROVIDER,
         "invoicing.view_invoice": OWN,

@@ -32,6 +32,8 @@ AUDITED = (
     "billing.ServiceConnection",
     "billing.MeterReading",
     "billing.ConnectionEvent",
+    "billing.MeterExchange",
+    "billing.ConnectionTypeChange",
     "invoicing.Invoice",
     "invoicing.Payment",
     "invoicing.PaymentAllocation",

@@ -103,6 +103,7 @@ class ReadingSource(models.TextChoices):
     UPLOAD = "upload", "Bulk upload"
     IMPORT = "import", "Imported"
     SELF = "self", "Read by the customer (a self-read)"
+    EXCHANGE = "exchange", "A new meter's first reading, at a meter exchange"
 
 
 class MeterReading(models.Model):
@@ -139,6 +140,110 @@ class MeterReading(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connection_id} at {self.taken_at}"
+
+
+class MeterExchange(models.Model):
+    """A meter replaced: the old meter's final registers and the new meter's first, at one moment.
+
+    The new meter's first registers are also the connection's reading at that moment (`first_reading`,
+    flagged `meter_replaced`), so every later reading is checked against the new meter and a period may
+    start or end there. A bill across the exchange counts, per register, old final - previous reading
+    + current reading - new first (DESIGN.md "Meter exchange"). Recorded once, never changed.
+    """
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="+")
+    connection = models.ForeignKey(
+        ServiceConnection, on_delete=models.PROTECT, related_name="meter_exchanges"
+    )
+    first_reading = models.OneToOneField(MeterReading, on_delete=models.PROTECT, related_name="exchange")
+    exchanged_at = models.DateTimeField(help_text="The moment the old meter was read last and the new first.")
+    old_meter_number = models.CharField(max_length=40, blank=True)
+    old_meter_type = models.CharField(max_length=60, blank=True)
+    new_meter_number = models.CharField(max_length=40)
+    new_meter_type = models.CharField(max_length=60, blank=True)
+    # The old meter's registers when it was taken out, kWh.
+    final_import_peak = models.DecimalField(max_digits=14, decimal_places=4)
+    final_import_off_peak = models.DecimalField(max_digits=14, decimal_places=4)
+    final_export_peak = models.DecimalField(max_digits=14, decimal_places=4, default=Decimal("0"))
+    final_export_off_peak = models.DecimalField(max_digits=14, decimal_places=4, default=Decimal("0"))
+    # The new meter's registers when it was put in, kWh (as its first reading has them).
+    first_import_peak = models.DecimalField(max_digits=14, decimal_places=4)
+    first_import_off_peak = models.DecimalField(max_digits=14, decimal_places=4)
+    first_export_peak = models.DecimalField(max_digits=14, decimal_places=4, default=Decimal("0"))
+    first_export_off_peak = models.DecimalField(max_digits=14, decimal_places=4, default=Decimal("0"))
+    reason = models.CharField(max_length=300, help_text="Why: faulty, burnt, upgraded to a net meter, ...")
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    FINAL_REGISTERS = (
+        "final_import_peak",
+        "final_import_off_peak",
+        "final_export_peak",
+        "final_export_off_peak",
+    )
+    FIRST_REGISTERS = (
+        "first_import_peak",
+        "first_import_off_peak",
+        "first_export_peak",
+        "first_export_off_peak",
+    )
+
+    class Meta:
+        ordering = ["connection_id", "exchanged_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "exchanged_at"], name="meter_exchange_once_per_moment"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    final_import_peak__gte=0,
+                    final_import_off_peak__gte=0,
+                    final_export_peak__gte=0,
+                    final_export_off_peak__gte=0,
+                    first_import_peak__gte=0,
+                    first_import_off_peak__gte=0,
+                    first_export_peak__gte=0,
+                    first_export_off_peak__gte=0,
+                ),
+                name="meter_exchange_registers_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id}: {self.old_meter_number or '?'} -> {self.new_meter_number} at {self.exchanged_at}"
+
+
+class ConnectionTypeChange(models.Model):
+    """A connection's type changed from a day on (a shop opened in a house, a load upgraded).
+
+    Recorded by the lifecycle service, which also switches `connection.connection_type`. A bill whose
+    period holds `effective_from` is split at 00:00 that day and each part rated on its own type's rows
+    (see `billing.rating.rate_parts`)."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="+")
+    connection = models.ForeignKey(ServiceConnection, on_delete=models.PROTECT, related_name="type_changes")
+    from_type = models.ForeignKey(ConnectionType, on_delete=models.PROTECT, related_name="+")
+    to_type = models.ForeignKey(ConnectionType, on_delete=models.PROTECT, related_name="+")
+    effective_from = models.DateField(help_text="The first day billed on the new type.")
+    reason = models.CharField(max_length=300)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["connection_id", "effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "effective_from"], name="type_change_once_a_day"),
+            models.CheckConstraint(
+                condition=~models.Q(from_type=models.F("to_type")), name="type_change_changes_the_type"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id}: {self.from_type_id} -> {self.to_type_id} from {self.effective_from}"
 
 
 class EventKind(models.TextChoices):

@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("accounts.page_urls")),
     path("", include("invoicing.page_urls")),
     path("", include("invoicing.lifecycle_page_urls")),
+    path("", include("billing.exchange_urls")),
     path("portal/", include("invoicing.portal_urls")),
     path("audit/", include("auditing.page_urls")),
     path("admin/", admin.site.urls),

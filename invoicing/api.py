@@ -127,6 +127,13 @@ class InvoiceOutput(serializers.Serializer):
     connectionNumber = serializers.CharField(source="connection.number")
     billingMonth = MonthField(source="period")
     source = serializers.CharField()
+    estimated = serializers.BooleanField(
+        help_text="Billed on an estimate (no meter reading that month); the next actual reading trues it up."
+    )
+    periodStart = serializers.DateTimeField(
+        source="period_start", allow_null=True, help_text="Where the previous bill ended; null for typed kWh."
+    )
+    periodEnd = serializers.DateTimeField(source="period_end", allow_null=True)
     kwhConsumed = serializers.DecimalField(source="kwh_consumed", **KWH)
     peakUnits = serializers.DecimalField(source="peak_units", **KWH)
     offPeakUnits = serializers.DecimalField(source="off_peak_units", **KWH)
@@ -208,6 +215,17 @@ class InvoiceDetailOutput(InvoiceOutput):
         source="fee_total", help_text="One-off charges on this bill (a reconnection fee); not taxed.", **MONEY
     )
     subsidyTotal = serializers.DecimalField(source="subsidy_total", **MONEY)
+    estimatedBilled = serializers.DecimalField(
+        source="estimated_billed",
+        **MONEY,
+        help_text="A true-up: what the estimates since charged for usage, taken back.",
+    )
+    creditBrought = serializers.DecimalField(source="credit_brought", **MONEY)
+    creditCarried = serializers.DecimalField(
+        source="credit_carried",
+        **MONEY,
+        help_text="Below zero: carried to the next bill (this one is then 0).",
+    )
     lines = LineOutput(many=True)
     trace = serializers.JSONField()
     customer = serializers.JSONField(source="customer_snapshot")
@@ -600,6 +618,7 @@ class BillOutput(serializers.Serializer):
     billId = serializers.IntegerField(source="pk")
     invoiceNumber = serializers.CharField(source="number")
     billingMonth = MonthField(source="period")
+    estimated = serializers.BooleanField(help_text="Billed on an estimate (no meter reading that month).")
     issueDate = serializers.DateField(source="issue_date")
     dueDate = serializers.DateField(source="due_date")
     customer = serializers.JSONField(source="customer_snapshot")

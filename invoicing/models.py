@@ -97,7 +97,17 @@ class Invoice(models.Model):
     subsidy_total = models.DecimalField(**MONEY)
     # One-off charges carried from the connection's pending charges (a reconnection fee): not taxed.
     fee_total = models.DecimalField(**MONEY, default=0)
-    current_charges = models.DecimalField(**MONEY, help_text="Energy + taxes + fixed - subsidies + fees.")
+    # A true-up (the first actual bill after estimates): the estimates' energy + taxes - subsidies,
+    # taken back. A credit brought from the previous bill, subtracted; one carried on to the next bill
+    # when this one came to less than zero (it is then zero). See billing.rating.settle.
+    estimated_billed = models.DecimalField(**MONEY, default=0)
+    credit_brought = models.DecimalField(**MONEY, default=0)
+    credit_carried = models.DecimalField(**MONEY, default=0)
+    current_charges = models.DecimalField(
+        **MONEY,
+        help_text="Energy + taxes + fixed - subsidies - estimates taken back - credit brought + credit carried "
+        "+ fees; never below zero.",
+    )
     # Open balance of the connection's earlier invoices when this one was issued (printed, not owed twice).
     arrears = models.DecimalField(**MONEY)
     payable_before_due = models.DecimalField(**MONEY, help_text="Current charges + arrears.")
@@ -150,6 +160,10 @@ class Invoice(models.Model):
             models.CheckConstraint(condition=Q(balance__gte=0), name="invoice_balance_not_negative"),
             models.CheckConstraint(condition=Q(amount_paid__gte=0), name="invoice_paid_not_negative"),
             models.CheckConstraint(condition=Q(current_charges__gte=0), name="invoice_charges_not_negative"),
+            models.CheckConstraint(
+                condition=Q(estimated_billed__gte=0, credit_brought__gte=0, credit_carried__gte=0),
+                name="invoice_true_up_not_negative",
+            ),
             models.CheckConstraint(
                 condition=Q(due_date__gte=F("issue_date")), name="invoice_due_after_issue"
             ),

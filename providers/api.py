@@ -66,6 +66,10 @@ class ProviderOutput(serializers.Serializer):
         help_text="Charged on the next bill of a connection reconnected after a disconnection.",
     )
     isActive = serializers.BooleanField(source="is_active")
+    estimateMissingReadings = serializers.BooleanField(
+        source="estimate_missing_readings",
+        help_text="A month without a meter reading is billed on an estimate, trued up by the next reading.",
+    )
     currentKwhPrice = serializers.SerializerMethodField(
         help_text="The flat price in force today; null if none."
     )

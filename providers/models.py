@@ -42,6 +42,11 @@ class Provider(models.Model):
     reconnection_fee = models.DecimalField(
         max_digits=14, decimal_places=2, default=Decimal("0.00"), validators=[MinValueValidator(Decimal("0"))]
     )
+    # A month without a reading: billed on an estimate (DESIGN.md "Estimated reads"), trued up by the
+    # next actual reading; off: not billed until a reading comes.
+    estimate_missing_readings = models.BooleanField(
+        default=True, help_text="Bill a month without a meter reading on an estimate, trued up later."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -33,6 +33,7 @@ PROVIDER_EDITABLE_FIELDS = (
     "due_days",
     "late_surcharge_percent",
     "reconnection_fee",
+    "estimate_missing_readings",
 )
 
 
@@ -49,6 +50,7 @@ def provider_create(
     late_surcharge_percent: Decimal = Decimal("10.00"),
     reconnection_fee: Decimal = Decimal("0.00"),
     is_active: bool = True,
+    estimate_missing_readings: bool = True,
 ) -> Provider:
     code = code.strip().upper()
     if Provider.objects.filter(code=code).exists():
@@ -64,6 +66,7 @@ def provider_create(
         late_surcharge_percent=late_surcharge_percent,
         reconnection_fee=reconnection_fee,
         is_active=is_active,
+        estimate_missing_readings=estimate_missing_readings,
     )
     provider.full_clean()
     provider.save()

@@ -62,9 +62,10 @@ from invoicing.services.periods import (
     MonthBill,
     NotBillable,
     Schedules,
-    bill_month,
-    month_inputs,
+    connection_month,
     period_values,
+    previous_bills,
+    with_credit,
 )
 from providers.models import Provider
 
@@ -227,6 +228,9 @@ def build_invoice(
         "fixed_total": bill.fixed,
         "subsidy_total": bill.subsidies,
         "fee_total": sum((line.amount for line in bill.lines_of("fee")), NO_MONEY),
+        "estimated_billed": bill.estimated_billed,
+        "credit_brought": bill.credit_brought,
+        "credit_carried": bill.credit_carried,
         "current_charges": bill.current_charges,
         "arrears": bill.arrears,
         "payable_before_due": bill.payable_before_due,
@@ -388,14 +392,12 @@ def _rate_usage(
                 arrears=arrears,
                 late_surcharge_percent=terms.late_percent,
             )
-            return usage, bill, None
-        inputs = month_inputs(
-            connections=ServiceConnection.objects.filter(pk=connection.pk),
-            ids=[connection.pk],
-            period=terms.period,
-        )
-        return bill_month(
-            connection, inputs, schedules, arrears=arrears, late_percent=terms.late_percent, until=until
+            previous = previous_bills(
+                connections=ServiceConnection.objects.filter(pk=connection.pk), period=terms.period
+            ).get(connection.pk)
+            return usage, with_credit(bill, previous, terms.late_percent), None
+        return connection_month(
+            connection, terms.period, schedules, arrears=arrears, late_percent=terms.late_percent, until=until
         )
     except NotBillable as problem:
         raise InvoiceRefused(problem.reason, field="month") from problem
@@ -575,6 +577,7 @@ RATED_FIELDS = (
     "fixed_total", "subsidy_total", "fee_total", "current_charges", "arrears", "payable_before_due", "late_surcharge",
     "payable_after_due", "balance", "status", "paid_on", "trace", "customer_snapshot",
     "period_start", "period_end", "estimated", *Invoice.END_REGISTERS,
+    "estimated_billed", "credit_brought", "credit_carried",
 )  # fmt: skip
 
 
@@ -623,14 +626,11 @@ def bill_preview(
     schedules = Schedules(
         schedule_in_force(provider=connection.provider, day=issue_date or month_end(year, month))
     )
-    inputs = month_inputs(
-        connections=ServiceConnection.objects.filter(pk=connection.pk), ids=[connection.pk], period=period
-    )
     arrears = arrears_of(connection_ids=[connection.pk], period=period).get(connection.pk, NO_MONEY)
     try:
-        return bill_month(
+        return connection_month(
             connection,
-            inputs,
+            period,
             schedules,
             arrears=arrears,
             late_percent=connection.provider.late_surcharge_percent,

@@ -156,7 +156,13 @@ def billing_run_chunk_bill(*, chunk_id: int) -> bool:
         else:
             later[connection_id] = max(billed_period, later.get(connection_id, billed_period))
     id_range = range(chunk.first_id, chunk.last_id + 1)  # other providers' ids in it bill nothing here
-    inputs = month_inputs(connections=in_chunk, ids=id_range, period=period)
+    inputs = month_inputs(
+        connections=in_chunk,
+        ids=id_range,
+        period=period,
+        estimate=provider.estimate_missing_readings,
+        billable=[connection.pk for connection in connections if connection.pk not in billed | later.keys()],
+    )
     arrears = arrears_of(connection_ids=ids, period=period)
     if arrears:
         # Only a connection that owes can see what it owes change (a payment, an adjustment) before

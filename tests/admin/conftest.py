@@ -14,15 +14,37 @@ from accounts.roles import Role
 from accounts.services import login_start
 from auditing.services import ai_query_submit
 from billing.lifecycle import connection_disconnect
+from billing.models import ConnectionTypeChange
+from billing.services import meter_exchange_record
 from invoicing import selectors, services
 from invoicing.models import PaymentMethod
 from providers.models import Authority, FixedCharge, Provider, Subsidy, TaxRule
 from providers.services import provider_price_set, provider_update, schedule_row_add
-from tests.factories import PASSWORD, ConnectionFactory, FlatTariffFactory, UserFactory, billable_connection
+from tests.factories import (
+    PASSWORD,
+    ConnectionFactory,
+    ConnectionTypeFactory,
+    FlatTariffFactory,
+    UserFactory,
+    billable_connection,
+)
 
 JANUARY = date(2024, 1, 1)
-AWAY, BACK = (datetime(2024, 2, day, 10, tzinfo=ZoneInfo(settings.TIME_ZONE)) for day in (1, 2))
+AWAY, BACK = (datetime(2024, 2, day, 10, tzinfo=ZoneInfo(settings.TIME_ZONE)) for day in (11, 12))
 MANY = 21  # rows of each kind: more than a changelist's fixed queries, so one query per row would show
+
+
+class TypeChangeFactory(factory.django.DjangoModelFactory):
+    """A change of connection type as its service records it (the connection switched alongside)."""
+
+    class Meta:
+        model = ConnectionTypeChange
+
+    provider = factory.SelfAttribute("connection.provider")
+    from_type = factory.SelfAttribute("connection.connection_type")
+    to_type = factory.LazyAttribute(lambda o: ConnectionTypeFactory(provider=o.connection.provider))
+    effective_from = date(2024, 2, 15)
+    reason = "A shop opened in the house"
 
 
 class AuthorityFactory(factory.django.DjangoModelFactory):
@@ -76,13 +98,24 @@ def cash(db):
 def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
     """`count` of every kind of row for `provider`, each written by its service: billed connections
     with their readings, invoices, lines, payments, allocations and adjustments, unbillable
-    connections (a run's problems), a run of one chunk per connection, sign-in tickets, AI questions,
+    connections (a run's problems), meter exchanges and changes of type (recorded as their service
+    would), a run of one chunk per connection, sign-in tickets, AI questions,
     and price schedule rows opening today (after the bills, which keep their prices)."""
     officer = UserFactory(provider=provider, roles=[Role.ADMIN], designation="Billing Manager")
     provider_update(provider=provider, reconnection_fee=Decimal("500.00"))
     for _ in range(count):
-        billable_connection(provider)
+        connection = billable_connection(provider)
         ConnectionFactory(customer__provider=provider)  # no readings: the run skips it
+        meter_exchange_record(
+            connection=connection,
+            at=datetime(2024, 2, 10, 9, tzinfo=timezone.get_current_timezone()),
+            old_final={"import_peak": Decimal(150), "import_off_peak": Decimal(250)},
+            new_first={"import_peak": Decimal(0), "import_off_peak": Decimal(0)},
+            new_meter_number=f"NEW-{connection.pk}",
+            reason="Faulty display",
+            recorded_by=officer,
+        )
+        TypeChangeFactory(connection=connection, recorded_by=officer)
     run, _ = services.billing_run_start(provider=provider, period=JANUARY, chunk_size=1)
     for chunk_id in selectors.pending_chunks(run):
         services.billing_run_chunk_bill(chunk_id=chunk_id)

@@ -29,6 +29,8 @@ LISTS = [
     ("billing.serviceconnection", MANY, "provider"),
     ("billing.meterreading", MANY, "provider"),
     ("billing.connectionevent", MANY, "provider"),
+    ("billing.meterexchange", MANY, "provider"),
+    ("billing.connectiontypechange", MANY, "provider"),
     ("invoicing.invoice", MANY, "provider"),
     ("invoicing.invoiceline", MANY, "invoice__provider"),
     ("invoicing.documentcounter", 3, "provider"),

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('providers', '0003_tariff_same_day_correction'),
+        ('providers', '0004_provider_estimate_missing_readings'),
     ]
 
     operations = [

@@ -8,8 +8,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0003_customer_contact_details_and_lifecycle_statuses'),
-        ('providers', '0004_provider_reconnection_fee'),
+        ('billing', '0005_connection_type_change'),
+        ('providers', '0005_provider_reconnection_fee'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -8,9 +8,9 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0004_connection_events'),
-        ('invoicing', '0006_invoice_period_ends'),
-        ('providers', '0004_provider_reconnection_fee'),
+        ('billing', '0006_connection_events'),
+        ('invoicing', '0007_invoice_true_up_and_credit'),
+        ('providers', '0005_provider_reconnection_fee'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -28,7 +28,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='invoice',
             name='current_charges',
-            field=models.DecimalField(decimal_places=2, help_text='Energy + taxes + fixed - subsidies + fees.', max_digits=14),
+            field=models.DecimalField(decimal_places=2, help_text='Energy + taxes + fixed - subsidies - estimates taken back - credit brought + credit carried + fees; never below zero.', max_digits=14),
         ),
         migrations.CreateModel(
             name='PendingCharge',
