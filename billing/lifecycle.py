@@ -88,7 +88,10 @@ def check_moment(connection: ServiceConnection, at: datetime, *, field: str, tak
         raise LifecycleRefused(f"{at.date().isoformat()} is not a date a step can be taken on.", field=field)
     if at > timezone.now():
         raise LifecycleRefused(f"The step is dated in the future ({_when(at)}).", field=field)
-    last_step = connection.events.order_by("-effective_at", "-pk").first()
+    # The steps of its supply (a change of type is dated by the day it applies from, and checked apart).
+    last_step = (
+        connection.events.exclude(kind=EventKind.TYPE_CHANGED).order_by("-effective_at", "-pk").first()
+    )
     if last_step is not None and at < last_step.effective_at:
         raise LifecycleRefused(
             f"Connection {connection.number} was {last_step.get_kind_display().lower()} on "

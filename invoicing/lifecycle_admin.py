@@ -13,9 +13,10 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Model
 from django.http import HttpRequest
+from django.utils import timezone
 
 from billing.lifecycle import LifecycleRefused, connection_connect, connection_disconnect
-from billing.lifecycle_selectors import incoming_customer_for
+from billing.lifecycle_selectors import connection_type_for, incoming_customer_for
 from billing.models import ConnectionEvent, MeterReading, ServiceConnection
 from invoicing import services
 from invoicing.models import PendingCharge
@@ -32,13 +33,16 @@ STEPS = {
     "reconnect": ("Reconnect (the reconnection fee goes on the next bill)", "billing.reconnect_connection"),
     "move": ("Move-out and move-in (the outgoing customer's final bill)", "billing.move_connection"),
     "close": ("Close for good (the final reading and final bill)", "billing.close_connection"),
+    "type_change": ("Change of connection type (from the effective day)", "billing.change_connection_type"),
 }
 
 
 class StepForm(forms.ModelForm):
     step = forms.ChoiceField(choices=[(name, label) for name, (label, _) in STEPS.items()])
     at = forms.DateTimeField(
-        label="Effective at", help_text="When the step takes effect; the reading, if any, is taken then."
+        label="Effective at",
+        help_text="When the step takes effect; the reading, if any, is taken then. A change of type applies "
+        "from this day.",
     )
     import_peak = forms.DecimalField(label="Import, peak (kWh)", **KWH_FIELD)
     import_off_peak = forms.DecimalField(label="Import, off-peak (kWh)", **KWH_FIELD)
@@ -46,6 +50,9 @@ class StepForm(forms.ModelForm):
     export_off_peak = forms.DecimalField(label="Export, off-peak (kWh)", **KWH_FIELD)
     incoming_customer = forms.CharField(
         max_length=40, required=False, help_text="For a move: the incoming customer's number, as printed."
+    )
+    connection_type = forms.CharField(
+        max_length=20, required=False, help_text="For a change of type: the new type's code."
     )
 
     class Meta:
@@ -91,7 +98,15 @@ class ConnectionEventAdmin(ProviderScopedAdmin, ServiceAdmin):
     def get_fields(self, request: HttpRequest, obj: Model | None = None) -> Any:
         if obj is not None:
             return [field.name for field in ConnectionEvent._meta.fields if field.name != "id"]
-        return ("connection", "step", "at", "reason", *MeterReading.REGISTERS, "incoming_customer")
+        return (
+            "connection",
+            "step",
+            "at",
+            "reason",
+            *MeterReading.REGISTERS,
+            "incoming_customer",
+            "connection_type",
+        )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> Any:
         return self.get_fields(request, obj) if obj else ()
@@ -131,6 +146,14 @@ class ConnectionEventAdmin(ProviderScopedAdmin, ServiceAdmin):
         if step == "close":
             return services.connection_close(
                 connection=connection, closed_at=at, registers=registers, reason=reason, by=by
+            )
+        if step == "type_change":
+            return services.connection_type_change(
+                connection=connection,
+                to_type=connection_type_for(connection=connection, code=values["connection_type"]),
+                effective_from=timezone.localdate(at),
+                reason=reason,
+                recorded_by=by,
             )
         if registers is None:
             raise LifecycleRefused("Give the move-out reading.", field="import_peak")

@@ -1,5 +1,6 @@
 """The lifecycle steps that bill or weigh money, in the API: disconnect (on request, or by a
-disconnection order for non-payment), reconnect, close with the final bill, move-out / move-in.
+disconnection order for non-payment), reconnect, close with the final bill, move-out / move-in, and a
+change of connection type from a day no bill has covered.
 
 The shapes (input registers, the step answer) are billing/lifecycle_api.py's.
 """
@@ -20,7 +21,7 @@ from billing.lifecycle_api import (
     step_response,
     step_schema,
 )
-from billing.lifecycle_selectors import incoming_customer_for
+from billing.lifecycle_selectors import connection_type_for, incoming_customer_for
 from billing.models import DisconnectionGround
 from billing.selectors import connection_get_for
 from invoicing import services
@@ -173,3 +174,35 @@ class ConnectionMoveApi(APIView):
             by=request.user,
         )
         return step_response(connection, moved_out, moved_in)
+
+
+class ConnectionTypeChangeApi(APIView):
+    permission_classes = [Allowed.to("billing.change_connection_type")]
+
+    class LifecycleTypeChangeInput(serializers.Serializer):
+        connectionType = serializers.CharField(max_length=20, help_text="The new type's code, e.g. C-1.")
+        effectiveFrom = serializers.DateField(
+            help_text="The first day billed on the new type: after the last day a bill covers, not after today."
+        )
+        reason = reason_field()
+
+    @step_schema(
+        "Change a connection's type from a day; the bill whose period holds it rates each part on its type",
+        LifecycleTypeChangeInput,
+        not_found=OpenApiResponse(
+            description="No such connection, or no such connection type, of the caller's provider."
+        ),
+    )
+    def post(self, request: Request, connection_id: int) -> Response:
+        connection = connection_get_for(user=request.user, connection_id=connection_id)
+        data = self.LifecycleTypeChangeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        event = services.connection_type_change(
+            connection=connection,
+            to_type=connection_type_for(connection=connection, code=values["connectionType"]),
+            effective_from=values["effectiveFrom"],
+            reason=values["reason"],
+            recorded_by=request.user,
+        )
+        return step_response(connection, event)

@@ -25,6 +25,7 @@ from billing.lifecycle_selectors import connection_events_of, incoming_customer_
 from billing.models import ConnectionStatus, MeterReading, ServiceConnection
 from billing.selectors import connection_get_for
 from invoicing import services
+from providers.models import ConnectionType
 
 KWH_FIELD = {"max_digits": 14, "decimal_places": 4, "min_value": Decimal("0")}
 MOMENT_WIDGET = forms.DateTimeInput(format="%Y-%m-%dT%H:%M", attrs={"type": "datetime-local"})
@@ -36,6 +37,8 @@ FORM_FIELDS = {
     "moveAt": "at",
     "importPeak": "import_peak",
     "incomingCustomer": "incoming_customer",
+    "connectionType": "connection_type",
+    "effectiveFrom": "effective_from",
 }
 
 
@@ -52,10 +55,24 @@ def reason_field(required: bool = True) -> forms.CharField:
     )
 
 
-class ReadingForm(forms.Form):
-    """A step's meter reading; optional unless `reading_required`."""
+class StepForm(forms.Form):
+    """A step's form, made for one connection (a form whose choices depend on it uses it)."""
 
     reading_required = False
+
+    def __init__(self, *args: Any, connection: ServiceConnection, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+
+    def step_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.fields if name not in MeterReading.REGISTERS]
+
+    def reading_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in MeterReading.REGISTERS if name in self.fields]
+
+
+class ReadingForm(StepForm):
+    """A step's meter reading; optional unless `reading_required`."""
+
     import_peak = forms.DecimalField(label="Import, peak (kWh)", required=False, **KWH_FIELD)
     import_off_peak = forms.DecimalField(label="Import, off-peak (kWh)", required=False, **KWH_FIELD)
     export_peak = forms.DecimalField(label="Export, peak (kWh)", required=False, **KWH_FIELD)
@@ -69,12 +86,6 @@ class ReadingForm(forms.Form):
         elif self.reading_required and not all(given):
             self.add_error("import_peak", "Give the meter's reading: this step is taken with it.")
         return cleaned
-
-    def step_fields(self) -> list[forms.BoundField]:
-        return [self[name] for name in self.fields if name not in MeterReading.REGISTERS]
-
-    def reading_fields(self) -> list[forms.BoundField]:
-        return [self[name] for name in MeterReading.REGISTERS]
 
     def registers(self) -> dict[str, Decimal] | None:
         values = self.cleaned_data
@@ -118,6 +129,25 @@ class MoveForm(ReadingForm):
     )
     reason = reason_field()
     field_order = ["at", "incoming_customer", "reason"]
+
+
+class TypeChangeForm(StepForm):
+    connection_type = forms.ModelChoiceField(
+        label="New connection type", queryset=ConnectionType.objects.none()
+    )
+    effective_from = forms.DateField(
+        label="From",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="The first day billed on the new type: after the last day a bill covers, not after today.",
+    )
+    reason = reason_field()
+
+    def __init__(self, *args: Any, connection: ServiceConnection, **kwargs: Any) -> None:
+        super().__init__(*args, connection=connection, **kwargs)
+        # The provider's other types: the service refuses the one the connection has.
+        self.fields["connection_type"].queryset = ConnectionType.objects.filter(
+            provider_id=connection.provider_id
+        ).exclude(pk=connection.connection_type_id)
 
 
 def _connect(request: HttpRequest, connection: ServiceConnection, form: ConnectForm) -> str:
@@ -206,13 +236,28 @@ def _move(request: HttpRequest, connection: ServiceConnection, form: MoveForm) -
     )
 
 
+def _type_change(request: HttpRequest, connection: ServiceConnection, form: TypeChangeForm) -> str:
+    values = form.cleaned_data
+    services.connection_type_change(
+        connection=connection,
+        to_type=values["connection_type"],
+        effective_from=values["effective_from"],
+        reason=values["reason"],
+        recorded_by=request.user,
+    )
+    return (
+        f"Connection {connection.number} is of type {values['connection_type'].code} from "
+        f"{values['effective_from']:%d %B %Y}."
+    )
+
+
 @dataclass(frozen=True)
 class Step:
     title: str
     button: str
     perm: str
     statuses: tuple[str, ...]  # the statuses it applies to
-    form: type[ReadingForm]
+    form: type[StepForm]
     take: Callable[[HttpRequest, ServiceConnection, Any], str]
     help: str = ""
 
@@ -253,6 +298,12 @@ STEPS: dict[str, Step] = {
         "The final reading and, at once, the final bill. A closed connection is never billed again. "
         "A connection never connected is closed without a reading.",
     ),
+    "type-change": Step(
+        "Change of connection type", "Change the type", "billing.change_connection_type",
+        (ACTIVE, DISCONNECTED, PENDING), TypeChangeForm, _type_change,
+        "From a day no bill has covered yet. The bill whose period holds it rates the days before it on "
+        "the old type's prices and the days from it on the new type's.",
+    ),
 }  # fmt: skip
 
 
@@ -264,7 +315,9 @@ def _steps_for(request: HttpRequest, connection: ServiceConnection, bound: tuple
         if connection.status not in step.statuses or not _may(request, step.perm):
             continue
         form = (
-            bound[1] if bound and bound[0] == name else step.form(prefix=name, initial={"at": _this_minute()})
+            bound[1]
+            if bound and bound[0] == name
+            else step.form(prefix=name, initial={"at": _this_minute()}, connection=connection)
         )
         shown.append({"name": name, "step": step, "form": form})
     return shown
@@ -305,7 +358,7 @@ def connection_lifecycle_step(request: HttpRequest, connection_id: int, step_nam
     if not _may(request, step.perm):
         raise PermissionDenied
     connection = connection_get_for(user=request.user, connection_id=connection_id)
-    form = step.form(request.POST, prefix=step_name)
+    form = step.form(request.POST, prefix=step_name, connection=connection)
     if form.is_valid():
         with refusals_into(form, fields=FORM_FIELDS):
             messages.success(request, step.take(request, connection, form))

@@ -23,4 +23,9 @@ urlpatterns = [
         lifecycle_api.ConnectionMoveApi.as_view(),
         name="api-connection-move",
     ),
+    path(
+        "connections/<int:connection_id>/type-change",
+        lifecycle_api.ConnectionTypeChangeApi.as_view(),
+        name="api-connection-type-change",
+    ),
 ]

@@ -30,6 +30,7 @@ from invoicing.services.lifecycle import (
     connection_close,
     connection_move,
     connection_reconnect,
+    connection_type_change,
     disconnection_order_issue,
     overdue_balance,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "connection_close",
     "connection_move",
     "connection_reconnect",
+    "connection_type_change",
     "customer_snapshot",
     "default_issue_date",
     "disconnection_order_issue",

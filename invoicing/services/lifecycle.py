@@ -8,12 +8,14 @@
   day; the connection is Closed and never billed again;
 - a move: the outgoing customer's final bill to the move-out reading, then the connection passes to
   the incoming customer, billed from that reading on. Bills keep their customer: each customer's
-  arrears and payments count only their own bills (`arrears_of`, `lock_for_payment`).
+  arrears and payments count only their own bills (`arrears_of`, `lock_for_payment`);
+- a change of connection type from a day: only from a day no bill has covered yet. The bill whose
+  period holds that day is split there, each part rated on its own type's rows (`rate_parts`).
 
 Each locks the connection first, as every money path does (locks.py).
 """
 
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import transaction
@@ -33,13 +35,15 @@ from billing.lifecycle import (
 from billing.models import (
     ConnectionEvent,
     ConnectionStatus,
+    ConnectionTypeChange,
     Customer,
     DisconnectionGround,
     EventKind,
     MeterReading,
     ServiceConnection,
 )
-from billing.months import first_of
+from billing.months import first_of, month_end
+from billing.periods import calendar_day
 from billing.rating import NO_MONEY, money
 from invoicing.models import DocumentSeries, Invoice, InvoiceStatus
 from invoicing.selectors import unpaid_after_due
@@ -47,6 +51,7 @@ from invoicing.services.charges import reconnection_fee_charge
 from invoicing.services.issue import issue_locked
 from invoicing.services.locks import lock_connection
 from invoicing.services.numbering import take_numbers
+from providers.models import ConnectionType
 
 
 def overdue_balance(connection: ServiceConnection) -> Decimal:
@@ -284,3 +289,94 @@ def connection_move(
         details={"outgoingCustomer": outgoing.number},
     )
     return moved_out, moved_in
+
+
+def billed_through(connection: ServiceConnection) -> tuple[date, Invoice] | None:
+    """The last calendar day the connection's bills cover, and the bill that covers it; None if unbilled.
+
+    A bill covers the calendar days up to its closing reading's day (an estimate's, to the month's
+    last day); a bill of typed kWh, its whole month."""
+    latest = None
+    for invoice in (
+        Invoice.objects.filter(connection=connection)
+        .exclude(status=InvoiceStatus.CANCELLED)
+        .only("number", "period", "period_end")
+    ):
+        last = (
+            calendar_day(timezone.localtime(invoice.period_end))
+            if invoice.period_end
+            else month_end(invoice.period.year, invoice.period.month)
+        )
+        if latest is None or last > latest[0]:
+            latest = (last, invoice)
+    return latest
+
+
+@transaction.atomic
+def connection_type_change(
+    *,
+    connection: ServiceConnection,
+    to_type: ConnectionType,
+    effective_from: date,
+    reason: str,
+    recorded_by: User,
+) -> ConnectionEvent:
+    """The connection's type changes from a day on: the change is recorded (`ConnectionTypeChange`,
+    which the rating reads) and the connection switched to the new type.
+
+    Refused for the type it has, another provider's type, a closed connection, a day to come, a day
+    no later than its last change, and a day a bill has covered already (cancel that bill first)."""
+    connection = lock_connection(connection)
+    allowed = (ConnectionStatus.PENDING, ConnectionStatus.ACTIVE, ConnectionStatus.DISCONNECTED)
+    require_status(connection, allowed, step="given another type")
+    reason = require_reason(reason)
+    from_type = connection.connection_type
+    if to_type.provider_id != connection.provider_id:
+        raise LifecycleRefused(
+            f"Connection type {to_type.code} is not one of {connection.provider.name}'s.",
+            field="connectionType",
+        )
+    if to_type.pk == from_type.pk:
+        raise LifecycleRefused(
+            f"Connection {connection.number} is of type {from_type.code} already.", field="connectionType"
+        )
+    if effective_from > timezone.localdate():
+        raise LifecycleRefused(
+            f"A change of type is recorded once it applies: {effective_from} is still to come.",
+            field="effectiveFrom",
+        )
+    last_change = connection.type_changes.order_by("-effective_from").first()
+    if last_change is not None and effective_from <= last_change.effective_from:
+        raise LifecycleRefused(
+            f"Connection {connection.number} changed type from {last_change.effective_from}; a later change "
+            "applies from a later day.",
+            field="effectiveFrom",
+        )
+    billed = billed_through(connection)
+    if billed is not None and effective_from <= billed[0]:
+        day, invoice = billed
+        raise LifecycleRefused(
+            f"Connection {connection.number} is billed up to {day} ({invoice.number}): a change of type applies "
+            f"from {day + timedelta(days=1)} or later. To change a day already billed, cancel that bill first.",
+            field="effectiveFrom",
+            invoiceId=invoice.pk,
+        )
+    change = ConnectionTypeChange.objects.create(
+        provider_id=connection.provider_id,
+        connection=connection,
+        from_type=from_type,
+        to_type=to_type,
+        effective_from=effective_from,
+        reason=reason,
+        recorded_by=recorded_by,
+    )
+    connection.connection_type = to_type
+    connection.save(update_fields=["connection_type"])
+    return step_record(
+        connection,
+        kind=EventKind.TYPE_CHANGED,
+        at=datetime.combine(effective_from, time(), timezone.get_current_timezone()),
+        reason=reason,
+        by=recorded_by,
+        details={"fromType": from_type.code, "toType": to_type.code, "typeChangeId": change.pk},
+    )

@@ -10,7 +10,7 @@ from django.conf import settings
 
 from billing.models import ConnectionEvent, ConnectionStatus, EventKind
 from invoicing.models import Invoice
-from tests.factories import CustomerFactory, billable_connection
+from tests.factories import ConnectionTypeFactory, CustomerFactory, billable_connection
 
 pytestmark = pytest.mark.django_db
 ADD_STEP = "/admin/billing/connectionevent/add/"
@@ -119,3 +119,16 @@ def test_a_recorded_step_is_shown_read_only(browser, flat_provider):
     assert page.status_code == 200
     assert not page.context["has_change_permission"]
     assert "Recorded in admin." in page.content.decode()
+
+
+def test_an_officer_changes_a_connections_type_from_a_day(browser, flat_provider):
+    connection = billable_connection(flat_provider)
+    shop = ConnectionTypeFactory(provider=flat_provider, code="C1")
+
+    response = browser.post(
+        ADD_STEP, step_form(connection, "type_change", "2024-04-01 00:00", connection_type="C1")
+    )
+
+    connection.refresh_from_db()
+    assert (response.status_code, connection.connection_type) == (302, shop)
+    assert connection.type_changes.get().effective_from.isoformat() == "2024-04-01"

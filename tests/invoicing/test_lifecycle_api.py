@@ -16,6 +16,7 @@ from invoicing.services import invoice_issue
 from providers.services import provider_update
 from tests.factories import (
     ConnectionFactory,
+    ConnectionTypeFactory,
     CustomerFactory,
     ProviderFactory,
     UserFactory,
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.django_db
 ZONE = ZoneInfo(settings.TIME_ZONE)
 TODAY = datetime(2024, 6, 10, 12, 0, tzinfo=ZONE)
 READING = {"importPeak": "350", "importOffPeak": "700"}
-STEPS = ("connect", "disconnect", "reconnect", "close", "move")
+STEPS = ("connect", "disconnect", "reconnect", "close", "move", "type-change")
 
 
 @pytest.fixture(autouse=True)
@@ -49,8 +50,8 @@ def step(api, connection, name: str, body: dict):
 # Who may take each step (accounts/permissions.py): the clerks the counter's routine steps, the officers
 # every step, auditors and customers none.
 MAY = {
-    Role.ADMIN: {"connect", "disconnect", "reconnect", "close", "move", "order"},
-    Role.SUPER_CREATOR: {"connect", "disconnect", "reconnect", "close", "move", "order"},
+    Role.ADMIN: {"connect", "disconnect", "reconnect", "close", "move", "order", "type-change"},
+    Role.SUPER_CREATOR: {"connect", "disconnect", "reconnect", "close", "move", "order", "type-change"},
     Role.INVOICE_CREATOR: {"connect", "disconnect", "reconnect", "move"},
     Role.AUDITOR: set(),
     Role.CUSTOMER: set(),
@@ -273,3 +274,37 @@ def test_a_move_to_another_providers_customer_is_not_found(as_role, staff, conne
     assert response.status_code == 404
     assert list(response.json()["fields"]) == ["incomingCustomer"]
     assert not Invoice.objects.exists()
+
+
+def test_an_officer_changes_the_type_by_its_code(as_role, staff, connection, flat_provider):
+    ConnectionTypeFactory(provider=flat_provider, code="C1")
+    api = as_role(staff[Role.SUPER_CREATOR], Role.SUPER_CREATOR)
+
+    response = step(
+        api,
+        connection,
+        "type-change",
+        {"connectionType": "C1", "effectiveFrom": "2024-04-01", "reason": "A shop."},
+    )
+
+    assert response.status_code == 201, response.json()
+    (event,) = response.json()["events"]
+    assert (event["kind"], event["details"]["toType"], event["effectiveAt"]) == (
+        "type_changed",
+        "C1",
+        "2024-04-01T00:00:00+05:00",
+    )
+
+
+def test_another_providers_connection_type_is_not_found(as_role, staff, connection):
+    ConnectionTypeFactory(provider=ProviderFactory(), code="C9")
+    api = as_role(staff[Role.SUPER_CREATOR], Role.SUPER_CREATOR)
+
+    response = step(
+        api,
+        connection,
+        "type-change",
+        {"connectionType": "C9", "effectiveFrom": "2024-04-01", "reason": "A shop."},
+    )
+
+    assert (response.status_code, list(response.json()["fields"])) == (404, ["connectionType"])

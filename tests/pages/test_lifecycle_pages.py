@@ -19,7 +19,13 @@ from invoicing.models import Invoice
 from invoicing.pdf import invoice_pdf
 from invoicing.services import connection_reconnect, invoice_issue
 from providers.services import provider_update
-from tests.factories import CustomerFactory, ProviderFactory, UserFactory, billable_connection
+from tests.factories import (
+    ConnectionTypeFactory,
+    CustomerFactory,
+    ProviderFactory,
+    UserFactory,
+    billable_connection,
+)
 
 pytestmark = pytest.mark.django_db
 ZONE = ZoneInfo(settings.TIME_ZONE)
@@ -41,7 +47,7 @@ def url(connection, step: str = "") -> str:
 
 
 def forms_on(page: str) -> set[str]:
-    names = ("connect", "disconnect", "order", "reconnect", "move", "close")
+    names = ("connect", "disconnect", "order", "reconnect", "move", "close", "type-change")
     return {name for name in names if f'data-testid="step-{name}"' in page}
 
 
@@ -65,8 +71,8 @@ def test_a_clerk_sees_the_history_and_the_routine_steps_of_an_active_connection(
     ("role", "steps"),
     [
         (Role.INVOICE_CREATOR, {"disconnect", "move"}),
-        (Role.SUPER_CREATOR, {"disconnect", "order", "move", "close"}),
-        (Role.ADMIN, {"disconnect", "order", "move", "close"}),
+        (Role.SUPER_CREATOR, {"disconnect", "order", "move", "close", "type-change"}),
+        (Role.ADMIN, {"disconnect", "order", "move", "close", "type-change"}),
         (Role.AUDITOR, set()),
     ],
 )
@@ -275,3 +281,33 @@ def read(connection, day: date, peak: int, off_peak: int) -> None:
 
 def bill(connection, period: date, user) -> Invoice:
     return invoice_issue(connection=connection, period=period, created_by=user)
+
+
+def test_an_officer_changes_the_connection_type_from_a_day(
+    signed_in, super_creator, connection, flat_provider
+):
+    shop = ConnectionTypeFactory(provider=flat_provider, code="C1")
+    client = signed_in(super_creator, Role.SUPER_CREATOR)
+
+    refused = client.post(
+        url(connection, "type-change"),
+        {
+            "type-change-connection_type": shop.pk,
+            "type-change-effective_from": "2024-06-11",
+            "type-change-reason": "A shop.",
+        },
+    )
+    done = client.post(
+        url(connection, "type-change"),
+        {
+            "type-change-connection_type": shop.pk,
+            "type-change-effective_from": "2024-04-01",
+            "type-change-reason": "A shop.",
+        },
+        follow=True,
+    )
+
+    assert refused.status_code == 400 and 'id="id_type-change-effective_from_error"' in html(refused)
+    connection.refresh_from_db()
+    assert connection.connection_type == shop
+    assert f"Connection {connection.number} is of type C1 from 01 April 2024." in html(done)
