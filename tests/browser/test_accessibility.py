@@ -52,6 +52,7 @@ def test_the_staff_pages_are_labelled(page: Page, sign_in, super_creator, bills)
                 f"/adjustments/new?bill={march.pk}",
                 "/invoices",
                 "/billing-runs",
+                f"/connections/{march.connection_id}/lifecycle",
             ],
         )
         == {}
