@@ -56,6 +56,7 @@ BILLING_VIEW = {
     "billing.view_serviceconnection": PROVIDER,
     "billing.view_meterreading": PROVIDER,
     "billing.view_connectionevent": PROVIDER,  # a connection's lifecycle history
+    "billing.view_connectiontypechange": PROVIDER,  # and its changes of type
     "billing.view_meterexchange": PROVIDER,
 }
 READINGS_ADD = {"billing.add_meterreading": PROVIDER}

@@ -94,8 +94,8 @@ def check_moment(connection: ServiceConnection, at: datetime, *, field: str, tak
     )
     if last_step is not None and at < last_step.effective_at:
         raise LifecycleRefused(
-            f"Connection {connection.number} was {last_step.get_kind_display().lower()} on "
-            f"{_when(last_step.effective_at)}; a later step cannot be dated before it.",
+            f"The last step of connection {connection.number} ({last_step.get_kind_display().lower()}) is "
+            f"dated {_when(last_step.effective_at)}; a later step cannot be dated before it.",
             field=field,
         )
     last_reading = MeterReading.objects.filter(connection=connection).order_by("-taken_at").first()

@@ -257,7 +257,8 @@ def test_connection_steps_are_recorded_in_time_order(pending, clerk):
     )
 
     with pytest.raises(
-        LifecycleRefused, match="was connected on 2024-04-20 10:00; a later step cannot be dated before it"
+        LifecycleRefused,
+        match=r"\(connected\) is dated 2024-04-20 10:00; a later step cannot be dated before it",
     ):
         connection_disconnect(
             connection=pending, reason="Requested.", effective_at=at(date(2024, 4, 19)), by=clerk
