@@ -60,6 +60,7 @@ PROVIDER_FIELDS = {
     "phoneNumber": "phone",
     "dueDays": "due_days",
     "lateSurchargePercent": "late_surcharge_percent",
+    "reconnectionFee": "reconnection_fee",
     "isActive": "is_active",
     "kwhPrice": "kwh_price",
 }
@@ -313,12 +314,30 @@ class ProviderSettingsForm(forms.Form):
         initial=Decimal("10.00"),
         help_text="Percent of the current charges added once when a bill passes its due date unpaid.",
     )
+    reconnection_fee = forms.DecimalField(
+        label="Reconnection fee",
+        max_digits=14,
+        decimal_places=2,
+        min_value=Decimal("0"),
+        initial=Decimal("0.00"),
+        required=False,
+        help_text="Charged on the next bill of a connection reconnected after a disconnection; empty or 0 for none.",
+    )
     is_active = forms.BooleanField(
         label="Active", required=False, initial=True, help_text="Inactive providers are not billed."
+    )
+    estimate_missing_readings = forms.BooleanField(
+        label="Estimate a month without a reading",
+        required=False,
+        initial=True,
+        help_text="Bill it on the connection's past usage; the next actual reading trues the estimate up.",
     )
 
     def clean_currency(self) -> str:
         return self.cleaned_data["currency"].upper()
+
+    def clean_reconnection_fee(self) -> Decimal:
+        return self.cleaned_data["reconnection_fee"] or Decimal("0.00")
 
 
 class ProviderCreateForm(ProviderSettingsForm):

@@ -5,7 +5,7 @@ pages (`customer_create`, `customer_update`, `connection_create`, `connection_up
 `connection_income_declare`); what no service changes here (a number, a connection's status, type and
 customer, which change as steps of its life) is shown read-only. A CSV file of customers and connections
 is imported from the customer list. Readings are entered through `reading_record`, which checks them
-against their neighbours in time.
+against their neighbours in time, and meter exchanges through `meter_exchange_record`.
 """
 
 from typing import Any
@@ -19,7 +19,15 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from billing.importing import COLUMNS, MAX_UPLOAD_BYTES, ImportReport, csv_file_rows, customers_import
-from billing.models import ConnectionStatus, Customer, MeterReading, NumberCounter, ServiceConnection
+from billing.models import (
+    ConnectionStatus,
+    ConnectionTypeChange,
+    Customer,
+    MeterExchange,
+    MeterReading,
+    NumberCounter,
+    ServiceConnection,
+)
 from billing.services import (
     CONNECTION_FIELDS,
     CUSTOMER_FIELDS,
@@ -28,6 +36,7 @@ from billing.services import (
     connection_update,
     customer_create,
     customer_update,
+    meter_exchange_record,
     reading_record,
 )
 from config.errors import DomainError
@@ -336,3 +345,80 @@ class MeterReadingAdmin(ProviderScopedAdmin, ServiceAdmin):
             meter_replaced=values["meter_replaced"],
             recorded_by=request.user,
         )
+
+
+class MeterExchangeForm(forms.ModelForm):
+    class Meta:
+        model = MeterExchange
+        fields = (
+            "connection",
+            "exchanged_at",
+            *MeterExchange.FINAL_REGISTERS,
+            *MeterExchange.FIRST_REGISTERS,
+            "new_meter_number",
+            "new_meter_type",
+            "reason",
+        )
+
+
+@admin.register(MeterExchange)
+class MeterExchangeAdmin(ProviderScopedAdmin, ServiceAdmin):
+    """Meter exchanges recorded through `meter_exchange_record`, which checks both meters' registers
+    against the readings around them; an exchange is never edited."""
+
+    form = MeterExchangeForm
+    list_display = (
+        "connection",
+        "exchanged_at",
+        "old_meter_number",
+        "new_meter_number",
+        *MeterExchange.FINAL_REGISTERS[:2],
+        *MeterExchange.FIRST_REGISTERS[:2],
+        "reason",
+        "recorded_by",
+    )
+    list_filter = (("provider", admin.RelatedOnlyFieldListFilter),)
+    list_select_related = ("connection", "recorded_by")
+    search_fields = ("connection__number", "old_meter_number", "new_meter_number")
+    date_hierarchy = "exchanged_at"
+    autocomplete_fields = ("connection",)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "connection":
+            active = ServiceConnection.objects.filter(status=ConnectionStatus.ACTIVE)
+            kwargs["queryset"] = scope_to_provider(active, request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def create(self, request: HttpRequest, values: dict[str, Any]) -> MeterExchange:
+        return meter_exchange_record(
+            connection=values["connection"],
+            at=values["exchanged_at"],
+            old_final={name: values[f"final_{name}"] for name in MeterReading.REGISTERS},
+            new_first={name: values[f"first_{name}"] for name in MeterReading.REGISTERS},
+            new_meter_number=values["new_meter_number"],
+            new_meter_type=values["new_meter_type"],
+            reason=values["reason"],
+            recorded_by=request.user,
+        )
+
+
+@admin.register(ConnectionTypeChange)
+class ConnectionTypeChangeAdmin(ReadOnlyAdmin):
+    """Read-only here: a change of type is recorded by its service, which also switches the connection."""
+
+    list_display = (
+        "connection",
+        "from_type",
+        "to_type",
+        "effective_from",
+        "reason",
+        "recorded_by",
+        "recorded_at",
+    )
+    list_filter = (("provider", admin.RelatedOnlyFieldListFilter),)
+    list_select_related = ("connection", "from_type", "to_type", "recorded_by")
+    search_fields = ("connection__number", "reason")
+    date_hierarchy = "effective_from"

@@ -1,16 +1,15 @@
 """Customers and connections (list, create, read, change, a declared income, bulk onboarding), meter
-readings, the bill preview ("rate check") and the usage calculator. Thin: parse, look up through a
+readings and meter exchanges, and the usage calculator (the bill preview is invoicing's). Thin: parse, look up through a
 selector, call one service, render. JSON keys are camelCase, as the seeds write them; a printed number
 is `customerId` / `connectionId`, a database id is `id` (and `customer` on a connection)."""
 
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -26,16 +25,18 @@ from billing.models import (
     Customer,
     CustomerKind,
     Language,
+    MeterExchange,
+    MeterReading,
     ReadingSource,
     ServiceConnection,
 )
 from billing.rating import RatedBill, as_json
 from billing.selectors import (
-    bill_preview,
     connection_get_for,
     connection_list_for,
     customer_get_for,
     customer_list_for,
+    meter_exchange_list_for,
     own_connection_get_for,
     own_connections_for,
     own_customer_for,
@@ -652,6 +653,107 @@ class ConnectionReadingsApi(APIView):
         return Response(ReadingOutput(reading).data, status=status.HTTP_201_CREATED)
 
 
+class RegistersField(serializers.Serializer):
+    importPeak = serializers.DecimalField(**KWH, min_value=0)
+    importOffPeak = serializers.DecimalField(**KWH, min_value=0)
+    exportPeak = serializers.DecimalField(**KWH, min_value=0, default=Decimal("0"))
+    exportOffPeak = serializers.DecimalField(**KWH, min_value=0, default=Decimal("0"))
+
+
+def _registers(values: dict) -> dict[str, Decimal]:
+    return {
+        "import_peak": values["importPeak"],
+        "import_off_peak": values["importOffPeak"],
+        "export_peak": values["exportPeak"],
+        "export_off_peak": values["exportOffPeak"],
+    }
+
+
+class MeterExchangeOutput(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    connectionId = serializers.CharField(source="connection.number")
+    exchangedAt = serializers.DateTimeField(source="exchanged_at")
+    oldMeterNumber = serializers.CharField(source="old_meter_number")
+    oldMeterType = serializers.CharField(source="old_meter_type")
+    newMeterNumber = serializers.CharField(source="new_meter_number")
+    newMeterType = serializers.CharField(source="new_meter_type")
+    oldFinal = serializers.SerializerMethodField(help_text="The old meter's registers when taken out, kWh.")
+    newFirst = serializers.SerializerMethodField(help_text="The new meter's registers when put in, kWh.")
+    reason = serializers.CharField()
+    recordedBy = serializers.CharField(source="recorded_by.name", default=None)
+    recordedAt = serializers.DateTimeField(source="recorded_at")
+
+    @extend_schema_field(RegistersField)
+    def get_oldFinal(self, exchange: MeterExchange) -> dict:
+        return self._registers(exchange, "final")
+
+    @extend_schema_field(RegistersField)
+    def get_newFirst(self, exchange: MeterExchange) -> dict:
+        return self._registers(exchange, "first")
+
+    @staticmethod
+    def _registers(exchange: MeterExchange, prefix: str) -> dict:
+        names = ("importPeak", "importOffPeak", "exportPeak", "exportOffPeak")
+        return {
+            name: f"{getattr(exchange, f'{prefix}_{register}'):f}"
+            for name, register in zip(names, MeterReading.REGISTERS, strict=True)
+        }
+
+
+class MeterExchangeInput(serializers.Serializer):
+    exchangedAt = ReadingTimeField(help_text="When the old meter was read last and the new one first.")
+    oldFinal = RegistersField(help_text="The old meter's registers when it was taken out.")
+    newFirst = RegistersField(help_text="The new meter's registers when it was put in.")
+    newMeterNumber = serializers.CharField(max_length=40)
+    newMeterType = serializers.CharField(max_length=60, required=False, default="", allow_blank=True)
+    reason = serializers.CharField(max_length=300)
+
+
+class ConnectionMeterExchangesApi(APIView):
+    """A connection's meter exchanges: the old meter's final reading and the new meter's first."""
+
+    def get_permissions(self) -> list:
+        perm = "billing.view_meterexchange" if self.request.method == "GET" else "billing.add_meterexchange"
+        return [Allowed.to(perm)()]
+
+    @extend_schema(
+        responses={200: MeterExchangeOutput(many=True)},
+        summary="A connection's meter exchanges, oldest first",
+    )
+    def get(self, request: Request, connection_id: int) -> Response:
+        connection = connection_get_for(user=request.user, connection_id=connection_id)
+        exchanges = meter_exchange_list_for(user=request.user).filter(connection=connection)
+        return Response(MeterExchangeOutput(exchanges, many=True).data)
+
+    @extend_schema(
+        request=MeterExchangeInput,
+        responses={
+            201: MeterExchangeOutput,
+            409: OpenApiResponse(description="The connection already has a reading or an exchange then."),
+        },
+        summary="Record a meter exchange: the old meter's final reading and the new meter's first, at one moment",
+        description="Refused with the reason when the old meter's final registers are below the reading "
+        "before, the new meter's first above a reading after, the moment is in the future, or the "
+        "connection is not active. The connection takes the new meter's number.",
+    )
+    def post(self, request: Request, connection_id: int) -> Response:
+        connection = connection_get_for(user=request.user, connection_id=connection_id)
+        data = MeterExchangeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        exchange = services.meter_exchange_record(
+            connection=connection,
+            at=values["exchangedAt"],
+            old_final=_registers(values["oldFinal"]),
+            new_first=_registers(values["newFirst"]),
+            new_meter_number=values["newMeterNumber"],
+            new_meter_type=values["newMeterType"],
+            reason=values["reason"],
+            recorded_by=request.user,
+        )
+        return Response(MeterExchangeOutput(exchange).data, status=status.HTTP_201_CREATED)
+
+
 class ReadingUploadApi(APIView):
     """Many readings at once: a CSV file (field `file`) or a JSON list of rows."""
 
@@ -679,36 +781,6 @@ class ReadingUploadApi(APIView):
         return Response(
             {"accepted": report.accepted, "unchanged": report.unchanged, "refused": report.refused}
         )
-
-
-class BillPreviewApi(APIView):
-    permission_classes = [Allowed.to("billing.view_serviceconnection")]
-
-    class PreviewQuery(serializers.Serializer):
-        year = serializers.IntegerField(min_value=2000, max_value=2100)
-        month = serializers.IntegerField(min_value=1, max_value=12)
-        issueDate = serializers.DateField(required=False, help_text="Default: the last day of the month.")
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("year", int, required=True),
-            OpenApiParameter("month", int, required=True),
-            OpenApiParameter("issueDate", date),
-        ],
-        responses={200: BILL_RESPONSE},
-        summary="Rate a connection's month now, without issuing anything (the rate check)",
-    )
-    def get(self, request: Request, connection_id: int) -> Response:
-        connection = connection_get_for(user=request.user, connection_id=connection_id)
-        query = self.PreviewQuery(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        bill = bill_preview(
-            connection=connection,
-            year=query.validated_data["year"],
-            month=query.validated_data["month"],
-            issue_date=query.validated_data.get("issueDate"),
-        )
-        return Response({"connectionId": connection.number, **bill_body(bill)})
 
 
 class CalculatorApi(APIView):

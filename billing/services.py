@@ -27,6 +27,7 @@ from billing.models import (
     Customer,
     CustomerKind,
     Language,
+    MeterExchange,
     MeterReading,
     NumberCounter,
     NumberSeries,
@@ -439,6 +440,24 @@ def connection_income_declare(
     return connection
 
 
+# Why a connection in each status other than Active takes no reading (its lifecycle steps take theirs).
+NO_READINGS = {
+    ConnectionStatus.PENDING: "is not connected yet; its first reading is taken when it is connected",
+    ConnectionStatus.DISCONNECTED: "is disconnected; it takes no readings",
+    ConnectionStatus.CLOSED: "is closed; it takes no readings",
+}
+
+
+def check_takes_readings(connection: ServiceConnection) -> None:
+    if connection.status != ConnectionStatus.ACTIVE:
+        raise ReadingRefused(f"Connection {connection.number} {NO_READINGS[connection.status]}.")
+
+
+def _when(moment: datetime) -> str:
+    """A moment as a refusal names it: in the provider's local time, as readings are taken."""
+    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}"
+
+
 def _check_reading(
     *,
     connection: ServiceConnection,
@@ -450,20 +469,16 @@ def _check_reading(
     now: datetime,
 ) -> None:
     """Could the meter have shown `values` at `taken_at`, between its readings `before` and `after`?"""
-    if connection.status != ConnectionStatus.ACTIVE:
-        raise ReadingRefused(f"Connection {connection.number} is disconnected; it takes no readings.")
     if timezone.is_naive(taken_at):
         raise ReadingRefused("Give the reading's time with its time zone.", field="takenAt")
     if taken_at > now:
-        raise ReadingRefused(
-            f"The reading is dated in the future ({taken_at:%Y-%m-%d %H:%M}).", field="takenAt"
-        )
+        raise ReadingRefused(f"The reading is dated in the future ({_when(taken_at)}).", field="takenAt")
     negative = [name for name, value in values.items() if value < 0]
     if negative:
         raise ReadingRefused(f"A register cannot be negative: {', '.join(negative)}.", field=negative[0])
     if before is not None and before.taken_at == taken_at:
         raise ReadingDuplicate(
-            f"Connection {connection.number} already has a reading at {taken_at:%Y-%m-%d %H:%M}.",
+            f"Connection {connection.number} already has a reading at {_when(taken_at)}.",
             field="takenAt",
         )
     if before is not None and not meter_replaced:
@@ -471,18 +486,37 @@ def _check_reading(
             if values[name] < getattr(before, name):
                 raise ReadingRefused(
                     f"The {name.replace('_', ' ')} register ({number(values[name])}) is lower than the reading of "
-                    f"{before.taken_at:%Y-%m-%d %H:%M} ({number(getattr(before, name))}). If the meter was replaced, "
-                    "record the reading as a meter replacement.",
+                    f"{_when(before.taken_at)} ({number(getattr(before, name))}). If the meter was exchanged, "
+                    "record the meter exchange (the old meter's final reading and the new one's first).",
                     field=name,
                 )
-    if after is not None and not after.meter_replaced:
+    ceiling = _ceiling(after)
+    if ceiling is not None:
+        limits, what = ceiling
         for name in REGISTERS:
-            if values[name] > getattr(after, name):
+            if values[name] > limits[name]:
                 raise ReadingRefused(
-                    f"The {name.replace('_', ' ')} register ({number(values[name])}) is higher than the later reading "
-                    f"of {after.taken_at:%Y-%m-%d %H:%M} ({number(getattr(after, name))}).",
+                    f"The {name.replace('_', ' ')} register ({number(values[name])}) is higher than {what} "
+                    f"({number(limits[name])}).",
                     field=name,
                 )
+
+
+def _ceiling(after: MeterReading | None) -> tuple[dict[str, Decimal], str] | None:
+    """What a reading taken before `after` may not exceed, and how to name it: `after`'s registers;
+    where `after` is a new meter's first reading, the old meter's final registers at that exchange;
+    nothing for a reading flagged as a new meter's without an exchange (the old meter's end is unknown)."""
+    if after is None:
+        return None
+    exchange = getattr(after, "exchange", None)  # None when `after` is no exchange's first reading
+    if exchange is not None:
+        limits = {name: getattr(exchange, f"final_{name}") for name in REGISTERS}
+        return limits, f"the old meter's final reading at the exchange of {_when(after.taken_at)}"
+    if after.meter_replaced:
+        return None
+    return {name: getattr(after, name) for name in REGISTERS}, (
+        f"the later reading of {_when(after.taken_at)}"
+    )
 
 
 @transaction.atomic
@@ -498,6 +532,30 @@ def reading_record(
 ) -> MeterReading:
     """Record one reading, refused with the reason if the meter could not have shown it."""
     connection = ServiceConnection.objects.select_for_update().get(pk=connection.pk)
+    check_takes_readings(connection)
+    return reading_write(
+        connection=connection,
+        taken_at=taken_at,
+        registers=registers,
+        meter_replaced=meter_replaced,
+        source=source,
+        recorded_by=recorded_by,
+        now=now,
+    )
+
+
+def reading_write(
+    *,
+    connection: ServiceConnection,
+    taken_at: datetime,
+    registers: dict[str, Decimal],
+    meter_replaced: bool = False,
+    source: str = ReadingSource.API,
+    recorded_by: User | None = None,
+    now: datetime | None = None,
+) -> MeterReading:
+    """Check and store a reading of a connection the caller holds locked, whatever its status: the
+    lifecycle steps take theirs this way (the first reading of a connection not yet connected)."""
     values = {name: registers.get(name, Decimal("0")) for name in REGISTERS}
     readings = MeterReading.objects.filter(connection=connection)
     _check_reading(
@@ -506,7 +564,7 @@ def reading_record(
         values=values,
         meter_replaced=meter_replaced,
         before=readings.filter(taken_at__lte=taken_at).order_by("-taken_at").first(),
-        after=readings.filter(taken_at__gt=taken_at).order_by("taken_at").first(),
+        after=readings.filter(taken_at__gt=taken_at).select_related("exchange").order_by("taken_at").first(),
         now=now or timezone.now(),
     )
     return MeterReading.objects.create(
@@ -641,7 +699,9 @@ def _upload_for_connection(
     report: UploadReport,
 ) -> None:
     connection = ServiceConnection.objects.select_for_update().get(pk=connection.pk)
-    known = list(MeterReading.objects.filter(connection=connection).order_by("taken_at"))
+    known = list(
+        MeterReading.objects.filter(connection=connection).select_related("exchange").order_by("taken_at")
+    )
     times = [reading.taken_at for reading in known]
     new: list[MeterReading] = []
     for index, taken_at, values, replaced in rows:
@@ -656,6 +716,7 @@ def _upload_for_connection(
             continue
         after = known[position] if position < len(known) else None
         try:
+            check_takes_readings(connection)
             _check_reading(
                 connection=connection,
                 taken_at=taken_at,
@@ -758,3 +819,134 @@ PROFILE_API_NAMES = {
     "notify_reminders": "notifyReminders",
     "notify_payments": "notifyPayments",
 }
+# --- meter exchanges ------------------------------------------------------------------------------
+
+
+class ExchangeRefused(DomainError):
+    code = "meter_exchange_refused"
+
+
+class ExchangeDuplicate(Conflict):
+    code = "meter_exchange_duplicate"
+
+
+def _exchange_field(prefix: str, name: str) -> str:
+    """The API's name of one of an exchange's registers: `final` + `import_peak` -> finalImportPeak."""
+    return prefix + "".join(word.capitalize() for word in name.split("_"))
+
+
+def _registers_of(given: dict[str, Decimal], prefix: str, role: str) -> dict[str, Decimal]:
+    for name in REGISTERS[:2]:
+        if given.get(name) is None:
+            raise ExchangeRefused(
+                f"Give the {role} {name.replace('_', ' ')} register.", field=_exchange_field(prefix, name)
+            )
+    values = {name: given.get(name) or Decimal("0") for name in REGISTERS}
+    for name, value in values.items():
+        if value < 0:
+            raise ExchangeRefused(
+                f"A register cannot be negative: the {role} {name.replace('_', ' ')}.",
+                field=_exchange_field(prefix, name),
+            )
+    return values
+
+
+@transaction.atomic
+def meter_exchange_record(
+    *,
+    connection: ServiceConnection,
+    at: datetime,
+    old_final: dict[str, Decimal],
+    new_first: dict[str, Decimal],
+    new_meter_number: str,
+    reason: str,
+    recorded_by: User | None,
+    new_meter_type: str = "",
+    now: datetime | None = None,
+) -> MeterExchange:
+    """Record a meter exchange: the old meter's final registers and the new meter's first, at `at`.
+
+    The old meter's final is checked against the readings before it (no register lower than the last
+    one), the new meter's first against the readings after it (none higher than a later one), as
+    readings are. The new first becomes the connection's reading at `at` (flagged as a new meter's),
+    and the connection takes the new meter's number (and type, when given)."""
+    connection = ServiceConnection.objects.select_for_update().get(pk=connection.pk)
+    now = now or timezone.now()
+    new_meter_number = new_meter_number.strip()
+    reason = reason.strip()
+    if connection.status != ConnectionStatus.ACTIVE:
+        raise ExchangeRefused(
+            f"Connection {connection.number} is {connection.get_status_display().lower()}; only an active "
+            "connection's meter is exchanged."
+        )
+    if timezone.is_naive(at):
+        raise ExchangeRefused("Give the exchange's time with its time zone.", field="exchangedAt")
+    if at > now:
+        raise ExchangeRefused(f"The exchange is dated in the future ({_when(at)}).", field="exchangedAt")
+    if not new_meter_number:
+        raise ExchangeRefused("Give the new meter's number.", field="newMeterNumber")
+    if new_meter_number == connection.meter_number:
+        raise ExchangeRefused(
+            f"Meter {new_meter_number} is the one being taken out; give the new meter's number.",
+            field="newMeterNumber",
+        )
+    if not reason:
+        raise ExchangeRefused("Say why the meter was exchanged.", field="reason")
+    final = _registers_of(old_final, "final", "old meter's final")
+    first = _registers_of(new_first, "first", "new meter's first")
+    readings = MeterReading.objects.filter(connection=connection).select_related("exchange")
+    before = readings.filter(taken_at__lte=at).order_by("-taken_at").first()
+    after = readings.filter(taken_at__gt=at).order_by("taken_at").first()
+    if before is not None and before.taken_at == at:
+        what = "a meter exchange" if getattr(before, "exchange", None) else "a reading"
+        raise ExchangeDuplicate(
+            f"Connection {connection.number} already has {what} at {_when(at)}; an exchange needs "
+            "a moment of its own.",
+            field="exchangedAt",
+        )
+    if before is not None:
+        for name in REGISTERS:
+            if final[name] < getattr(before, name):
+                raise ExchangeRefused(
+                    f"The old meter's final {name.replace('_', ' ')} register ({number(final[name])}) is lower "
+                    f"than the reading of {_when(before.taken_at)} ({number(getattr(before, name))}).",
+                    field=_exchange_field("final", name),
+                )
+    ceiling = _ceiling(after)
+    if ceiling is not None:
+        limits, what = ceiling
+        for name in REGISTERS:
+            if first[name] > limits[name]:
+                raise ExchangeRefused(
+                    f"The new meter's first {name.replace('_', ' ')} register ({number(first[name])}) is higher "
+                    f"than {what} ({number(limits[name])}).",
+                    field=_exchange_field("first", name),
+                )
+    reading = MeterReading.objects.create(
+        provider_id=connection.provider_id,
+        connection=connection,
+        taken_at=at,
+        meter_replaced=True,
+        source=ReadingSource.EXCHANGE,
+        recorded_by=recorded_by,
+        **first,
+    )
+    exchange = MeterExchange(
+        provider_id=connection.provider_id,
+        connection=connection,
+        first_reading=reading,
+        exchanged_at=at,
+        old_meter_number=connection.meter_number,
+        old_meter_type=connection.meter_type,
+        new_meter_number=new_meter_number,
+        new_meter_type=new_meter_type.strip() or connection.meter_type,
+        reason=reason,
+        recorded_by=recorded_by,
+        **{f"final_{name}": value for name, value in final.items()},
+        **{f"first_{name}": value for name, value in first.items()},
+    )
+    exchange.full_clean(exclude=["provider", "connection", "first_reading", "recorded_by"])
+    exchange.save()
+    connection.meter_number, connection.meter_type = exchange.new_meter_number, exchange.new_meter_type
+    connection.save(update_fields=["meter_number", "meter_type"])
+    return exchange

@@ -18,7 +18,11 @@ urlpatterns = [
         api.ConnectionReadingsApi.as_view(),
         name="connection-readings",
     ),
-    path("connections/<int:connection_id>/bill-preview", api.BillPreviewApi.as_view(), name="bill-preview"),
+    path(
+        "connections/<int:connection_id>/meter-exchanges",
+        api.ConnectionMeterExchangesApi.as_view(),
+        name="connection-meter-exchanges",
+    ),
     path("readings/upload", api.ReadingUploadApi.as_view(), name="readings-upload"),
     path("calculator", api.CalculatorApi.as_view(), name="calculator"),
     path("customers/<int:customer_id>/invite", api.CustomerInviteApi.as_view(), name="customer-invite"),

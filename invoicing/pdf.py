@@ -21,6 +21,7 @@ Rendering fetches nothing from the network: no external stylesheet, image or fon
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -30,7 +31,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from weasyprint.urls import URLFetcher
 
-from billing.rating import GRADUATED
+from billing.months import parse_month
+from billing.rating import GRADUATED, SUBTRACTED
 from invoicing.models import Adjustment, AdjustmentDirection, AdjustmentKind, Invoice, InvoiceLine, Payment
 from providers.models import Subsidy, TaxRule
 
@@ -43,7 +45,11 @@ SECTIONS = (
     ("energy", "Energy charges", "Total energy charges"),
     ("tax", "Taxes and duties", "Total taxes and duties"),
     ("fixed", "Fixed charges", "Total fixed charges"),
+    ("fee", "Other charges", "Total other charges"),  # one-off: a reconnection fee
     ("subsidy", "Subsidies (subtracted)", "Total subsidies"),
+    ("estimate", "Charged on estimates, taken back by this reading", "Total taken back"),
+    ("credit", "Credit from your previous bill", "Total credit"),
+    ("carried", "Credit carried to your next bill (this bill cannot be below zero)", "Total carried"),
 )
 
 
@@ -71,13 +77,14 @@ class Section:
 
 
 def bill_sections(lines: list[InvoiceLine]) -> list[Section]:
-    """The lines grouped as the bill prints them; subsidies carry a minus sign."""
+    """The lines grouped as the bill prints them; what is subtracted (subsidies, estimates taken back,
+    a credit brought) carries a minus sign."""
     sections = []
     for kind, title, total_label in SECTIONS:
         section = Section(title, total_label)
         for line in lines:
             if line.kind == kind:
-                amount = -line.amount if kind == "subsidy" else line.amount
+                amount = -line.amount if kind in SUBTRACTED else line.amount
                 section.lines.append({"label": line.label, "amount": amount})
                 section.total += amount
         if section.lines:
@@ -135,6 +142,78 @@ def _energy_steps(trace: dict, days: Decimal | None, lines: list[InvoiceLine]) -
     return steps
 
 
+def _meters(trace: dict) -> list[dict[str, Any]]:
+    """Each meter's part of a period across a meter exchange: its readings and units per register."""
+    return [
+        {
+            "meter": part.get("meter") or "",
+            "from": datetime.fromisoformat(part["from"]),
+            "to": datetime.fromisoformat(part["to"]),
+            **{
+                side: {name: _decimal(value) for name, value in part.get(side, {}).items()}
+                for side in ("opening", "closing", "units")
+            },
+        }
+        for part in trace.get("meters", [])
+    ]
+
+
+def _moment(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _registers(values: dict | None) -> dict[str, Decimal | None]:
+    return {name: _decimal(value) for name, value in (values or {}).items()}
+
+
+def _estimate(trace: dict) -> dict[str, Any] | None:
+    """How an estimated bill's units were reached: the basis, its periods, the daily averages."""
+    estimate = trace.get("estimate")
+    if not estimate:
+        return None
+    return {
+        "from": _moment(estimate["from"]),
+        "to": _moment(estimate["to"]),
+        "days": _decimal(estimate["days"]),
+        "basis": estimate["basis"],
+        "periods": [
+            {
+                "from": _moment(period["from"]),
+                "to": _moment(period["to"]),
+                "days": _decimal(period["days"]),
+                "units": _registers(period["units"]),
+            }
+            for period in estimate["periods"]
+        ],
+        "daily": _registers(estimate["dailyAverage"]),
+        "units": _registers(estimate["units"]),
+        "opening": _registers(estimate.get("opening")),
+        "closing": _registers(estimate.get("closing")),
+    }
+
+
+def _true_up(trace: dict) -> dict[str, Any] | None:
+    """A true-up: the span since the last actual reading, and what each estimate since charged."""
+    true_up = trace.get("trueUp")
+    if not true_up:
+        return None
+    span = trace.get("span", {})
+    return {
+        "from": _moment(span.get("from")),
+        "to": _moment(span.get("to")),
+        "estimates": [
+            {
+                "number": row["number"],
+                "period": parse_month(row["period"]),
+                **{name: _decimal(row[name]) for name in ("energy", "taxes", "subsidies", "charged")},
+            }
+            for row in true_up["estimates"]
+        ],
+        "taken_back": _decimal(true_up["takenBack"]),
+        "usage_charges": _decimal(true_up["usageCharges"]),
+    }
+
+
 def bill_explanation(invoice: Invoice, lines: list[InvoiceLine]) -> dict[str, Any] | None:
     """The trace's figures, ready to be put into words; None for a bill issued without a trace."""
     trace = invoice.trace or {}
@@ -188,6 +267,15 @@ def bill_explanation(invoice: Invoice, lines: list[InvoiceLine]) -> dict[str, An
         "taxes": taxes,
         "total_import": _decimal(trace.get("totalImport")),
         "subsidies": subsidies,
+        "meters": _meters(trace),
+        "estimate": _estimate(trace),
+        "true_up": _true_up(trace),
+        "credit_brought": trace.get("creditBrought")
+        and {
+            "from": trace["creditBrought"]["from"],
+            "amount": _decimal(trace["creditBrought"]["amount"]),
+        },
+        "credit_carried": _decimal(trace.get("creditCarried")),
     }
 
 

@@ -53,6 +53,7 @@ def test_the_staff_pages_are_labelled(page: Page, sign_in, super_creator, bills)
                 "/invoices",
                 "/billing-runs",
                 f"/messages?customer={march.customer.number}",
+                f"/connections/{march.connection_id}/lifecycle",
             ],
         )
         == {}

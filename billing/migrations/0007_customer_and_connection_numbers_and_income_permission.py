@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0003_customer_contact_details_and_lifecycle_statuses'),
+        ('billing', '0006_connection_events'),
         ('providers', '0003_tariff_same_day_correction'),
     ]
 
