@@ -56,6 +56,7 @@ BILLING_VIEW = {
     "billing.view_serviceconnection": PROVIDER,
     "billing.view_meterreading": PROVIDER,
     "billing.view_meterexchange": PROVIDER,
+    "billing.view_connectiontypechange": PROVIDER,
 }
 READINGS_ADD = {"billing.add_meterreading": PROVIDER}
 # Recording a meter exchange (the old meter's final reading and the new meter's first): whoever may

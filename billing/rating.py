@@ -692,8 +692,10 @@ def rate_parts(
         if last:
             units, imported = units_left, import_left
         else:
-            units = {bucket: round_half_up(value * share, KWH) for bucket, value in usage.units.items()}
-            imported = round_half_up(usage.total_import * share, KWH)
+            units = {
+                bucket: round_half_up(Fraction(value) * share, KWH) for bucket, value in usage.units.items()
+            }
+            imported = round_half_up(Fraction(usage.total_import) * share, KWH)
             units_left = {bucket: units_left[bucket] - units[bucket] for bucket in units_left}
             import_left -= imported
         own = Usage(days=Fraction(usage.days) * share, units=units, total_import=imported)
@@ -715,6 +717,7 @@ def rate_parts(
                 "totalImport": imported,
                 "energy": rated.energy,
                 "taxes": rated.taxes,
+                "taxLines": len(rated.lines_of("tax")),
                 "subsidies": rated.subsidies,
             }
         )
