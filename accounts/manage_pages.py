@@ -42,8 +42,10 @@ USERS_PER_PAGE = 50
 # What each role lets a person do, beside its checkbox.
 ROLE_DESCRIPTIONS = {
     Role.CUSTOMER: "Sees their own bills, payments and usage in the customer portal.",
-    Role.INVOICE_CREATOR: "Issues invoices and takes payments on the invoices they created.",
-    Role.SUPER_CREATOR: "Every invoice of the provider, payments, billing runs and officer adjustments.",
+    Role.INVOICE_CREATOR: "Opens customer accounts and connections, records readings, issues invoices and takes "
+    "payments on the invoices they created.",
+    Role.SUPER_CREATOR: "Every invoice of the provider, payments, billing runs and officer adjustments; "
+    "customers' and connections' details.",
     Role.AUDITOR: "Reads the audit trail, invoice and pricing history; asks questions in plain words.",
     Role.ADMIN: "Users and their roles, the provider's settings and prices, and all staff work.",
 }
@@ -58,6 +60,7 @@ PROVIDER_FIELDS = {
     "phoneNumber": "phone",
     "dueDays": "due_days",
     "lateSurchargePercent": "late_surcharge_percent",
+    "reconnectionFee": "reconnection_fee",
     "isActive": "is_active",
     "kwhPrice": "kwh_price",
 }
@@ -311,12 +314,30 @@ class ProviderSettingsForm(forms.Form):
         initial=Decimal("10.00"),
         help_text="Percent of the current charges added once when a bill passes its due date unpaid.",
     )
+    reconnection_fee = forms.DecimalField(
+        label="Reconnection fee",
+        max_digits=14,
+        decimal_places=2,
+        min_value=Decimal("0"),
+        initial=Decimal("0.00"),
+        required=False,
+        help_text="Charged on the next bill of a connection reconnected after a disconnection; empty or 0 for none.",
+    )
     is_active = forms.BooleanField(
         label="Active", required=False, initial=True, help_text="Inactive providers are not billed."
+    )
+    estimate_missing_readings = forms.BooleanField(
+        label="Estimate a month without a reading",
+        required=False,
+        initial=True,
+        help_text="Bill it on the connection's past usage; the next actual reading trues the estimate up.",
     )
 
     def clean_currency(self) -> str:
         return self.cleaned_data["currency"].upper()
+
+    def clean_reconnection_fee(self) -> Decimal:
+        return self.cleaned_data["reconnection_fee"] or Decimal("0.00")
 
 
 class ProviderCreateForm(ProviderSettingsForm):

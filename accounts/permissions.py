@@ -56,8 +56,47 @@ BILLING_VIEW = {
     "billing.view_customer": PROVIDER,
     "billing.view_serviceconnection": PROVIDER,
     "billing.view_meterreading": PROVIDER,
+    "billing.view_connectionevent": PROVIDER,  # a connection's lifecycle history
+    "billing.view_connectiontypechange": PROVIDER,  # and its changes of type
+    "billing.view_meterexchange": PROVIDER,
+    "billing.view_connectiontypechange": PROVIDER,
 }
 READINGS_ADD = {"billing.add_meterreading": PROVIDER}
+# Opening accounts at the counter: a clerk (Invoice_Creator), a super creator and an administrator add
+# customers and connections, connect a new connection with its first reading (add_meterreading), and
+# record a customer's declared monthly income (who recorded it is kept with it). Changing a customer's
+# or a connection's details afterwards is for the super creator and the administrator: what a clerk
+# typed wrongly is corrected by a second person. The auditor only reads; a customer changes their own
+# contact details in the portal, never through these.
+ACCOUNTS_OPEN = {
+    "billing.add_customer": PROVIDER,
+    "billing.add_serviceconnection": PROVIDER,
+    "billing.declare_income": PROVIDER,
+}
+ACCOUNTS_CHANGE = {
+    "billing.change_customer": PROVIDER,
+    "billing.change_serviceconnection": PROVIDER,
+}
+# Recording a meter exchange (the old meter's final reading and the new meter's first): whoever may
+# add readings.
+METER_EXCHANGE_ADD = {"billing.add_meterexchange": PROVIDER}
+# A connection's life, step by step. The counter's routine steps, taken at the customer's request
+# (connect with the first reading, disconnect on request, reconnect, a move-out and move-in with its
+# final bill), are the clerks' (Invoice_Creator) as well as the officers'. The steps that decide
+# against a customer or change how they are priced are the officers' (Super_Creator, Admin) alone:
+# a disconnection order for non-payment, closing a connection for good, a change of connection type.
+# Auditors read the history (view_connectionevent) and take no step; customers take none.
+LIFECYCLE_ROUTINE = {
+    "billing.connect_connection": PROVIDER,
+    "billing.disconnect_connection": PROVIDER,
+    "billing.reconnect_connection": PROVIDER,
+    "billing.move_connection": PROVIDER,
+}
+LIFECYCLE_OFFICER = {
+    "billing.order_disconnection": PROVIDER,
+    "billing.close_connection": PROVIDER,
+    "billing.change_connection_type": PROVIDER,
+}
 # What a month would cost, for hypothetical usage, on the caller's provider's prices in force today.
 CALCULATOR = {"billing.use_calculator": PROVIDER}
 
@@ -106,6 +145,11 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **SCHEDULE_EDIT,
         **BILLING_VIEW,
         **READINGS_ADD,
+        **ACCOUNTS_OPEN,
+        **ACCOUNTS_CHANGE,
+        **LIFECYCLE_ROUTINE,
+        **LIFECYCLE_OFFICER,
+        **METER_EXCHANGE_ADD,
         **CALCULATOR,
         **INVOICING_VIEW,
         **INVOICING_MANAGE,
@@ -126,6 +170,11 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **SCHEDULE_VIEW,
         **BILLING_VIEW,
         **READINGS_ADD,
+        **ACCOUNTS_OPEN,
+        **ACCOUNTS_CHANGE,
+        **LIFECYCLE_ROUTINE,
+        **LIFECYCLE_OFFICER,
+        **METER_EXCHANGE_ADD,
         **CALCULATOR,
         **INVOICING_VIEW,
         **INVOICING_MANAGE,
@@ -137,6 +186,9 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **SCHEDULE_VIEW,
         **BILLING_VIEW,
         **READINGS_ADD,
+        **ACCOUNTS_OPEN,
+        **LIFECYCLE_ROUTINE,
+        **METER_EXCHANGE_ADD,
         **CALCULATOR,
         "invoicing.add_invoice": PROVIDER,
         "invoicing.view_invoice": OWN,

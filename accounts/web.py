@@ -143,7 +143,13 @@ NAV: tuple[tuple[str, tuple[NavEntry, ...]], ...] = (
         ("All invoices", "invoices-all", "invoicing.view_invoice", PROVIDER),
         ("Billing runs", "run-list", "invoicing.view_billingrun", None),
         ("E-mails", "message-list", "accounts.view_message", None),
+        ("Meter exchanges", "meter-exchanges", "billing.view_meterexchange", None),
         ("Usage calculator", "usage-calculator", "billing.view_customer", None),
+    )),
+    ("Customers", (
+        ("Customers", "customer-list", "billing.view_customer", None),
+        ("New customer", "customer-new", "billing.add_customer", None),
+        ("Import customers", "customer-import", "billing.add_serviceconnection", None),
     )),
     ("Audit", (
         ("Audit log", "audit-log", "auditing.view_auditlog", None),

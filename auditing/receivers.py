@@ -35,12 +35,16 @@ AUDITED = (
     "billing.Customer",
     "billing.ServiceConnection",
     "billing.MeterReading",
+    "billing.ConnectionEvent",
+    "billing.MeterExchange",
+    "billing.ConnectionTypeChange",
     "invoicing.Invoice",
     "invoicing.Payment",
     "invoicing.PaymentAllocation",
     "invoicing.Adjustment",
     "invoicing.PaymentMethod",
     "invoicing.BillingRun",
+    "invoicing.PendingCharge",
 )
 
 

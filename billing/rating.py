@@ -28,7 +28,7 @@ for people. Fractions would do the same, several times slower: they stay in the 
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 from fractions import Fraction
 from typing import Any, NamedTuple
@@ -104,6 +104,24 @@ class Reading:
     import_off_peak: Decimal
     export_peak: Decimal = ZERO
     export_off_peak: Decimal = ZERO
+    replaced: bool = False  # flagged as a new meter's (a meter exchange's first reading, or a bare flag)
+
+    def registers(self) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+        return (self.import_peak, self.import_off_peak, self.export_peak, self.export_off_peak)
+
+
+@dataclass(frozen=True, slots=True)
+class MeterChange:
+    """A meter exchanged: the old meter's final registers and the new meter's first, at one moment."""
+
+    final: Reading
+    first: Reading
+    old_meter: str = ""
+    new_meter: str = ""
+
+    @property
+    def at(self) -> datetime:
+        return self.final.at
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +217,10 @@ def _own_or_general(rows: Sequence[Any], connection_type: Any) -> tuple:
 
 
 class Line(NamedTuple):  # a tuple, not a frozen dataclass: bills are made by the hundred thousand
-    kind: str  # energy, tax, fixed, subsidy (subsidy amounts are positive and subtracted)
+    # energy, tax, fixed, subsidy, estimate, credit, carried. Amounts are never negative: a subsidy,
+    # an estimate's charges a true-up takes back and a credit brought are subtracted (`SUBTRACTED`),
+    # a credit carried to the next bill is added (it lifts this bill to zero).
+    kind: str
     label: str
     amount: Decimal
     code: str = ""
@@ -213,6 +234,7 @@ class Usage:
     days: Decimal | Fraction  # exact: usage_between gives a Fraction, a clerk's whole month a Decimal
     units: dict[str, Decimal]  # bucket -> net kWh
     total_import: Decimal
+    meters: tuple[dict, ...] = ()  # across a meter exchange: each meter's part, for the trace
 
 
 class RatedBill(NamedTuple):
@@ -227,6 +249,11 @@ class RatedBill(NamedTuple):
     late_surcharge: Decimal
     payable_after_due: Decimal
     trace: dict
+    # Set by `settle` only: what a true-up subtracts for its estimates, a credit brought from the
+    # previous bill, and a credit carried on to the next one (current charges are never below zero).
+    estimated_billed: Decimal = NO_MONEY
+    credit_brought: Decimal = NO_MONEY
+    credit_carried: Decimal = NO_MONEY
 
     def lines_of(self, kind: str) -> list[Line]:
         return [line for line in self.lines if line.kind == kind]
@@ -252,22 +279,76 @@ def as_json(value: Any) -> Any:
     return value
 
 
-def usage_between(start: Reading, end: Reading) -> Usage:
-    """Step 1: the usage between two cumulative readings."""
+def usage_between(start: Reading, end: Reading, changes: Sequence[MeterChange] = ()) -> Usage:
+    """Step 1: the usage between two cumulative readings, across any meter exchanges between them
+    (`changes` in time order): per register, each meter's part (DESIGN.md "Meter exchange")."""
     if end.at <= start.at:
         raise RatingError(f"The closing reading ({end.at}) must come after the opening one ({start.at}).")
-    # Whole microseconds, never float seconds: the days are exact.
-    days = Fraction((end.at - start.at) // _MICROSECOND, MICROSECONDS_PER_DAY)
-    peak_in = end.import_peak - start.import_peak
-    off_in = end.import_off_peak - start.import_off_peak
-    peak_out = end.export_peak - start.export_peak
-    off_out = end.export_off_peak - start.export_off_peak
-    if min(peak_in, off_in, peak_out, off_out) < 0:
-        raise RatingError(
-            "A register went down between the two readings; record the meter replacement first."
-        )
+    days = days_between(start.at, end.at)
+    (peak_in, off_in, peak_out, off_out), meters = register_units(start, end, changes)
     units = {PEAK: max(peak_in - peak_out, ZERO), OFF_PEAK: max(off_in - off_out, ZERO)}
-    return Usage(days=days, units=units, total_import=peak_in + off_in)
+    return Usage(days=days, units=units, total_import=peak_in + off_in, meters=meters)
+
+
+def days_between(start: datetime, end: datetime) -> Fraction:
+    """The exact days from `start` to `end`: whole microseconds, never float seconds."""
+    return Fraction((end - start) // _MICROSECOND, MICROSECONDS_PER_DAY)
+
+
+def register_units(
+    start: Reading, end: Reading, changes: Sequence[MeterChange] = ()
+) -> tuple[tuple[Decimal, Decimal, Decimal, Decimal], tuple[dict, ...]]:
+    """Each register's units (import peak, import off-peak, export peak, export off-peak) between two
+    readings, across the meter exchanges between them, and each meter's part (none without one)."""
+    if changes:
+        return _across_meters(start, end, changes)
+    units = (
+        end.import_peak - start.import_peak,
+        end.import_off_peak - start.import_off_peak,
+        end.export_peak - start.export_peak,
+        end.export_off_peak - start.export_off_peak,
+    )
+    if min(units) < 0:
+        raise RatingError(
+            "A register went down between the two readings; if the meter was exchanged, record the "
+            "meter exchange (the old meter's final registers and the new meter's first)."
+        )
+    return units, ()
+
+
+REGISTER_NAMES = ("importPeak", "importOffPeak", "exportPeak", "exportOffPeak")  # as the trace names them
+
+
+def _across_meters(
+    start: Reading, end: Reading, changes: Sequence[MeterChange]
+) -> tuple[tuple[Decimal, Decimal, Decimal, Decimal], tuple[dict, ...]]:
+    """Each register's units summed over the meters' parts: opening to the first exchange's old final,
+    each new first to the next old final, the last new first to the closing reading."""
+    totals = [ZERO, ZERO, ZERO, ZERO]
+    meters = []
+    opening, meter = start, changes[0].old_meter
+    for change in (*changes, None):
+        closing = end if change is None else change.final
+        part = [high - low for high, low in zip(closing.registers(), opening.registers(), strict=True)]
+        if min(part) < 0:
+            raise RatingError(
+                f"A register of meter {meter or '(unnumbered)'} went down between {opening.at:%Y-%m-%d %H:%M} "
+                f"and {closing.at:%Y-%m-%d %H:%M}; check the readings and the meter exchange."
+            )
+        totals = [total + units for total, units in zip(totals, part, strict=True)]
+        meters.append(
+            {
+                "meter": meter,
+                "from": opening.at.isoformat(),
+                "to": closing.at.isoformat(),
+                "opening": dict(zip(REGISTER_NAMES, opening.registers(), strict=True)),
+                "closing": dict(zip(REGISTER_NAMES, closing.registers(), strict=True)),
+                "units": dict(zip(REGISTER_NAMES, part, strict=True)),
+            }
+        )
+        if change is not None:
+            opening, meter = change.first, change.new_meter
+    return (totals[0], totals[1], totals[2], totals[3]), tuple(meters)
 
 
 def _in_band(amount: Decimal, hours: Decimal, low: Decimal, high: Decimal | None) -> bool:
@@ -412,15 +493,24 @@ def rate_usage(
             payable_before_due=current + arrears,
             late_surcharge=late,
             payable_after_due=current + arrears + late,
-            trace={
-                "billingDays": _shown(span.p, span.q),
-                "units": dict(usage.units),
-                "totalImport": usage.total_import,
-                "energy": energy_trace,
-                "taxBase": energy,
-                "subsidyTests": subsidy_trace,
-            },
+            trace=_with_meters(
+                {
+                    "billingDays": _shown(span.p, span.q),
+                    "units": dict(usage.units),
+                    "totalImport": usage.total_import,
+                    "energy": energy_trace,
+                    "taxBase": energy,
+                    "subsidyTests": subsidy_trace,
+                },
+                usage,
+            ),
         )
+
+
+def _with_meters(trace: dict, usage: Usage) -> dict:
+    if usage.meters:  # only across an exchange: every other bill's trace stays as small as it was
+        trace["meters"] = list(usage.meters)
+    return trace
 
 
 def _row_order(row: Tax | FixedFee | SubsidyRule) -> tuple:
@@ -466,3 +556,242 @@ def period_readings(readings: Iterable[Reading], year: int, month: int) -> tuple
     if previous in last and (year, month) in last:
         return last[previous], last[(year, month)]
     return None
+
+
+# Line kinds subtracted from a bill's total; every other kind adds to it.
+SUBTRACTED = frozenset({"subsidy", "estimate", "credit"})
+
+
+class Estimated(NamedTuple):
+    """An estimated bill the next actual reading trues up: its usage-dependent figures as issued."""
+
+    number: str
+    period: date
+    energy: Decimal
+    taxes: Decimal
+    subsidies: Decimal
+    units: dict[str, Decimal]  # net kWh per bucket (peak, off-peak), as the bill recorded them
+
+    @property
+    def charged(self) -> Decimal:
+        """Energy + taxes - subsidies: never below the taxes, subsidies being capped at the energy."""
+        return self.energy + self.taxes - self.subsidies
+
+
+def settle(
+    bill: RatedBill,
+    *,
+    estimates: Sequence[Estimated] = (),
+    credit: Decimal = NO_MONEY,
+    credit_from: str = "",
+    late_surcharge_percent: Decimal = ZERO,
+) -> RatedBill:
+    """A true-up of estimated bills, and a credit brought from the previous bill, applied to `bill`.
+
+    True-up (DESIGN.md "Estimated reads"): `bill` is rated on the whole span since the last actual
+    reading, as one period, with this month's fixed charges; each estimated bill since is taken back,
+    its energy + taxes - subsidies, as an `estimate` line. So the estimates' usage-dependent lines plus
+    the true-up's come to those of the whole span, and every bill keeps its own month's fixed charges.
+
+    A credit: when the result is below zero, the bill's own amount is zero (a line `carried` lifts it
+    there) and the difference is carried to the next bill of the connection, which subtracts it as a
+    `credit` line, carrying on whatever still exceeds its own amount. No bill is ever negative, so an
+    issued amount, a balance and the ledger (billed + adjustments - payments = open balances) hold as
+    they are; a credit waiting for the next bill is owed to no bill and sits in no balance. The late
+    surcharge applies to a positive amount only (zero on a bill brought to zero).
+    """
+    if not estimates and not credit:
+        return bill
+    with localcontext(EXACT):
+        lines = list(bill.lines)
+        trace = dict(bill.trace)
+        taken_back = NO_MONEY
+        if estimates:
+            for estimate in estimates:
+                label = f"Billed on the estimate of {estimate.period:%B %Y} ({estimate.number})"
+                lines.append(Line("estimate", label, estimate.charged, estimate.number))
+                taken_back += estimate.charged
+            trace["trueUp"] = {
+                "estimates": [
+                    {
+                        "number": estimate.number,
+                        "period": f"{estimate.period:%Y-%m}",
+                        "energy": estimate.energy,
+                        "taxes": estimate.taxes,
+                        "subsidies": estimate.subsidies,
+                        "charged": estimate.charged,
+                        "units": dict(estimate.units),
+                    }
+                    for estimate in estimates
+                ],
+                "takenBack": taken_back,
+                "usageCharges": bill.energy + bill.taxes - bill.subsidies,
+            }
+        due = bill.energy + bill.taxes + bill.fixed - bill.subsidies - taken_back
+        if credit:
+            lines.append(Line("credit", f"Credit carried from bill {credit_from}"[:120], credit, credit_from))
+            trace["creditBrought"] = {"from": credit_from, "amount": credit}
+            due -= credit
+        carried = -due if due < 0 else NO_MONEY
+        if carried:
+            lines.append(Line("carried", "Credit carried to your next bill", carried))
+            trace["creditCarried"] = carried
+            due = NO_MONEY
+        late = money(due * late_surcharge_percent / 100) if late_surcharge_percent and due > 0 else NO_MONEY
+        return bill._replace(
+            lines=tuple(lines),
+            current_charges=due,
+            payable_before_due=due + bill.arrears,
+            late_surcharge=late,
+            payable_after_due=due + bill.arrears + late,
+            trace=trace,
+            estimated_billed=taken_back,
+            credit_brought=credit,
+            credit_carried=carried,
+        )
+
+
+# --- a change of connection type within a period ---------------------------------------------------
+
+
+class Part(NamedTuple):
+    """A part of a period billed on one connection type's rows: its calendar days and its schedule."""
+
+    days: int  # calendar days of the period in this part
+    schedule: Schedule  # the part's type's rows in force (their fixed charges are the last part's alone)
+    label: str  # how its lines say which part they are, e.g. "1-14 Mar"
+    trace: dict  # what the trace says of it (its dates, its type)
+
+
+def rate_parts(
+    usage: Usage,
+    parts: Sequence[Part],
+    *,
+    income: Decimal | None = None,
+    arrears: Decimal = NO_MONEY,
+    late_surcharge_percent: Decimal = ZERO,
+) -> RatedBill:
+    """A period split by a change of connection type, each part rated on its own type's rows.
+
+    The rule (after DESIGN.md "Proration"): each part's share is its calendar days over the period's.
+    Each bucket's units, the import and the billing days are shared by that share (units rounded to
+    0.0001 kWh, the last part taking the remainder, so the parts add up to the period). Each part is
+    rated on its own: its slab by its own average, its minimums by its own days, a tax line per part
+    on that part's energy, its subsidies tested and capped on its own figures. The fixed charges are
+    those of the type in force at the period's end (the last part), once.
+    """
+    total = sum(part.days for part in parts)
+    units_left = dict(usage.units)
+    import_left = usage.total_import
+    lines: list[Line] = []
+    part_traces, energy_trace, subsidy_trace = [], [], []
+    energy = taxes = subsidies = NO_MONEY
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        share = Fraction(part.days, total)
+        if last:
+            units, imported = units_left, import_left
+        else:
+            units = {
+                bucket: round_half_up(Fraction(value) * share, KWH) for bucket, value in usage.units.items()
+            }
+            imported = round_half_up(Fraction(usage.total_import) * share, KWH)
+            units_left = {bucket: units_left[bucket] - units[bucket] for bucket in units_left}
+            import_left -= imported
+        own = Usage(days=Fraction(usage.days) * share, units=units, total_import=imported)
+        rated = rate_usage(own, _without_fixed(part.schedule), income=income)
+        for line in rated.lines:
+            lines.append(line._replace(label=f"{line.label}, {part.label}"[:120]))
+        energy += rated.energy
+        taxes += rated.taxes
+        subsidies += rated.subsidies
+        energy_trace += [{**step, "part": index} for step in rated.trace["energy"]]
+        subsidy_trace += [{**test, "part": index} for test in rated.trace["subsidyTests"]]
+        part_traces.append(
+            {
+                **part.trace,
+                "calendarDays": part.days,
+                "share": f"{part.days}/{total}",
+                "billingDays": rated.trace["billingDays"],
+                "units": dict(units),
+                "totalImport": imported,
+                "energy": rated.energy,
+                "taxes": rated.taxes,
+                "taxLines": len(rated.lines_of("tax")),
+                "subsidies": rated.subsidies,
+            }
+        )
+    fixed_schedule = parts[-1].schedule
+    with localcontext(EXACT):
+        current = energy + taxes + fixed_schedule.fixed_total - subsidies
+        late = money(current * late_surcharge_percent / 100) if late_surcharge_percent else NO_MONEY
+    span = Span.of(usage.days)
+    ordered = sorted(lines, key=lambda line: _KIND_ORDER[line.kind])  # energy, taxes, then subsidies
+    fixed_at = sum(1 for line in ordered if line.kind in ("energy", "tax"))
+    return RatedBill(
+        lines=(*ordered[:fixed_at], *fixed_schedule.fixed_lines, *ordered[fixed_at:]),
+        energy=energy,
+        taxes=taxes,
+        fixed=fixed_schedule.fixed_total,
+        subsidies=subsidies,
+        current_charges=current,
+        arrears=arrears,
+        payable_before_due=current + arrears,
+        late_surcharge=late,
+        payable_after_due=current + arrears + late,
+        trace=_with_meters(
+            {
+                "billingDays": _shown(span.p, span.q),
+                "units": dict(usage.units),
+                "totalImport": usage.total_import,
+                "energy": energy_trace,
+                "taxBase": energy,
+                "subsidyTests": subsidy_trace,
+                "parts": part_traces,
+            },
+            usage,
+        ),
+    )
+
+
+KWH = Decimal("0.0001")
+_KIND_ORDER = {"energy": 0, "tax": 1, "subsidy": 2}
+
+
+def _without_fixed(schedule: Schedule) -> Schedule:
+    return Schedule(tariffs=schedule.tariffs, taxes=schedule.taxes, subsidies=schedule.subsidies)
+
+
+def with_fees(bill: RatedBill, fees: Sequence[Line], *, late_surcharge_percent: Decimal = ZERO) -> RatedBill:
+    """A rated (and settled) bill carrying one-off charges (a reconnection fee), each its own line of
+    kind "fee": counted in the current charges, never taxed nor subsidised. A credit the bill would
+    carry to the next one pays for them first; the late surcharge, a percent of a positive amount,
+    follows them."""
+    if not fees:
+        return bill
+    total = sum((line.amount for line in fees), NO_MONEY)
+    offset = min(total, bill.credit_carried)
+    carried = bill.credit_carried - offset
+    current = bill.current_charges + total - offset
+    late = (
+        money(current * late_surcharge_percent / 100) if late_surcharge_percent and current > 0 else NO_MONEY
+    )
+    lines = [line for line in bill.lines if line.kind != "carried"]
+    trace = dict(bill.trace)
+    if carried:
+        trace["creditCarried"] = carried
+    else:
+        trace.pop("creditCarried", None)
+    return bill._replace(
+        lines=(
+            *lines,
+            *fees,
+            *([Line("carried", "Credit carried to your next bill", carried)] if carried else []),
+        ),
+        current_charges=current,
+        payable_before_due=current + bill.arrears,
+        late_surcharge=late,
+        payable_after_due=current + bill.arrears + late,
+        trace=trace,
+        credit_carried=carried,
+    )

@@ -1,18 +1,21 @@
 from datetime import date, datetime, time
 from decimal import Decimal
+from typing import Any
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.permissions import scope_to_reach
-from billing.models import Customer, MeterReading, ServiceConnection
-from billing.months import month_end, next_month, previous_month
+from billing.models import ConnectionTypeChange, Customer, MeterExchange, MeterReading, ServiceConnection
+from billing.months import next_month, previous_month
+from billing.periods import TypeChange
 from billing.rating import (
     OFF_PEAK,
     PEAK,
     FixedFee,
+    MeterChange,
     RatedBill,
     RatingError,
     Reading,
@@ -21,8 +24,6 @@ from billing.rating import (
     Tariff,
     Tax,
     Usage,
-    period_readings,
-    rate_period,
     rate_usage,
 )
 from config.errors import DomainError
@@ -83,11 +84,21 @@ def customer_language_of(user: User) -> str | None:
 
 
 def customer_list_for(*, user: User) -> QuerySet[Customer]:
-    return scope_to_provider(Customer.objects.all(), user).select_related("user", "provider")
+    """The caller's provider's customers, each with how many connections it has."""
+    return (
+        scope_to_provider(Customer.objects.all(), user)
+        .select_related("provider")
+        .annotate(connection_count=Count("connections"))
+    )
 
 
 def customer_get_for(*, user: User, customer_id: int) -> Customer:
-    return get_object_or_404(customer_list_for(user=user), pk=customer_id)
+    """One customer of the caller's provider (404 for any other), with its connections."""
+    connections = ServiceConnection.objects.select_related("connection_type").order_by("number")
+    return get_object_or_404(
+        customer_list_for(user=user).prefetch_related(Prefetch("connections", queryset=connections)),
+        pk=customer_id,
+    )
 
 
 # --- a customer's own account (SELF reach): their customer record, connections and readings ------------
@@ -127,16 +138,36 @@ def with_last_reading(connections: QuerySet[ServiceConnection]) -> list[ServiceC
 
 def connection_list_for(*, user: User) -> QuerySet[ServiceConnection]:
     return scope_to_provider(ServiceConnection.objects.all(), user).select_related(
-        "customer", "connection_type", "provider"
+        "customer", "connection_type", "provider", "income_recorded_by"
     )
+
+
+def type_changes_of(*, connections: list[int] | range) -> dict[int, list[TypeChange]]:
+    """Each connection's changes of type, in date order (1 query; a connection has a handful at most)."""
+    rows = (
+        ConnectionTypeChange.objects.filter(**_of_connections(connections))
+        .order_by("connection_id", "effective_from")
+        .values_list(
+            "connection_id",
+            "effective_from",
+            "from_type_id",
+            "to_type_id",
+            "from_type__code",
+            "to_type__code",
+        )
+    )
+    changes: dict[int, list[TypeChange]] = {}
+    for connection_id, *change in rows:
+        changes.setdefault(connection_id, []).append(TypeChange(*change))
+    return changes
+
+
+def meter_exchange_list_for(*, user: User) -> QuerySet[MeterExchange]:
+    return scope_to_provider(MeterExchange.objects.all(), user).select_related("connection", "recorded_by")
 
 
 def connection_get_for(*, user: User, connection_id: int) -> ServiceConnection:
     return get_object_or_404(connection_list_for(user=user), pk=connection_id)
-
-
-class NoReadings(DomainError):
-    code = "no_readings"
 
 
 def period_span(year: int, month: int) -> tuple[datetime, datetime]:
@@ -154,51 +185,59 @@ def readings_for_period(*, connections: list[int] | range, year: int, month: int
     the (connection, time) index serves it however many readings the table holds.
     """
     since, until = period_span(year, month)
-    if isinstance(connections, range):
-        of_connections = {"connection_id__gte": connections.start, "connection_id__lt": connections.stop}
-    else:
-        of_connections = {"connection_id__in": connections}
     rows = (
-        MeterReading.objects.filter(**of_connections, taken_at__gte=since, taken_at__lt=until)
+        MeterReading.objects.filter(**_of_connections(connections), taken_at__gte=since, taken_at__lt=until)
         .order_by()
-        .values_list("connection_id", "taken_at", *MeterReading.REGISTERS)
+        .values_list("connection_id", "taken_at", *MeterReading.REGISTERS, "meter_replaced")
     )
     zone = timezone.get_current_timezone()
     readings: dict[int, list[Reading]] = {}
-    for connection_id, taken_at, import_peak, import_off_peak, export_peak, export_off_peak in rows:
+    for connection_id, taken_at, import_peak, import_off_peak, export_peak, export_off_peak, replaced in rows:
         readings.setdefault(connection_id, []).append(
-            Reading(taken_at.astimezone(zone), import_peak, import_off_peak, export_peak, export_off_peak)
+            Reading(
+                taken_at.astimezone(zone),
+                import_peak,
+                import_off_peak,
+                export_peak,
+                export_off_peak,
+                replaced,
+            )
         )
     return readings
 
 
-def no_readings_reason(connection: ServiceConnection, year: int, month: int) -> str:
-    return (
-        f"Connection {connection.number} has no reading in {date(year, month, 1):%B %Y} or none in the "
-        "month before; a bill needs both."
-    )
+def _of_connections(connections: list[int] | range) -> dict[str, Any]:
+    if isinstance(connections, range):
+        return {"connection_id__gte": connections.start, "connection_id__lt": connections.stop}
+    return {"connection_id__in": connections}
 
 
-def bill_preview(
-    *, connection: ServiceConnection, year: int, month: int, issue_date: date | None = None
-) -> RatedBill:
-    """The bill the connection would get for a month, rated now and saved nowhere (the "rate check")."""
-    readings = readings_for_period(connections=[connection.pk], year=year, month=month)
-    period = period_readings(readings.get(connection.pk, ()), year, month)
-    if period is None:
-        raise NoReadings(no_readings_reason(connection, year, month), field="month")
-    schedule = schedule_in_force(
-        provider=connection.provider, day=issue_date or month_end(year, month)
-    ).for_type(connection.connection_type_id)
-    try:
-        return rate_period(
-            *period,
-            schedule,
-            income=connection.declared_monthly_income,
-            late_surcharge_percent=connection.provider.late_surcharge_percent,
+def meter_changes_between(
+    *, connections: list[int] | range, since: datetime, until: datetime
+) -> dict[int, list[MeterChange]]:
+    """Each connection's meter exchanges after `since` and before `until`, in time order (1 query)."""
+    rows = (
+        MeterExchange.objects.filter(
+            **_of_connections(connections), exchanged_at__gt=since, exchanged_at__lt=until
         )
-    except RatingError as problem:
-        raise DomainError(f"This bill cannot be rated: {problem}") from problem
+        .order_by("connection_id", "exchanged_at")
+        .values_list(
+            "connection_id",
+            "exchanged_at",
+            *MeterExchange.FINAL_REGISTERS,
+            *MeterExchange.FIRST_REGISTERS,
+            "old_meter_number",
+            "new_meter_number",
+        )
+    )
+    zone = timezone.get_current_timezone()
+    changes: dict[int, list[MeterChange]] = {}
+    for connection_id, exchanged_at, *registers, old_meter, new_meter in rows:
+        at = exchanged_at.astimezone(zone)
+        final = Reading(at, *registers[:4])
+        first = Reading(at, *registers[4:], replaced=True)
+        changes.setdefault(connection_id, []).append(MeterChange(final, first, old_meter, new_meter))
+    return changes
 
 
 def usage_estimate(

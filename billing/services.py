@@ -1,18 +1,22 @@
 """Customers, connections and meter readings: every write goes through here.
 
+Customers and connections are numbered as the provider gives them or from its own series, checked
+field by field, and scoped to one provider: a connection's type and its customer are its provider's.
+
 Readings are cumulative registers, so each one is checked against its neighbours in time: a
 register may not go down (unless the meter was replaced, which the reading records), nor exceed a
 later reading's. Readings of one connection are serialised on the connection row.
 """
 
+import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Message, User, normalize_email
@@ -23,7 +27,10 @@ from billing.models import (
     Customer,
     CustomerKind,
     Language,
+    MeterExchange,
     MeterReading,
+    NumberCounter,
+    NumberSeries,
     ReadingSource,
     ServiceConnection,
 )
@@ -46,12 +53,164 @@ class ReadingDuplicate(Conflict):
     code = "reading_duplicate"
 
 
+# --- customers and connections -------------------------------------------------------------------
+#
+# A number is given by the provider (as printed on its old bills) or, when none is given, generated
+# from the provider's own series (`DISCO-C-000123`, `DISCO-SC-000123`) under a locked counter row.
+# Either way a number is its provider's once: a clash is a 409 that names it.
+
+CNIC = re.compile(r"[0-9]{5}-[0-9]{7}-[0-9]")
+CNIC_DIGITS = re.compile(r"[0-9]{13}")
+PHONE = re.compile(r"\+?[0-9(][0-9 ()-]*")
+PHONE_DIGITS = range(7, 16)  # a local number has 7 or more; E.164 allows 15 at most
+ACCOUNT_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,39}")
+NUMBER_FORMAT = {NumberSeries.CUSTOMER: "{code}-C-{n:06d}", NumberSeries.CONNECTION: "{code}-SC-{n:06d}"}
+INCOME_LIMIT = Decimal("1e12")  # NUMERIC(14,2)
+CENT = Decimal("0.01")
+
+CUSTOMER_FIELDS = (
+    "name", "email", "phone", "address", "national_id", "kind", "organisation", "preferred_language",
+    "notify_bills", "notify_reminders", "notify_payments",
+)  # fmt: skip
+# What `connection_update` changes. Status, type and customer change only through the connection's
+# life (connect, disconnect, a type change, a move), each a service of its own.
+CONNECTION_FIELDS = ("meter_number", "meter_type", "division", "subdivision", "installation_date")
+
+# A refusal names the field as the API does (pages and admin map these to their own names).
+API_NAMES = {
+    "national_id": "nationalId",
+    "phone": "phoneNumber",
+    "preferred_language": "preferredLanguage",
+    "notify_bills": "notifyBills",
+    "notify_reminders": "notifyReminders",
+    "notify_payments": "notifyPayments",
+    "connection_type": "connectionType",
+    "meter_number": "meterNumber",
+    "meter_type": "meterType",
+    "installation_date": "installationDate",
+    "declared_monthly_income": "monthlyIncome",
+    "income_declared_on": "declaredOn",
+}
+
+
+class NumberTaken(Conflict):
+    code = "number_taken"
+
+
+class MeterInUse(Conflict):
+    code = "meter_in_use"
+
+
+class ConnectionClosed(Conflict):
+    code = "connection_closed"
+
+
+class ConnectionNotPending(Conflict):
+    code = "connection_not_pending"
+
+
+def _api_name(model: type[Customer] | type[ServiceConnection], name: str) -> str:
+    if name == "number":
+        return "customerId" if model is Customer else "connectionId"
+    return API_NAMES.get(name, name)
+
+
+def _full_clean(row: Customer | ServiceConnection, *, exclude: list[str]) -> None:
+    """The model's own checks (lengths, choices, the e-mail's form), refused at the first field."""
+    try:
+        row.full_clean(exclude=exclude, validate_unique=False)
+    except ValidationError as invalid:
+        name, messages = next(iter(invalid.message_dict.items()))
+        if name == NON_FIELD_ERRORS:
+            raise DomainError(" ".join(messages)) from invalid
+        label = str(type(row)._meta.get_field(name).verbose_name).capitalize()
+        raise DomainError(f"{label}: {' '.join(messages)}", field=_api_name(type(row), name)) from invalid
+
+
+def _account_number(value: str, *, what: str) -> str:
+    value = value.strip()
+    if not ACCOUNT_NUMBER.fullmatch(value):
+        raise DomainError(
+            f"A {what} number is up to 40 letters, digits, dashes, dots, slashes or underscores, starting "
+            f"with a letter or digit (e.g. LHR-RES-0001); {value!r} is not one. Leave it empty to have one given.",
+            field="customerId" if what == "customer" else "connectionId",
+        )
+    return value
+
+
+def _next_number(*, provider: Provider, series: str, taken: Any) -> str:
+    """The next number of the provider's series; the counter row stays locked until the caller commits.
+
+    A number given by hand that the series has reached is skipped (`taken`: the rows it may not clash with)."""
+    counter, _ = NumberCounter.objects.select_for_update().get_or_create(provider=provider, series=series)
+    last = counter.last
+    while True:
+        last += 1
+        candidate = NUMBER_FORMAT[series].format(code=provider.code, n=last)
+        if not taken.filter(number=candidate).exists():
+            break
+    NumberCounter.objects.filter(pk=counter.pk).update(last=last)
+    return candidate
+
+
+def _insert(row: Customer | ServiceConnection, *, taken: NumberTaken) -> None:
+    """Insert the row; a number another writer took meanwhile is the same 409 as one found before."""
+    try:
+        with transaction.atomic():
+            row.save()
+    except IntegrityError as clash:
+        if type(row).objects.filter(provider_id=row.provider_id, number=row.number).exists():
+            raise taken from clash
+        raise
+
+
+def _national_id(value: str) -> str:
+    """A CNIC as printed (12345-1234567-1); 13 digits typed without the dashes get them."""
+    value = value.strip()
+    if CNIC_DIGITS.fullmatch(value):
+        value = f"{value[:5]}-{value[5:12]}-{value[12]}"
+    if value and not CNIC.fullmatch(value):
+        raise DomainError(
+            f"A national id (CNIC) is 13 digits written 12345-1234567-1; {value!r} is not one.",
+            field="nationalId",
+        )
+    return value
+
+
+def _phone(value: str) -> str:
+    value = " ".join(value.split())
+    if value and (not PHONE.fullmatch(value) or len(re.findall(r"[0-9]", value)) not in PHONE_DIGITS):
+        raise DomainError(
+            f"A phone number has 7 to 15 digits, with an optional leading + and spaces, dashes or "
+            f"brackets, e.g. 0300-1234567; {value!r} is not one.",
+            field="phoneNumber",
+        )
+    return value
+
+
+def customer_values_clean(values: dict[str, Any]) -> dict[str, Any]:
+    """Contact details as they are kept: trimmed, the e-mail lower-case, national id and phone checked."""
+    cleaned = dict(values)
+    for name in ("name", "address", "organisation"):
+        if name in cleaned:
+            cleaned[name] = " ".join(str(cleaned[name]).split())
+    if "name" in cleaned and not cleaned["name"]:
+        raise DomainError("Give the customer's name.", field="name")
+    if "email" in cleaned:
+        cleaned["email"] = normalize_email(cleaned["email"])
+    if "national_id" in cleaned:
+        cleaned["national_id"] = _national_id(cleaned["national_id"])
+    if "phone" in cleaned:
+        cleaned["phone"] = _phone(cleaned["phone"])
+    return cleaned
+
+
 @transaction.atomic
 def customer_create(
     *,
     provider: Provider,
-    number: str,
     name: str,
+    number: str = "",
     email: str = "",
     phone: str = "",
     address: str = "",
@@ -59,83 +218,244 @@ def customer_create(
     kind: str = CustomerKind.RESIDENTIAL,
     organisation: str = "",
     preferred_language: str = Language.ENGLISH,
+    notify_bills: bool = True,
+    notify_reminders: bool = True,
+    notify_payments: bool = True,
     user: User | None = None,
     login: bool = False,
     created_by: User | None = None,
 ) -> Customer:
-    """A customer account with its own contact details. A login is optional: `user` links an existing
-    customer user of the provider; `login=True` creates one from the e-mail, with no password (it
-    cannot sign in until a password is set through an invitation)."""
-    email = normalize_email(email)
-    if Customer.objects.filter(provider=provider, number=number).exists():
-        raise Conflict(f"Customer {number} already exists.", field="number")
+    """A customer account with its own contact details, numbered as given or next in the provider's
+    series. A login is optional: `user` links an existing customer user of the provider; `login=True`
+    creates one from the e-mail, with no password (it cannot sign in until a password is set through
+    an invitation)."""
+    given = _account_number(number, what="customer") if number.strip() else ""
+    if given and Customer.objects.filter(provider=provider, number=given).exists():
+        raise NumberTaken(
+            f"Customer {given} already exists: give another number, or none to have one given.",
+            field="customerId",
+        )
+    values = customer_values_clean(
+        {
+            "name": name, "email": email, "phone": phone, "address": address, "national_id": national_id,
+            "kind": kind, "organisation": organisation, "preferred_language": preferred_language,
+            "notify_bills": notify_bills, "notify_reminders": notify_reminders, "notify_payments": notify_payments,
+        }
+    )  # fmt: skip
+    customer = Customer(provider=provider, number=given or "-", **values)
+    _full_clean(customer, exclude=["user", "provider"])
     if user is None and login:
-        if not email:
+        if not customer.email:
             raise DomainError("A login needs the customer's e-mail address.", field="email")
         user = user_create(
-            email=email,
-            name=name,
+            email=customer.email,
+            name=customer.name,
             provider=provider,
             roles=[Role.CUSTOMER],
-            phone=phone,
-            address=address,
+            phone=customer.phone,
+            address=customer.address,
             created_by=created_by,
         )
     elif user is not None and (user.provider_id != provider.pk or Role.CUSTOMER not in user.role_names):
         raise DomainError("The user must be a customer of this provider.", field="user")
-    customer = Customer(
-        provider=provider,
-        user=user,
-        number=number,
-        name=name,
-        email=email,
-        phone=phone,
-        address=address,
-        national_id=national_id,
-        kind=kind,
-        organisation=organisation,
-        preferred_language=preferred_language,
+    customer.user = user
+    # The number last: the series' counter stays locked only from here to the commit.
+    customer.number = given or _next_number(
+        provider=provider, series=NumberSeries.CUSTOMER, taken=Customer.objects.filter(provider=provider)
     )
-    customer.full_clean(exclude=["user", "provider"])
-    customer.save()
+    _insert(customer, taken=NumberTaken(f"Customer {customer.number} already exists.", field="customerId"))
     return customer
+
+
+@transaction.atomic
+def customer_update(*, customer: Customer, **changes: Any) -> Customer:
+    """Change a customer's contact details, kind, organisation, national id, language or notification
+    choices. The number stays: it is printed on every bill."""
+    unknown = set(changes) - set(CUSTOMER_FIELDS)
+    if unknown:
+        raise ValueError(f"customer_update cannot change {sorted(unknown)}")
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    changed = {
+        name: value
+        for name, value in customer_values_clean(changes).items()
+        if getattr(customer, name) != value
+    }
+    for name, value in changed.items():
+        setattr(customer, name, value)
+    _full_clean(customer, exclude=["user", "provider"])
+    if changed:
+        customer.save(update_fields=[*changed, "updated_at"])
+    return customer
+
+
+def _refuse_meter_in_use(connection: ServiceConnection) -> None:
+    """A meter serves one connection at a time: none other of the provider's that is not closed."""
+    if not connection.meter_number:
+        return
+    other = (
+        ServiceConnection.objects.filter(
+            provider_id=connection.provider_id, meter_number=connection.meter_number
+        )
+        .exclude(status=ConnectionStatus.CLOSED)
+        .exclude(pk=connection.pk)
+        .first()
+    )
+    if other is not None:
+        raise MeterInUse(
+            f"Meter {connection.meter_number} is on connection {other.number} already; a meter serves one "
+            "connection at a time.",
+            field="meterNumber",
+        )
 
 
 @transaction.atomic
 def connection_create(
     *,
     customer: Customer,
-    number: str,
     connection_type: ConnectionType,
+    number: str = "",
     meter_number: str = "",
     meter_type: str = "",
     division: str = "",
     subdivision: str = "",
-    installation_date: Any = None,
-    status: str = ConnectionStatus.ACTIVE,
-    declared_monthly_income: Decimal | None = None,
+    installation_date: date | None = None,
+    status: str = ConnectionStatus.PENDING,
 ) -> ServiceConnection:
-    provider_id = customer.provider_id
-    if connection_type.provider_id != provider_id:
+    """A connection of the customer, numbered as given or next in the provider's series. It is Pending
+    until connected with its first reading (`connection_connect`); only an importer loading connections
+    with their history creates them Active."""
+    provider = customer.provider
+    if connection_type.provider_id != provider.pk:
         raise DomainError("That connection type belongs to another provider.", field="connectionType")
-    if ServiceConnection.objects.filter(provider_id=provider_id, number=number).exists():
-        raise Conflict(f"Connection {number} already exists.", field="number")
+    if status not in (ConnectionStatus.PENDING, ConnectionStatus.ACTIVE):
+        raise DomainError(
+            f"A new connection is Pending (or Active, loaded with its readings), not {status}.",
+            field="status",
+        )
+    given = _account_number(number, what="connection") if number.strip() else ""
+    if given and ServiceConnection.objects.filter(provider=provider, number=given).exists():
+        raise NumberTaken(
+            f"Connection {given} already exists: give another number, or none to have one given.",
+            field="connectionId",
+        )
     connection = ServiceConnection(
-        provider_id=provider_id,
+        provider=provider,
         customer=customer,
-        number=number,
+        number=given or "-",
         connection_type=connection_type,
-        meter_number=meter_number,
-        meter_type=meter_type,
-        division=division,
-        subdivision=subdivision,
+        meter_number=meter_number.strip(),
+        meter_type=meter_type.strip(),
+        division=division.strip(),
+        subdivision=subdivision.strip(),
         installation_date=installation_date,
         status=status,
-        declared_monthly_income=declared_monthly_income,
     )
-    connection.full_clean(exclude=["customer", "provider", "connection_type"])
-    connection.save()
+    _full_clean(connection, exclude=["customer", "provider", "connection_type"])
+    _refuse_meter_in_use(connection)
+    connection.number = given or _next_number(
+        provider=provider,
+        series=NumberSeries.CONNECTION,
+        taken=ServiceConnection.objects.filter(provider=provider),
+    )
+    _insert(
+        connection, taken=NumberTaken(f"Connection {connection.number} already exists.", field="connectionId")
+    )
     return connection
+
+
+def _locked_open(connection: ServiceConnection) -> ServiceConnection:
+    """The connection's row, locked; a closed one keeps its record as it was."""
+    connection = ServiceConnection.objects.select_for_update().get(pk=connection.pk)
+    if connection.status == ConnectionStatus.CLOSED:
+        raise ConnectionClosed(f"Connection {connection.number} is closed; its record stays as it was.")
+    return connection
+
+
+@transaction.atomic
+def connection_update(*, connection: ServiceConnection, **changes: Any) -> ServiceConnection:
+    """Change a connection's meter details, division or installation date.
+
+    Its meter number changes here only until the meter's first reading (a typo); a meter that has
+    readings is replaced by a meter exchange, which records both meters' readings."""
+    unknown = set(changes) - set(CONNECTION_FIELDS)
+    if unknown:
+        raise ValueError(f"connection_update cannot change {sorted(unknown)}")
+    connection = _locked_open(connection)
+    for name in ("meter_number", "meter_type", "division", "subdivision"):
+        if name in changes:
+            changes[name] = changes[name].strip()
+    changed = {name: value for name, value in changes.items() if getattr(connection, name) != value}
+    first = MeterReading.objects.filter(connection=connection).order_by("taken_at").first()
+    if "meter_number" in changed and first is not None:
+        raise DomainError(
+            f"Connection {connection.number} has readings of meter {connection.meter_number or '(unnumbered)'}: "
+            "a new meter is fitted by a meter exchange, with the old meter's last reading and the new one's first.",
+            field="meterNumber",
+        )
+    installed = changed.get("installation_date")
+    if installed is not None and first is not None and installed > timezone.localdate(first.taken_at):
+        raise DomainError(
+            f"The first reading of connection {connection.number} was taken on "
+            f"{timezone.localdate(first.taken_at)}: it was installed by then.",
+            field="installationDate",
+        )
+    for name, value in changed.items():
+        setattr(connection, name, value)
+    _full_clean(connection, exclude=["customer", "provider", "connection_type"])
+    if "meter_number" in changed:
+        _refuse_meter_in_use(connection)
+    if changed:
+        connection.save(update_fields=list(changed))
+    return connection
+
+
+@transaction.atomic
+def connection_income_declare(
+    *, connection: ServiceConnection, monthly_income: Decimal, declared_on: date, recorded_by: User | None
+) -> ServiceConnection:
+    """Record the monthly income the customer declared for this connection, the day they declared it
+    and who recorded it: an income-based subsidy applies while it is at or below the subsidy's ceiling.
+    A declaration replaces the one before it, unless that one is newer."""
+    connection = _locked_open(connection)
+    if not monthly_income.is_finite() or not 0 <= monthly_income < INCOME_LIMIT:
+        raise DomainError(
+            "A monthly income is an amount from 0 up, in the provider's currency.", field="monthlyIncome"
+        )
+    if monthly_income != monthly_income.quantize(CENT):
+        raise DomainError(
+            "Give the monthly income to the cent at most, e.g. 45000.50.", field="monthlyIncome"
+        )
+    if declared_on > timezone.localdate():
+        raise DomainError(f"The declaration is dated in the future ({declared_on}).", field="declaredOn")
+    if connection.income_declared_on is not None and declared_on < connection.income_declared_on:
+        raise DomainError(
+            f"A later declaration, of {connection.income_declared_on}, is on record for connection "
+            f"{connection.number}; record a newer one, or none.",
+            field="declaredOn",
+        )
+    connection.declared_monthly_income = monthly_income
+    connection.income_declared_on = declared_on
+    connection.income_recorded_by = recorded_by
+    connection.save(update_fields=["declared_monthly_income", "income_declared_on", "income_recorded_by"])
+    return connection
+
+
+# Why a connection in each status other than Active takes no reading (its lifecycle steps take theirs).
+NO_READINGS = {
+    ConnectionStatus.PENDING: "is not connected yet; its first reading is taken when it is connected",
+    ConnectionStatus.DISCONNECTED: "is disconnected; it takes no readings",
+    ConnectionStatus.CLOSED: "is closed; it takes no readings",
+}
+
+
+def check_takes_readings(connection: ServiceConnection) -> None:
+    if connection.status != ConnectionStatus.ACTIVE:
+        raise ReadingRefused(f"Connection {connection.number} {NO_READINGS[connection.status]}.")
+
+
+def _when(moment: datetime) -> str:
+    """A moment as a refusal names it: in the provider's local time, as readings are taken."""
+    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}"
 
 
 def _check_reading(
@@ -149,20 +469,16 @@ def _check_reading(
     now: datetime,
 ) -> None:
     """Could the meter have shown `values` at `taken_at`, between its readings `before` and `after`?"""
-    if connection.status != ConnectionStatus.ACTIVE:
-        raise ReadingRefused(f"Connection {connection.number} is disconnected; it takes no readings.")
     if timezone.is_naive(taken_at):
         raise ReadingRefused("Give the reading's time with its time zone.", field="takenAt")
     if taken_at > now:
-        raise ReadingRefused(
-            f"The reading is dated in the future ({taken_at:%Y-%m-%d %H:%M}).", field="takenAt"
-        )
+        raise ReadingRefused(f"The reading is dated in the future ({_when(taken_at)}).", field="takenAt")
     negative = [name for name, value in values.items() if value < 0]
     if negative:
         raise ReadingRefused(f"A register cannot be negative: {', '.join(negative)}.", field=negative[0])
     if before is not None and before.taken_at == taken_at:
         raise ReadingDuplicate(
-            f"Connection {connection.number} already has a reading at {taken_at:%Y-%m-%d %H:%M}.",
+            f"Connection {connection.number} already has a reading at {_when(taken_at)}.",
             field="takenAt",
         )
     if before is not None and not meter_replaced:
@@ -170,18 +486,37 @@ def _check_reading(
             if values[name] < getattr(before, name):
                 raise ReadingRefused(
                     f"The {name.replace('_', ' ')} register ({number(values[name])}) is lower than the reading of "
-                    f"{before.taken_at:%Y-%m-%d %H:%M} ({number(getattr(before, name))}). If the meter was replaced, "
-                    "record the reading as a meter replacement.",
+                    f"{_when(before.taken_at)} ({number(getattr(before, name))}). If the meter was exchanged, "
+                    "record the meter exchange (the old meter's final reading and the new one's first).",
                     field=name,
                 )
-    if after is not None and not after.meter_replaced:
+    ceiling = _ceiling(after)
+    if ceiling is not None:
+        limits, what = ceiling
         for name in REGISTERS:
-            if values[name] > getattr(after, name):
+            if values[name] > limits[name]:
                 raise ReadingRefused(
-                    f"The {name.replace('_', ' ')} register ({number(values[name])}) is higher than the later reading "
-                    f"of {after.taken_at:%Y-%m-%d %H:%M} ({number(getattr(after, name))}).",
+                    f"The {name.replace('_', ' ')} register ({number(values[name])}) is higher than {what} "
+                    f"({number(limits[name])}).",
                     field=name,
                 )
+
+
+def _ceiling(after: MeterReading | None) -> tuple[dict[str, Decimal], str] | None:
+    """What a reading taken before `after` may not exceed, and how to name it: `after`'s registers;
+    where `after` is a new meter's first reading, the old meter's final registers at that exchange;
+    nothing for a reading flagged as a new meter's without an exchange (the old meter's end is unknown)."""
+    if after is None:
+        return None
+    exchange = getattr(after, "exchange", None)  # None when `after` is no exchange's first reading
+    if exchange is not None:
+        limits = {name: getattr(exchange, f"final_{name}") for name in REGISTERS}
+        return limits, f"the old meter's final reading at the exchange of {_when(after.taken_at)}"
+    if after.meter_replaced:
+        return None
+    return {name: getattr(after, name) for name in REGISTERS}, (
+        f"the later reading of {_when(after.taken_at)}"
+    )
 
 
 @transaction.atomic
@@ -197,6 +532,30 @@ def reading_record(
 ) -> MeterReading:
     """Record one reading, refused with the reason if the meter could not have shown it."""
     connection = ServiceConnection.objects.select_for_update().get(pk=connection.pk)
+    check_takes_readings(connection)
+    return reading_write(
+        connection=connection,
+        taken_at=taken_at,
+        registers=registers,
+        meter_replaced=meter_replaced,
+        source=source,
+        recorded_by=recorded_by,
+        now=now,
+    )
+
+
+def reading_write(
+    *,
+    connection: ServiceConnection,
+    taken_at: datetime,
+    registers: dict[str, Decimal],
+    meter_replaced: bool = False,
+    source: str = ReadingSource.API,
+    recorded_by: User | None = None,
+    now: datetime | None = None,
+) -> MeterReading:
+    """Check and store a reading of a connection the caller holds locked, whatever its status: the
+    lifecycle steps take theirs this way (the first reading of a connection not yet connected)."""
     values = {name: registers.get(name, Decimal("0")) for name in REGISTERS}
     readings = MeterReading.objects.filter(connection=connection)
     _check_reading(
@@ -205,7 +564,7 @@ def reading_record(
         values=values,
         meter_replaced=meter_replaced,
         before=readings.filter(taken_at__lte=taken_at).order_by("-taken_at").first(),
-        after=readings.filter(taken_at__gt=taken_at).order_by("taken_at").first(),
+        after=readings.filter(taken_at__gt=taken_at).select_related("exchange").order_by("taken_at").first(),
         now=now or timezone.now(),
     )
     return MeterReading.objects.create(
@@ -216,6 +575,39 @@ def reading_record(
         source=source,
         recorded_by=recorded_by,
         **values,
+    )
+
+
+@transaction.atomic
+def connection_connect(
+    *,
+    connection: ServiceConnection,
+    taken_at: datetime,
+    registers: dict[str, Decimal],
+    connected_by: User | None,
+) -> MeterReading:
+    """Connect a pending connection: its first reading is recorded and it becomes Active (billed from
+    then on). Refused, with nothing stored, for a connection that is not pending or has readings."""
+    connection = ServiceConnection.objects.select_for_update().get(pk=connection.pk)
+    if connection.status != ConnectionStatus.PENDING:
+        raise ConnectionNotPending(
+            f"Connection {connection.number} is {connection.status}: only a pending connection is connected.",
+            field="status",
+        )
+    if MeterReading.objects.filter(connection=connection).exists():
+        raise ConnectionNotPending(
+            f"Connection {connection.number} has readings already: the first reading is taken once.",
+            field="takenAt",
+        )
+    installed = connection.installation_date
+    if installed is not None and timezone.is_aware(taken_at) and timezone.localdate(taken_at) < installed:
+        raise ReadingRefused(
+            f"The first reading is dated before the meter was installed ({installed}).", field="takenAt"
+        )
+    connection.status = ConnectionStatus.ACTIVE
+    connection.save(update_fields=["status"])
+    return reading_record(
+        connection=connection, taken_at=taken_at, registers=registers, recorded_by=connected_by
     )
 
 
@@ -307,7 +699,9 @@ def _upload_for_connection(
     report: UploadReport,
 ) -> None:
     connection = ServiceConnection.objects.select_for_update().get(pk=connection.pk)
-    known = list(MeterReading.objects.filter(connection=connection).order_by("taken_at"))
+    known = list(
+        MeterReading.objects.filter(connection=connection).select_related("exchange").order_by("taken_at")
+    )
     times = [reading.taken_at for reading in known]
     new: list[MeterReading] = []
     for index, taken_at, values, replaced in rows:
@@ -322,6 +716,7 @@ def _upload_for_connection(
             continue
         after = known[position] if position < len(known) else None
         try:
+            check_takes_readings(connection)
             _check_reading(
                 connection=connection,
                 taken_at=taken_at,
@@ -424,3 +819,134 @@ PROFILE_API_NAMES = {
     "notify_reminders": "notifyReminders",
     "notify_payments": "notifyPayments",
 }
+# --- meter exchanges ------------------------------------------------------------------------------
+
+
+class ExchangeRefused(DomainError):
+    code = "meter_exchange_refused"
+
+
+class ExchangeDuplicate(Conflict):
+    code = "meter_exchange_duplicate"
+
+
+def _exchange_field(prefix: str, name: str) -> str:
+    """The API's name of one of an exchange's registers: `final` + `import_peak` -> finalImportPeak."""
+    return prefix + "".join(word.capitalize() for word in name.split("_"))
+
+
+def _registers_of(given: dict[str, Decimal], prefix: str, role: str) -> dict[str, Decimal]:
+    for name in REGISTERS[:2]:
+        if given.get(name) is None:
+            raise ExchangeRefused(
+                f"Give the {role} {name.replace('_', ' ')} register.", field=_exchange_field(prefix, name)
+            )
+    values = {name: given.get(name) or Decimal("0") for name in REGISTERS}
+    for name, value in values.items():
+        if value < 0:
+            raise ExchangeRefused(
+                f"A register cannot be negative: the {role} {name.replace('_', ' ')}.",
+                field=_exchange_field(prefix, name),
+            )
+    return values
+
+
+@transaction.atomic
+def meter_exchange_record(
+    *,
+    connection: ServiceConnection,
+    at: datetime,
+    old_final: dict[str, Decimal],
+    new_first: dict[str, Decimal],
+    new_meter_number: str,
+    reason: str,
+    recorded_by: User | None,
+    new_meter_type: str = "",
+    now: datetime | None = None,
+) -> MeterExchange:
+    """Record a meter exchange: the old meter's final registers and the new meter's first, at `at`.
+
+    The old meter's final is checked against the readings before it (no register lower than the last
+    one), the new meter's first against the readings after it (none higher than a later one), as
+    readings are. The new first becomes the connection's reading at `at` (flagged as a new meter's),
+    and the connection takes the new meter's number (and type, when given)."""
+    connection = ServiceConnection.objects.select_for_update().get(pk=connection.pk)
+    now = now or timezone.now()
+    new_meter_number = new_meter_number.strip()
+    reason = reason.strip()
+    if connection.status != ConnectionStatus.ACTIVE:
+        raise ExchangeRefused(
+            f"Connection {connection.number} is {connection.get_status_display().lower()}; only an active "
+            "connection's meter is exchanged."
+        )
+    if timezone.is_naive(at):
+        raise ExchangeRefused("Give the exchange's time with its time zone.", field="exchangedAt")
+    if at > now:
+        raise ExchangeRefused(f"The exchange is dated in the future ({_when(at)}).", field="exchangedAt")
+    if not new_meter_number:
+        raise ExchangeRefused("Give the new meter's number.", field="newMeterNumber")
+    if new_meter_number == connection.meter_number:
+        raise ExchangeRefused(
+            f"Meter {new_meter_number} is the one being taken out; give the new meter's number.",
+            field="newMeterNumber",
+        )
+    if not reason:
+        raise ExchangeRefused("Say why the meter was exchanged.", field="reason")
+    final = _registers_of(old_final, "final", "old meter's final")
+    first = _registers_of(new_first, "first", "new meter's first")
+    readings = MeterReading.objects.filter(connection=connection).select_related("exchange")
+    before = readings.filter(taken_at__lte=at).order_by("-taken_at").first()
+    after = readings.filter(taken_at__gt=at).order_by("taken_at").first()
+    if before is not None and before.taken_at == at:
+        what = "a meter exchange" if getattr(before, "exchange", None) else "a reading"
+        raise ExchangeDuplicate(
+            f"Connection {connection.number} already has {what} at {_when(at)}; an exchange needs "
+            "a moment of its own.",
+            field="exchangedAt",
+        )
+    if before is not None:
+        for name in REGISTERS:
+            if final[name] < getattr(before, name):
+                raise ExchangeRefused(
+                    f"The old meter's final {name.replace('_', ' ')} register ({number(final[name])}) is lower "
+                    f"than the reading of {_when(before.taken_at)} ({number(getattr(before, name))}).",
+                    field=_exchange_field("final", name),
+                )
+    ceiling = _ceiling(after)
+    if ceiling is not None:
+        limits, what = ceiling
+        for name in REGISTERS:
+            if first[name] > limits[name]:
+                raise ExchangeRefused(
+                    f"The new meter's first {name.replace('_', ' ')} register ({number(first[name])}) is higher "
+                    f"than {what} ({number(limits[name])}).",
+                    field=_exchange_field("first", name),
+                )
+    reading = MeterReading.objects.create(
+        provider_id=connection.provider_id,
+        connection=connection,
+        taken_at=at,
+        meter_replaced=True,
+        source=ReadingSource.EXCHANGE,
+        recorded_by=recorded_by,
+        **first,
+    )
+    exchange = MeterExchange(
+        provider_id=connection.provider_id,
+        connection=connection,
+        first_reading=reading,
+        exchanged_at=at,
+        old_meter_number=connection.meter_number,
+        old_meter_type=connection.meter_type,
+        new_meter_number=new_meter_number,
+        new_meter_type=new_meter_type.strip() or connection.meter_type,
+        reason=reason,
+        recorded_by=recorded_by,
+        **{f"final_{name}": value for name, value in final.items()},
+        **{f"first_{name}": value for name, value in first.items()},
+    )
+    exchange.full_clean(exclude=["provider", "connection", "first_reading", "recorded_by"])
+    exchange.save()
+    connection.meter_number, connection.meter_type = exchange.new_meter_number, exchange.new_meter_type
+    connection.save(update_fields=["meter_number", "meter_type"])
+    return exchange

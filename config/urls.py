@@ -13,7 +13,10 @@ admin.site.site_title = "Billing admin"
 urlpatterns = [
     # Pages: the staff's, the officers' and the customer portal (server-rendered, session sign-in).
     path("", include("accounts.page_urls")),
+    path("", include("billing.page_urls")),
     path("", include("invoicing.page_urls")),
+    path("", include("invoicing.lifecycle_page_urls")),
+    path("", include("billing.exchange_urls")),
     path("portal/", include("invoicing.portal_urls")),
     path("audit/", include("auditing.page_urls")),
     path("admin/", admin.site.urls),
@@ -22,6 +25,8 @@ urlpatterns = [
     path("api/", include("accounts.urls")),
     path("api/", include("providers.urls")),
     path("api/", include("billing.urls")),
+    path("api/", include("billing.lifecycle_urls")),
     path("api/", include("invoicing.urls")),
+    path("api/", include("invoicing.lifecycle_urls")),
     path("api/", include("auditing.urls")),
 ]

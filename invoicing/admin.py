@@ -22,7 +22,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from config.queue import require_queue
-from invoicing import services
+from invoicing import (
+    lifecycle_admin,  # noqa: F401  (registers the lifecycle's admin)
+    services,
+)
 from invoicing.models import (
     OPEN_STATUSES,
     Adjustment,

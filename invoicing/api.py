@@ -29,9 +29,10 @@ from accounts.models import Message, MessageKind, MessageStatus
 from accounts.permissions import Allowed
 from accounts.roles import Role
 from accounts.selectors import message_get_for, message_list_for
+from billing.api import BILL_RESPONSE, bill_body
 from billing.models import ServiceConnection
 from billing.months import first_of, parse_month
-from billing.selectors import connection_list_for
+from billing.selectors import connection_get_for, connection_list_for
 from config.errors import DomainError, NotFound
 from config.queue import require_queue
 from invoicing import pdf, selectors, services
@@ -128,6 +129,13 @@ class InvoiceOutput(serializers.Serializer):
     connectionNumber = serializers.CharField(source="connection.number")
     billingMonth = MonthField(source="period")
     source = serializers.CharField()
+    estimated = serializers.BooleanField(
+        help_text="Billed on an estimate (no meter reading that month); the next actual reading trues it up."
+    )
+    periodStart = serializers.DateTimeField(
+        source="period_start", allow_null=True, help_text="Where the previous bill ended; null for typed kWh."
+    )
+    periodEnd = serializers.DateTimeField(source="period_end", allow_null=True)
     kwhConsumed = serializers.DecimalField(source="kwh_consumed", **KWH)
     peakUnits = serializers.DecimalField(source="peak_units", **KWH)
     offPeakUnits = serializers.DecimalField(source="off_peak_units", **KWH)
@@ -205,7 +213,21 @@ class InvoiceDetailOutput(InvoiceOutput):
     energyCharge = serializers.DecimalField(source="energy_charge", **MONEY)
     taxTotal = serializers.DecimalField(source="tax_total", **MONEY)
     fixedTotal = serializers.DecimalField(source="fixed_total", **MONEY)
+    feeTotal = serializers.DecimalField(
+        source="fee_total", help_text="One-off charges on this bill (a reconnection fee); not taxed.", **MONEY
+    )
     subsidyTotal = serializers.DecimalField(source="subsidy_total", **MONEY)
+    estimatedBilled = serializers.DecimalField(
+        source="estimated_billed",
+        **MONEY,
+        help_text="A true-up: what the estimates since charged for usage, taken back.",
+    )
+    creditBrought = serializers.DecimalField(source="credit_brought", **MONEY)
+    creditCarried = serializers.DecimalField(
+        source="credit_carried",
+        **MONEY,
+        help_text="Below zero: carried to the next bill (this one is then 0).",
+    )
     lines = LineOutput(many=True)
     trace = serializers.JSONField()
     customer = serializers.JSONField(source="customer_snapshot")
@@ -534,6 +556,50 @@ class InvoicePdfApi(APIView):
         return pdf_response(pdf.invoice_pdf(bill, bill.history), bill.number)
 
 
+# --- the bill preview ----------------------------------------------------------------------------
+
+
+class BillPreviewApi(APIView):
+    permission_classes = [Allowed.to("billing.view_serviceconnection")]
+
+    class PreviewQuery(serializers.Serializer):
+        year = serializers.IntegerField(min_value=2000, max_value=2100)
+        month = serializers.IntegerField(min_value=1, max_value=12)
+        issueDate = serializers.DateField(required=False, help_text="Default: the last day of the month.")
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("year", int, required=True),
+            OpenApiParameter("month", int, required=True),
+            OpenApiParameter("issueDate", date),
+        ],
+        responses={200: BILL_RESPONSE, **ERRORS},
+        summary="Rate a connection's month now, without issuing anything (the rate check)",
+        description="The period continues from the connection's previous bill (periodStart) to the "
+        "month's last reading (periodEnd); the arrears are those the bill would print today.",
+    )
+    def get(self, request: Request, connection_id: int) -> Response:
+        connection = connection_get_for(user=request.user, connection_id=connection_id)
+        query = self.PreviewQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        rated = services.bill_preview(
+            connection=connection,
+            year=query.validated_data["year"],
+            month=query.validated_data["month"],
+            issue_date=query.validated_data.get("issueDate"),
+        )
+        when = serializers.DateTimeField()
+        return Response(
+            {
+                "connectionId": connection.number,
+                "periodStart": when.to_representation(rated.period.start),
+                "periodEnd": when.to_representation(rated.period.end.at),
+                "estimated": rated.period.estimated,
+                **bill_body(rated.bill),
+            }
+        )
+
+
 # --- the first seed's bill retrieval ------------------------------------------------------------
 
 
@@ -554,6 +620,7 @@ class BillOutput(serializers.Serializer):
     billId = serializers.IntegerField(source="pk")
     invoiceNumber = serializers.CharField(source="number")
     billingMonth = MonthField(source="period")
+    estimated = serializers.BooleanField(help_text="Billed on an estimate (no meter reading that month).")
     issueDate = serializers.DateField(source="issue_date")
     dueDate = serializers.DateField(source="due_date")
     customer = serializers.JSONField(source="customer_snapshot")

@@ -15,7 +15,7 @@ from django.db.models.functions import Round
 from django.db.models.lookups import Exact
 from django.utils import timezone
 
-from billing.models import Customer, ServiceConnection
+from billing.models import ConnectionEvent, Customer, ServiceConnection
 from providers.models import Provider, TariffRow
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
@@ -68,6 +68,19 @@ class Invoice(models.Model):
     billing_run = models.ForeignKey(
         "BillingRun", on_delete=models.PROTECT, null=True, blank=True, related_name="invoices", db_index=False
     )
+    # The period billed, [period_start, period_end): it starts where the connection's previous bill
+    # ended (no gap, no overlap) and ends at the month's last reading, or for an estimate at 00:00 on
+    # the 1st of the next month. Empty for a bill of kWh a clerk typed in.
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    # Billed on an estimate (no reading in the month): the next actual reading trues it up.
+    estimated = models.BooleanField(default=False)
+    # The registers at `period_end` (kWh), where the next bill starts: the closing reading's, or for an
+    # estimate the estimated ones. Empty when the period has no ends.
+    end_import_peak = models.DecimalField(**KWH, null=True, blank=True)
+    end_import_off_peak = models.DecimalField(**KWH, null=True, blank=True)
+    end_export_peak = models.DecimalField(**KWH, null=True, blank=True)
+    end_export_off_peak = models.DecimalField(**KWH, null=True, blank=True)
     # Usage billed: exact days between the period's readings, net kWh per time-of-use bucket.
     billing_days = models.DecimalField(max_digits=12, decimal_places=6)
     peak_units = models.DecimalField(**KWH)
@@ -82,7 +95,19 @@ class Invoice(models.Model):
     tax_total = models.DecimalField(**MONEY)
     fixed_total = models.DecimalField(**MONEY)
     subsidy_total = models.DecimalField(**MONEY)
-    current_charges = models.DecimalField(**MONEY, help_text="Energy + taxes + fixed - subsidies.")
+    # One-off charges carried from the connection's pending charges (a reconnection fee): not taxed.
+    fee_total = models.DecimalField(**MONEY, default=0)
+    # A true-up (the first actual bill after estimates): the estimates' energy + taxes - subsidies,
+    # taken back. A credit brought from the previous bill, subtracted; one carried on to the next bill
+    # when this one came to less than zero (it is then zero). See billing.rating.settle.
+    estimated_billed = models.DecimalField(**MONEY, default=0)
+    credit_brought = models.DecimalField(**MONEY, default=0)
+    credit_carried = models.DecimalField(**MONEY, default=0)
+    current_charges = models.DecimalField(
+        **MONEY,
+        help_text="Energy + taxes + fixed - subsidies - estimates taken back - credit brought + credit carried "
+        "+ fees; never below zero.",
+    )
     # Open balance of the connection's earlier invoices when this one was issued (printed, not owed twice).
     arrears = models.DecimalField(**MONEY)
     payable_before_due = models.DecimalField(**MONEY, help_text="Current charges + arrears.")
@@ -136,7 +161,16 @@ class Invoice(models.Model):
             models.CheckConstraint(condition=Q(amount_paid__gte=0), name="invoice_paid_not_negative"),
             models.CheckConstraint(condition=Q(current_charges__gte=0), name="invoice_charges_not_negative"),
             models.CheckConstraint(
+                condition=Q(estimated_billed__gte=0, credit_brought__gte=0, credit_carried__gte=0),
+                name="invoice_true_up_not_negative",
+            ),
+            models.CheckConstraint(
                 condition=Q(due_date__gte=F("issue_date")), name="invoice_due_after_issue"
+            ),
+            models.CheckConstraint(
+                condition=Q(period_start__isnull=True, period_end__isnull=True)
+                | Q(period_end__gt=F("period_start")),
+                name="invoice_period_ends_in_order",
             ),
         ]
         indexes = [
@@ -147,6 +181,8 @@ class Invoice(models.Model):
             models.Index(fields=["connection", "period"], name="invoice_connection_period"),
             models.Index(fields=["created_by", "provider"], name="invoice_created_by"),
         ]
+
+    END_REGISTERS = ("end_import_peak", "end_import_off_peak", "end_export_peak", "end_export_off_peak")
 
     def __str__(self) -> str:
         return self.number
@@ -162,11 +198,11 @@ class InvoiceLine(models.Model):
     # Indexed by the (invoice, position) unique constraint.
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines", db_index=False)
     position = models.PositiveSmallIntegerField()
-    kind = models.CharField(max_length=10)  # energy, tax, fixed, subsidy (subsidies are subtracted)
+    kind = models.CharField(max_length=10)  # energy, tax, fixed, fee, subsidy (subsidies are subtracted)
     label = models.CharField(max_length=120)
     code = models.CharField(max_length=60, blank=True)
     amount = models.DecimalField(**MONEY)
-    # The schedule row the line came from (a tariff, tax, fixed charge or subsidy row, by kind).
+    # The row the line came from: a tariff, tax, fixed charge or subsidy row, or a pending charge (fee).
     row_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
@@ -184,6 +220,7 @@ class DocumentSeries(models.TextChoices):
     INVOICE = "invoice"
     RECEIPT = "receipt"
     ADJUSTMENT = "adjustment"
+    DISCONNECTION = "disconnect"  # disconnection orders for non-payment
 
 
 class DocumentCounter(models.Model):
@@ -426,3 +463,51 @@ class BillingRunProblem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connection_id}: {self.reason}"
+
+
+class ChargeKind(models.TextChoices):
+    RECONNECTION_FEE = "reconnection_fee", "Reconnection fee"
+
+
+class PendingCharge(models.Model):
+    """A one-off charge a connection's customer owes, waiting for their next bill: that bill carries
+    it as its own line (kind "fee") and is recorded here, so it is billed exactly once. A cancelled
+    bill gives its charges back to the next one."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="+")
+    connection = models.ForeignKey(
+        ServiceConnection, on_delete=models.PROTECT, related_name="pending_charges", db_index=False
+    )
+    # Who owes it: the connection's customer when it arose (a bill carries only its own customer's).
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=20, choices=ChargeKind.choices)
+    label = models.CharField(max_length=120, help_text="As printed on the bill's line.")
+    amount = models.DecimalField(**MONEY)
+    # The lifecycle step it arose from (a reconnection).
+    event = models.ForeignKey(
+        ConnectionEvent, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # The bill that carried it; empty: not billed yet.
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="charges", db_index=False
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["connection_id", "created_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="pending_charge_amount_positive"),
+        ]
+        indexes = [
+            # What a bill or a run's chunk looks for: the connections' charges not billed yet.
+            models.Index(
+                fields=["connection"], condition=Q(invoice__isnull=True), name="pending_charge_unbilled"
+            ),
+            models.Index(fields=["invoice"], name="pending_charge_invoice"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.amount}"

@@ -21,6 +21,7 @@ Rendering fetches nothing from the network: no external stylesheet, image or fon
 """
 
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -30,7 +31,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from weasyprint.urls import URLFetcher
 
-from billing.rating import GRADUATED
+from billing.months import parse_month
+from billing.rating import GRADUATED, SUBTRACTED
 from invoicing.models import Adjustment, AdjustmentDirection, AdjustmentKind, Invoice, InvoiceLine, Payment
 from providers.models import Subsidy, TaxRule
 
@@ -43,7 +45,11 @@ SECTIONS = (
     ("energy", "Energy charges", "Total energy charges"),
     ("tax", "Taxes and duties", "Total taxes and duties"),
     ("fixed", "Fixed charges", "Total fixed charges"),
+    ("fee", "Other charges", "Total other charges"),  # one-off: a reconnection fee
     ("subsidy", "Subsidies (subtracted)", "Total subsidies"),
+    ("estimate", "Charged on estimates, taken back by this reading", "Total taken back"),
+    ("credit", "Credit from your previous bill", "Total credit"),
+    ("carried", "Credit carried to your next bill (this bill cannot be below zero)", "Total carried"),
 )
 
 
@@ -71,13 +77,14 @@ class Section:
 
 
 def bill_sections(lines: list[InvoiceLine]) -> list[Section]:
-    """The lines grouped as the bill prints them; subsidies carry a minus sign."""
+    """The lines grouped as the bill prints them; what is subtracted (subsidies, estimates taken back,
+    a credit brought) carries a minus sign."""
     sections = []
     for kind, title, total_label in SECTIONS:
         section = Section(title, total_label)
         for line in lines:
             if line.kind == kind:
-                amount = -line.amount if kind == "subsidy" else line.amount
+                amount = -line.amount if kind in SUBTRACTED else line.amount
                 section.lines.append({"label": line.label, "amount": amount})
                 section.total += amount
         if section.lines:
@@ -94,13 +101,46 @@ def _open_high(value: Any) -> Decimal | None:
     return None if high is None or high >= OPEN_BAND else high
 
 
-def _energy_steps(trace: dict, days: Decimal | None, lines: list[InvoiceLine]) -> list[dict[str, Any]]:
+def _parts(trace: dict) -> list[dict[str, Any]]:
+    """A period split by a change of connection type: each part's days, share, type and figures."""
+    return [
+        {
+            "from": date.fromisoformat(part["from"]),
+            "to": date.fromisoformat(part["to"]),
+            "type": part.get("type", ""),
+            "calendar_days": part["calendarDays"],
+            "share": part["share"],
+            "days": _decimal(part["billingDays"]),
+            "units": [
+                (BUCKET_NAMES.get(bucket, bucket).lower(), _decimal(value))
+                for bucket, value in part["units"].items()
+            ],
+            "total_import": _decimal(part["totalImport"]),
+            "energy": _decimal(part["energy"]),
+            "tax_lines": part.get("taxLines", 0),
+        }
+        for part in trace.get("parts", [])
+    ]
+
+
+def _part_of(step: dict, parts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    index = step.get("part")
+    return parts[index] if index is not None and index < len(parts) else None
+
+
+def _energy_steps(
+    trace: dict, days: Decimal | None, lines: list[InvoiceLine], parts: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     energy_lines = [line for line in lines if line.kind == "energy"]
     steps = []
     for index, step in enumerate(trace.get("energy", [])):
         line = energy_lines[index] if index < len(energy_lines) else None
         units = _decimal(step.get("units")) or Decimal(0)
+        part = _part_of(step, parts)
+        if part is not None:  # a part of a period split by a change of type: its own days
+            days = part["days"]
         shown = {
+            "part": part,
             "name": BUCKET_NAMES.get(step.get("bucket"), step.get("bucket")),
             "units": units,
             "amount": line.amount if line else None,
@@ -135,6 +175,78 @@ def _energy_steps(trace: dict, days: Decimal | None, lines: list[InvoiceLine]) -
     return steps
 
 
+def _meters(trace: dict) -> list[dict[str, Any]]:
+    """Each meter's part of a period across a meter exchange: its readings and units per register."""
+    return [
+        {
+            "meter": part.get("meter") or "",
+            "from": datetime.fromisoformat(part["from"]),
+            "to": datetime.fromisoformat(part["to"]),
+            **{
+                side: {name: _decimal(value) for name, value in part.get(side, {}).items()}
+                for side in ("opening", "closing", "units")
+            },
+        }
+        for part in trace.get("meters", [])
+    ]
+
+
+def _moment(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _registers(values: dict | None) -> dict[str, Decimal | None]:
+    return {name: _decimal(value) for name, value in (values or {}).items()}
+
+
+def _estimate(trace: dict) -> dict[str, Any] | None:
+    """How an estimated bill's units were reached: the basis, its periods, the daily averages."""
+    estimate = trace.get("estimate")
+    if not estimate:
+        return None
+    return {
+        "from": _moment(estimate["from"]),
+        "to": _moment(estimate["to"]),
+        "days": _decimal(estimate["days"]),
+        "basis": estimate["basis"],
+        "periods": [
+            {
+                "from": _moment(period["from"]),
+                "to": _moment(period["to"]),
+                "days": _decimal(period["days"]),
+                "units": _registers(period["units"]),
+            }
+            for period in estimate["periods"]
+        ],
+        "daily": _registers(estimate["dailyAverage"]),
+        "units": _registers(estimate["units"]),
+        "opening": _registers(estimate.get("opening")),
+        "closing": _registers(estimate.get("closing")),
+    }
+
+
+def _true_up(trace: dict) -> dict[str, Any] | None:
+    """A true-up: the span since the last actual reading, and what each estimate since charged."""
+    true_up = trace.get("trueUp")
+    if not true_up:
+        return None
+    span = trace.get("span", {})
+    return {
+        "from": _moment(span.get("from")),
+        "to": _moment(span.get("to")),
+        "estimates": [
+            {
+                "number": row["number"],
+                "period": parse_month(row["period"]),
+                **{name: _decimal(row[name]) for name in ("energy", "taxes", "subsidies", "charged")},
+            }
+            for row in true_up["estimates"]
+        ],
+        "taken_back": _decimal(true_up["takenBack"]),
+        "usage_charges": _decimal(true_up["usageCharges"]),
+    }
+
+
 def bill_explanation(invoice: Invoice, lines: list[InvoiceLine]) -> dict[str, Any] | None:
     """The trace's figures, ready to be put into words; None for a bill issued without a trace."""
     trace = invoice.trace or {}
@@ -152,21 +264,29 @@ def bill_explanation(invoice: Invoice, lines: list[InvoiceLine]) -> dict[str, An
             pk__in=[line.row_id for line in lines if line.kind == "subsidy"]
         ).values("code", "rate_per_unit", "percent")
     }
-    subsidy_amounts = {line.label: line.amount for line in lines if line.kind == "subsidy"}
+    parts = _parts(trace)
+    # Tax lines come part by part, each part's on its own energy; subsidy lines follow the tests that
+    # applied, in order.
+    tax_bases = [part["energy"] for part in parts for _ in range(part["tax_lines"])]
     taxes = [
         {
             "label": line.label,
             "amount": line.amount,
             "percent": tax_rates[line.row_id] * HUNDRED if line.row_id in tax_rates else None,
+            "base": tax_bases[index] if index < len(tax_bases) else _decimal(trace.get("taxBase")),
         }
-        for line in lines
-        if line.kind == "tax"
+        for index, line in enumerate(line for line in lines if line.kind == "tax")
     ]
+    subsidy_amounts = iter([line.amount for line in lines if line.kind == "subsidy"])
     subsidies = []
     for test in trace.get("subsidyTests", []):
         row = subsidy_rows.get(test.get("code"), {})
+        part = _part_of(test, parts)
         subsidies.append(
             {
+                "part": part,
+                "total_import": part["total_import"] if part else _decimal(trace.get("totalImport")),
+                "hours": part["days"] * HOURS_PER_DAY if part else (days * HOURS_PER_DAY if days else None),
                 "code": test.get("code"),
                 "applies": bool(test.get("applies")),
                 "by_income": "incomeCeiling" in test,
@@ -177,17 +297,27 @@ def bill_explanation(invoice: Invoice, lines: list[InvoiceLine]) -> dict[str, An
                 "band_high": _open_high(test.get("bandHigh")),
                 "rate_per_unit": row.get("rate_per_unit"),
                 "percent": row.get("percent"),
-                "amount": subsidy_amounts.get(test.get("code")),
+                "amount": next(subsidy_amounts, None) if test.get("applies") else None,
             }
         )
     return {
         "days": days,
         "hours": days * HOURS_PER_DAY if days is not None else None,
-        "energy": _energy_steps(trace, days, lines),
+        "energy": _energy_steps(trace, days, lines, parts),
+        "parts": parts,
         "tax_base": _decimal(trace.get("taxBase")),
         "taxes": taxes,
         "total_import": _decimal(trace.get("totalImport")),
         "subsidies": subsidies,
+        "meters": _meters(trace),
+        "estimate": _estimate(trace),
+        "true_up": _true_up(trace),
+        "credit_brought": trace.get("creditBrought")
+        and {
+            "from": trace["creditBrought"]["from"],
+            "amount": _decimal(trace["creditBrought"]["amount"]),
+        },
+        "credit_carried": _decimal(trace.get("creditCarried")),
     }
 
 

@@ -36,10 +36,14 @@ NO_MONEY = Decimal("0.00")
 
 
 def amount_payable(invoice: Invoice) -> Decimal:
-    """What settles the presented bill now: its balance and the open balances of earlier bills."""
+    """What settles the presented bill now: its balance and the open balances of the same customer's
+    earlier bills of the connection (another customer's, before a move, are theirs to pay)."""
     return (
         Invoice.objects.filter(
-            connection_id=invoice.connection_id, period__lte=invoice.period, status__in=OPEN_STATUSES
+            connection_id=invoice.connection_id,
+            customer_id=invoice.customer_id,
+            period__lte=invoice.period,
+            status__in=OPEN_STATUSES,
         ).aggregate(total=Sum("balance"))["total"]
         or NO_MONEY
     )
@@ -120,8 +124,9 @@ def _bills(user: Any) -> QuerySet[Invoice]:
 
 
 def _with_history(bill: Invoice) -> Invoice:
+    # The customer's own earlier bills of the connection: one who moved in never sees the last one's.
     bill.history = list(
-        Invoice.objects.filter(connection_id=bill.connection_id, period__lt=bill.period)
+        Invoice.objects.filter(connection_id=bill.connection_id, customer_id=bill.customer_id, period__lt=bill.period)
         .order_by("-period")
         .only(
             "number", "period", "issue_date", "due_date", "kwh_consumed", "current_charges", "payable_before_due",

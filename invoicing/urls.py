@@ -10,6 +10,7 @@ urlpatterns = [
     path("invoices/<int:invoice_id>", api.InvoiceItemApi.as_view(), name="invoice"),
     path("invoices/<int:invoice_id>/pdf", api.InvoicePdfApi.as_view(), name="invoice-pdf"),
     path("bills", api.BillRetrievalApi.as_view(), name="bill-retrieval"),
+    path("connections/<int:connection_id>/bill-preview", api.BillPreviewApi.as_view(), name="bill-preview"),
     path("payment-methods", api.PaymentMethodListApi.as_view(), name="payment-methods"),
     path("payments", api.PaymentCreateApi.as_view(), name="payments"),
     path("payments/list", api.PaymentListApi.as_view(), name="payment-list"),

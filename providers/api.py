@@ -59,7 +59,17 @@ class ProviderOutput(serializers.Serializer):
     lateSurchargePercent = serializers.DecimalField(
         source="late_surcharge_percent", max_digits=5, decimal_places=2
     )
+    reconnectionFee = serializers.DecimalField(
+        source="reconnection_fee",
+        max_digits=14,
+        decimal_places=2,
+        help_text="Charged on the next bill of a connection reconnected after a disconnection.",
+    )
     isActive = serializers.BooleanField(source="is_active")
+    estimateMissingReadings = serializers.BooleanField(
+        source="estimate_missing_readings",
+        help_text="A month without a meter reading is billed on an estimate, trued up by the next reading.",
+    )
     currentKwhPrice = serializers.SerializerMethodField(
         help_text="The flat price in force today; null if none."
     )
@@ -158,6 +168,14 @@ class ProviderCreateApi(APIView):
             required=False,
             default=Decimal("10.00"),
         )
+        reconnectionFee = serializers.DecimalField(
+            max_digits=14,
+            decimal_places=2,
+            min_value=0,
+            required=False,
+            default=Decimal("0.00"),
+            help_text="Charged on the next bill of a connection reconnected after a disconnection.",
+        )
         isActive = serializers.BooleanField(required=False, default=True)
         kwhPrice = serializers.DecimalField(
             **RATE, min_value=0, required=False, help_text="The first flat price."
@@ -177,6 +195,7 @@ class ProviderCreateApi(APIView):
             currency=values["currency"],
             due_days=values["dueDays"],
             late_surcharge_percent=values["lateSurchargePercent"],
+            reconnection_fee=values["reconnectionFee"],
             is_active=values["isActive"],
             kwh_price=values.get("kwhPrice"),
             created_by=request.user,

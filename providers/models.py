@@ -38,6 +38,15 @@ class Provider(models.Model):
         default=Decimal("10.00"),
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
     )
+    # Charged on the next bill of a connection reconnected after a disconnection; 0: none.
+    reconnection_fee = models.DecimalField(
+        max_digits=14, decimal_places=2, default=Decimal("0.00"), validators=[MinValueValidator(Decimal("0"))]
+    )
+    # A month without a reading: billed on an estimate (DESIGN.md "Estimated reads"), trued up by the
+    # next actual reading; off: not billed until a reading comes.
+    estimate_missing_readings = models.BooleanField(
+        default=True, help_text="Bill a month without a meter reading on an estimate, trued up later."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -50,6 +59,9 @@ class Provider(models.Model):
                 name="provider_late_surcharge_percent_range",
             ),
             models.CheckConstraint(condition=models.Q(due_days__gte=1), name="provider_due_days_positive"),
+            models.CheckConstraint(
+                condition=models.Q(reconnection_fee__gte=0), name="provider_reconnection_fee_not_negative"
+            ),
         ]
 
     def __str__(self) -> str:

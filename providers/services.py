@@ -32,6 +32,8 @@ PROVIDER_EDITABLE_FIELDS = (
     "currency",
     "due_days",
     "late_surcharge_percent",
+    "reconnection_fee",
+    "estimate_missing_readings",
 )
 
 
@@ -46,7 +48,9 @@ def provider_create(
     currency: str = "PKR",
     due_days: int = 10,
     late_surcharge_percent: Decimal = Decimal("10.00"),
+    reconnection_fee: Decimal = Decimal("0.00"),
     is_active: bool = True,
+    estimate_missing_readings: bool = True,
 ) -> Provider:
     code = code.strip().upper()
     if Provider.objects.filter(code=code).exists():
@@ -60,7 +64,9 @@ def provider_create(
         currency=currency.upper(),
         due_days=due_days,
         late_surcharge_percent=late_surcharge_percent,
+        reconnection_fee=reconnection_fee,
         is_active=is_active,
+        estimate_missing_readings=estimate_missing_readings,
     )
     provider.full_clean()
     provider.save()

@@ -181,6 +181,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "accounts.roles.Role",
+        "ConnectionStatusEnum": "billing.models.ConnectionStatus",
+        "CustomerKindEnum": "billing.models.CustomerKind",
         "MessageStatusEnum": "accounts.models.MessageStatus",
         "MessageKindEnum": "accounts.models.MessageKind",
         "BillingRunStatusEnum": "invoicing.models.BillingRunStatus",

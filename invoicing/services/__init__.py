@@ -18,12 +18,21 @@ from invoicing.services.errors import (
 )
 from invoicing.services.issue import (
     MAX_AMOUNT,
+    bill_preview,
     customer_snapshot,
     default_issue_date,
     invoice_issue,
     invoice_update,
     manual_usage,
     provider_snapshot,
+)
+from invoicing.services.lifecycle import (
+    connection_close,
+    connection_move,
+    connection_reconnect,
+    connection_type_change,
+    disconnection_order_issue,
+    overdue_balance,
 )
 from invoicing.services.notices import invoices_notify, invoices_remind_due_soon, payment_notify
 from invoicing.services.numbering import SERIES_FORMAT
@@ -52,18 +61,25 @@ __all__ = [
     "Overpayment",
     "PaymentRefused",
     "adjustment_create",
+    "bill_preview",
     "billing_run_chunk_bill",
     "billing_run_dispatched",
     "billing_run_start",
     "billing_run_start_once",
+    "connection_close",
+    "connection_move",
+    "connection_reconnect",
+    "connection_type_change",
     "customer_snapshot",
     "default_issue_date",
+    "disconnection_order_issue",
     "invoice_issue",
     "invoice_update",
     "invoices_mark_overdue",
     "invoices_notify",
     "invoices_remind_due_soon",
     "manual_usage",
+    "overdue_balance",
     "payment_notify",
     "payment_post",
     "provider_snapshot",

@@ -7,6 +7,10 @@ class InvoiceRefused(DomainError):
     code = "invoice_refused"
 
 
+class NoReadings(DomainError):
+    code = "no_readings"
+
+
 class InvoiceExists(Conflict):
     code = "invoice_exists"
 

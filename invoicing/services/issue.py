@@ -6,13 +6,13 @@ built as an unsaved row with its line values, then numbered and inserted with it
 
 import functools
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 from django.db import IntegrityError, transaction
 from django.db import connection as db_connection
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
@@ -29,14 +29,14 @@ from billing.rating import (
     Schedule,
     Usage,
     as_json,
-    period_readings,
     rate_usage,
     round_half_up,
-    usage_between,
+    with_fees,
 )
-from billing.selectors import no_readings_reason, readings_for_period, schedule_in_force
+from billing.selectors import schedule_in_force
 from billing.signals import rows_bulk_created
 from config.bulk import assign_ids, insert_objects, insert_values
+from config.errors import DomainError
 from invoicing.models import (
     OPEN_STATUSES,
     BillingRun,
@@ -45,11 +45,29 @@ from invoicing.models import (
     InvoiceLine,
     InvoiceSource,
     InvoiceStatus,
+    PendingCharge,
 )
-from invoicing.services.errors import InvoiceCancelled, InvoiceExists, InvoiceLocked, InvoiceRefused
+from invoicing.services.charges import charges_billed, charges_pending_of, charges_release, fee_lines
+from invoicing.services.errors import (
+    InvoiceCancelled,
+    InvoiceExists,
+    InvoiceLocked,
+    InvoiceRefused,
+    NoReadings,
+)
 from invoicing.services.locks import lock_connection, lock_invoice
 from invoicing.services.notices import invoices_notify
 from invoicing.services.numbering import take_numbers
+from invoicing.services.periods import (
+    BilledPeriod,
+    MonthBill,
+    NotBillable,
+    Schedules,
+    connection_month,
+    period_values,
+    previous_bills,
+    with_credit,
+)
 from providers.models import Provider
 
 MAX_AMOUNT = Decimal("999999999999.99")  # NUMERIC(14,2)
@@ -142,9 +160,15 @@ def default_issue_date(period: date, today: date) -> date:
 
 
 def arrears_of(*, connection_ids: Any, period: date) -> dict[int, Decimal]:
-    """Open balance of each connection's invoices of earlier months."""
+    """Open balance of each connection's invoices of earlier months that its present customer owes:
+    an earlier customer's bills (before a move-out) stay theirs, never printed on the next one's."""
     rows = (
-        Invoice.objects.filter(connection_id__in=connection_ids, period__lt=period, status__in=OPEN_STATUSES)
+        Invoice.objects.filter(
+            connection_id__in=connection_ids,
+            period__lt=period,
+            status__in=OPEN_STATUSES,
+            customer_id=F("connection__customer_id"),
+        )
         .values("connection_id")
         .annotate(open=Sum("balance"))
         .values_list("connection_id", "open")
@@ -173,9 +197,14 @@ def _invoice_attnames() -> tuple[str, ...]:
 
 
 def build_invoice(
-    terms: IssueTerms, connection: "ServiceConnection | RunConnection", usage: Usage, bill: RatedBill
+    terms: IssueTerms,
+    connection: "ServiceConnection | RunConnection",
+    usage: Usage,
+    bill: RatedBill,
+    period: BilledPeriod | None = None,
 ) -> tuple[Invoice, list[tuple]]:
-    """The unsaved invoice and its line values (without the invoice id) for a rated bill."""
+    """The unsaved invoice and its line values (without the invoice id) for a rated bill; `period`:
+    the period it covers (None for typed kWh)."""
     if bill.payable_after_due > MAX_AMOUNT:
         raise RatingError(f"The bill comes to {bill.payable_after_due}, more than an invoice can hold.")
     energy_lines = bill.lines_of("energy")
@@ -199,6 +228,10 @@ def build_invoice(
         "tax_total": bill.taxes,
         "fixed_total": bill.fixed,
         "subsidy_total": bill.subsidies,
+        "fee_total": sum((line.amount for line in bill.lines_of("fee")), NO_MONEY),
+        "estimated_billed": bill.estimated_billed,
+        "credit_brought": bill.credit_brought,
+        "credit_carried": bill.credit_carried,
         "current_charges": bill.current_charges,
         "arrears": bill.arrears,
         "payable_before_due": bill.payable_before_due,
@@ -215,6 +248,7 @@ def build_invoice(
         ),
         "provider_snapshot": terms.provider_snapshot,
         "created_by_id": terms.created_by.pk if terms.created_by else None,
+        **period_values(period),
     }
     # Positional arguments: Django's fast path (keyword arguments cost more than the rating itself).
     invoice = Invoice(*[values.get(name) for name in _invoice_attnames()])
@@ -323,43 +357,51 @@ def manual_usage(
 
 
 def _rate_one(
-    *, connection: ServiceConnection, terms: IssueTerms, usage: Usage | None, manual: dict | None
-) -> tuple[Usage, RatedBill]:
-    schedule = schedule_in_force(provider=terms.provider, day=terms.issue_date).for_type(
-        connection.connection_type_id
-    )
+    *,
+    connection: ServiceConnection,
+    terms: IssueTerms,
+    manual: dict | None,
+    charges: list[PendingCharge],
+    until: datetime | None = None,
+) -> tuple[Usage, RatedBill, BilledPeriod | None]:
+    """Rate one connection's month: on kWh typed in (`manual`), or on its readings, the period
+    continuing from its previous bill (to the last reading up to `until`, when given); with its
+    pending `charges` as fee lines."""
+    usage, bill, billed = _rate_usage(connection=connection, terms=terms, manual=manual, until=until)
+    return usage, with_fees(bill, fee_lines(charges), late_surcharge_percent=terms.late_percent), billed
+
+
+def _rate_usage(
+    *, connection: ServiceConnection, terms: IssueTerms, manual: dict | None, until: datetime | None
+) -> tuple[Usage, RatedBill, BilledPeriod | None]:
+    schedules = Schedules(schedule_in_force(provider=terms.provider, day=terms.issue_date))
+    schedule = schedules.of(connection.connection_type_id)
     if not schedule.tariffs:
         raise InvoiceRefused(
             f"No tariff of {terms.provider.code} is in force on {terms.issue_date} for connection type "
             f"{connection.connection_type.code}; set the prices first, or choose another issue date.",
             field="issueDate",
         )
-    if manual is not None:
-        usage = manual_usage(schedule=schedule, period=terms.period, **manual)
-    if usage is None:
-        year, month = terms.period.year, terms.period.month
-        readings = readings_for_period(connections=[connection.pk], year=year, month=month)
-        ends = period_readings(readings.get(connection.pk, ()), year, month)
-        if ends is None:
-            raise InvoiceRefused(no_readings_reason(connection, year, month), field="month")
-        usage = _usage(*ends)
     arrears = arrears_of(connection_ids=[connection.pk], period=terms.period).get(connection.pk, NO_MONEY)
     try:
-        bill = rate_usage(
-            usage,
-            schedule,
-            income=connection.declared_monthly_income,
-            arrears=arrears,
-            late_surcharge_percent=terms.late_percent,
+        if manual is not None:
+            usage = manual_usage(schedule=schedule, period=terms.period, **manual)
+            bill = rate_usage(
+                usage,
+                schedule,
+                income=connection.declared_monthly_income,
+                arrears=arrears,
+                late_surcharge_percent=terms.late_percent,
+            )
+            previous = previous_bills(
+                connections=ServiceConnection.objects.filter(pk=connection.pk), period=terms.period
+            ).get(connection.pk)
+            return usage, with_credit(bill, previous, terms.late_percent), None
+        return connection_month(
+            connection, terms.period, schedules, arrears=arrears, late_percent=terms.late_percent, until=until
         )
-    except RatingError as problem:
-        raise InvoiceRefused(f"This bill cannot be rated: {problem}") from problem
-    return usage, bill
-
-
-def _usage(start: Any, end: Any) -> Usage:
-    try:
-        return usage_between(start, end)
+    except NotBillable as problem:
+        raise InvoiceRefused(problem.reason, field="month") from problem
     except RatingError as problem:
         raise InvoiceRefused(f"This bill cannot be rated: {problem}", field="month") from problem
 
@@ -375,10 +417,42 @@ def invoice_issue(
     kwh: Decimal | None = None,
     peak_kwh: Decimal | None = None,
     off_peak_kwh: Decimal | None = None,
+    until: datetime | None = None,
 ) -> Invoice:
     """One invoice for one connection and month: from the month's readings, or from kWh a clerk
-    entered. The creator gets the object permissions to change it (an Invoice_Creator's own)."""
+    entered. The creator gets the object permissions to change it (an Invoice_Creator's own).
+
+    `until`: a final bill (a close, a move-out) ends at the last reading up to this moment, not the
+    month's last; the next bill continues from there."""
     connection = lock_connection(connection)
+    if connection.status != ConnectionStatus.ACTIVE:
+        raise InvoiceRefused(
+            f"Connection {connection.number} is {connection.status.lower()}; it is not billed."
+        )
+    return issue_locked(
+        connection=connection,
+        period=period,
+        created_by=created_by,
+        issue_date=issue_date,
+        due_date=due_date,
+        manual={"kwh": kwh, "peak": peak_kwh, "off_peak": off_peak_kwh},
+        until=until,
+    )
+
+
+def issue_locked(
+    *,
+    connection: ServiceConnection,
+    period: date,
+    created_by: User,
+    issue_date: date | None = None,
+    due_date: date | None = None,
+    manual: dict | None = None,
+    until: datetime | None = None,
+) -> Invoice:
+    """`invoice_issue` for a connection the caller has locked and found billable (a final bill
+    closing or moving a connection is issued this way). It carries the connection's pending charges
+    that its customer owes. `manual`: kWh a clerk entered (kwh, peak, off_peak), else the readings."""
     period = first_of(period)
     today = timezone.localdate()
     issue_date = issue_date or default_issue_date(period, today)
@@ -389,8 +463,6 @@ def invoice_issue(
             f"A bill for {period:%B %Y} cannot be dated before the month starts; choose a later issue date.",
             field="issueDate",
         )
-    if connection.status != ConnectionStatus.ACTIVE:
-        raise InvoiceRefused(f"Connection {connection.number} is disconnected; it is not billed.")
     billed = Invoice.objects.filter(connection=connection, period__gte=period).exclude(
         status=InvoiceStatus.CANCELLED
     )
@@ -407,7 +479,7 @@ def invoice_issue(
             f"({existing.number}); bills are issued month after month, so {period:%B %Y} can no longer be.",
             field="month",
         )
-    manual_given = any(value is not None for value in (kwh, peak_kwh, off_peak_kwh))
+    manual_given = manual is not None and any(value is not None for value in manual.values())
     terms = issue_terms(
         provider=connection.provider,
         period=period,
@@ -416,10 +488,16 @@ def invoice_issue(
         source=InvoiceSource.KWH if manual_given else InvoiceSource.READINGS,
         created_by=created_by,
     )
-    manual = {"kwh": kwh, "peak": peak_kwh, "off_peak": off_peak_kwh} if manual_given else None
-    usage, bill = _rate_one(connection=connection, terms=terms, usage=None, manual=manual)
+    charges = charges_pending_of(connection)
+    usage, bill, billed = _rate_one(
+        connection=connection,
+        terms=terms,
+        manual=manual if manual_given else None,
+        charges=charges,
+        until=until,
+    )
     try:
-        built = build_invoice(terms, connection, usage, bill)
+        built = build_invoice(terms, connection, usage, bill, billed)
     except RatingError as problem:
         raise InvoiceRefused(str(problem)) from problem
     try:
@@ -431,6 +509,7 @@ def invoice_issue(
         raise InvoiceExists(
             f"Connection {connection.number} was just billed for {period:%B %Y}; change that invoice instead."
         ) from clash
+    charges_billed([(invoice, charges)])
     for perm in ("view_invoice", "change_invoice", "collect_payment"):
         assign_perm(f"invoicing.{perm}", created_by, invoice)
     invoices_notify(kind=MessageKind.BILL_ISSUED, invoices=[invoice], told_before=False)
@@ -476,6 +555,7 @@ def invoice_update(
         invoice.status = InvoiceStatus.CANCELLED
         invoice.balance = NO_MONEY
         invoice.save(update_fields=["status", "balance", "updated_at"])
+        charges_release(invoice)
         return invoice
     if rerate or manual_given:
         _rerate(
@@ -496,8 +576,10 @@ def invoice_update(
 
 RATED_FIELDS = (
     "billing_days", "peak_units", "off_peak_units", "kwh_consumed", "pricing_id", "energy_charge", "tax_total",
-    "fixed_total", "subsidy_total", "current_charges", "arrears", "payable_before_due", "late_surcharge",
+    "fixed_total", "subsidy_total", "fee_total", "current_charges", "arrears", "payable_before_due", "late_surcharge",
     "payable_after_due", "balance", "status", "paid_on", "trace", "customer_snapshot",
+    "period_start", "period_end", "estimated", *Invoice.END_REGISTERS,
+    "estimated_billed", "credit_brought", "credit_carried",
 )  # fmt: skip
 
 
@@ -513,9 +595,16 @@ def _rerate(invoice: Invoice, *, manual: dict | None) -> None:
         source=InvoiceSource.KWH if manual else invoice.source,
         created_by=invoice.created_by,
     )
-    usage, bill = _rate_one(connection=connection, terms=terms, usage=None, manual=manual)
+    # A re-rate rates the same period again: it never moves the end of a bill (a final bill's) already issued.
+    usage, bill, billed = _rate_one(
+        connection=connection,
+        terms=terms,
+        manual=manual,
+        charges=list(invoice.charges.order_by("pk")),
+        until=invoice.period_end,
+    )
     try:
-        rated, lines = build_invoice(terms, connection, usage, bill)
+        rated, lines = build_invoice(terms, connection, usage, bill, billed)
     except RatingError as problem:
         raise InvoiceRefused(str(problem)) from problem
     for name in RATED_FIELDS:
@@ -528,3 +617,27 @@ def _rerate(invoice: Invoice, *, manual: dict | None) -> None:
     InvoiceLine.objects.bulk_create(
         InvoiceLine(invoice=invoice, **dict(zip(LINE_FIELDS[1:], line, strict=True))) for line in lines
     )
+
+
+def bill_preview(
+    *, connection: ServiceConnection, year: int, month: int, issue_date: date | None = None
+) -> MonthBill:
+    """The bill the connection would get for a month, rated now and saved nowhere (the "rate check"):
+    its period continuing from the previous bill, the arrears it would print."""
+    period = date(year, month, 1)
+    schedules = Schedules(
+        schedule_in_force(provider=connection.provider, day=issue_date or month_end(year, month))
+    )
+    arrears = arrears_of(connection_ids=[connection.pk], period=period).get(connection.pk, NO_MONEY)
+    try:
+        return connection_month(
+            connection,
+            period,
+            schedules,
+            arrears=arrears,
+            late_percent=connection.provider.late_surcharge_percent,
+        )
+    except NotBillable as problem:
+        raise NoReadings(problem.reason, field="month") from problem
+    except RatingError as problem:
+        raise DomainError(f"This bill cannot be rated: {problem}") from problem

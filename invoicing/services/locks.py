@@ -3,7 +3,9 @@
 Money moves under one lock per connection. Issuing (which reads the arrears), paying (which settles
 the oldest open invoices first) and adjusting all lock the connection's row first, so two of them on
 one connection never interleave; invoice rows are then locked in id order, as the overdue job locks
-them, so no two writers wait on each other in a cycle. Document counters (numbering.py) come last.
+them, so no two writers wait on each other in a cycle. A connection's pending charges (charges.py) are
+locked after it, by the bill that carries them (a billing run's chunk locks those of its id range
+after the connections that owe). Document counters (numbering.py) come last.
 """
 
 from django.db.models import Q
@@ -32,14 +34,20 @@ def lock_invoice(invoice: Invoice) -> Invoice:
 
 def lock_for_payment(invoice: Invoice) -> tuple[Invoice, list[Invoice]]:
     """Lock the connection, then in one statement, in id order (as the overdue job does), the presented
-    invoice and the connection's open invoices up to it; returns it and those open ones, oldest first."""
+    invoice and the connection's open invoices up to it of the same customer (a customer who moved in
+    never settles the one who moved out); returns it and those open ones, oldest first."""
     lock_connection(invoice.connection)
     rows = list(
         Invoice.objects.select_for_update(of=("self",))
         .select_related("provider")
         .filter(
             Q(pk=invoice.pk)
-            | Q(connection_id=invoice.connection_id, period__lte=invoice.period, status__in=OPEN_STATUSES)
+            | Q(
+                connection_id=invoice.connection_id,
+                customer_id=invoice.customer_id,
+                period__lte=invoice.period,
+                status__in=OPEN_STATUSES,
+            )
         )
         .order_by("id")
     )

@@ -13,6 +13,7 @@ SERIES_FORMAT = {
     DocumentSeries.INVOICE: "{code}-{year}-{n:06d}",
     DocumentSeries.RECEIPT: "{code}-PAY-{year}-{n:06d}",
     DocumentSeries.ADJUSTMENT: "{code}-ADJ-{year}-{n:06d}",
+    DocumentSeries.DISCONNECTION: "{code}-DO-{year}-{n:06d}",
 }
 
 

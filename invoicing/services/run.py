@@ -16,8 +16,8 @@ from django.utils import timezone
 from accounts.models import MessageKind, User
 from billing.models import ConnectionStatus, ServiceConnection
 from billing.months import first_of
-from billing.rating import NO_MONEY, RatingError, Schedule, period_readings, rate_usage, usage_between
-from billing.selectors import no_readings_reason, readings_for_period, schedule_in_force
+from billing.rating import NO_MONEY, RatingError, with_fees
+from billing.selectors import schedule_in_force
 from billing.signals import rows_bulk_created
 from config.errors import DomainError
 from invoicing.models import (
@@ -30,6 +30,7 @@ from invoicing.models import (
     InvoiceStatus,
     ProblemKind,
 )
+from invoicing.services.charges import charges_billed, charges_pending_in, fee_lines
 from invoicing.services.issue import (
     arrears_of,
     build_invoice,
@@ -39,6 +40,7 @@ from invoicing.services.issue import (
     save_issued,
 )
 from invoicing.services.notices import invoices_notify
+from invoicing.services.periods import NotBillable, Schedules, bill_month, month_inputs
 from providers.models import Provider
 
 logger = logging.getLogger(__name__)
@@ -155,7 +157,13 @@ def billing_run_chunk_bill(*, chunk_id: int) -> bool:
         else:
             later[connection_id] = max(billed_period, later.get(connection_id, billed_period))
     id_range = range(chunk.first_id, chunk.last_id + 1)  # other providers' ids in it bill nothing here
-    readings = readings_for_period(connections=id_range, year=period.year, month=period.month)
+    inputs = month_inputs(
+        connections=in_chunk,
+        ids=id_range,
+        period=period,
+        estimate=provider.estimate_missing_readings,
+        billable=[connection.pk for connection in connections if connection.pk not in billed | later.keys()],
+    )
     arrears = arrears_of(connection_ids=ids, period=period)
     if arrears:
         # Only a connection that owes can see what it owes change (a payment, an adjustment) before
@@ -168,8 +176,8 @@ def billing_run_chunk_bill(*, chunk_id: int) -> bool:
             .values_list("pk")
         )
         arrears = arrears_of(connection_ids=owing, period=period)
-    schedule = schedule_in_force(provider=provider, day=run.issue_date)
-    by_type: dict[int, Schedule] = {}
+    charges = charges_pending_in(chunk.first_id, chunk.last_id)
+    schedules = Schedules(schedule_in_force(provider=provider, day=run.issue_date))
     terms = issue_terms(
         provider=provider,
         period=period,
@@ -179,7 +187,7 @@ def billing_run_chunk_bill(*, chunk_id: int) -> bool:
         created_by=run.started_by,
         billing_run=run,
     )
-    built, problems = [], []
+    built, carried, problems = [], [], []
     for connection in connections:
         if connection.pk in billed:
             continue
@@ -192,29 +200,21 @@ def billing_run_chunk_bill(*, chunk_id: int) -> bool:
                 )
             )
             continue
-        ends = period_readings(readings.get(connection.pk, ()), period.year, period.month)
-        if ends is None:
-            problems.append(
-                (
-                    connection.pk,
-                    ProblemKind.SKIPPED,
-                    no_readings_reason(connection, period.year, period.month),
-                )
-            )
-            continue
-        type_id = connection.connection_type_id
-        if type_id not in by_type:
-            by_type[type_id] = schedule.for_type(type_id)
         try:
-            usage = usage_between(*ends)
-            bill = rate_usage(
-                usage,
-                by_type[type_id],
-                income=connection.declared_monthly_income,
+            usage, bill, billed_period = bill_month(
+                connection,
+                inputs,
+                schedules,
                 arrears=arrears.get(connection.pk, NO_MONEY),
-                late_surcharge_percent=terms.late_percent,
+                late_percent=terms.late_percent,
             )
-            built.append(build_invoice(terms, connection, usage, bill))
+            # Only the present customer's charges: an earlier customer's went on their final bill.
+            fees = [c for c in charges.get(connection.pk, ()) if c.customer_id == connection.customer_id]
+            bill = with_fees(bill, fee_lines(fees), late_surcharge_percent=terms.late_percent)
+            built.append(build_invoice(terms, connection, usage, bill, billed_period))
+            carried.append(fees)
+        except NotBillable as problem:
+            problems.append((connection.pk, ProblemKind.SKIPPED, problem.reason))
         except (RatingError, ArithmeticError) as problem:
             problems.append(
                 (connection.pk, ProblemKind.FAILED, f"Connection {connection.number}: {problem}"[:500])
@@ -222,6 +222,7 @@ def billing_run_chunk_bill(*, chunk_id: int) -> bool:
     invoices = save_issued(terms, built)
     # Recorded with the bills, sent by other workers once the chunk commits: the run goes on billing.
     invoices_notify(kind=MessageKind.BILL_ISSUED, invoices=invoices, told_before=False)
+    charges_billed(zip(invoices, carried, strict=True))
     problem_rows = BillingRunProblem.objects.bulk_create(
         BillingRunProblem(run=run, connection_id=pk, kind=kind, reason=reason)
         for pk, kind, reason in problems

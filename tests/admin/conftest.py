@@ -1,24 +1,50 @@
 """Officers and administrators in Django admin, and a provider with enough of everything to list."""
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import factory
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
 from accounts.roles import Role
 from accounts.services import login_start, notification_settings_set
 from auditing.services import ai_query_submit
+from billing.lifecycle import connection_disconnect
+from billing.models import ConnectionTypeChange
+from billing.services import connection_create, customer_create, meter_exchange_record
 from invoicing import selectors, services
 from invoicing.models import PaymentMethod
 from providers.models import Authority, FixedCharge, Provider, Subsidy, TaxRule
-from providers.services import provider_price_set, schedule_row_add
-from tests.factories import PASSWORD, ConnectionFactory, FlatTariffFactory, UserFactory, billable_connection
+from providers.services import provider_price_set, provider_update, schedule_row_add
+from tests.factories import (
+    PASSWORD,
+    ConnectionFactory,
+    ConnectionTypeFactory,
+    FlatTariffFactory,
+    UserFactory,
+    billable_connection,
+)
 
 JANUARY = date(2024, 1, 1)
+AWAY, BACK = (datetime(2024, 2, day, 10, tzinfo=ZoneInfo(settings.TIME_ZONE)) for day in (11, 12))
 MANY = 21  # rows of each kind: more than a changelist's fixed queries, so one query per row would show
+
+
+class TypeChangeFactory(factory.django.DjangoModelFactory):
+    """A change of connection type as its service records it (the connection switched alongside)."""
+
+    class Meta:
+        model = ConnectionTypeChange
+
+    provider = factory.SelfAttribute("connection.provider")
+    from_type = factory.SelfAttribute("connection.connection_type")
+    to_type = factory.LazyAttribute(lambda o: ConnectionTypeFactory(provider=o.connection.provider))
+    effective_from = date(2024, 2, 15)
+    reason = "A shop opened in the house"
 
 
 class AuthorityFactory(factory.django.DjangoModelFactory):
@@ -71,15 +97,31 @@ def cash(db):
 
 def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
     """`count` of every kind of row for `provider`, each written by its service: billed connections
-    with their readings, invoices, lines, payments, allocations and adjustments, unbillable
-    connections (a run's problems), a run of one chunk per connection, the e-mails of the bills and
-    payments, sign-in tickets, AI questions, the provider's notification settings, and price schedule
-    rows opening today (after the bills, which keep their prices)."""
+    with their readings, a customer and a pending connection numbered from the provider's series,
+    invoices, lines, payments, allocations and adjustments, unbillable connections (a run's problems),
+    meter exchanges and changes of type (recorded as their service would), a run of one chunk per
+    connection, the e-mails of the bills and payments, sign-in tickets, AI questions, the provider's
+    notification settings, and price schedule rows opening today (after the bills, which keep their
+    prices)."""
     officer = UserFactory(provider=provider, roles=[Role.ADMIN], designation="Billing Manager")
     notification_settings_set(provider=provider, due_reminder_days=5)
+    provider_update(provider=provider, reconnection_fee=Decimal("500.00"))
     for _ in range(count):
-        billable_connection(provider)
+        connection = billable_connection(provider)
         ConnectionFactory(customer__provider=provider)  # no readings: the run skips it
+        meter_exchange_record(
+            connection=connection,
+            at=datetime(2024, 2, 10, 9, tzinfo=timezone.get_current_timezone()),
+            old_final={"import_peak": Decimal(150), "import_off_peak": Decimal(250)},
+            new_first={"import_peak": Decimal(0), "import_off_peak": Decimal(0)},
+            new_meter_number=f"NEW-{connection.pk}",
+            reason="Faulty display",
+            recorded_by=officer,
+        )
+        TypeChangeFactory(connection=connection, recorded_by=officer)
+    # A customer and a connection numbered from the provider's own series (its counters).
+    walk_in = customer_create(provider=provider, name="Walk-in customer")
+    connection_create(customer=walk_in, connection_type=ConnectionTypeFactory(provider=provider))
     run, _ = services.billing_run_start(provider=provider, period=JANUARY, chunk_size=1)
     for chunk_id in selectors.pending_chunks(run):
         services.billing_run_chunk_bill(chunk_id=chunk_id)
@@ -87,6 +129,11 @@ def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
         services.payment_post(invoice=invoice, amount=Decimal("100.00"), method=cash, received_by=officer)
         services.adjustment_create(
             invoice=invoice, amount=Decimal("50.00"), direction="credit", reason="Estimate", officer=officer
+        )
+        # Disconnected and reconnected after its January bill: two steps and a fee waiting for a bill.
+        connection_disconnect(connection=invoice.connection, reason="Away.", effective_at=AWAY, by=officer)
+        services.connection_reconnect(
+            connection=invoice.connection, reason="Back.", effective_at=BACK, by=officer
         )
     auditor = UserFactory(provider=provider, roles=[Role.AUDITOR, Role.SUPER_CREATOR])
     for step in range(count):

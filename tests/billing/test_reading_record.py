@@ -83,7 +83,8 @@ def test_a_reading_in_the_future_is_refused(connection):
 def test_a_second_reading_at_the_same_time_is_refused(connection):
     record(connection, at(1), registers("100", "400"))
 
-    with pytest.raises(ReadingDuplicate, match="already has a reading at 2026-10-01 23:59"):
+    # Named in the provider's local time (Asia/Karachi, UTC+5), as readings are taken.
+    with pytest.raises(ReadingDuplicate, match="already has a reading at 2026-10-02 04:59"):
         record(connection, at(1), registers("100", "400"))
 
 

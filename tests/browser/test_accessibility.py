@@ -53,6 +53,7 @@ def test_the_staff_pages_are_labelled(page: Page, sign_in, super_creator, bills)
                 "/invoices",
                 "/billing-runs",
                 f"/messages?customer={march.customer.number}",
+                f"/connections/{march.connection_id}/lifecycle",
             ],
         )
         == {}
@@ -82,6 +83,30 @@ def test_the_customer_portal_is_labelled(page: Page, sign_in, connection, bills)
                 "/portal/calculator",
                 "/portal/profile",
                 f"/portal/connections/{connection.pk}/reading",
+            ],
+        )
+        == {}
+    )
+
+
+def test_the_customer_and_connection_pages_are_labelled(page: Page, sign_in, super_creator, connection):
+    customer = connection.customer
+    sign_in(super_creator)
+
+    assert (
+        problems_on(
+            page,
+            [
+                "/customers",
+                "/customers/new",
+                "/customers/import",
+                f"/customers/{customer.pk}",
+                f"/customers/{customer.pk}/edit",
+                f"/customers/{customer.pk}/connections/new",
+                f"/connections/{connection.pk}",
+                f"/connections/{connection.pk}/edit",
+                f"/connections/{connection.pk}/income",
+                f"/connections/{connection.pk}/connect",
             ],
         )
         == {}

@@ -155,8 +155,8 @@ def test_billing_run_bills_every_active_connection_with_readings(flat_provider, 
     [problem] = run.problems.all()
     assert (problem.connection, problem.kind) == (setup["unread"], ProblemKind.SKIPPED)
     assert problem.reason == (
-        f"Connection {setup['unread'].number} has no reading in January 2024 or none in the month before; "
-        "a bill needs both."
+        f"Connection {setup['unread'].number} has no reading in January 2024 and no history to estimate one "
+        "from (no actual period between two readings before it); it is billed once a reading comes."
     )
     assert not Invoice.objects.filter(connection=setup["disconnected"]).exists()
     assert_ledger_holds(*setup["all"])
@@ -307,8 +307,8 @@ def test_billing_run_fails_a_connection_whose_registers_go_down_and_bills_the_re
     [problem] = run.problems.all()
     assert (problem.connection, problem.kind) == (broken, ProblemKind.FAILED)
     assert problem.reason == (
-        f"Connection {broken.number}: A register went down between the two readings; "
-        "record the meter replacement first."
+        f"Connection {broken.number}: A register went down between the two readings; if the meter was "
+        "exchanged, record the meter exchange (the old meter's final registers and the new meter's first)."
     )
     assert_ledger_holds(fine, broken, also_fine)
 
@@ -366,8 +366,8 @@ def test_billing_run_command_bills_a_providers_month_and_prints_the_counts(flat_
 
     first_run, second_run = BillingRun.objects.order_by("pk")
     skipped = (
-        f"  skipped: Connection {setup['unread'].number} has no reading in January 2024 or none in the "
-        "month before; a bill needs both."
+        f"  skipped: Connection {setup['unread'].number} has no reading in January 2024 and no history to "
+        "estimate one from (no actual period between two readings before it); it is billed once a reading comes."
     )
     assert first == [
         f"{code} 2024-01: started run {first_run.pk}",

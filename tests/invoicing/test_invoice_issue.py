@@ -282,7 +282,10 @@ def test_invoice_issue_takes_a_due_date_given_but_not_one_before_issue(connectio
     assert Invoice.objects.count() == 1
 
 
-def test_invoice_issue_refuses_a_month_without_readings_naming_the_month(connection, creator):
+def test_invoice_issue_refuses_a_month_without_readings_naming_the_month(flat_provider, connection, creator):
+    flat_provider.estimate_missing_readings = False  # else the month is estimated (test_estimated_bills.py)
+    flat_provider.save()
+
     with pytest.raises(InvoiceRefused, match="April 2024") as refused:
         invoice_issue(connection=connection, period=APRIL, created_by=creator)
 

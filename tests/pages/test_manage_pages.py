@@ -324,6 +324,16 @@ def test_a_provider_admin_changes_their_providers_settings(admin, provider):
     assert (provider.due_days, provider.late_surcharge_percent) == (21, D("12.5"))
 
 
+def test_a_provider_admin_sets_the_reconnection_fee(admin, provider):
+    response = admin.post(
+        f"/manage/providers/{provider.pk}",
+        provider_form(name=provider.name, city=provider.city, email=provider.email, reconnection_fee="750"),
+    )
+
+    provider.refresh_from_db()
+    assert (response.status_code, provider.reconnection_fee) == (302, D("750.00"))
+
+
 def test_days_to_pay_beyond_ninety_are_refused_next_to_the_field(admin, provider):
     response = admin.post(
         f"/manage/providers/{provider.pk}",

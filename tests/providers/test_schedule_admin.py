@@ -149,6 +149,7 @@ def test_provider_page_still_saves_the_provider_with_its_schedule_shown(
         "currency": provider.currency,
         "due_days": provider.due_days,
         "late_surcharge_percent": provider.late_surcharge_percent,
+        "reconnection_fee": provider.reconnection_fee,
         "_save": "Save",
     }
 

@@ -94,8 +94,8 @@ def test_a_real_worker_bills_a_run_in_chunks_and_skips_connections_without_readi
         (
             unread.pk,
             ProblemKind.SKIPPED,
-            f"Connection {unread.number} has no reading in January 2024 or none in the month before; "
-            "a bill needs both.",
+            f"Connection {unread.number} has no reading in January 2024 and no history to estimate one "
+            "from (no actual period between two readings before it); it is billed once a reading comes.",
         )
     ]
 
