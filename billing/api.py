@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api import ERRORS
-from accounts.permissions import Allowed
+from accounts.permissions import Allowed, role_allows
 from billing import services
 from billing.importing import COLUMNS, csv_file_rows, customers_import
 from billing.models import (
@@ -43,7 +43,7 @@ from billing.selectors import (
     usage_estimate,
     with_last_reading,
 )
-from config.errors import DomainError, NotFound
+from config.errors import DomainError, Forbidden, NotFound
 from config.parsers import SafeJSONParser
 from providers.models import ConnectionType
 
@@ -196,6 +196,11 @@ class CustomerCreateInput(CustomerChangeInput):
         help_text="The number as printed; omit it to have the next of the provider's series (CODE-C-000123).",
     )
     name = serializers.CharField(max_length=150)
+    invite = serializers.BooleanField(
+        default=False,
+        help_text="true, with an e-mail address: invite the customer to the portal at once (a login made "
+        "from the address, and an e-mail with a link to set its password).",
+    )
 
 
 class CustomerFilter(filters.FilterSet):
@@ -256,6 +261,10 @@ class CustomerCollectionApi(generics.ListAPIView):
     def post(self, request: Request) -> Response:
         data = CustomerCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
+        if data.validated_data["invite"] and not role_allows(
+            request.user.active_role, "accounts.invite_customer", user=request.user
+        ):
+            raise Forbidden("Your current role may not invite customers to the portal.", field="invite")
         customer = services.customer_create(
             provider=_callers_provider(request), **data.validated_data, created_by=request.user
         )

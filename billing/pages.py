@@ -108,8 +108,19 @@ class CustomerCreateForm(CustomerDetailsForm):
         required=False,
         help_text="As printed on the provider's papers; leave empty to have the next number given.",
     )
+    invite = forms.BooleanField(
+        label="E-mail an invitation to the portal",
+        required=False,
+        initial=True,
+        help_text="With an e-mail address: a login is made from it, and a link to set its password is sent.",
+    )
 
     field_order = ["number", "name"]
+
+    def __init__(self, *args: Any, may_invite: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not may_invite:
+            del self.fields["invite"]
 
 
 @require_GET
@@ -134,7 +145,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @page("billing.add_customer")
 def customer_new(request: HttpRequest) -> HttpResponse:
-    form = CustomerCreateForm(request.POST or None)
+    form = CustomerCreateForm(request.POST or None, may_invite=_may(request, "accounts.invite_customer"))
     if request.method == "POST" and form.is_valid():
         with refusals_into(form, fields=FORM_FIELDS):
             provider = request.user.provider
@@ -161,6 +172,8 @@ def customer_detail(request: HttpRequest, customer_id: int) -> HttpResponse:
             "may_change": _may(request, "billing.change_customer"),
             "may_add_connection": _may(request, "billing.add_serviceconnection"),
             "bills_url": _bills_url(request, customer=customer.number),
+            "may_invite": _may(request, "accounts.invite_customer"),
+            "may_see_messages": _may(request, "accounts.view_message"),
         },
     )
 

@@ -223,12 +223,14 @@ def customer_create(
     notify_payments: bool = True,
     user: User | None = None,
     login: bool = False,
+    invite: bool = False,
     created_by: User | None = None,
 ) -> Customer:
     """A customer account with its own contact details, numbered as given or next in the provider's
     series. A login is optional: `user` links an existing customer user of the provider; `login=True`
     creates one from the e-mail, with no password (it cannot sign in until a password is set through
-    an invitation)."""
+    an invitation). `invite=True` with an e-mail address: invited to the portal at once
+    (`customer_invite`), in the same transaction."""
     given = _account_number(number, what="customer") if number.strip() else ""
     if given and Customer.objects.filter(provider=provider, number=given).exists():
         raise NumberTaken(
@@ -264,6 +266,9 @@ def customer_create(
         provider=provider, series=NumberSeries.CUSTOMER, taken=Customer.objects.filter(provider=provider)
     )
     _insert(customer, taken=NumberTaken(f"Customer {customer.number} already exists.", field="customerId"))
+    if invite and customer.email:
+        customer_invite(customer=customer, invited_by=created_by)
+        customer.refresh_from_db(fields=["user"])
     return customer
 
 
