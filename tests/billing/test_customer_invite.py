@@ -176,3 +176,30 @@ def test_another_providers_customer_is_not_found(as_role, other_provider, clerk)
 
     assert response.status_code == 404
     assert Customer.objects.get(pk=foreign.pk).user is None
+
+
+def test_a_customer_added_through_the_api_with_invite_gets_a_login_and_an_invitation(
+    mailbox, as_role, clerk, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = as_role(clerk, Role.INVOICE_CREATOR).post(
+            "/api/customers",
+            {"name": "Nadia Aslam", "email": "nadia@example.com", "invite": True},
+            format="json",
+        )
+
+    customer = Customer.objects.get(pk=response.json()["id"])
+    assert response.status_code == 201
+    assert customer.user.email == "nadia@example.com"
+    assert [mail.rcpt_tos for mail in mailbox.received] == [["nadia@example.com"]]
+
+
+def test_an_invitation_refused_when_adding_a_customer_adds_nothing(as_role, provider, clerk):
+    UserFactory(provider=provider, email="taken@example.com", roles=[Role.AUDITOR])
+
+    response = as_role(clerk, Role.INVOICE_CREATOR).post(
+        "/api/customers", {"name": "Late Comer", "email": "taken@example.com", "invite": True}, format="json"
+    )
+
+    assert (response.status_code, list(response.json()["fields"])) == (409, ["email"])
+    assert not Customer.objects.filter(name="Late Comer").exists()

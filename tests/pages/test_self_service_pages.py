@@ -186,3 +186,28 @@ def test_the_dashboard_counts_the_emails_not_delivered(signed_in, super_creator,
     html = signed_in(super_creator, Role.SUPER_CREATOR).get(reverse("dashboard")).content.decode()
 
     assert 'data-testid="kpi-failed-messages"><a href="/messages?status=failed">1</a>' in html
+
+
+def test_the_add_customer_page_invites_by_default_when_an_address_is_given(signed_in, creator):
+    staff = signed_in(creator, Role.INVOICE_CREATOR)
+    details = {"kind": "Residential", "preferred_language": "en", "invite": "on"}
+
+    offered = staff.get(reverse("customer-new"))
+    staff.post(reverse("customer-new"), {**details, "name": "With Address", "email": "with@example.com"})
+    staff.post(reverse("customer-new"), {**details, "name": "No Address"})
+
+    assert offered.context["form"]["invite"].value() is True
+    assert Customer.objects.get(name="With Address").user.email == "with@example.com"
+    assert Customer.objects.get(name="No Address").user is None
+    assert list(Message.objects.values_list("kind", "recipient")) == [
+        (MessageKind.INVITATION, "with@example.com")
+    ]
+
+
+def test_an_auditor_is_not_offered_the_invitation(signed_in, flat_provider):
+    auditor = signed_in(UserFactory(provider=flat_provider, roles=[Role.AUDITOR]), Role.AUDITOR)
+    customer = CustomerFactory(provider=flat_provider, user=None, email="x@example.com")
+
+    html = auditor.get(reverse("customer-detail", args=[customer.pk])).content.decode()
+
+    assert "Invite to the portal" not in html and "E-mails sent" in html
