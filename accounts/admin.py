@@ -8,11 +8,11 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
 from accounts import services
-from accounts.models import RoleSelectionTicket, User, UserRole
+from accounts.models import Message, NotificationSettings, RoleSelectionTicket, User, UserRole
 from accounts.roles import Role
 from accounts.selectors import user_list_for
 from config.errors import DomainError
-from providers.admin import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
+from providers.admin import ProviderScopedAdmin, ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
 
 
 class RolesFormMixin(forms.Form):
@@ -167,3 +167,44 @@ class RoleSelectionTicketAdmin(ReadOnlyAdmin):
     search_fields = ("user__name", "user__email")
     date_hierarchy = "created_at"
     exclude = ("digest",)
+
+
+@admin.register(Message)
+class MessageAdmin(ReadOnlyAdmin):
+    """Every e-mail recorded: to whom, about what, and how sending it went. Sent by the workers only."""
+
+    list_display = ("created_at", "kind", "recipient", "language", "status", "attempts", "about", "sent_at")
+    list_filter = ("status", "kind", "language")
+    list_select_related = ()  # the provider, joined for a platform user (ProviderScopedAdmin)
+    search_fields = ("recipient", "about_id")
+    date_hierarchy = "created_at"
+
+    @admin.display(description="About")
+    def about(self, obj: Message) -> str:
+        return f"{obj.about_type} {obj.about_id}"
+
+
+@admin.register(NotificationSettings)
+class NotificationSettingsAdmin(ServiceAdmin, ProviderScopedAdmin):
+    """A provider's e-mail settings: how many days before a bill's due date its customer is reminded."""
+
+    list_display = ("provider", "due_reminder_days", "updated_at")
+    list_select_related = ("provider",)
+    search_fields = ("provider__code", "provider__name")
+    editable_fields = ("due_reminder_days",)
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: NotificationSettings | None = None
+    ) -> tuple[str, ...]:
+        # A provider's administrator sets their own provider's; the provider is fixed once chosen.
+        return ("provider",) if obj is not None or request.user.provider_id is not None else ()
+
+    def create(self, request: HttpRequest, values: dict[str, Any]) -> NotificationSettings:
+        return services.notification_settings_set(
+            provider=values.get("provider") or request.user.provider,
+            due_reminder_days=values["due_reminder_days"],
+        )
+
+    def update(self, request: HttpRequest, obj: NotificationSettings, changes: dict[str, Any]) -> None:
+        if changes:
+            services.notification_settings_set(provider=obj.provider, **changes)

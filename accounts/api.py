@@ -12,7 +12,12 @@ from accounts.models import User
 from accounts.permissions import Allowed
 from accounts.roles import Role
 from accounts.selectors import user_get_for, user_list_for
-from accounts.throttles import LoginAddressThrottle, LoginEmailThrottle
+from accounts.throttles import (
+    LoginAddressThrottle,
+    LoginEmailThrottle,
+    PasswordResetAddressThrottle,
+    PasswordResetEmailThrottle,
+)
 from accounts.tokens import TokenPair
 from config.errors import DomainError
 from config.pagination import PagePagination
@@ -187,6 +192,61 @@ class MeApi(APIView):
                 "selectedRole": user.active_role,
             }
         )
+
+
+RESET_ANSWER = "If an account uses this address, an e-mail with a link to set a new password is on its way."
+
+
+class PasswordResetApi(APIView):
+    """ "Forgot password": the same answer whatever the address, so it tells nobody who has an account."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = [PasswordResetAddressThrottle, PasswordResetEmailThrottle]
+
+    class PasswordResetInput(serializers.Serializer):
+        email = serializers.EmailField()
+
+    @extend_schema(
+        request=PasswordResetInput,
+        responses={
+            202: inline_serializer("PasswordResetAccepted", {"detail": serializers.CharField()}),
+            429: OpenApiResponse(description="Too many requests, from this address or for this e-mail."),
+        },
+        summary="E-mail a link to set a new password (the answer is the same for every address)",
+    )
+    def post(self, request: Request) -> Response:
+        data = self.PasswordResetInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.password_reset_request(email=data.validated_data["email"])
+        return Response({"detail": RESET_ANSWER}, status=status.HTTP_202_ACCEPTED)
+
+
+class PasswordResetConfirmApi(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = [PasswordResetAddressThrottle]
+
+    class PasswordResetConfirmInput(serializers.Serializer):
+        uid = serializers.CharField(
+            max_length=40, help_text="From the e-mailed link: /set-password/<uid>/<token>."
+        )
+        token = serializers.CharField(max_length=100)
+        password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+    @extend_schema(
+        request=PasswordResetConfirmInput,
+        responses={204: None, 400: ERRORS[400], 429: OpenApiResponse(description="Too many attempts.")},
+        summary="Set a password with the link of an invitation or password reset e-mail (once)",
+    )
+    def post(self, request: Request) -> Response:
+        data = self.PasswordResetConfirmInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        services.password_set_with_token(
+            uidb64=values["uid"], token=values["token"], password=values["password"]
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class UserOutput(serializers.Serializer):

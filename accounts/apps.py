@@ -6,4 +6,5 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and roles"
 
     def ready(self) -> None:
-        from accounts import schema  # noqa: F401  registers the OpenAPI auth extension
+        from accounts import messaging, schema  # noqa: F401  the auth extension of the OpenAPI schema, and
+        # the builders of this app's e-mails (invitation, password reset)

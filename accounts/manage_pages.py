@@ -42,8 +42,10 @@ USERS_PER_PAGE = 50
 # What each role lets a person do, beside its checkbox.
 ROLE_DESCRIPTIONS = {
     Role.CUSTOMER: "Sees their own bills, payments and usage in the customer portal.",
-    Role.INVOICE_CREATOR: "Issues invoices and takes payments on the invoices they created.",
-    Role.SUPER_CREATOR: "Every invoice of the provider, payments, billing runs and officer adjustments.",
+    Role.INVOICE_CREATOR: "Opens customer accounts and connections, records readings, issues invoices and takes "
+    "payments on the invoices they created.",
+    Role.SUPER_CREATOR: "Every invoice of the provider, payments, billing runs and officer adjustments; "
+    "customers' and connections' details.",
     Role.AUDITOR: "Reads the audit trail, invoice and pricing history; asks questions in plain words.",
     Role.ADMIN: "Users and their roles, the provider's settings and prices, and all staff work.",
 }

@@ -1,5 +1,6 @@
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 
@@ -124,3 +125,121 @@ class RoleSelectionTicket(models.Model):
 
     def __str__(self) -> str:
         return f"role selection ticket of user {self.user_id}"
+
+
+class Language(models.TextChoices):
+    """The languages messages are written in; Urdu reads right to left."""
+
+    ENGLISH = "en", "English"
+    URDU = "ur", "اردو (Urdu)"
+
+
+RIGHT_TO_LEFT = frozenset({Language.URDU})
+
+
+class MessageKind(models.TextChoices):
+    INVITATION = "invitation", "Invitation to sign in"
+    PASSWORD_RESET = "password_reset", "Password reset"
+    BILL_ISSUED = "bill_issued", "Bill issued"
+    BILL_DUE_SOON = "bill_due_soon", "Bill due soon"
+    BILL_OVERDUE = "bill_overdue", "Bill overdue"
+    PAYMENT_RECEIVED = "payment_received", "Payment received"
+
+
+# Sent whatever the customer's notification choices: they carry a way in, not news.
+ALWAYS_SENT = frozenset({MessageKind.INVITATION, MessageKind.PASSWORD_RESET})
+
+
+class MessageStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENT = "sent", "Sent"
+    # A transient failure (the mail server unreachable or busy): tried again later, a bounded number of times.
+    RETRYING = "retrying", "Retrying"
+    # A hard failure (the address refused, retries used up): never tried again; staff see it.
+    FAILED = "failed", "Failed"
+
+
+UNSENT = (MessageStatus.QUEUED, MessageStatus.RETRYING)
+
+
+class Message(models.Model):
+    """One e-mail: who it is for, what it is about, and how sending it went.
+
+    Written by the service whose change it reports, in that change's transaction, and sent by a
+    Celery task once the transaction commits. Its content is built when it is sent, by the builder the
+    app owning `about_type` registered for its kind (`accounts.messaging`).
+    """
+
+    provider = models.ForeignKey(
+        "providers.Provider", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    user = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages")
+    recipient = models.EmailField()
+    kind = models.CharField(max_length=20, choices=MessageKind.choices)
+    # The row it is about, named as the audit trail names rows: "invoicing.invoice" and its id.
+    about_type = models.CharField(max_length=60)
+    about_id = models.BigIntegerField()
+    language = models.CharField(max_length=5, choices=Language.choices, default=Language.ENGLISH)
+    status = models.CharField(max_length=10, choices=MessageStatus.choices, default=MessageStatus.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)  # deliveries tried, the successful one included
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        permissions = [("invite_customer", "Can invite a customer to sign in")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind__in=MessageKind.values), name="message_kind_known"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=MessageStatus.values), name="message_status_known"
+            ),
+            # News about a bill or a payment is told once (a reminder job run twice sends nothing more);
+            # an invitation or a password reset may be asked for again.
+            models.UniqueConstraint(
+                fields=["kind", "about_type", "about_id"],
+                condition=~models.Q(kind__in=ALWAYS_SENT),
+                name="message_once_per_object",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["provider", "status"], name="message_provider_status"),
+            models.Index(fields=["about_type", "about_id"], name="message_about"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk}"
+
+    @property
+    def right_to_left(self) -> bool:
+        return self.language in RIGHT_TO_LEFT
+
+
+class NotificationSettings(models.Model):
+    """A provider's choices about the e-mails its customers get; a provider without a row has the defaults."""
+
+    DEFAULT_DUE_REMINDER_DAYS = 3
+
+    provider = models.OneToOneField(
+        "providers.Provider", on_delete=models.CASCADE, related_name="notification_settings"
+    )
+    # The "due soon" reminder goes this many days before a bill's due date.
+    due_reminder_days = models.PositiveSmallIntegerField(
+        default=DEFAULT_DUE_REMINDER_DAYS, validators=[MinValueValidator(1), MaxValueValidator(30)]
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "notification settings"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(due_reminder_days__gte=1, due_reminder_days__lte=30),
+                name="notification_due_reminder_days_range",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"notification settings of provider {self.provider_id}"

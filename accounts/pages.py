@@ -1,6 +1,10 @@
-"""Signing in and out of the pages, choosing the role to act in, and the home page each role lands on."""
+"""Signing in and out of the pages, choosing the role to act in, the home page each role lands on, and
+setting a password from an invitation or "forgot password" e-mail."""
+
+from urllib.parse import urlencode
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -11,7 +15,12 @@ from accounts import services
 from accounts.permissions import SELF, reach_of
 from accounts.roles import Role
 from accounts.sessions import held_roles, session_role
-from accounts.throttles import LoginAddressThrottle, LoginEmailThrottle
+from accounts.throttles import (
+    LoginAddressThrottle,
+    LoginEmailThrottle,
+    PasswordResetAddressThrottle,
+    PasswordResetEmailThrottle,
+)
 from accounts.web import page, refusals_into, safe_next
 
 # What each role card says (the seed's role selection page: a card per role, an icon and a description).
@@ -33,7 +42,8 @@ class SignInForm(forms.Form):
 
 
 def sign_in(request: HttpRequest) -> HttpResponse:
-    form = SignInForm(request.POST or None)
+    # After a password is set, the address to sign in with is filled in (`?email=`).
+    form = SignInForm(request.POST or None, initial={"email": request.GET.get("email", "")})
     if request.method == "POST" and not _attempt_allowed(request):
         form.add_error(None, "Too many sign-in attempts. Wait a minute, then try again.")
         return render(
@@ -108,3 +118,84 @@ def home(request: HttpRequest) -> HttpResponse:
     if request.user.provider_id is None:
         return redirect("manage-providers")
     return redirect("dashboard")
+
+
+# --- a way in: forgot password, and setting a password from an e-mailed link ---------------------------
+
+
+class ForgotPasswordForm(forms.Form):
+    email = forms.EmailField(max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "username"}))
+
+
+def forgot_password(request: HttpRequest) -> HttpResponse:
+    """The same answer whatever the address: whether an account uses it is never told."""
+    form = ForgotPasswordForm(request.POST or None)
+    if request.method == "POST":
+        if not all(
+            throttle.allow_request(request, None)
+            for throttle in (PasswordResetAddressThrottle(), PasswordResetEmailThrottle())
+        ):
+            form.add_error(None, "Too many requests for a new password. Wait a while, then try again.")
+            return render(request, "accounts/forgot_password.html", {"form": form}, status=429)
+        if form.is_valid():
+            services.password_reset_request(email=form.cleaned_data["email"])
+            return render(request, "accounts/forgot_password.html", {"sent_to": form.cleaned_data["email"]})
+    return render(
+        request, "accounts/forgot_password.html", {"form": form}, status=400 if form.errors else 200
+    )
+
+
+class SetPasswordForm(forms.Form):
+    password = forms.CharField(
+        label="New password",
+        strip=False,
+        max_length=128,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="At least 10 characters; not only digits, not a common password, not like your name or e-mail.",
+    )
+    password_again = forms.CharField(
+        label="Confirm the password",
+        strip=False,
+        max_length=128,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean(self) -> dict:
+        values = super().clean()
+        if values.get("password") and values.get("password_again") not in (None, values["password"]):
+            self.add_error("password_again", "The two passwords differ: type the same one twice.")
+        return values
+
+
+# The token is moved from the link's address into the session, then the address is replaced by one
+# without it (as Django's own password reset does): the token never reaches a Referer header or a log.
+SET_PASSWORD_SESSION_KEY = "_set_password_token"  # noqa: S105 (a session key, not a secret)
+TOKEN_IN_SESSION = "set"  # noqa: S105 (the placeholder for the token in the address)
+
+
+def set_password(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
+    if token != TOKEN_IN_SESSION:
+        request.session[SET_PASSWORD_SESSION_KEY] = token
+        return redirect("set-password", uidb64=uidb64, token=TOKEN_IN_SESSION)
+    token = request.session.get(SET_PASSWORD_SESSION_KEY, "")
+    try:
+        user = services.password_reset_user(uidb64=uidb64, token=token)
+    except services.LinkInvalid as exc:
+        return render(request, "accounts/set_password.html", {"invalid": exc.detail}, status=400)
+    form = SetPasswordForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        with refusals_into(form):
+            services.password_set_with_token(
+                uidb64=uidb64, token=token, password=form.cleaned_data["password"]
+            )
+            del request.session[SET_PASSWORD_SESSION_KEY]
+            messages.success(
+                request, "Your password is set. Sign in with your e-mail address and the new password."
+            )
+            return redirect(f"{reverse('sign-in')}?{urlencode({'email': user.email})}")
+    return render(
+        request,
+        "accounts/set_password.html",
+        {"form": form, "account": user},
+        status=400 if form.errors else 200,
+    )

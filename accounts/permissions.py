@@ -8,7 +8,8 @@ permissions it grants and how far each reaches:
 - `OWN`: only rows the user holds a django-guardian object permission on (granted when they created
   the row, e.g. an invoice creator's own invoices).
 - `PLATFORM`: only a platform user (one with no provider), e.g. creating a provider.
-- `SELF`: only rows of the user's own customer account (a customer's bills and payments).
+- `SELF`: only rows of the user's own customer account (a customer's bills and payments, their
+  connections and contact details).
 
 Officers: "officer" is not a role of its own. An officer is whoever acts in a role holding
 `invoicing.add_adjustment` (Super_Creator and Admin): they authorise bill adjustments, their name
@@ -58,8 +59,24 @@ BILLING_VIEW = {
     "billing.view_connectionevent": PROVIDER,  # a connection's lifecycle history
     "billing.view_connectiontypechange": PROVIDER,  # and its changes of type
     "billing.view_meterexchange": PROVIDER,
+    "billing.view_connectiontypechange": PROVIDER,
 }
 READINGS_ADD = {"billing.add_meterreading": PROVIDER}
+# Opening accounts at the counter: a clerk (Invoice_Creator), a super creator and an administrator add
+# customers and connections, connect a new connection with its first reading (add_meterreading), and
+# record a customer's declared monthly income (who recorded it is kept with it). Changing a customer's
+# or a connection's details afterwards is for the super creator and the administrator: what a clerk
+# typed wrongly is corrected by a second person. The auditor only reads; a customer changes their own
+# contact details in the portal, never through these.
+ACCOUNTS_OPEN = {
+    "billing.add_customer": PROVIDER,
+    "billing.add_serviceconnection": PROVIDER,
+    "billing.declare_income": PROVIDER,
+}
+ACCOUNTS_CHANGE = {
+    "billing.change_customer": PROVIDER,
+    "billing.change_serviceconnection": PROVIDER,
+}
 # Recording a meter exchange (the old meter's final reading and the new meter's first): whoever may
 # add readings.
 METER_EXCHANGE_ADD = {"billing.add_meterexchange": PROVIDER}
@@ -102,6 +119,19 @@ INVOICING_MANAGE = {
     "invoicing.add_billingrun": PROVIDER,
 }
 
+# E-mails: the staff see what was sent to whom and how it went; those who look after customers invite
+# them to the portal (a login, and a link to set its password).
+MESSAGES_VIEW = {"accounts.view_message": PROVIDER}
+INVITE = {"accounts.invite_customer": PROVIDER}
+# A customer's self-service: their own contact details, language and notification choices, their
+# connections (billed or not) and readings of their meters. Named apart from the staff's permissions on
+# the same rows, so no staff view, checking those, can ever admit a customer.
+SELF_SERVICE = {
+    "billing.change_own_customer": SELF,
+    "billing.view_own_serviceconnection": SELF,
+    "billing.add_own_meterreading": SELF,
+}
+
 POLICY: dict[Role, dict[str, Reach]] = {
     Role.ADMIN: {
         "accounts.view_user": PROVIDER,
@@ -115,6 +145,8 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **SCHEDULE_EDIT,
         **BILLING_VIEW,
         **READINGS_ADD,
+        **ACCOUNTS_OPEN,
+        **ACCOUNTS_CHANGE,
         **LIFECYCLE_ROUTINE,
         **LIFECYCLE_OFFICER,
         **METER_EXCHANGE_ADD,
@@ -123,6 +155,12 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **INVOICING_MANAGE,
         "auditing.view_auditlog": PROVIDER,
         "auditing.view_aiquery": PROVIDER,
+        **MESSAGES_VIEW,
+        **INVITE,
+        # When customers are reminded of a bill due soon.
+        "accounts.view_notificationsettings": PROVIDER,
+        "accounts.add_notificationsettings": PROVIDER,
+        "accounts.change_notificationsettings": PROVIDER,
         # The payment methods are one list for every provider.
         "invoicing.add_paymentmethod": PLATFORM,
         "invoicing.change_paymentmethod": PLATFORM,
@@ -132,18 +170,23 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **SCHEDULE_VIEW,
         **BILLING_VIEW,
         **READINGS_ADD,
+        **ACCOUNTS_OPEN,
+        **ACCOUNTS_CHANGE,
         **LIFECYCLE_ROUTINE,
         **LIFECYCLE_OFFICER,
         **METER_EXCHANGE_ADD,
         **CALCULATOR,
         **INVOICING_VIEW,
         **INVOICING_MANAGE,
+        **MESSAGES_VIEW,
+        **INVITE,
     },
     Role.INVOICE_CREATOR: {
         "providers.view_provider": PROVIDER,
         **SCHEDULE_VIEW,
         **BILLING_VIEW,
         **READINGS_ADD,
+        **ACCOUNTS_OPEN,
         **LIFECYCLE_ROUTINE,
         **METER_EXCHANGE_ADD,
         **CALCULATOR,
@@ -153,6 +196,8 @@ POLICY: dict[Role, dict[str, Reach]] = {
         "invoicing.collect_payment": OWN,  # on the invoices they created
         "invoicing.view_payment": OWN,
         "invoicing.view_paymentmethod": PROVIDER,
+        **MESSAGES_VIEW,
+        **INVITE,
     },
     Role.AUDITOR: {
         "providers.view_provider": PROVIDER,
@@ -164,12 +209,14 @@ POLICY: dict[Role, dict[str, Reach]] = {
         "auditing.view_aiquery": PROVIDER,
         # Plain-language questions answered as read-only SQL over this provider's rows.
         "auditing.add_aiquery": PROVIDER,
+        **MESSAGES_VIEW,
     },
     Role.CUSTOMER: {
         **CALCULATOR,
         "invoicing.view_invoice": SELF,
         "invoicing.view_payment": SELF,
         "invoicing.view_adjustment": SELF,
+        **SELF_SERVICE,
     },
 }
 
@@ -195,9 +242,14 @@ def role_allows(role: str | None, perm: str, *, user: Any, obj: Any = None) -> b
 
 
 def _account_holder_id(obj: Any) -> int | None:
-    """The user behind the customer account a row belongs to (a bill, or a payment on one)."""
-    invoice = getattr(obj, "invoice", obj)
-    return invoice.customer.user_id
+    """The user behind the customer account a row belongs to: the account itself, a connection or a
+    bill of it, or a payment or reading on one of those."""
+    row = getattr(obj, "invoice", None) or obj  # a payment or an adjustment: the bill's customer
+    if row._meta.label_lower == "billing.customer":
+        return row.user_id
+    if hasattr(row, "customer_id"):  # a bill, a connection
+        return row.customer.user_id
+    return row.connection.customer.user_id  # a reading
 
 
 def scope_to_reach(queryset: QuerySet, *, user: Any, perm: str, account_field: str) -> QuerySet:

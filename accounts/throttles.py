@@ -71,3 +71,16 @@ class LoginEmailThrottle(_SettingsRateThrottle):
             return None
         ident = hashlib.sha256(normalize_email(email).encode()).hexdigest()
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class PasswordResetAddressThrottle(LoginAddressThrottle):
+    """ "Forgot password" requests per client address: each may send an e-mail."""
+
+    scope = "password_reset"
+
+
+class PasswordResetEmailThrottle(LoginEmailThrottle):
+    """ "Forgot password" requests per address asked about, whoever asks (no mailbox flooded with links).
+    Counted alike for addresses with and without an account, so the limit tells nothing either."""
+
+    scope = "password_reset_email"

@@ -9,6 +9,12 @@ urlpatterns = [
     path("auth/refresh", api.RefreshApi.as_view(), name="auth-refresh"),
     path("auth/logout", api.LogoutApi.as_view(), name="auth-logout"),
     path("auth/me", api.MeApi.as_view(), name="auth-me"),
+    path("auth/password-reset", api.PasswordResetApi.as_view(), name="auth-password-reset"),
+    path(
+        "auth/password-reset/confirm",
+        api.PasswordResetConfirmApi.as_view(),
+        name="auth-password-reset-confirm",
+    ),
     path("admin/users", api.AdminUserListCreateApi.as_view(), name="admin-users"),
     path("admin/users/roles", api.AdminUserRoleAssignApi.as_view(), name="admin-user-role-assign"),
     path("admin/users/<int:user_id>", api.AdminUserDetailApi.as_view(), name="admin-user"),

@@ -142,8 +142,14 @@ NAV: tuple[tuple[str, tuple[NavEntry, ...]], ...] = (
         ("My invoices", "invoices-mine", "invoicing.add_invoice", None),
         ("All invoices", "invoices-all", "invoicing.view_invoice", PROVIDER),
         ("Billing runs", "run-list", "invoicing.view_billingrun", None),
+        ("E-mails", "message-list", "accounts.view_message", None),
         ("Meter exchanges", "meter-exchanges", "billing.view_meterexchange", None),
         ("Usage calculator", "usage-calculator", "billing.view_customer", None),
+    )),
+    ("Customers", (
+        ("Customers", "customer-list", "billing.view_customer", None),
+        ("New customer", "customer-new", "billing.add_customer", None),
+        ("Import customers", "customer-import", "billing.add_serviceconnection", None),
     )),
     ("Audit", (
         ("Audit log", "audit-log", "auditing.view_auditlog", None),
@@ -157,6 +163,7 @@ NAV: tuple[tuple[str, tuple[NavEntry, ...]], ...] = (
     ("My account", (
         ("My bills", "portal-home", "invoicing.view_invoice", SELF),
         ("My payments", "portal-payments", "invoicing.view_payment", SELF),
+        ("My details and e-mails", "portal-profile", "billing.change_own_customer", SELF),
         ("Usage calculator", "usage-calculator", "invoicing.view_invoice", SELF),
     )),
 )  # fmt: skip

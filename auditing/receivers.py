@@ -14,13 +14,17 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.db.models import Model
 from django.db.models.signals import post_delete, post_save, pre_save
 
-from accounts.signals import role_removed, role_selected, role_switched
+from accounts.signals import password_set, role_removed, role_selected, role_switched
 from auditing.services import Entry, as_json, audit_append, entry_for, label_of, values_of
 from billing.signals import rows_bulk_created, rows_bulk_updated
 
+# Not here: accounts.Message. Each e-mail's row is itself the record of what was sent to whom, written by
+# the system (never by a person), and a billing run writes one per bill: the trail records what people
+# change (a customer's address and choices, a login made by an invitation, a password set).
 AUDITED = (
     "accounts.User",
     "accounts.UserRole",
+    "accounts.NotificationSettings",
     "providers.Provider",
     "providers.ConnectionType",
     "providers.Authority",
@@ -149,6 +153,11 @@ def _role_switched(sender: Any, user: Any, from_role: str, to_role: str, **_: An
     _event("role_switched", user, actor_id=user.pk, role=to_role, fromRole=from_role, toRole=to_role)
 
 
+def _password_set(sender: Any, user: Any, **_: Any) -> None:
+    # The password is never recorded (not even hashed): only that it was set, through an e-mailed link.
+    _event("password_set", user, actor_id=user.pk)
+
+
 def _role_removed(sender: Any, user: Any, role: str, removed_by: Any = None, **_: Any) -> None:
     _event("role_removed", user, actor_id=getattr(removed_by, "pk", None), removedRole=role)
 
@@ -167,3 +176,4 @@ def connect() -> None:
     role_selected.connect(_role_selected, dispatch_uid="auditing.role_selected")
     role_switched.connect(_role_switched, dispatch_uid="auditing.role_switched")
     role_removed.connect(_role_removed, dispatch_uid="auditing.role_removed")
+    password_set.connect(_password_set, dispatch_uid="auditing.password_set")

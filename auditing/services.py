@@ -26,8 +26,8 @@ from django.utils.crypto import salted_hmac
 from auditing.ai import execute, llm, scope, validate
 from auditing.models import AIQuery, AIQueryStatus, AuditLog, ChainHead
 from config import context
+from config.bulk import insert_objects
 from config.errors import DomainError
-from invoicing.bulk import insert_objects
 from providers.models import Provider
 
 GENESIS = "0" * 64

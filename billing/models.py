@@ -3,6 +3,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 
+from accounts.models import Language
 from providers.models import ConnectionType, Provider
 
 
@@ -11,11 +12,6 @@ class CustomerKind(models.TextChoices):
     COMMERCIAL = "Commercial"
     INDUSTRIAL = "Industrial"
     PUBLIC = "Public"
-
-
-class Language(models.TextChoices):
-    ENGLISH = "en", "English"
-    URDU = "ur", "اردو (Urdu)"
 
 
 class Customer(models.Model):
@@ -84,7 +80,10 @@ class ServiceConnection(models.Model):
 
     class Meta:
         ordering = ["provider_id", "number"]
-        permissions = [("use_calculator", "Can estimate a month's bill for hypothetical usage")]
+        permissions = [
+            ("use_calculator", "Can estimate a month's bill for hypothetical usage"),
+            ("declare_income", "Can record a customer's declared monthly income"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["provider", "number"], name="connection_number_unique"),
             models.CheckConstraint(
@@ -96,6 +95,29 @@ class ServiceConnection(models.Model):
 
     def __str__(self) -> str:
         return self.number
+
+
+class NumberSeries(models.TextChoices):
+    CUSTOMER = "customer"
+    CONNECTION = "connection"
+
+
+class NumberCounter(models.Model):
+    """The last number given in one provider's series of customer or connection numbers. Its row is
+    locked while a number is taken and the row inserted, in one transaction: a rollback gives the
+    number back, so generated numbers have no gaps."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="+")
+    series = models.CharField(max_length=12, choices=NumberSeries.choices)
+    last = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "series"], name="number_counter_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} {self.series}: {self.last}"
 
 
 class ReadingSource(models.TextChoices):

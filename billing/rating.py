@@ -717,6 +717,7 @@ def rate_parts(
                 "totalImport": imported,
                 "energy": rated.energy,
                 "taxes": rated.taxes,
+                "taxLines": len(rated.lines_of("tax")),
                 "subsidies": rated.subsidies,
             }
         )

@@ -2,12 +2,13 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from accounts.models import User
-from billing.models import ConnectionTypeChange, MeterExchange, MeterReading, ServiceConnection
+from accounts.permissions import scope_to_reach
+from billing.models import ConnectionTypeChange, Customer, MeterExchange, MeterReading, ServiceConnection
 from billing.months import next_month, previous_month
 from billing.periods import TypeChange
 from billing.rating import (
@@ -77,9 +78,67 @@ def schedule_in_force(*, provider: Provider, day: date) -> Schedule:
     )
 
 
+def customer_language_of(user: User) -> str | None:
+    """The language a customer with this login chose for their e-mails; None for anyone else."""
+    return Customer.objects.filter(user=user).values_list("preferred_language", flat=True).first()
+
+
+def customer_list_for(*, user: User) -> QuerySet[Customer]:
+    """The caller's provider's customers, each with how many connections it has."""
+    return (
+        scope_to_provider(Customer.objects.all(), user)
+        .select_related("provider")
+        .annotate(connection_count=Count("connections"))
+    )
+
+
+def customer_get_for(*, user: User, customer_id: int) -> Customer:
+    """One customer of the caller's provider (404 for any other), with its connections."""
+    connections = ServiceConnection.objects.select_related("connection_type").order_by("number")
+    return get_object_or_404(
+        customer_list_for(user=user).prefetch_related(Prefetch("connections", queryset=connections)),
+        pk=customer_id,
+    )
+
+
+# --- a customer's own account (SELF reach): their customer record, connections and readings ------------
+
+
+def own_customer_for(*, user: User, perm: str = "billing.change_own_customer") -> Customer:
+    """The customer account of the signed-in customer; 404 for anyone whose role has no such reach."""
+    accounts = scope_to_reach(
+        Customer.objects.select_related("user"), user=user, perm=perm, account_field="user"
+    )
+    return get_object_or_404(accounts)
+
+
+def own_connections_for(*, user: User) -> QuerySet[ServiceConnection]:
+    """Every connection of the signed-in customer's account, billed yet or not."""
+    return scope_to_reach(
+        ServiceConnection.objects.select_related("connection_type"),
+        user=user,
+        perm="billing.view_own_serviceconnection",
+        account_field="customer__user",
+    ).order_by("number")
+
+
+def own_connection_get_for(*, user: User, connection_id: int) -> ServiceConnection:
+    return get_object_or_404(own_connections_for(user=user), pk=connection_id)
+
+
+def with_last_reading(connections: QuerySet[ServiceConnection]) -> list[ServiceConnection]:
+    """The connections, each with its latest reading (`last_reading`, None without one): two queries."""
+    latest = MeterReading.objects.filter(connection=OuterRef("pk")).order_by("-taken_at").values("pk")[:1]
+    rows = list(connections.annotate(last_reading_id=Subquery(latest)))
+    readings = MeterReading.objects.in_bulk([row.last_reading_id for row in rows if row.last_reading_id])
+    for row in rows:
+        row.last_reading = readings.get(row.last_reading_id)
+    return rows
+
+
 def connection_list_for(*, user: User) -> QuerySet[ServiceConnection]:
     return scope_to_provider(ServiceConnection.objects.all(), user).select_related(
-        "customer", "connection_type", "provider"
+        "customer", "connection_type", "provider", "income_recorded_by"
     )
 
 

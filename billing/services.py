@@ -1,22 +1,27 @@
 """Customers, connections and meter readings: every write goes through here.
 
+Customers and connections are numbered as the provider gives them or from its own series, checked
+field by field, and scoped to one provider: a connection's type and its customer are its provider's.
+
 Readings are cumulative registers, so each one is checked against its neighbours in time: a
 register may not go down (unless the meter was replaced, which the reading records), nor exceed a
 later reading's. Readings of one connection are serialised on the connection row.
 """
 
+import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import transaction
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import User, normalize_email
+from accounts.models import Message, User, normalize_email
 from accounts.roles import Role
-from accounts.services import user_create
+from accounts.services import EmailTaken, invitation_send, user_create
 from billing.models import (
     ConnectionStatus,
     Customer,
@@ -24,6 +29,8 @@ from billing.models import (
     Language,
     MeterExchange,
     MeterReading,
+    NumberCounter,
+    NumberSeries,
     ReadingSource,
     ServiceConnection,
 )
@@ -46,12 +53,164 @@ class ReadingDuplicate(Conflict):
     code = "reading_duplicate"
 
 
+# --- customers and connections -------------------------------------------------------------------
+#
+# A number is given by the provider (as printed on its old bills) or, when none is given, generated
+# from the provider's own series (`DISCO-C-000123`, `DISCO-SC-000123`) under a locked counter row.
+# Either way a number is its provider's once: a clash is a 409 that names it.
+
+CNIC = re.compile(r"[0-9]{5}-[0-9]{7}-[0-9]")
+CNIC_DIGITS = re.compile(r"[0-9]{13}")
+PHONE = re.compile(r"\+?[0-9(][0-9 ()-]*")
+PHONE_DIGITS = range(7, 16)  # a local number has 7 or more; E.164 allows 15 at most
+ACCOUNT_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,39}")
+NUMBER_FORMAT = {NumberSeries.CUSTOMER: "{code}-C-{n:06d}", NumberSeries.CONNECTION: "{code}-SC-{n:06d}"}
+INCOME_LIMIT = Decimal("1e12")  # NUMERIC(14,2)
+CENT = Decimal("0.01")
+
+CUSTOMER_FIELDS = (
+    "name", "email", "phone", "address", "national_id", "kind", "organisation", "preferred_language",
+    "notify_bills", "notify_reminders", "notify_payments",
+)  # fmt: skip
+# What `connection_update` changes. Status, type and customer change only through the connection's
+# life (connect, disconnect, a type change, a move), each a service of its own.
+CONNECTION_FIELDS = ("meter_number", "meter_type", "division", "subdivision", "installation_date")
+
+# A refusal names the field as the API does (pages and admin map these to their own names).
+API_NAMES = {
+    "national_id": "nationalId",
+    "phone": "phoneNumber",
+    "preferred_language": "preferredLanguage",
+    "notify_bills": "notifyBills",
+    "notify_reminders": "notifyReminders",
+    "notify_payments": "notifyPayments",
+    "connection_type": "connectionType",
+    "meter_number": "meterNumber",
+    "meter_type": "meterType",
+    "installation_date": "installationDate",
+    "declared_monthly_income": "monthlyIncome",
+    "income_declared_on": "declaredOn",
+}
+
+
+class NumberTaken(Conflict):
+    code = "number_taken"
+
+
+class MeterInUse(Conflict):
+    code = "meter_in_use"
+
+
+class ConnectionClosed(Conflict):
+    code = "connection_closed"
+
+
+class ConnectionNotPending(Conflict):
+    code = "connection_not_pending"
+
+
+def _api_name(model: type[Customer] | type[ServiceConnection], name: str) -> str:
+    if name == "number":
+        return "customerId" if model is Customer else "connectionId"
+    return API_NAMES.get(name, name)
+
+
+def _full_clean(row: Customer | ServiceConnection, *, exclude: list[str]) -> None:
+    """The model's own checks (lengths, choices, the e-mail's form), refused at the first field."""
+    try:
+        row.full_clean(exclude=exclude, validate_unique=False)
+    except ValidationError as invalid:
+        name, messages = next(iter(invalid.message_dict.items()))
+        if name == NON_FIELD_ERRORS:
+            raise DomainError(" ".join(messages)) from invalid
+        label = str(type(row)._meta.get_field(name).verbose_name).capitalize()
+        raise DomainError(f"{label}: {' '.join(messages)}", field=_api_name(type(row), name)) from invalid
+
+
+def _account_number(value: str, *, what: str) -> str:
+    value = value.strip()
+    if not ACCOUNT_NUMBER.fullmatch(value):
+        raise DomainError(
+            f"A {what} number is up to 40 letters, digits, dashes, dots, slashes or underscores, starting "
+            f"with a letter or digit (e.g. LHR-RES-0001); {value!r} is not one. Leave it empty to have one given.",
+            field="customerId" if what == "customer" else "connectionId",
+        )
+    return value
+
+
+def _next_number(*, provider: Provider, series: str, taken: Any) -> str:
+    """The next number of the provider's series; the counter row stays locked until the caller commits.
+
+    A number given by hand that the series has reached is skipped (`taken`: the rows it may not clash with)."""
+    counter, _ = NumberCounter.objects.select_for_update().get_or_create(provider=provider, series=series)
+    last = counter.last
+    while True:
+        last += 1
+        candidate = NUMBER_FORMAT[series].format(code=provider.code, n=last)
+        if not taken.filter(number=candidate).exists():
+            break
+    NumberCounter.objects.filter(pk=counter.pk).update(last=last)
+    return candidate
+
+
+def _insert(row: Customer | ServiceConnection, *, taken: NumberTaken) -> None:
+    """Insert the row; a number another writer took meanwhile is the same 409 as one found before."""
+    try:
+        with transaction.atomic():
+            row.save()
+    except IntegrityError as clash:
+        if type(row).objects.filter(provider_id=row.provider_id, number=row.number).exists():
+            raise taken from clash
+        raise
+
+
+def _national_id(value: str) -> str:
+    """A CNIC as printed (12345-1234567-1); 13 digits typed without the dashes get them."""
+    value = value.strip()
+    if CNIC_DIGITS.fullmatch(value):
+        value = f"{value[:5]}-{value[5:12]}-{value[12]}"
+    if value and not CNIC.fullmatch(value):
+        raise DomainError(
+            f"A national id (CNIC) is 13 digits written 12345-1234567-1; {value!r} is not one.",
+            field="nationalId",
+        )
+    return value
+
+
+def _phone(value: str) -> str:
+    value = " ".join(value.split())
+    if value and (not PHONE.fullmatch(value) or len(re.findall(r"[0-9]", value)) not in PHONE_DIGITS):
+        raise DomainError(
+            f"A phone number has 7 to 15 digits, with an optional leading + and spaces, dashes or "
+            f"brackets, e.g. 0300-1234567; {value!r} is not one.",
+            field="phoneNumber",
+        )
+    return value
+
+
+def customer_values_clean(values: dict[str, Any]) -> dict[str, Any]:
+    """Contact details as they are kept: trimmed, the e-mail lower-case, national id and phone checked."""
+    cleaned = dict(values)
+    for name in ("name", "address", "organisation"):
+        if name in cleaned:
+            cleaned[name] = " ".join(str(cleaned[name]).split())
+    if "name" in cleaned and not cleaned["name"]:
+        raise DomainError("Give the customer's name.", field="name")
+    if "email" in cleaned:
+        cleaned["email"] = normalize_email(cleaned["email"])
+    if "national_id" in cleaned:
+        cleaned["national_id"] = _national_id(cleaned["national_id"])
+    if "phone" in cleaned:
+        cleaned["phone"] = _phone(cleaned["phone"])
+    return cleaned
+
+
 @transaction.atomic
 def customer_create(
     *,
     provider: Provider,
-    number: str,
     name: str,
+    number: str = "",
     email: str = "",
     phone: str = "",
     address: str = "",
@@ -59,82 +218,225 @@ def customer_create(
     kind: str = CustomerKind.RESIDENTIAL,
     organisation: str = "",
     preferred_language: str = Language.ENGLISH,
+    notify_bills: bool = True,
+    notify_reminders: bool = True,
+    notify_payments: bool = True,
     user: User | None = None,
     login: bool = False,
     created_by: User | None = None,
 ) -> Customer:
-    """A customer account with its own contact details. A login is optional: `user` links an existing
-    customer user of the provider; `login=True` creates one from the e-mail, with no password (it
-    cannot sign in until a password is set through an invitation)."""
-    email = normalize_email(email)
-    if Customer.objects.filter(provider=provider, number=number).exists():
-        raise Conflict(f"Customer {number} already exists.", field="number")
+    """A customer account with its own contact details, numbered as given or next in the provider's
+    series. A login is optional: `user` links an existing customer user of the provider; `login=True`
+    creates one from the e-mail, with no password (it cannot sign in until a password is set through
+    an invitation)."""
+    given = _account_number(number, what="customer") if number.strip() else ""
+    if given and Customer.objects.filter(provider=provider, number=given).exists():
+        raise NumberTaken(
+            f"Customer {given} already exists: give another number, or none to have one given.",
+            field="customerId",
+        )
+    values = customer_values_clean(
+        {
+            "name": name, "email": email, "phone": phone, "address": address, "national_id": national_id,
+            "kind": kind, "organisation": organisation, "preferred_language": preferred_language,
+            "notify_bills": notify_bills, "notify_reminders": notify_reminders, "notify_payments": notify_payments,
+        }
+    )  # fmt: skip
+    customer = Customer(provider=provider, number=given or "-", **values)
+    _full_clean(customer, exclude=["user", "provider"])
     if user is None and login:
-        if not email:
+        if not customer.email:
             raise DomainError("A login needs the customer's e-mail address.", field="email")
         user = user_create(
-            email=email,
-            name=name,
+            email=customer.email,
+            name=customer.name,
             provider=provider,
             roles=[Role.CUSTOMER],
-            phone=phone,
-            address=address,
+            phone=customer.phone,
+            address=customer.address,
             created_by=created_by,
         )
     elif user is not None and (user.provider_id != provider.pk or Role.CUSTOMER not in user.role_names):
         raise DomainError("The user must be a customer of this provider.", field="user")
-    customer = Customer(
-        provider=provider,
-        user=user,
-        number=number,
-        name=name,
-        email=email,
-        phone=phone,
-        address=address,
-        national_id=national_id,
-        kind=kind,
-        organisation=organisation,
-        preferred_language=preferred_language,
+    customer.user = user
+    # The number last: the series' counter stays locked only from here to the commit.
+    customer.number = given or _next_number(
+        provider=provider, series=NumberSeries.CUSTOMER, taken=Customer.objects.filter(provider=provider)
     )
-    customer.full_clean(exclude=["user", "provider"])
-    customer.save()
+    _insert(customer, taken=NumberTaken(f"Customer {customer.number} already exists.", field="customerId"))
     return customer
+
+
+@transaction.atomic
+def customer_update(*, customer: Customer, **changes: Any) -> Customer:
+    """Change a customer's contact details, kind, organisation, national id, language or notification
+    choices. The number stays: it is printed on every bill."""
+    unknown = set(changes) - set(CUSTOMER_FIELDS)
+    if unknown:
+        raise ValueError(f"customer_update cannot change {sorted(unknown)}")
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    changed = {
+        name: value
+        for name, value in customer_values_clean(changes).items()
+        if getattr(customer, name) != value
+    }
+    for name, value in changed.items():
+        setattr(customer, name, value)
+    _full_clean(customer, exclude=["user", "provider"])
+    if changed:
+        customer.save(update_fields=[*changed, "updated_at"])
+    return customer
+
+
+def _refuse_meter_in_use(connection: ServiceConnection) -> None:
+    """A meter serves one connection at a time: none other of the provider's that is not closed."""
+    if not connection.meter_number:
+        return
+    other = (
+        ServiceConnection.objects.filter(
+            provider_id=connection.provider_id, meter_number=connection.meter_number
+        )
+        .exclude(status=ConnectionStatus.CLOSED)
+        .exclude(pk=connection.pk)
+        .first()
+    )
+    if other is not None:
+        raise MeterInUse(
+            f"Meter {connection.meter_number} is on connection {other.number} already; a meter serves one "
+            "connection at a time.",
+            field="meterNumber",
+        )
 
 
 @transaction.atomic
 def connection_create(
     *,
     customer: Customer,
-    number: str,
     connection_type: ConnectionType,
+    number: str = "",
     meter_number: str = "",
     meter_type: str = "",
     division: str = "",
     subdivision: str = "",
-    installation_date: Any = None,
-    status: str = ConnectionStatus.ACTIVE,
-    declared_monthly_income: Decimal | None = None,
+    installation_date: date | None = None,
+    status: str = ConnectionStatus.PENDING,
 ) -> ServiceConnection:
-    provider_id = customer.provider_id
-    if connection_type.provider_id != provider_id:
+    """A connection of the customer, numbered as given or next in the provider's series. It is Pending
+    until connected with its first reading (`connection_connect`); only an importer loading connections
+    with their history creates them Active."""
+    provider = customer.provider
+    if connection_type.provider_id != provider.pk:
         raise DomainError("That connection type belongs to another provider.", field="connectionType")
-    if ServiceConnection.objects.filter(provider_id=provider_id, number=number).exists():
-        raise Conflict(f"Connection {number} already exists.", field="number")
+    if status not in (ConnectionStatus.PENDING, ConnectionStatus.ACTIVE):
+        raise DomainError(
+            f"A new connection is Pending (or Active, loaded with its readings), not {status}.",
+            field="status",
+        )
+    given = _account_number(number, what="connection") if number.strip() else ""
+    if given and ServiceConnection.objects.filter(provider=provider, number=given).exists():
+        raise NumberTaken(
+            f"Connection {given} already exists: give another number, or none to have one given.",
+            field="connectionId",
+        )
     connection = ServiceConnection(
-        provider_id=provider_id,
+        provider=provider,
         customer=customer,
-        number=number,
+        number=given or "-",
         connection_type=connection_type,
-        meter_number=meter_number,
-        meter_type=meter_type,
-        division=division,
-        subdivision=subdivision,
+        meter_number=meter_number.strip(),
+        meter_type=meter_type.strip(),
+        division=division.strip(),
+        subdivision=subdivision.strip(),
         installation_date=installation_date,
         status=status,
-        declared_monthly_income=declared_monthly_income,
     )
-    connection.full_clean(exclude=["customer", "provider", "connection_type"])
-    connection.save()
+    _full_clean(connection, exclude=["customer", "provider", "connection_type"])
+    _refuse_meter_in_use(connection)
+    connection.number = given or _next_number(
+        provider=provider,
+        series=NumberSeries.CONNECTION,
+        taken=ServiceConnection.objects.filter(provider=provider),
+    )
+    _insert(
+        connection, taken=NumberTaken(f"Connection {connection.number} already exists.", field="connectionId")
+    )
+    return connection
+
+
+def _locked_open(connection: ServiceConnection) -> ServiceConnection:
+    """The connection's row, locked; a closed one keeps its record as it was."""
+    connection = ServiceConnection.objects.select_for_update().get(pk=connection.pk)
+    if connection.status == ConnectionStatus.CLOSED:
+        raise ConnectionClosed(f"Connection {connection.number} is closed; its record stays as it was.")
+    return connection
+
+
+@transaction.atomic
+def connection_update(*, connection: ServiceConnection, **changes: Any) -> ServiceConnection:
+    """Change a connection's meter details, division or installation date.
+
+    Its meter number changes here only until the meter's first reading (a typo); a meter that has
+    readings is replaced by a meter exchange, which records both meters' readings."""
+    unknown = set(changes) - set(CONNECTION_FIELDS)
+    if unknown:
+        raise ValueError(f"connection_update cannot change {sorted(unknown)}")
+    connection = _locked_open(connection)
+    for name in ("meter_number", "meter_type", "division", "subdivision"):
+        if name in changes:
+            changes[name] = changes[name].strip()
+    changed = {name: value for name, value in changes.items() if getattr(connection, name) != value}
+    first = MeterReading.objects.filter(connection=connection).order_by("taken_at").first()
+    if "meter_number" in changed and first is not None:
+        raise DomainError(
+            f"Connection {connection.number} has readings of meter {connection.meter_number or '(unnumbered)'}: "
+            "a new meter is fitted by a meter exchange, with the old meter's last reading and the new one's first.",
+            field="meterNumber",
+        )
+    installed = changed.get("installation_date")
+    if installed is not None and first is not None and installed > timezone.localdate(first.taken_at):
+        raise DomainError(
+            f"The first reading of connection {connection.number} was taken on "
+            f"{timezone.localdate(first.taken_at)}: it was installed by then.",
+            field="installationDate",
+        )
+    for name, value in changed.items():
+        setattr(connection, name, value)
+    _full_clean(connection, exclude=["customer", "provider", "connection_type"])
+    if "meter_number" in changed:
+        _refuse_meter_in_use(connection)
+    if changed:
+        connection.save(update_fields=list(changed))
+    return connection
+
+
+@transaction.atomic
+def connection_income_declare(
+    *, connection: ServiceConnection, monthly_income: Decimal, declared_on: date, recorded_by: User | None
+) -> ServiceConnection:
+    """Record the monthly income the customer declared for this connection, the day they declared it
+    and who recorded it: an income-based subsidy applies while it is at or below the subsidy's ceiling.
+    A declaration replaces the one before it, unless that one is newer."""
+    connection = _locked_open(connection)
+    if not monthly_income.is_finite() or not 0 <= monthly_income < INCOME_LIMIT:
+        raise DomainError(
+            "A monthly income is an amount from 0 up, in the provider's currency.", field="monthlyIncome"
+        )
+    if monthly_income != monthly_income.quantize(CENT):
+        raise DomainError(
+            "Give the monthly income to the cent at most, e.g. 45000.50.", field="monthlyIncome"
+        )
+    if declared_on > timezone.localdate():
+        raise DomainError(f"The declaration is dated in the future ({declared_on}).", field="declaredOn")
+    if connection.income_declared_on is not None and declared_on < connection.income_declared_on:
+        raise DomainError(
+            f"A later declaration, of {connection.income_declared_on}, is on record for connection "
+            f"{connection.number}; record a newer one, or none.",
+            field="declaredOn",
+        )
+    connection.declared_monthly_income = monthly_income
+    connection.income_declared_on = declared_on
+    connection.income_recorded_by = recorded_by
+    connection.save(update_fields=["declared_monthly_income", "income_declared_on", "income_recorded_by"])
     return connection
 
 
@@ -276,6 +578,39 @@ def reading_write(
     )
 
 
+@transaction.atomic
+def connection_connect(
+    *,
+    connection: ServiceConnection,
+    taken_at: datetime,
+    registers: dict[str, Decimal],
+    connected_by: User | None,
+) -> MeterReading:
+    """Connect a pending connection: its first reading is recorded and it becomes Active (billed from
+    then on). Refused, with nothing stored, for a connection that is not pending or has readings."""
+    connection = ServiceConnection.objects.select_for_update().get(pk=connection.pk)
+    if connection.status != ConnectionStatus.PENDING:
+        raise ConnectionNotPending(
+            f"Connection {connection.number} is {connection.status}: only a pending connection is connected.",
+            field="status",
+        )
+    if MeterReading.objects.filter(connection=connection).exists():
+        raise ConnectionNotPending(
+            f"Connection {connection.number} has readings already: the first reading is taken once.",
+            field="takenAt",
+        )
+    installed = connection.installation_date
+    if installed is not None and timezone.is_aware(taken_at) and timezone.localdate(taken_at) < installed:
+        raise ReadingRefused(
+            f"The first reading is dated before the meter was installed ({installed}).", field="takenAt"
+        )
+    connection.status = ConnectionStatus.ACTIVE
+    connection.save(update_fields=["status"])
+    return reading_record(
+        connection=connection, taken_at=taken_at, registers=registers, recorded_by=connected_by
+    )
+
+
 @dataclass
 class UploadReport:
     accepted: int = 0
@@ -411,6 +746,79 @@ def _upload_for_connection(
     report.accepted += len(new)
 
 
+# --- invitations and the customer's own changes ------------------------------------------------------
+
+
+class EmailMissing(DomainError):
+    code = "email_missing"
+
+
+@transaction.atomic
+def customer_invite(*, customer: Customer, invited_by: User | None) -> Message:
+    """E-mail the customer an invitation to set a password and sign in to the portal.
+
+    A customer without a login gets one made from their e-mail address (Customer role, no password
+    until they set one through the invitation's link); one with a login is invited again at its
+    address (a lost or expired invitation). Refused without an e-mail address, or when another account
+    uses it already (409)."""
+    customer = Customer.objects.select_for_update().select_related("provider", "user").get(pk=customer.pk)
+    if customer.user is None:
+        if not customer.email:
+            raise EmailMissing(
+                f"Customer {customer.number} has no e-mail address: add one, then invite them.", field="email"
+            )
+        if User.objects.filter(email=customer.email).exists():
+            raise EmailTaken(
+                f"The e-mail address {customer.email} is already used by another account; the customer "
+                "needs an address of their own to sign in with.",
+                field="email",
+            )
+        customer.user = user_create(
+            email=customer.email,
+            name=customer.name,
+            provider=customer.provider,
+            roles=[Role.CUSTOMER],
+            phone=customer.phone,
+            address=customer.address,
+            created_by=invited_by,
+        )
+        customer.save(update_fields=["user", "updated_at"])
+    return invitation_send(user=customer.user, language=customer.preferred_language)
+
+
+# What a customer may change of their own account in the portal; the rest is the provider's to change.
+PROFILE_FIELDS = (
+    "email", "phone", "address", "preferred_language", "notify_bills", "notify_reminders", "notify_payments",
+)  # fmt: skip
+
+
+@transaction.atomic
+def customer_profile_update(*, customer: Customer, **changes: Any) -> Customer:
+    """A customer's own contact details (where e-mails go, phone, address), their language and their
+    notification choices. Signing in is unchanged: the login keeps its own address."""
+    unknown = set(changes) - set(PROFILE_FIELDS)
+    if unknown:
+        raise ValueError(f"customer_profile_update cannot change {sorted(unknown)}")
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    if "email" in changes:
+        changes["email"] = normalize_email(changes["email"] or "")
+    for name, value in changes.items():
+        setattr(customer, name, value)
+    try:
+        customer.full_clean(exclude=["user", "provider"])
+    except ValidationError as exc:
+        name, messages = next(iter(exc.message_dict.items()))
+        raise DomainError(" ".join(messages), field=PROFILE_API_NAMES.get(name, name)) from exc
+    customer.save(update_fields=[*changes, "updated_at"])
+    return customer
+
+
+PROFILE_API_NAMES = {
+    "preferred_language": "preferredLanguage",
+    "notify_bills": "notifyBills",
+    "notify_reminders": "notifyReminders",
+    "notify_payments": "notifyPayments",
+}
 # --- meter exchanges ------------------------------------------------------------------------------
 
 

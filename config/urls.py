@@ -13,6 +13,7 @@ admin.site.site_title = "Billing admin"
 urlpatterns = [
     # Pages: the staff's, the officers' and the customer portal (server-rendered, session sign-in).
     path("", include("accounts.page_urls")),
+    path("", include("billing.page_urls")),
     path("", include("invoicing.page_urls")),
     path("", include("invoicing.lifecycle_page_urls")),
     path("", include("billing.exchange_urls")),

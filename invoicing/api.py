@@ -1,5 +1,5 @@
 """The invoice endpoints of the second seed, the first seed's bill retrieval, payments, officers'
-adjustments, receipts and PDFs, and billing runs. Thin: parse, look up through a selector, call one
+adjustments, receipts and PDFs, billing runs, and the e-mails sent about them. Thin: parse, look up through a selector, call one
 service, render. JSON keys follow the seeds (camelCase); money is a decimal string."""
 
 import re
@@ -25,8 +25,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api import ERRORS as ACCOUNT_ERRORS
+from accounts.models import Message, MessageKind, MessageStatus
 from accounts.permissions import Allowed
 from accounts.roles import Role
+from accounts.selectors import message_get_for, message_list_for
 from billing.api import BILL_RESPONSE, bill_body
 from billing.models import ServiceConnection
 from billing.months import first_of, parse_month
@@ -924,3 +926,60 @@ class BillingRunItemApi(APIView):
         return Response(
             BillingRunDetailOutput(selectors.billing_run_get_for(user=request.user, run_id=run_id)).data
         )
+
+
+# --- e-mail messages ----------------------------------------------------------------------------------
+
+
+class MessageFilter(filters.FilterSet):
+    customer = filters.CharFilter(
+        label="Customer ID",
+        method="filter_customer",
+        help_text="As printed, e.g. LHR-RES-0001: e-mails about their bills and payments, and to their login.",
+    )
+    kind = filters.ChoiceFilter(label="Kind", choices=MessageKind.choices)
+    status = filters.ChoiceFilter(
+        label="Status", choices=MessageStatus.choices, help_text="`failed`: not delivered, never tried again."
+    )
+
+    class Meta:
+        model = Message
+        fields: list[str] = []
+
+    def filter_customer(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(selectors.messages_of_customer(customer_number=value.strip()))
+
+
+class MessageStaffOutput(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    kind = serializers.ChoiceField(choices=MessageKind.choices)
+    recipient = serializers.EmailField()
+    language = serializers.CharField()
+    status = serializers.ChoiceField(choices=MessageStatus.choices)
+    attempts = serializers.IntegerField()
+    lastError = serializers.CharField(source="last_error", help_text="Why the last delivery failed.")
+    aboutType = serializers.CharField(source="about_type", help_text="e.g. invoicing.invoice")
+    aboutId = serializers.IntegerField(source="about_id")
+    userId = serializers.IntegerField(source="user_id", allow_null=True)
+    createdAt = serializers.DateTimeField(source="created_at")
+    sentAt = serializers.DateTimeField(source="sent_at", allow_null=True)
+
+
+class MessageListApi(generics.ListAPIView):
+    """The e-mails of the provider: to whom, about what, and how sending went (a hard failure shows as
+    `failed` with its reason)."""
+
+    permission_classes = [Allowed.to("accounts.view_message")]
+    serializer_class = MessageStaffOutput
+    filterset_class = MessageFilter
+
+    def get_queryset(self) -> QuerySet[Message]:
+        return message_list_for(user=self.request.user)
+
+
+class MessageItemApi(APIView):
+    permission_classes = [Allowed.to("accounts.view_message")]
+
+    @extend_schema(responses={200: MessageStaffOutput, **ERRORS}, summary="One e-mail message")
+    def get(self, request: Request, message_id: int) -> Response:
+        return Response(MessageStaffOutput(message_get_for(user=request.user, message_id=message_id)).data)

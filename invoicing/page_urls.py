@@ -16,4 +16,6 @@ urlpatterns = [
     path("invoices/<int:invoice_id>/edit", pages.invoice_edit, name="invoice-edit"),
     path("billing-runs", pages.run_list, name="run-list"),
     path("billing-runs/<int:run_id>", pages.run_detail, name="run-detail"),
+    path("messages", pages.message_list, name="message-list"),
+    path("customers/<int:customer_id>/invite", pages.customer_invite, name="customer-invite-page"),
 ]

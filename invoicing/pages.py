@@ -1,5 +1,6 @@
 """The staff pages of billing: the dashboard, the first seed's bill retrieval, payment and adjustment
-pages, invoices for creators and super creators, and the billing run with its progress.
+pages, invoices for creators and super creators, the billing run with its progress, and the e-mails
+sent to customers (with the button that invites one to the portal).
 
 Each page reads through `invoicing.selectors` and writes through `invoicing.services`, as the API does;
 a service's refusal is shown next to the field it concerns, with the form as it was typed.
@@ -16,14 +17,18 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 
+from accounts.models import MessageStatus
 from accounts.permissions import PROVIDER, reach_of, role_allows
-from accounts.web import form_page, page, paginate, refusals_into
-from billing.selectors import connection_list_for
+from accounts.selectors import message_list_for
+from accounts.web import form_page, page, paginate, refusals_into, safe_next
+from billing import services as billing_services
+from billing.selectors import connection_list_for, customer_get_for, customer_list_for
 from config.errors import DomainError, NotFound
 from config.queue import require_queue
 from invoicing import selectors, services
-from invoicing.api import InvoiceFilter, month_of
+from invoicing.api import InvoiceFilter, MessageFilter, month_of
 from invoicing.models import AdjustmentDirection, BillingRunStatus, Invoice
 from invoicing.pdf import bill_explanation, bill_sections
 from invoicing.tasks import dispatch
@@ -121,10 +126,21 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "Consumption by connection type (kWh)",
         indexAxis="y",  # horizontal bars: connection type names are long
     )
+    user = request.user
+    failed_messages = (
+        message_list_for(user=user).filter(status=MessageStatus.FAILED).count()
+        if role_allows(user.active_role, "accounts.view_message", user=user)
+        else None
+    )
     return render(
         request,
         "invoicing/dashboard.html",
-        {"figures": figures, "billed_chart": billed_chart, "usage_chart": usage_chart},
+        {
+            "figures": figures,
+            "billed_chart": billed_chart,
+            "usage_chart": usage_chart,
+            "failed_messages": failed_messages,
+        },
     )
 
 
@@ -525,3 +541,42 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "api_url": reverse("billing-run", args=[run.pk]),
         },
     )
+
+
+# --- e-mail messages, and inviting a customer --------------------------------------------------------
+
+
+@page("accounts.view_message")
+def message_list(request: HttpRequest) -> HttpResponse:
+    """The provider's e-mails, filtered by customer, kind and status: a hard failure shows with its
+    reason. Filtered by a customer of the provider, the page offers to invite them to the portal."""
+    user = request.user
+    filters = MessageFilter(request.GET, queryset=message_list_for(user=user))
+    rows = filters.qs if filters.is_valid() else message_list_for(user=user).none()
+    number = filters.form.cleaned_data.get("customer", "").strip() if filters.is_valid() else ""
+    customer = customer_list_for(user=user).filter(number=number).first() if number else None
+    return render(
+        request,
+        "invoicing/message_list.html",
+        {
+            "filters": filters,
+            "page_obj": paginate(request, rows, PAGE_SIZE),
+            "customer": customer,
+            "can_invite": role_allows(user.active_role, "accounts.invite_customer", user=user),
+        },
+    )
+
+
+@require_POST
+@page("accounts.invite_customer")
+def customer_invite(request: HttpRequest, customer_id: int) -> HttpResponse:
+    """The staff pages' "Invite to the portal" button: the customer's login is made if they have none,
+    and the invitation e-mailed once this commits. Back to the page it was pressed on."""
+    customer = customer_get_for(user=request.user, customer_id=customer_id)
+    try:
+        message = billing_services.customer_invite(customer=customer, invited_by=request.user)
+    except DomainError as refusal:
+        messages.error(request, refusal.detail)
+    else:
+        messages.success(request, f"An invitation to the portal is on its way to {message.recipient}.")
+    return redirect(safe_next(request, fallback="message-list"))

@@ -21,7 +21,7 @@ Rendering fetches nothing from the network: no external stylesheet, image or fon
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -101,13 +101,46 @@ def _open_high(value: Any) -> Decimal | None:
     return None if high is None or high >= OPEN_BAND else high
 
 
-def _energy_steps(trace: dict, days: Decimal | None, lines: list[InvoiceLine]) -> list[dict[str, Any]]:
+def _parts(trace: dict) -> list[dict[str, Any]]:
+    """A period split by a change of connection type: each part's days, share, type and figures."""
+    return [
+        {
+            "from": date.fromisoformat(part["from"]),
+            "to": date.fromisoformat(part["to"]),
+            "type": part.get("type", ""),
+            "calendar_days": part["calendarDays"],
+            "share": part["share"],
+            "days": _decimal(part["billingDays"]),
+            "units": [
+                (BUCKET_NAMES.get(bucket, bucket).lower(), _decimal(value))
+                for bucket, value in part["units"].items()
+            ],
+            "total_import": _decimal(part["totalImport"]),
+            "energy": _decimal(part["energy"]),
+            "tax_lines": part.get("taxLines", 0),
+        }
+        for part in trace.get("parts", [])
+    ]
+
+
+def _part_of(step: dict, parts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    index = step.get("part")
+    return parts[index] if index is not None and index < len(parts) else None
+
+
+def _energy_steps(
+    trace: dict, days: Decimal | None, lines: list[InvoiceLine], parts: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     energy_lines = [line for line in lines if line.kind == "energy"]
     steps = []
     for index, step in enumerate(trace.get("energy", [])):
         line = energy_lines[index] if index < len(energy_lines) else None
         units = _decimal(step.get("units")) or Decimal(0)
+        part = _part_of(step, parts)
+        if part is not None:  # a part of a period split by a change of type: its own days
+            days = part["days"]
         shown = {
+            "part": part,
             "name": BUCKET_NAMES.get(step.get("bucket"), step.get("bucket")),
             "units": units,
             "amount": line.amount if line else None,
@@ -231,21 +264,29 @@ def bill_explanation(invoice: Invoice, lines: list[InvoiceLine]) -> dict[str, An
             pk__in=[line.row_id for line in lines if line.kind == "subsidy"]
         ).values("code", "rate_per_unit", "percent")
     }
-    subsidy_amounts = {line.label: line.amount for line in lines if line.kind == "subsidy"}
+    parts = _parts(trace)
+    # Tax lines come part by part, each part's on its own energy; subsidy lines follow the tests that
+    # applied, in order.
+    tax_bases = [part["energy"] for part in parts for _ in range(part["tax_lines"])]
     taxes = [
         {
             "label": line.label,
             "amount": line.amount,
             "percent": tax_rates[line.row_id] * HUNDRED if line.row_id in tax_rates else None,
+            "base": tax_bases[index] if index < len(tax_bases) else _decimal(trace.get("taxBase")),
         }
-        for line in lines
-        if line.kind == "tax"
+        for index, line in enumerate(line for line in lines if line.kind == "tax")
     ]
+    subsidy_amounts = iter([line.amount for line in lines if line.kind == "subsidy"])
     subsidies = []
     for test in trace.get("subsidyTests", []):
         row = subsidy_rows.get(test.get("code"), {})
+        part = _part_of(test, parts)
         subsidies.append(
             {
+                "part": part,
+                "total_import": part["total_import"] if part else _decimal(trace.get("totalImport")),
+                "hours": part["days"] * HOURS_PER_DAY if part else (days * HOURS_PER_DAY if days else None),
                 "code": test.get("code"),
                 "applies": bool(test.get("applies")),
                 "by_income": "incomeCeiling" in test,
@@ -256,13 +297,14 @@ def bill_explanation(invoice: Invoice, lines: list[InvoiceLine]) -> dict[str, An
                 "band_high": _open_high(test.get("bandHigh")),
                 "rate_per_unit": row.get("rate_per_unit"),
                 "percent": row.get("percent"),
-                "amount": subsidy_amounts.get(test.get("code")),
+                "amount": next(subsidy_amounts, None) if test.get("applies") else None,
             }
         )
     return {
         "days": days,
         "hours": days * HOURS_PER_DAY if days is not None else None,
-        "energy": _energy_steps(trace, days, lines),
+        "energy": _energy_steps(trace, days, lines, parts),
+        "parts": parts,
         "tax_base": _decimal(trace.get("taxBase")),
         "taxes": taxes,
         "total_import": _decimal(trace.get("totalImport")),

@@ -1,5 +1,6 @@
-"""The customer portal: a customer's connections and bills, one bill's details, their payments, and
-the usage calculator.
+"""The customer portal: a customer's connections (billed yet or not) and bills, one bill's details,
+their payments, the usage calculator, their own contact details and e-mail choices, and readings of
+their meters (self-reads).
 
 Every read goes through the invoicing selectors, which narrow a customer's role (reach SELF) to the
 rows of their own account, so another customer's bill is not found (404) exactly as it is for the API.
@@ -10,17 +11,27 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.contrib import messages
 from django.db.models import Count, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from accounts.permissions import SELF, reach_of
-from accounts.web import page, paginate, refusals_into
+from accounts.web import form_page, page, paginate, refusals_into
+from billing.models import Language, MeterReading, ReadingSource, ServiceConnection
 from billing.rating import RatedBill
-from billing.selectors import schedule_in_force, usage_estimate
+from billing.selectors import (
+    own_connection_get_for,
+    own_connections_for,
+    own_customer_for,
+    schedule_in_force,
+    usage_estimate,
+    with_last_reading,
+)
+from billing.services import PROFILE_API_NAMES, PROFILE_FIELDS, customer_profile_update, reading_record
 from invoicing import selectors
-from invoicing.models import OPEN_STATUSES, Invoice
+from invoicing.models import OPEN_STATUSES, InvoiceStatus
 from invoicing.pages import bill_context
 from providers.models import ConnectionType, Provider
 from providers.selectors import connection_types_of
@@ -32,24 +43,14 @@ KWH_ERRORS = {"min_value": "kWh cannot be negative: enter 0 or more.", "invalid"
 DEFAULT_DAYS = Decimal(30)
 
 
-def _connections_of(invoices: QuerySet[Invoice]) -> QuerySet:
-    """The connections the customer's bills are for, with what each owes now (one query).
-
-    Read through the customer's bills because the connection selector reaches a whole provider: it
-    has no customer's (SELF) reach. A connection never billed yet has nothing to show here.
-    """
-    return (
-        invoices.order_by("connection__number")
-        .values(
-            "connection__number",
-            "connection__connection_type__code",
-            "connection__connection_type__description",
-            "connection__meter_number",
-            "connection__division",
-            "connection__subdivision",
-            "connection__status",
-        )
-        .annotate(bills=Count("pk"), outstanding=Sum("balance", filter=Q(status__in=OPEN_STATUSES)))
+def _connections_of(user: Any) -> QuerySet[ServiceConnection]:
+    """Every connection of the customer's account, billed yet or not, each with how many bills it has
+    and what it owes now (one query). Only the account's own bills count: a connection whose earlier
+    occupant moved out keeps their bills to them."""
+    own_bills = Q(invoices__customer__user=user) & ~Q(invoices__status=InvoiceStatus.CANCELLED)
+    return own_connections_for(user=user).annotate(
+        bills=Count("invoices", filter=own_bills),
+        outstanding=Sum("invoices__balance", filter=own_bills & Q(invoices__status__in=OPEN_STATUSES)),
     )
 
 
@@ -59,7 +60,7 @@ def portal_home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "portal/home.html",
-        {"connections": _connections_of(invoices), "bills": paginate(request, invoices, PAGE_SIZE)},
+        {"connections": _connections_of(request.user), "bills": paginate(request, invoices, PAGE_SIZE)},
     )
 
 
@@ -182,3 +183,104 @@ def usage_calculator(request: HttpRequest) -> HttpResponse:
         {"form": form, "estimate": estimate, "has_provider": provider is not None, "asked": asked},
         status=400 if asked and form.errors else 200,
     )
+
+
+# --- the customer's own details, and their readings --------------------------------------------------
+
+
+class ProfileForm(forms.Form):
+    email = forms.EmailField(
+        required=False,
+        max_length=254,
+        label="E-mail for bills and notices",
+        help_text="Empty: no e-mails. You still sign in with your login's address.",
+    )
+    phone = forms.CharField(required=False, max_length=30, label="Phone")
+    address = forms.CharField(required=False, max_length=300, label="Address")
+    preferred_language = forms.ChoiceField(choices=Language.choices, label="Language of your e-mails")
+    notify_bills = forms.BooleanField(required=False, label="E-mail me each bill when it is issued")
+    notify_reminders = forms.BooleanField(
+        required=False, label="Remind me before a bill is due, and tell me when it is overdue"
+    )
+    notify_payments = forms.BooleanField(required=False, label="E-mail me a receipt for each payment")
+
+
+@page("billing.change_own_customer", reach=SELF)
+def portal_profile(request: HttpRequest) -> HttpResponse:
+    customer = own_customer_for(user=request.user)
+    form = ProfileForm(
+        request.POST or None, initial={name: getattr(customer, name) for name in PROFILE_FIELDS}
+    )
+    if request.method == "POST" and form.is_valid():
+        with refusals_into(form, fields={api: name for name, api in PROFILE_API_NAMES.items()}):
+            customer_profile_update(customer=customer, **form.cleaned_data)
+            messages.success(request, "Your details are saved.")
+            return redirect("portal-profile")
+    return form_page(request, "portal/profile.html", {"form": form, "customer": customer}, form=form)
+
+
+REGISTER_FIELD = {"max_digits": 14, "decimal_places": 4, "min_value": 0}
+REGISTER_ERRORS = {
+    "min_value": "A meter register is never below 0.",
+    "invalid": "Enter the number the meter shows, in kWh.",
+    "max_decimal_places": "Enter at most 4 decimals.",
+    "max_digits": "Enter at most 10 digits before the decimal point.",
+}
+
+
+class SelfReadingForm(forms.Form):
+    """What the customer reads off their meter. A meter exchange is the provider's to record."""
+
+    taken_at = forms.DateTimeField(
+        label="Read on",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+        help_text="The date and time you read the meter.",
+        error_messages={"invalid": "Enter the date and time you read the meter."},
+    )
+    import_peak = forms.DecimalField(
+        **REGISTER_FIELD, label="Peak register (kWh)", error_messages=REGISTER_ERRORS
+    )
+    import_off_peak = forms.DecimalField(
+        **REGISTER_FIELD,
+        label="Off-peak register (kWh)",
+        help_text="A meter with one register: enter its reading here and 0 as peak.",
+        error_messages=REGISTER_ERRORS,
+    )
+    export_peak = forms.DecimalField(
+        **REGISTER_FIELD,
+        required=False,
+        label="Export, peak (kWh)",
+        help_text="Solar panels: what the meter sent to the grid. Empty: 0.",
+        error_messages=REGISTER_ERRORS,
+    )
+    export_off_peak = forms.DecimalField(
+        **REGISTER_FIELD,
+        required=False,
+        label="Export, off-peak (kWh)",
+        help_text="Empty: 0.",
+        error_messages=REGISTER_ERRORS,
+    )
+
+
+@page("billing.add_own_meterreading", reach=SELF)
+def portal_reading(request: HttpRequest, connection_id: int) -> HttpResponse:
+    """A self-read: checked as every reading is against the meter's earlier and later readings, and
+    refused with the reason next to the register (or time) that fails."""
+    connection = own_connection_get_for(user=request.user, connection_id=connection_id)
+    now = timezone.localtime().replace(second=0, microsecond=0)
+    form = SelfReadingForm(request.POST or None, initial={"taken_at": now})
+    if request.method == "POST" and form.is_valid():
+        values = form.cleaned_data
+        with refusals_into(form, fields={"takenAt": "taken_at"}):
+            reading_record(
+                connection=connection,
+                taken_at=values["taken_at"],
+                registers={name: values[name] or Decimal(0) for name in MeterReading.REGISTERS},
+                source=ReadingSource.SELF,
+                recorded_by=request.user,
+            )
+            messages.success(request, f"Your reading of {connection.number} is recorded. Thank you.")
+            return redirect("portal-home")
+    (connection,) = with_last_reading(own_connections_for(user=request.user).filter(pk=connection.pk))
+    return form_page(request, "portal/reading.html", {"form": form, "connection": connection}, form=form)

@@ -31,6 +31,7 @@ from providers.models import Provider
 from providers.tenancy import scope_to_provider
 
 HISTORY_LENGTH = 10
+INVOICE, PAYMENT = Invoice._meta.label_lower, Payment._meta.label_lower
 NO_MONEY = Decimal("0.00")
 
 
@@ -68,6 +69,22 @@ def billing_runs_stalled(*, still_since: datetime) -> QuerySet[BillingRun]:
 def providers_without_run(*, period: date) -> QuerySet[Provider]:
     """Active providers with no billing run of the month `period`, finished or not."""
     return Provider.objects.filter(is_active=True).exclude(billing_runs__period=period).order_by("pk")
+
+
+def messages_of_customer(*, customer_number: str) -> Q:
+    """E-mails about a customer's bills and payments, and those to their login (invitations, password
+    resets): one name for one condition, used by the API's filter and the staff page alike."""
+    return (
+        Q(
+            about_type=INVOICE,
+            about_id__in=Invoice.objects.filter(customer__number=customer_number).values("pk"),
+        )
+        | Q(
+            about_type=PAYMENT,
+            about_id__in=Payment.objects.filter(invoice__customer__number=customer_number).values("pk"),
+        )
+        | Q(user__customer__number=customer_number)
+    )
 
 
 def unpaid_after_due() -> Q:
@@ -138,6 +155,15 @@ def bill_for(*, user: Any, customer_number: str, connection_number: str, year: i
     if bill is None:
         raise Http404("No bill of that customer's connection for that month.")
     return _with_history(bill)
+
+
+def bill_for_message(*, invoice_id: int) -> Invoice:
+    """A bill loaded as `bill_get_for` loads it, for the e-mail that carries it: a worker's read, which
+    no caller's reach narrows (the message was recorded for the bill's own customer)."""
+    bills = Invoice.objects.select_related("connection__connection_type").prefetch_related(
+        Prefetch("lines", queryset=InvoiceLine.objects.order_by("position")), "adjustments"
+    )
+    return _with_history(bills.get(pk=invoice_id))
 
 
 def bill_get_for(*, user: Any, invoice_id: int) -> Invoice:

@@ -83,6 +83,14 @@ def reconcile_billing_runs() -> None:
         logger.warning("billing run %s stalled: %s chunks sent again", run.pk, dispatch(run))
 
 
+@shared_task(name="invoicing.remind_bills_due_soon")
+def remind_bills_due_soon() -> None:
+    """Daily (celery beat): each open bill due within its provider's reminder days is reminded, once."""
+    for provider in Provider.objects.filter(is_active=True):
+        reminded = services.invoices_remind_due_soon(provider=provider)
+        logger.info("%s: %s bills reminded", provider.code, reminded)
+
+
 @shared_task(name="invoicing.mark_overdue")
 def mark_overdue() -> None:
     """Daily (celery beat): unpaid bills past their due date become Overdue, surcharged once."""

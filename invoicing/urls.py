@@ -25,4 +25,6 @@ urlpatterns = [
     ),
     path("billing-runs", api.BillingRunCollectionApi.as_view(), name="billing-runs"),
     path("billing-runs/<int:run_id>", api.BillingRunItemApi.as_view(), name="billing-run"),
+    path("messages", api.MessageListApi.as_view(), name="messages"),
+    path("messages/<int:message_id>", api.MessageItemApi.as_view(), name="message"),
 ]

@@ -42,6 +42,8 @@ class ServiceAdmin(admin.ModelAdmin):
     """
 
     editable_fields: tuple[str, ...] = ()
+    # A service names a refused field as the API does; where the model calls it otherwise, its name here.
+    refusal_fields: dict[str, str] = {}
 
     def save_model(self, request: HttpRequest, obj: Model, form: ModelForm, change: bool) -> None:
         if change:
@@ -63,22 +65,23 @@ class ServiceAdmin(admin.ModelAdmin):
     def get_form(self, request: HttpRequest, obj: Model | None = None, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, **kwargs)
         refusal = getattr(request, "_service_refusal", None)
-        return form if refusal is None else _refused(form, refusal)
+        return form if refusal is None else _refused(form, refusal, self.refusal_fields)
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
-def _refused(form_class: type[ModelForm], refusal: DomainError) -> type[ModelForm]:
-    """The admin's form, refusing what the service refused: next to the field it names (the API's
-    camelCase name, or the model's), else above the form."""
+def _refused(form_class: type[ModelForm], refusal: DomainError, fields: dict[str, str]) -> type[ModelForm]:
+    """The admin's form, refusing what the service refused: next to the field it names (`fields`' name
+    for it, the API's camelCase name, or the model's), else above the form."""
 
     class Refused(form_class):
         def clean(self) -> dict[str, Any]:
             cleaned = super().clean()
             name = refusal.field or ""
             snake = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-            self.add_error(next((f for f in (name, snake) if f in self.fields), None), refusal.detail)
+            named = (fields.get(name, ""), name, snake)
+            self.add_error(next((f for f in named if f in self.fields), None), refusal.detail)
             return cleaned
 
     return Refused

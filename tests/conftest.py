@@ -13,6 +13,7 @@ from accounts.tokens import token_pair_for
 from config import context
 from config.celery import app as celery_app
 from tests.factories import ProviderFactory, UserFactory
+from tests.smtp import SMTPServer
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -139,3 +140,23 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "realstack" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    """The suite's SMTP server (tests/smtp.py), started once."""
+    server = SMTPServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server, settings):
+    """E-mail goes to the suite's SMTP server through Django's SMTP backend; the test reads what the
+    server received (`mailbox.received`) and may script its refusals (`mailbox.refuse_next`)."""
+    for name, value in smtp_server.settings().items():
+        setattr(settings, name, value)
+    smtp_server.inbox.clear()
+    yield smtp_server.inbox
+    smtp_server.inbox.clear()

@@ -145,6 +145,9 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "login": env.str("LOGIN_RATE_PER_ADDRESS", default="20/min"),
         "login_email": env.str("LOGIN_RATE_PER_EMAIL", default="5/min"),
+        # "Forgot password": each request may send an e-mail, so fewer than sign-in attempts.
+        "password_reset": env.str("PASSWORD_RESET_RATE_PER_ADDRESS", default="5/min"),
+        "password_reset_email": env.str("PASSWORD_RESET_RATE_PER_EMAIL", default="3/hour"),
     },
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     "COERCE_DECIMAL_TO_STRING": True,
@@ -176,12 +179,40 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"RoleEnum": "accounts.roles.Role"},
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "accounts.roles.Role",
+        "ConnectionStatusEnum": "billing.models.ConnectionStatus",
+        "CustomerKindEnum": "billing.models.CustomerKind",
+        "MessageStatusEnum": "accounts.models.MessageStatus",
+        "MessageKindEnum": "accounts.models.MessageKind",
+        "BillingRunStatusEnum": "invoicing.models.BillingRunStatus",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.schema.document_errors",
     ],
 }
+
+# E-mail (accounts.messaging): sent by Celery tasks through Django's e-mail framework. The embedded default
+# prints each message on the console; production speaks SMTP (config/settings/production.py).
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+# Seconds a mail server may take to answer: a message's row stays locked while it is sent.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="billing@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Where the links in e-mails (set a password) point: the address people open the product at.
+SITE_URL = env.str("SITE_URL", default="http://localhost:8000")
+# How long an invitation or a password reset link works (Django's token; once used, it stops at once).
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT_SECONDS", default=3 * 24 * 3600)
+# A message still unsent and untouched this long lost its task: the reconciler sends it again. Longer
+# than the reconciler's grace for runs: a billing run's e-mails may wait in the queue behind each other.
+MESSAGE_RESEND_AFTER_SECONDS = env.int("MESSAGE_RESEND_AFTER_SECONDS", default=3600)
 
 # Celery: a real broker when CELERY_BROKER_URL is set; otherwise tasks run eagerly in the caller.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")

@@ -34,6 +34,7 @@ from invoicing.services.lifecycle import (
     disconnection_order_issue,
     overdue_balance,
 )
+from invoicing.services.notices import invoices_notify, invoices_remind_due_soon, payment_notify
 from invoicing.services.numbering import SERIES_FORMAT
 from invoicing.services.overdue import invoices_mark_overdue
 from invoicing.services.payments import payment_post
@@ -75,8 +76,11 @@ __all__ = [
     "invoice_issue",
     "invoice_update",
     "invoices_mark_overdue",
+    "invoices_notify",
+    "invoices_remind_due_soon",
     "manual_usage",
     "overdue_balance",
+    "payment_notify",
     "payment_post",
     "provider_snapshot",
 ]

@@ -16,7 +16,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
-from accounts.models import User
+from accounts.models import MessageKind, User
 from billing.models import ConnectionStatus, ServiceConnection
 from billing.months import days_in_month, first_of, month_end
 from billing.rating import (
@@ -35,8 +35,8 @@ from billing.rating import (
 )
 from billing.selectors import schedule_in_force
 from billing.signals import rows_bulk_created
+from config.bulk import assign_ids, insert_objects, insert_values
 from config.errors import DomainError
-from invoicing.bulk import assign_ids, insert_objects, insert_values
 from invoicing.models import (
     OPEN_STATUSES,
     BillingRun,
@@ -56,6 +56,7 @@ from invoicing.services.errors import (
     NoReadings,
 )
 from invoicing.services.locks import lock_connection, lock_invoice
+from invoicing.services.notices import invoices_notify
 from invoicing.services.numbering import take_numbers
 from invoicing.services.periods import (
     BilledPeriod,
@@ -515,6 +516,7 @@ def issue_locked(
     charges_billed([(invoice, charges)])
     for perm in ("view_invoice", "change_invoice", "collect_payment"):
         assign_perm(f"invoicing.{perm}", created_by, invoice)
+    invoices_notify(kind=MessageKind.BILL_ISSUED, invoices=[invoice], told_before=False)
     return invoice
 
 

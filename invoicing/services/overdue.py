@@ -6,8 +6,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from accounts.models import MessageKind
 from billing.signals import rows_bulk_created, rows_bulk_updated
-from invoicing.bulk import insert_objects
+from config.bulk import insert_objects
 from invoicing.models import (
     Adjustment,
     AdjustmentDirection,
@@ -16,6 +17,7 @@ from invoicing.models import (
     Invoice,
     InvoiceStatus,
 )
+from invoicing.services.notices import invoices_notify
 from invoicing.services.numbering import take_numbers
 from providers.models import Provider
 
@@ -85,4 +87,5 @@ def invoices_mark_overdue(*, provider: Provider, today: date | None = None) -> i
         fields=("status", "balance", "adjustment_total"),
         before=before,
     )
+    invoices_notify(kind=MessageKind.BILL_OVERDUE, invoices=late)
     return len(late)

@@ -20,6 +20,7 @@ from invoicing.services.errors import (
 )
 from invoicing.services.idempotency import hash_request, replayed
 from invoicing.services.locks import lock_for_payment
+from invoicing.services.notices import payment_notify
 from invoicing.services.numbering import take_numbers
 
 
@@ -153,4 +154,5 @@ def _payment_post(
     PaymentAllocation.objects.bulk_create(allocations)
     rows_bulk_created.send(sender=PaymentAllocation, rows=allocations)
     assign_perm("invoicing.view_payment", received_by, payment)  # an Invoice_Creator's own receipts
+    payment_notify(payment=payment)
     return payment, True

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import MessageKind, User
 from billing.models import ConnectionStatus, ServiceConnection
 from billing.months import first_of
 from billing.rating import NO_MONEY, RatingError, with_fees
@@ -39,6 +39,7 @@ from invoicing.services.issue import (
     run_connections,
     save_issued,
 )
+from invoicing.services.notices import invoices_notify
 from invoicing.services.periods import NotBillable, Schedules, bill_month, month_inputs
 from providers.models import Provider
 
@@ -219,6 +220,8 @@ def billing_run_chunk_bill(*, chunk_id: int) -> bool:
                 (connection.pk, ProblemKind.FAILED, f"Connection {connection.number}: {problem}"[:500])
             )
     invoices = save_issued(terms, built)
+    # Recorded with the bills, sent by other workers once the chunk commits: the run goes on billing.
+    invoices_notify(kind=MessageKind.BILL_ISSUED, invoices=invoices, told_before=False)
     charges_billed(zip(invoices, carried, strict=True))
     problem_rows = BillingRunProblem.objects.bulk_create(
         BillingRunProblem(run=run, connection_id=pk, kind=kind, reason=reason)

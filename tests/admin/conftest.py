@@ -11,11 +11,11 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.roles import Role
-from accounts.services import login_start
+from accounts.services import login_start, notification_settings_set
 from auditing.services import ai_query_submit
 from billing.lifecycle import connection_disconnect
 from billing.models import ConnectionTypeChange
-from billing.services import meter_exchange_record
+from billing.services import connection_create, customer_create, meter_exchange_record
 from invoicing import selectors, services
 from invoicing.models import PaymentMethod
 from providers.models import Authority, FixedCharge, Provider, Subsidy, TaxRule
@@ -97,11 +97,14 @@ def cash(db):
 
 def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
     """`count` of every kind of row for `provider`, each written by its service: billed connections
-    with their readings, invoices, lines, payments, allocations and adjustments, unbillable
-    connections (a run's problems), meter exchanges and changes of type (recorded as their service
-    would), a run of one chunk per connection, sign-in tickets, AI questions,
-    and price schedule rows opening today (after the bills, which keep their prices)."""
+    with their readings, a customer and a pending connection numbered from the provider's series,
+    invoices, lines, payments, allocations and adjustments, unbillable connections (a run's problems),
+    meter exchanges and changes of type (recorded as their service would), a run of one chunk per
+    connection, the e-mails of the bills and payments, sign-in tickets, AI questions, the provider's
+    notification settings, and price schedule rows opening today (after the bills, which keep their
+    prices)."""
     officer = UserFactory(provider=provider, roles=[Role.ADMIN], designation="Billing Manager")
+    notification_settings_set(provider=provider, due_reminder_days=5)
     provider_update(provider=provider, reconnection_fee=Decimal("500.00"))
     for _ in range(count):
         connection = billable_connection(provider)
@@ -116,6 +119,9 @@ def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
             recorded_by=officer,
         )
         TypeChangeFactory(connection=connection, recorded_by=officer)
+    # A customer and a connection numbered from the provider's own series (its counters).
+    walk_in = customer_create(provider=provider, name="Walk-in customer")
+    connection_create(customer=walk_in, connection_type=ConnectionTypeFactory(provider=provider))
     run, _ = services.billing_run_start(provider=provider, period=JANUARY, chunk_size=1)
     for chunk_id in selectors.pending_chunks(run):
         services.billing_run_chunk_bill(chunk_id=chunk_id)

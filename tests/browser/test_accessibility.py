@@ -52,11 +52,16 @@ def test_the_staff_pages_are_labelled(page: Page, sign_in, super_creator, bills)
                 f"/adjustments/new?bill={march.pk}",
                 "/invoices",
                 "/billing-runs",
+                f"/messages?customer={march.customer.number}",
                 f"/connections/{march.connection_id}/lifecycle",
             ],
         )
         == {}
     )
+
+
+def test_the_pages_before_signing_in_are_labelled(page: Page):
+    assert problems_on(page, ["/sign-in", "/forgot-password"]) == {}
 
 
 def test_the_auditor_pages_are_labelled(page: Page, sign_in, flat_provider, bills):
@@ -70,7 +75,39 @@ def test_the_customer_portal_is_labelled(page: Page, sign_in, connection, bills)
 
     assert (
         problems_on(
-            page, ["/portal/", f"/portal/bills/{bills[-1].pk}", "/portal/payments", "/portal/calculator"]
+            page,
+            [
+                "/portal/",
+                f"/portal/bills/{bills[-1].pk}",
+                "/portal/payments",
+                "/portal/calculator",
+                "/portal/profile",
+                f"/portal/connections/{connection.pk}/reading",
+            ],
+        )
+        == {}
+    )
+
+
+def test_the_customer_and_connection_pages_are_labelled(page: Page, sign_in, super_creator, connection):
+    customer = connection.customer
+    sign_in(super_creator)
+
+    assert (
+        problems_on(
+            page,
+            [
+                "/customers",
+                "/customers/new",
+                "/customers/import",
+                f"/customers/{customer.pk}",
+                f"/customers/{customer.pk}/edit",
+                f"/customers/{customer.pk}/connections/new",
+                f"/connections/{connection.pk}",
+                f"/connections/{connection.pk}/edit",
+                f"/connections/{connection.pk}/income",
+                f"/connections/{connection.pk}/connect",
+            ],
         )
         == {}
     )

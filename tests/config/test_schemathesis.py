@@ -96,6 +96,7 @@ def world(django_db_setup, django_db_blocker):
                 "user_id": users[Role.CUSTOMER].pk,
                 "role": Role.CUSTOMER,
                 "connection_id": connection.pk,
+                "customer_id": connection.customer_id,
                 "invoice_id": invoice.pk,
                 "payment_id": payment.pk,
                 "adjustment_id": adjustment.pk,

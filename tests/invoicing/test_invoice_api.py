@@ -66,7 +66,10 @@ def test_a_second_invoice_for_the_same_month_is_a_conflict(as_role, creator, con
     assert Invoice.objects.count() == 1
 
 
-def test_a_month_without_readings_is_refused_with_the_reason(as_role, creator, connection):
+def test_a_month_without_readings_is_refused_with_the_reason(as_role, flat_provider, creator, connection):
+    flat_provider.estimate_missing_readings = False  # else the month is estimated (test_estimated_bills.py)
+    flat_provider.save()
+
     response = as_role(creator, Role.INVOICE_CREATOR).post(
         "/api/invoices", {"connectionId": connection.pk, "month": "2024-09"}, format="json"
     )

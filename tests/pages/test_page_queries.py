@@ -30,6 +30,7 @@ def many_bills(flat_provider, super_creator, cash):
         (Role.SUPER_CREATOR, "/dashboard"),
         (Role.SUPER_CREATOR, "/invoices"),
         (Role.SUPER_CREATOR, "/billing-runs"),
+        (Role.SUPER_CREATOR, "/customers"),
         (Role.AUDITOR, "/audit/log"),
         (Role.ADMIN, "/manage/users"),
     ],

@@ -1,16 +1,20 @@
-"""Inserting many rows at once: PostgreSQL's COPY where it is the database, `bulk_create` elsewhere.
+"""Inserting many rows at once: PostgreSQL's COPY where it is the database, `bulk_create` elsewhere; and
+rows the database makes itself from a query (INSERT ... SELECT).
 
 The billing run writes about eight rows per bill. `bulk_create` prepares every value through each
 field's Python machinery and builds one very long INSERT, which holds a run to a few thousand bills
 a second; COPY streams the values as they are. Ids are drawn from the table's sequence first, so the
 inserted objects carry them (for the line rows and for the bulk signal), exactly as `bulk_create`
 leaves them.
+
+Used by every app that writes in bulk (the billing run's bills and their e-mails, the overdue job, the
+audit trail), from accounts up: so it lives here, beside the other cross-cutting glue.
 """
 
 from collections.abc import Iterable, Sequence
 
 from django.db import connection
-from django.db.models import JSONField, Model
+from django.db.models import JSONField, Model, QuerySet
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
@@ -64,6 +68,19 @@ def insert_values(model: type[Model], field_names: Sequence[str], rows: Iterable
             for row in rows
         ),
     )
+
+
+def insert_selected(model: type[Model], field_names: Sequence[str], query: QuerySet) -> list[int]:
+    """INSERT ... SELECT: rows of `model` the database makes from `query`, a `values_list` whose columns
+    are the values of `field_names` in order; nothing passes through Python. Returns the new ids."""
+    meta = model._meta
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(meta.get_field(name).column) for name in field_names)
+    select, params = query.query.sql_with_params()
+    statement = f"INSERT INTO {quote(meta.db_table)} ({columns}) {select} RETURNING {quote(meta.pk.column)}"
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return [pk for (pk,) in cursor.fetchall()]
 
 
 def _values(objects: Sequence[Model], fields: Sequence) -> Iterable[list]:

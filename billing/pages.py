@@ -1,0 +1,399 @@
+"""The staff pages of customers and connections: find a customer, open an account, add a connection,
+connect it with its first reading, record a declared income, change details, onboard a file of them.
+
+Each page reads through `billing.selectors` and writes through `billing.services`, as the API does; a
+service's refusal is shown next to the field it concerns, with the form as it was typed. A
+connection's page lists what may be done with it (`connection_actions`): the steps of its life are
+added there as they come.
+"""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
+
+from accounts.permissions import PROVIDER, reach_of, role_allows
+from accounts.web import form_page, page, paginate, refusals_into
+from billing import services
+from billing.api import MAX_ONBOARDING_ROWS, CustomerFilter
+from billing.importing import COLUMNS, MAX_UPLOAD_BYTES, ImportReport, csv_file_rows, customers_import
+from billing.models import ConnectionStatus, Customer, CustomerKind, Language, MeterReading, ServiceConnection
+from billing.selectors import connection_get_for, customer_get_for, customer_list_for
+from config.errors import DomainError
+from providers.models import ConnectionType
+from providers.selectors import connection_types_of
+
+PAGE_SIZE = 25
+RECENT_READINGS = 12
+KWH_FIELD = {"max_digits": 14, "decimal_places": 4, "min_value": Decimal("0")}
+DATE_INPUT = forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"})
+
+# A service names its fields as the API does; these are the forms' names for them.
+FORM_FIELDS = {
+    "customerId": "number",
+    "connectionId": "number",
+    "nationalId": "national_id",
+    "phoneNumber": "phone",
+    "preferredLanguage": "preferred_language",
+    "connectionType": "connection_type",
+    "meterNumber": "meter_number",
+    "meterType": "meter_type",
+    "installationDate": "installation_date",
+    "monthlyIncome": "monthly_income",
+    "declaredOn": "declared_on",
+    "takenAt": "taken_at",
+}
+
+
+def _may(request: HttpRequest, perm: str) -> bool:
+    return role_allows(request.user.active_role, perm, user=request.user)
+
+
+def _bills_url(request: HttpRequest, **query: str) -> str | None:
+    """Where the caller finds a customer's or connection's bills: every bill of the provider, or the
+    bills they issued themselves; None when their role sees no bills."""
+    role = request.user.active_role
+    if reach_of(role, "invoicing.view_invoice") is PROVIDER:
+        name = "invoices-all"
+    elif role_allows(role, "invoicing.add_invoice", user=request.user):
+        name = "invoices-mine"
+    else:
+        return None
+    return f"{reverse(name)}?{'&'.join(f'{key}={value}' for key, value in query.items())}"
+
+
+# --- customers -----------------------------------------------------------------------------------
+
+
+class CustomerDetailsForm(forms.Form):
+    """What `customer_update` changes."""
+
+    name = forms.CharField(max_length=150)
+    national_id = forms.CharField(
+        label="National id (CNIC)", max_length=20, required=False, help_text="For example 35202-1234567-1."
+    )
+    email = forms.EmailField(
+        label="E-mail", required=False, help_text="Where bills and notices are sent; empty: none are."
+    )
+    phone = forms.CharField(
+        label="Phone number", max_length=30, required=False, help_text="For example 0300-1234567."
+    )
+    address = forms.CharField(max_length=300, required=False)
+    kind = forms.ChoiceField(choices=CustomerKind.choices, initial=CustomerKind.RESIDENTIAL)
+    organisation = forms.CharField(max_length=200, required=False, help_text="For a business or public body.")
+    preferred_language = forms.ChoiceField(
+        label="Language of bills and e-mails", choices=Language.choices, initial=Language.ENGLISH
+    )
+    notify_bills = forms.BooleanField(label="E-mail each bill", required=False, initial=True)
+    notify_reminders = forms.BooleanField(
+        label="E-mail before the due date and when overdue", required=False, initial=True
+    )
+    notify_payments = forms.BooleanField(
+        label="E-mail a receipt for each payment", required=False, initial=True
+    )
+
+
+class CustomerCreateForm(CustomerDetailsForm):
+    number = forms.CharField(
+        label="Customer number",
+        max_length=40,
+        required=False,
+        help_text="As printed on the provider's papers; leave empty to have the next number given.",
+    )
+
+    field_order = ["number", "name"]
+
+
+@require_GET
+@page("billing.view_customer")
+def customer_list(request: HttpRequest) -> HttpResponse:
+    filters = CustomerFilter(request.GET, queryset=customer_list_for(user=request.user).order_by("number"))
+    filters.form.fields["hasLogin"].widget.choices = [("unknown", "Any"), ("true", "Yes"), ("false", "No")]
+    rows = filters.qs if filters.is_valid() else Customer.objects.none()
+    return render(
+        request,
+        "billing/customer_list.html",
+        {
+            "filters": filters,
+            "page_obj": paginate(request, rows, PAGE_SIZE),
+            "may_add": _may(request, "billing.add_customer"),
+            "may_import": _may(request, "billing.add_customer")
+            and _may(request, "billing.add_serviceconnection"),
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@page("billing.add_customer")
+def customer_new(request: HttpRequest) -> HttpResponse:
+    form = CustomerCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        with refusals_into(form, fields=FORM_FIELDS):
+            provider = request.user.provider
+            if provider is None:
+                raise DomainError("Sign in as a user of a provider to open its customers' accounts.")
+            customer = services.customer_create(
+                provider=provider, **form.cleaned_data, created_by=request.user
+            )
+            messages.success(request, f"Customer {customer.number}, {customer.name}, is added.")
+            return redirect("customer-detail", customer_id=customer.pk)
+    return form_page(request, "billing/customer_form.html", {"form": form}, form=form)
+
+
+@require_GET
+@page("billing.view_customer")
+def customer_detail(request: HttpRequest, customer_id: int) -> HttpResponse:
+    customer = customer_get_for(user=request.user, customer_id=customer_id)
+    return render(
+        request,
+        "billing/customer_detail.html",
+        {
+            "customer": customer,
+            "connections": customer.connections.all(),
+            "may_change": _may(request, "billing.change_customer"),
+            "may_add_connection": _may(request, "billing.add_serviceconnection"),
+            "bills_url": _bills_url(request, customer=customer.number),
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@page("billing.change_customer")
+def customer_edit(request: HttpRequest, customer_id: int) -> HttpResponse:
+    customer = customer_get_for(user=request.user, customer_id=customer_id)
+    initial = {name: getattr(customer, name) for name in CustomerDetailsForm.base_fields}
+    form = CustomerDetailsForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        with refusals_into(form, fields=FORM_FIELDS):
+            changes = {name: form.cleaned_data[name] for name in form.changed_data}
+            services.customer_update(customer=customer, **changes)
+            messages.success(request, f"The details of {customer.number} are saved.")
+            return redirect("customer-detail", customer_id=customer.pk)
+    return form_page(request, "billing/customer_form.html", {"form": form, "customer": customer}, form=form)
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(
+        label="CSV file",
+        help_text=f"UTF-8, with a header line; at most {MAX_ONBOARDING_ROWS:,} rows and "
+        f"{MAX_UPLOAD_BYTES // 2**20} MB.",
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@page("billing.add_serviceconnection")
+def customer_import(request: HttpRequest) -> HttpResponse:
+    """A file of customers and connections, each row through the services; the rows' results shown."""
+    if not _may(request, "billing.add_customer"):
+        raise PermissionDenied
+    form = ImportForm(request.POST or None, request.FILES or None)
+    report: ImportReport | None = None
+    if request.method == "POST" and form.is_valid():
+        with refusals_into(form):
+            rows = csv_file_rows(form.cleaned_data["file"], max_rows=MAX_ONBOARDING_ROWS)
+            provider = request.user.provider
+            if provider is None:
+                raise DomainError("Sign in as a user of a provider to load its customers.")
+            report = customers_import(provider=provider, rows=rows, imported_by=request.user)
+    return form_page(
+        request,
+        "billing/customer_import.html",
+        {"form": form, "report": report, "columns": COLUMNS},
+        form=form,
+    )
+
+
+# --- connections ---------------------------------------------------------------------------------
+
+
+class ConnectionDetailsForm(forms.Form):
+    """What `connection_update` changes."""
+
+    meter_number = forms.CharField(
+        label="Meter number",
+        max_length=40,
+        required=False,
+        help_text="Changed here only before the meter's first reading; later, a meter exchange replaces it.",
+    )
+    meter_type = forms.CharField(label="Meter type", max_length=60, required=False)
+    division = forms.CharField(max_length=100, required=False)
+    subdivision = forms.CharField(max_length=100, required=False)
+    installation_date = forms.DateField(label="Installation date", required=False, widget=DATE_INPUT)
+
+
+class ConnectionTypeChoice(forms.ModelChoiceField):
+    def label_from_instance(self, connection_type: ConnectionType) -> str:
+        return f"{connection_type.code}: {connection_type.description}"
+
+
+class ConnectionCreateForm(ConnectionDetailsForm):
+    number = forms.CharField(
+        label="Connection number",
+        max_length=40,
+        required=False,
+        help_text="As printed on the provider's papers; leave empty to have the next number given.",
+    )
+    connection_type = ConnectionTypeChoice(label="Connection type", queryset=ConnectionType.objects.none())
+
+    field_order = ["number", "connection_type"]
+
+    def __init__(self, *args: Any, customer: Customer, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["meter_number"].help_text = "The meter fitted; one meter serves one connection at a time."
+        self.fields["connection_type"].queryset = connection_types_of(provider=customer.provider).order_by(
+            "code"
+        )
+
+
+@require_http_methods(["GET", "POST"])
+@page("billing.add_serviceconnection")
+def connection_new(request: HttpRequest, customer_id: int) -> HttpResponse:
+    customer = customer_get_for(user=request.user, customer_id=customer_id)
+    form = ConnectionCreateForm(request.POST or None, customer=customer)
+    if request.method == "POST" and form.is_valid():
+        with refusals_into(form, fields=FORM_FIELDS):
+            connection = services.connection_create(customer=customer, **form.cleaned_data)
+            messages.success(
+                request,
+                f"Connection {connection.number} is added, pending until its first reading is recorded.",
+            )
+            return redirect("connection-detail", connection_id=connection.pk)
+    return form_page(request, "billing/connection_form.html", {"form": form, "customer": customer}, form=form)
+
+
+def connection_actions(request: HttpRequest, connection: ServiceConnection) -> list[dict[str, str]]:
+    """What the caller may do with the connection now, as (label, address) buttons on its page."""
+    actions = []
+    if connection.status == ConnectionStatus.PENDING and _may(request, "billing.add_meterreading"):
+        actions.append(
+            {"label": "Record the first reading", "url": reverse("connection-connect", args=[connection.pk])}
+        )
+    if connection.status != ConnectionStatus.CLOSED:
+        if _may(request, "billing.declare_income"):
+            actions.append(
+                {"label": "Declare an income", "url": reverse("connection-income", args=[connection.pk])}
+            )
+        if _may(request, "billing.change_serviceconnection"):
+            actions.append(
+                {"label": "Change the details", "url": reverse("connection-edit", args=[connection.pk])}
+            )
+    return actions
+
+
+@require_GET
+@page("billing.view_serviceconnection")
+def connection_detail(request: HttpRequest, connection_id: int) -> HttpResponse:
+    connection = connection_get_for(user=request.user, connection_id=connection_id)
+    readings = MeterReading.objects.filter(connection=connection).order_by("-taken_at")[:RECENT_READINGS]
+    return render(
+        request,
+        "billing/connection_detail.html",
+        {
+            "connection": connection,
+            "readings": readings,
+            "actions": connection_actions(request, connection),
+            "bills_url": _bills_url(request, connection=connection.number),
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@page("billing.change_serviceconnection")
+def connection_edit(request: HttpRequest, connection_id: int) -> HttpResponse:
+    connection = connection_get_for(user=request.user, connection_id=connection_id)
+    initial = {name: getattr(connection, name) for name in ConnectionDetailsForm.base_fields}
+    form = ConnectionDetailsForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        with refusals_into(form, fields=FORM_FIELDS):
+            changes = {name: form.cleaned_data[name] for name in form.changed_data}
+            services.connection_update(connection=connection, **changes)
+            messages.success(request, f"The details of connection {connection.number} are saved.")
+            return redirect("connection-detail", connection_id=connection.pk)
+    return form_page(
+        request, "billing/connection_form.html", {"form": form, "connection": connection}, form=form
+    )
+
+
+class IncomeForm(forms.Form):
+    monthly_income = forms.DecimalField(
+        label="Declared monthly income",
+        max_digits=14,
+        decimal_places=2,
+        min_value=Decimal("0"),
+        help_text="In the provider's currency, as the customer declared it.",
+    )
+    declared_on = forms.DateField(
+        label="Declared on", initial=timezone.localdate, widget=DATE_INPUT, help_text="Today or earlier."
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@page("billing.declare_income")
+def connection_income(request: HttpRequest, connection_id: int) -> HttpResponse:
+    connection = connection_get_for(user=request.user, connection_id=connection_id)
+    form = IncomeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        with refusals_into(form, fields=FORM_FIELDS):
+            services.connection_income_declare(
+                connection=connection,
+                monthly_income=form.cleaned_data["monthly_income"],
+                declared_on=form.cleaned_data["declared_on"],
+                recorded_by=request.user,
+            )
+            messages.success(request, f"The declared income of connection {connection.number} is recorded.")
+            return redirect("connection-detail", connection_id=connection.pk)
+    return form_page(
+        request, "billing/connection_income.html", {"form": form, "connection": connection}, form=form
+    )
+
+
+class FirstReadingForm(forms.Form):
+    taken_at = forms.DateTimeField(
+        label="Taken at",
+        widget=forms.DateTimeInput(format="%Y-%m-%dT%H:%M", attrs={"type": "datetime-local"}),
+        help_text="The date and time on the meter reading slip (local time).",
+    )
+    import_peak = forms.DecimalField(label="Import, peak (kWh)", **KWH_FIELD)
+    import_off_peak = forms.DecimalField(label="Import, off-peak (kWh)", **KWH_FIELD)
+    export_peak = forms.DecimalField(
+        label="Export, peak (kWh)", required=False, initial=Decimal("0"), **KWH_FIELD
+    )
+    export_off_peak = forms.DecimalField(
+        label="Export, off-peak (kWh)", required=False, initial=Decimal("0"), **KWH_FIELD
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@page("billing.add_meterreading")
+def connection_connect(request: HttpRequest, connection_id: int) -> HttpResponse:
+    """Connect a pending connection with its first reading: from then on it is billed."""
+    connection = connection_get_for(user=request.user, connection_id=connection_id)
+    form = FirstReadingForm(request.POST or None, initial={"taken_at": _this_minute()})
+    if request.method == "POST" and form.is_valid():
+        with refusals_into(form, fields=FORM_FIELDS):
+            values = form.cleaned_data
+            services.connection_connect(
+                connection=connection,
+                taken_at=values["taken_at"],
+                registers={name: values[name] or Decimal("0") for name in MeterReading.REGISTERS},
+                connected_by=request.user,
+            )
+            messages.success(
+                request, f"Connection {connection.number} is connected: its first reading is recorded."
+            )
+            return redirect("connection-detail", connection_id=connection.pk)
+    return form_page(
+        request, "billing/connection_connect.html", {"form": form, "connection": connection}, form=form
+    )
+
+
+def _this_minute() -> datetime:
+    return timezone.localtime().replace(second=0, microsecond=0)

@@ -1,0 +1,91 @@
+"""What the bill and payment e-mails say, written when they are sent (registered with
+`accounts.messaging` by `InvoicingConfig.ready`).
+
+A bill's e-mail carries the bill's PDF, a payment's its receipt's; both print what the documents
+themselves print (the invoice's snapshots of customer and provider), so the e-mail and its
+attachment agree. Amounts still owed are read when the message is written: a reminder tells what is
+owed that day.
+"""
+
+from typing import Any
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.messaging import Attachment, Content, register_builder, render
+from accounts.models import Message, MessageKind
+from invoicing import selectors
+from invoicing.models import AdjustmentKind, Invoice, Payment
+from invoicing.pdf import invoice_pdf, payment_receipt_pdf
+
+PDF = "application/pdf"
+
+
+def _link(name: str, *args: Any) -> str:
+    return f"{settings.SITE_URL.rstrip('/')}{reverse(name, args=args)}"
+
+
+def _about_bill(invoice: Invoice) -> dict[str, Any]:
+    return {
+        "invoice": invoice,
+        "customer": invoice.customer_snapshot,
+        "provider": invoice.provider_snapshot,
+        "bill_url": _link("portal-bill", invoice.pk),
+        "portal_url": _link("portal-home"),
+    }
+
+
+def bill_issued(message: Message) -> Content:
+    bill = selectors.bill_for_message(invoice_id=message.about_id)
+    pdf = Attachment(f"{bill.number}.pdf", invoice_pdf(bill, bill.history), PDF)
+    return render(message.kind, message.language, _about_bill(bill), attachments=(pdf,))
+
+
+def bill_due_soon(message: Message) -> Content:
+    invoice = Invoice.objects.get(pk=message.about_id)
+    return render(
+        message.kind,
+        message.language,
+        {
+            **_about_bill(invoice),
+            "amount_due": selectors.amount_payable(invoice),
+            "days_left": max((invoice.due_date - timezone.localdate()).days, 0),
+        },
+    )
+
+
+def bill_overdue(message: Message) -> Content:
+    invoice = Invoice.objects.get(pk=message.about_id)
+    surcharge = (
+        invoice.adjustments.filter(kind=AdjustmentKind.LATE_SURCHARGE)
+        .values_list("amount", flat=True)
+        .first()
+    )
+    return render(
+        message.kind,
+        message.language,
+        {**_about_bill(invoice), "amount_due": selectors.amount_payable(invoice), "surcharge": surcharge},
+    )
+
+
+def payment_received(message: Message) -> Content:
+    payment = Payment.objects.select_related("invoice", "method").get(pk=message.about_id)
+    receipt = Attachment(f"{payment.receipt_number}.pdf", payment_receipt_pdf(payment), PDF)
+    return render(
+        message.kind,
+        message.language,
+        {
+            **_about_bill(payment.invoice),
+            "payment": payment,
+            "allocations": payment.allocations.select_related("invoice").order_by("invoice__period", "pk"),
+        },
+        attachments=(receipt,),
+    )
+
+
+def register() -> None:
+    register_builder(MessageKind.BILL_ISSUED, bill_issued)
+    register_builder(MessageKind.BILL_DUE_SOON, bill_due_soon)
+    register_builder(MessageKind.BILL_OVERDUE, bill_overdue)
+    register_builder(MessageKind.PAYMENT_RECEIVED, payment_received)

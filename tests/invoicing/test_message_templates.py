@@ -1,0 +1,57 @@
+"""Every kind of e-mail is written in English and in Urdu: a one-line subject, a text part and an HTML
+part that reads left to right or right to left, and the bill's or receipt's PDF where it carries one."""
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+
+from accounts.messaging import content_of
+from accounts.models import Message, MessageKind
+from invoicing.services import invoice_issue, invoices_mark_overdue, payment_post
+
+pytestmark = pytest.mark.django_db
+
+DIRECTION = {"en": 'lang="en" dir="ltr"', "ur": 'lang="ur" dir="rtl"'}
+GREETING = {"en": "Dear ", "ur": "السلام علیکم "}
+
+
+@pytest.fixture
+def about(connection, creator, super_creator, cash, time_machine):
+    """A row for each kind: the login, an overdue bill (surcharged), a payment on it."""
+    time_machine.move_to(datetime(2024, 2, 11, 9, tzinfo=UTC), tick=False)
+    invoice = invoice_issue(connection=connection, period=date(2024, 1, 1), created_by=creator)
+    invoices_mark_overdue(provider=connection.provider)
+    payment, _ = payment_post(
+        invoice=invoice, amount=Decimal("500.00"), method=cash, received_by=super_creator
+    )
+    user = connection.customer.user
+    return {
+        MessageKind.INVITATION: ("accounts.user", user.pk),
+        MessageKind.PASSWORD_RESET: ("accounts.user", user.pk),
+        MessageKind.BILL_ISSUED: ("invoicing.invoice", invoice.pk),
+        MessageKind.BILL_DUE_SOON: ("invoicing.invoice", invoice.pk),
+        MessageKind.BILL_OVERDUE: ("invoicing.invoice", invoice.pk),
+        MessageKind.PAYMENT_RECEIVED: ("invoicing.payment", payment.pk),
+    }
+
+
+ATTACHED = {MessageKind.BILL_ISSUED, MessageKind.PAYMENT_RECEIVED}  # the bill's PDF, the receipt's
+
+
+@pytest.mark.parametrize("language", ["en", "ur"])
+@pytest.mark.parametrize("kind", MessageKind.values)
+def test_every_kind_is_written_in_each_language(about, kind, language):
+    about_type, about_id = about[kind]
+    message = Message(
+        kind=kind, language=language, about_type=about_type, about_id=about_id, recipient="a@b.example"
+    )
+
+    content = content_of(message)
+
+    assert content.subject and "\n" not in content.subject
+    assert content.text.strip().startswith(GREETING[language])
+    assert f"<html {DIRECTION[language]}>" in content.html
+    assert "{{" not in content.text + content.html  # nothing left unrendered
+    attached = [(attachment.mimetype, attachment.content[:5]) for attachment in content.attachments]
+    assert attached == ([("application/pdf", b"%PDF-")] if kind in ATTACHED else [])
