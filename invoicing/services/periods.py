@@ -332,7 +332,7 @@ def bill_month(
             late_surcharge_percent=late_percent,
         )
         if previous is not None and previous.credit_carried:
-            bill = with_credit(bill, previous, late_percent)
+            bill = with_credit(bill, previous, late_percent, customer_id=connection.customer_id)
         return MonthBill(usage, bill, BilledPeriod(start.at, end))
     rate = _rater(connection, inputs, schedules, arrears, late_percent)
     if end is None:
