@@ -59,7 +59,6 @@ BILLING_VIEW = {
     "billing.view_connectionevent": PROVIDER,  # a connection's lifecycle history
     "billing.view_connectiontypechange": PROVIDER,  # and its changes of type
     "billing.view_meterexchange": PROVIDER,
-    "billing.view_connectiontypechange": PROVIDER,
 }
 READINGS_ADD = {"billing.add_meterreading": PROVIDER}
 # Opening accounts at the counter: a clerk (Invoice_Creator), a super creator and an administrator add
