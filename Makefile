@@ -30,10 +30,12 @@ lint: $(VENV)/.dev
 # run tests the API against its schema: each runs on SQLite only. The SQLite pass runs once more with the
 # clock 400 days ahead (tests/conftest.py): no test may lean on today's date without freezing it. The
 # demo's test loads the whole demo on days it freezes itself (a shifted clock changes nothing there):
-# it runs in the first pass only.
+# it runs in the first pass only. The SQLite passes run in one pytest-xdist process per core, each on a
+# test database of its own; the real-stack pass runs in one process (its Celery worker, Redis
+# databases and queue are the session's).
 test: lint
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
-	$(PY) -m pytest -m "not realstack"
-	CLOCK_SHIFT_DAYS=400 $(PY) -m pytest -m "not realstack and not browser and not demo"
+	$(PY) -m pytest -n auto -m "not realstack"
+	CLOCK_SHIFT_DAYS=400 $(PY) -m pytest -n auto -m "not realstack and not browser and not demo"
 	$(PY) tests/realstack.py -m "not browser and not schemathesis and not demo"

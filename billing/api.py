@@ -878,7 +878,7 @@ class ProfileOutput(serializers.Serializer):
     customerId = serializers.CharField(source="number")
     name = serializers.CharField()
     loginEmail = serializers.EmailField(source="user.email", help_text="The address to sign in with.")
-    email = serializers.CharField(help_text="Where bills and notices are e-mailed; empty: nowhere.")
+    email = serializers.CharField(help_text="Where bills and notices are e-mailed; empty: none are.")
     phone = serializers.CharField()
     address = serializers.CharField()
     preferredLanguage = serializers.ChoiceField(source="preferred_language", choices=Language.choices)

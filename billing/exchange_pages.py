@@ -99,7 +99,10 @@ def exchange_list(request: HttpRequest) -> HttpResponse:
 
 @page("billing.add_meterexchange")
 def exchange_new(request: HttpRequest) -> HttpResponse:
-    form = MeterExchangeForm(request.POST or None)
+    # From a connection's page, the form comes with its number filled in.
+    form = MeterExchangeForm(
+        request.POST or None, initial={"connectionNumber": request.GET.get("connection", "")}
+    )
     if request.method == "POST" and form.is_valid():
         values = form.cleaned_data
         with refusals_into(form, fields={"connectionId": "connectionNumber"}):

@@ -3,13 +3,14 @@ connect it with its first reading, record a declared income, change details, onb
 
 Each page reads through `billing.selectors` and writes through `billing.services`, as the API does; a
 service's refusal is shown next to the field it concerns, with the form as it was typed. A
-connection's page lists what may be done with it (`connection_actions`): the steps of its life are
-added there as they come.
+connection's page lists what may be done with it (`connection_actions`), linking to the meter exchange
+form and to the lifecycle page (invoicing.lifecycle_pages) for the steps of its life.
 """
 
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
@@ -22,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.permissions import PROVIDER, reach_of, role_allows
 from accounts.web import form_page, page, paginate, refusals_into
-from billing import services
+from billing import lifecycle, services
 from billing.api import MAX_ONBOARDING_ROWS, CustomerFilter
 from billing.importing import COLUMNS, MAX_UPLOAD_BYTES, ImportReport, csv_file_rows, customers_import
 from billing.models import ConnectionStatus, Customer, CustomerKind, Language, MeterReading, ServiceConnection
@@ -285,7 +286,7 @@ def connection_new(request: HttpRequest, customer_id: int) -> HttpResponse:
 def connection_actions(request: HttpRequest, connection: ServiceConnection) -> list[dict[str, str]]:
     """What the caller may do with the connection now, as (label, address) buttons on its page."""
     actions = []
-    if connection.status == ConnectionStatus.PENDING and _may(request, "billing.add_meterreading"):
+    if connection.status == ConnectionStatus.PENDING and _may(request, "billing.connect_connection"):
         actions.append(
             {"label": "Record the first reading", "url": reverse("connection-connect", args=[connection.pk])}
         )
@@ -298,6 +299,14 @@ def connection_actions(request: HttpRequest, connection: ServiceConnection) -> l
             actions.append(
                 {"label": "Change the details", "url": reverse("connection-edit", args=[connection.pk])}
             )
+    if connection.status == ConnectionStatus.ACTIVE and _may(request, "billing.add_meterexchange"):
+        exchange = f"{reverse('meter-exchange-new')}?{urlencode({'connection': connection.number})}"
+        actions.append({"label": "Exchange the meter", "url": exchange})
+    if _may(request, "billing.view_connectionevent"):
+        # Disconnect, reconnect, move, close, change of type: the lifecycle page offers what the role may.
+        actions.append(
+            {"label": "History and next steps", "url": reverse("connection-lifecycle", args=[connection.pk])}
+        )
     return actions
 
 
@@ -385,7 +394,7 @@ class FirstReadingForm(forms.Form):
 
 
 @require_http_methods(["GET", "POST"])
-@page("billing.add_meterreading")
+@page("billing.connect_connection")
 def connection_connect(request: HttpRequest, connection_id: int) -> HttpResponse:
     """Connect a pending connection with its first reading: from then on it is billed."""
     connection = connection_get_for(user=request.user, connection_id=connection_id)
@@ -393,7 +402,7 @@ def connection_connect(request: HttpRequest, connection_id: int) -> HttpResponse
     if request.method == "POST" and form.is_valid():
         with refusals_into(form, fields=FORM_FIELDS):
             values = form.cleaned_data
-            services.connection_connect(
+            lifecycle.connection_connect(
                 connection=connection,
                 taken_at=values["taken_at"],
                 registers={name: values[name] or Decimal("0") for name in MeterReading.REGISTERS},

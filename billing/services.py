@@ -105,10 +105,6 @@ class ConnectionClosed(Conflict):
     code = "connection_closed"
 
 
-class ConnectionNotPending(Conflict):
-    code = "connection_not_pending"
-
-
 def _api_name(model: type[Customer] | type[ServiceConnection], name: str) -> str:
     if name == "number":
         return "customerId" if model is Customer else "connectionId"
@@ -580,39 +576,6 @@ def reading_write(
         source=source,
         recorded_by=recorded_by,
         **values,
-    )
-
-
-@transaction.atomic
-def connection_connect(
-    *,
-    connection: ServiceConnection,
-    taken_at: datetime,
-    registers: dict[str, Decimal],
-    connected_by: User | None,
-) -> MeterReading:
-    """Connect a pending connection: its first reading is recorded and it becomes Active (billed from
-    then on). Refused, with nothing stored, for a connection that is not pending or has readings."""
-    connection = ServiceConnection.objects.select_for_update().get(pk=connection.pk)
-    if connection.status != ConnectionStatus.PENDING:
-        raise ConnectionNotPending(
-            f"Connection {connection.number} is {connection.status}: only a pending connection is connected.",
-            field="status",
-        )
-    if MeterReading.objects.filter(connection=connection).exists():
-        raise ConnectionNotPending(
-            f"Connection {connection.number} has readings already: the first reading is taken once.",
-            field="takenAt",
-        )
-    installed = connection.installation_date
-    if installed is not None and timezone.is_aware(taken_at) and timezone.localdate(taken_at) < installed:
-        raise ReadingRefused(
-            f"The first reading is dated before the meter was installed ({installed}).", field="takenAt"
-        )
-    connection.status = ConnectionStatus.ACTIVE
-    connection.save(update_fields=["status"])
-    return reading_record(
-        connection=connection, taken_at=taken_at, registers=registers, recorded_by=connected_by
     )
 
 

@@ -396,7 +396,11 @@ def _rate_usage(
             previous = previous_bills(
                 connections=ServiceConnection.objects.filter(pk=connection.pk), period=terms.period
             ).get(connection.pk)
-            return usage, with_credit(bill, previous, terms.late_percent), None
+            return (
+                usage,
+                with_credit(bill, previous, terms.late_percent, customer_id=connection.customer_id),
+                None,
+            )
         return connection_month(
             connection, terms.period, schedules, arrears=arrears, late_percent=terms.late_percent, until=until
         )

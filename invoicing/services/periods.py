@@ -60,6 +60,7 @@ class Billable(Protocol):
 
     pk: int
     number: str
+    customer_id: int
     connection_type_id: int
     declared_monthly_income: Decimal | None
 
@@ -73,11 +74,12 @@ class PreviousBill(NamedTuple):
     end: Reading | None  # its closing moment and registers; None for a bill of typed kWh
     estimated: bool
     credit_carried: Decimal  # owed to the customer, to come off the next bill
+    customer_id: int  # whose bill it was: a credit comes off only that customer's next bill
 
 
 PREVIOUS_VALUES = (
     *("connection_id", "pk", "number", "period", "period_end", *Invoice.END_REGISTERS),
-    *("estimated", "credit_carried"),
+    *("estimated", "credit_carried", "customer_id"),
 )
 
 
@@ -95,9 +97,9 @@ def previous_bills(*, connections: QuerySet[ServiceConnection], period: date) ->
     ).values_list(*PREVIOUS_VALUES)
     found = {}
     zone = timezone.get_current_timezone()
-    for connection_id, pk, number, billed, end_at, *registers, estimated, credit in bills:
+    for connection_id, pk, number, billed, end_at, *registers, estimated, credit, customer_id in bills:
         end = None if end_at is None else Reading(end_at.astimezone(zone), *registers)
-        found[connection_id] = PreviousBill(pk, number, billed, end, estimated, credit)
+        found[connection_id] = PreviousBill(pk, number, billed, end, estimated, credit, customer_id)
     return found
 
 
@@ -330,7 +332,7 @@ def bill_month(
             late_surcharge_percent=late_percent,
         )
         if previous is not None and previous.credit_carried:
-            bill = with_credit(bill, previous, late_percent)
+            bill = with_credit(bill, previous, late_percent, customer_id=connection.customer_id)
         return MonthBill(usage, bill, BilledPeriod(start.at, end))
     rate = _rater(connection, inputs, schedules, arrears, late_percent)
     if end is None:
@@ -344,7 +346,11 @@ def bill_month(
         usage, bill = _true_up(connection, inputs, chain, start, end, rate)
         billed = BilledPeriod(start.at, end)
     estimates = chain.estimates if chain is not None and end is not None else ()
-    return MonthBill(usage, with_credit(bill, previous, late_percent, estimates), billed)
+    return MonthBill(
+        usage,
+        with_credit(bill, previous, late_percent, estimates, customer_id=connection.customer_id),
+        billed,
+    )
 
 
 def connection_month(
@@ -371,16 +377,20 @@ def with_credit(
     previous: PreviousBill | None,
     late_percent: Decimal,
     estimates: tuple[Estimated, ...] = (),
+    *,
+    customer_id: int,
 ) -> RatedBill:
-    """`bill` less the estimates it trues up and the credit the previous bill carried on (`settle`)."""
-    credit = previous.credit_carried if previous is not None else NO_MONEY
+    """`bill` less the estimates it trues up and the credit the previous bill carried on (`settle`):
+    only the same customer's credit (one who moved out keeps theirs; the next customer never gets it)."""
+    own = previous is not None and previous.customer_id == customer_id
+    credit = previous.credit_carried if own else NO_MONEY
     if not estimates and not credit:
         return bill
     return settle(
         bill,
         estimates=estimates,
         credit=credit,
-        credit_from=previous.number if previous is not None else "",
+        credit_from=previous.number if own else "",
         late_surcharge_percent=late_percent,
     )
 

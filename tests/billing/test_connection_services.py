@@ -9,14 +9,11 @@ import pytest
 
 from accounts.roles import Role
 from auditing.models import AuditLog
-from billing.models import ConnectionStatus, MeterReading, ServiceConnection
+from billing.models import ConnectionStatus, ServiceConnection
 from billing.services import (
     ConnectionClosed,
-    ConnectionNotPending,
     MeterInUse,
     NumberTaken,
-    ReadingRefused,
-    connection_connect,
     connection_create,
     connection_income_declare,
     connection_update,
@@ -218,81 +215,3 @@ def test_a_declaration_that_cannot_be_right_is_refused(customer, clerk, income, 
         D("30000"),
         date(2024, 6, 1),
     )
-
-
-def test_connecting_records_the_first_reading_and_makes_the_connection_active(customer, residential, clerk):
-    connection = connection_create(
-        customer=customer, connection_type=residential, installation_date=date(2024, 8, 1)
-    )
-
-    reading = connection_connect(
-        connection=connection,
-        taken_at=datetime(2024, 8, 14, 10, tzinfo=UTC),
-        registers=REGISTERS,
-        connected_by=clerk,
-    )
-
-    connection.refresh_from_db()
-    assert connection.status == ConnectionStatus.ACTIVE
-    assert (reading.connection, reading.import_peak, reading.import_off_peak, reading.recorded_by) == (
-        connection,
-        D("12.5"),
-        D("40"),
-        clerk,
-    )
-
-
-@pytest.mark.parametrize(
-    "status", [ConnectionStatus.ACTIVE, ConnectionStatus.DISCONNECTED, ConnectionStatus.CLOSED]
-)
-def test_only_a_pending_connection_is_connected(customer, clerk, status):
-    connection = ConnectionFactory(customer=customer, status=status)
-
-    with pytest.raises(
-        ConnectionNotPending, match=f"is {status}: only a pending connection is connected"
-    ) as refused:
-        connection_connect(
-            connection=connection,
-            taken_at=datetime(2024, 8, 14, tzinfo=UTC),
-            registers=REGISTERS,
-            connected_by=clerk,
-        )
-
-    assert refused.value.status == 409
-    assert not MeterReading.objects.exists()
-
-
-def test_the_first_reading_is_taken_once(customer, clerk):
-    connection = ConnectionFactory(customer=customer, status=ConnectionStatus.PENDING)
-    ReadingFactory(connection=connection, taken_at=datetime(2024, 8, 1, tzinfo=UTC))
-
-    with pytest.raises(ConnectionNotPending, match="has readings already"):
-        connection_connect(
-            connection=connection,
-            taken_at=datetime(2024, 8, 14, tzinfo=UTC),
-            registers=REGISTERS,
-            connected_by=clerk,
-        )
-
-
-@pytest.mark.parametrize(
-    ("taken_at", "reason"),
-    [
-        (datetime(2024, 7, 31, 12, tzinfo=UTC), r"dated before the meter was installed \(2024-08-01\)"),
-        (datetime(2024, 8, 16, 12, tzinfo=UTC), "The reading is dated in the future"),
-    ],
-)
-def test_a_refused_first_reading_leaves_the_connection_pending(
-    customer, residential, clerk, taken_at, reason
-):
-    connection = connection_create(
-        customer=customer, connection_type=residential, installation_date=date(2024, 8, 1)
-    )
-
-    with pytest.raises(ReadingRefused, match=reason) as refused:
-        connection_connect(connection=connection, taken_at=taken_at, registers=REGISTERS, connected_by=clerk)
-
-    assert refused.value.field == "takenAt"
-    connection.refresh_from_db()
-    assert connection.status == ConnectionStatus.PENDING
-    assert not MeterReading.objects.exists()

@@ -790,3 +790,24 @@ def test_a_final_bill_covers_the_months_left_unbilled_since_the_last_bill(connec
         D("750.0000"),
         D("24375.00"),
     )
+
+
+def test_a_credit_the_outgoing_customers_final_bill_carries_never_comes_off_the_incoming_ones_bill(
+    connection, incoming, officer
+):
+    for month in (JANUARY, FEBRUARY, MARCH):
+        bill(connection, month, officer)
+    estimate = bill(connection, APRIL, officer)  # no reading in April: 300 kWh estimated
+    connection_move(
+        connection=connection, move_at=at(date(2024, 5, 2)), registers=registers(303, 607),
+        incoming_customer=incoming, reason="New tenant.", by=officer,
+    )  # fmt: skip
+    read(connection, date(2024, 6, 5), 403, 807)
+
+    june = bill(connection, date(2024, 6, 1), officer)
+
+    final = Invoice.objects.get(connection=connection, period=MAY)
+    # The final bill trues up the estimate: 10 kWh since 28 March, less the estimate's energy.
+    assert (estimate.estimated, final.current_charges, final.credit_carried > 0) == (True, D("0.00"), True)
+    assert (june.customer, june.credit_brought, june.current_charges) == (incoming, D("0.00"), D("9750.00"))
+    assert_ledger_holds(connection)

@@ -126,7 +126,10 @@ def test_a_refused_first_reading_is_shown_at_its_field_and_the_connection_stays_
 
     html = response.content.decode()
     assert response.status_code == 400
-    assert 'id="id_taken_at_error"' in html and "before the meter was installed (2024-08-01)" in html
+    assert (
+        'id="id_taken_at_error"' in html
+        and "is installed on 2024-08-01; connect it on that day or later" in html
+    )
     pending.refresh_from_db()
     assert pending.status == ConnectionStatus.PENDING
 
