@@ -729,7 +729,11 @@ def customer_invite(*, customer: Customer, invited_by: User | None) -> Message:
     until they set one through the invitation's link); one with a login is invited again at its
     address (a lost or expired invitation). Refused without an e-mail address, or when another account
     uses it already (409)."""
-    customer = Customer.objects.select_for_update().select_related("provider", "user").get(pk=customer.pk)
+    customer = (
+        Customer.objects.select_for_update(of=("self",))
+        .select_related("provider", "user")
+        .get(pk=customer.pk)
+    )
     if customer.user is None:
         if not customer.email:
             raise EmailMissing(
