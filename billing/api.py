@@ -611,24 +611,37 @@ class ReadingOutput(serializers.Serializer):
     source = serializers.CharField()
 
 
-class ReadingInput(serializers.Serializer):
-    takenAt = ReadingTimeField()
+class RegistersInput(serializers.Serializer):
+    """A meter's cumulative registers, kWh (export registers 0 when not given)."""
+
     importPeak = serializers.DecimalField(**KWH, min_value=0)
     importOffPeak = serializers.DecimalField(**KWH, min_value=0)
     exportPeak = serializers.DecimalField(**KWH, min_value=0, default=Decimal("0"))
     exportOffPeak = serializers.DecimalField(**KWH, min_value=0, default=Decimal("0"))
+
+
+def registers_of(values: dict | None) -> dict[str, Decimal] | None:
+    """The services' register names for validated `RegistersInput` values (None: no reading given)."""
+    if values is None:
+        return None
+    return {
+        "import_peak": values["importPeak"],
+        "import_off_peak": values["importOffPeak"],
+        "export_peak": values["exportPeak"],
+        "export_off_peak": values["exportOffPeak"],
+    }
+
+
+class ReadingInput(RegistersInput):
+    takenAt = ReadingTimeField()
     meterReplaced = serializers.BooleanField(default=False, help_text="A new meter: registers start again.")
 
 
-class SelfReadingInput(serializers.Serializer):
+class SelfReadingInput(RegistersInput):
     """A customer's reading of their own meter: the registers it shows, and when it was read. A meter
     exchange is the provider's to record."""
 
     takenAt = ReadingTimeField(help_text="When the meter was read, with its time zone.")
-    importPeak = serializers.DecimalField(**KWH, min_value=0)
-    importOffPeak = serializers.DecimalField(**KWH, min_value=0)
-    exportPeak = serializers.DecimalField(**KWH, min_value=0, default=Decimal("0"))
-    exportOffPeak = serializers.DecimalField(**KWH, min_value=0, default=Decimal("0"))
 
 
 class ConnectionReadingsApi(APIView):
@@ -650,32 +663,11 @@ class ConnectionReadingsApi(APIView):
         reading = services.reading_record(
             connection=connection,
             taken_at=values["takenAt"],
-            registers={
-                "import_peak": values["importPeak"],
-                "import_off_peak": values["importOffPeak"],
-                "export_peak": values["exportPeak"],
-                "export_off_peak": values["exportOffPeak"],
-            },
+            registers=registers_of(values),
             meter_replaced=values["meterReplaced"],
             recorded_by=request.user,
         )
         return Response(ReadingOutput(reading).data, status=status.HTTP_201_CREATED)
-
-
-class RegistersField(serializers.Serializer):
-    importPeak = serializers.DecimalField(**KWH, min_value=0)
-    importOffPeak = serializers.DecimalField(**KWH, min_value=0)
-    exportPeak = serializers.DecimalField(**KWH, min_value=0, default=Decimal("0"))
-    exportOffPeak = serializers.DecimalField(**KWH, min_value=0, default=Decimal("0"))
-
-
-def _registers(values: dict) -> dict[str, Decimal]:
-    return {
-        "import_peak": values["importPeak"],
-        "import_off_peak": values["importOffPeak"],
-        "export_peak": values["exportPeak"],
-        "export_off_peak": values["exportOffPeak"],
-    }
 
 
 class MeterExchangeOutput(serializers.Serializer):
@@ -692,11 +684,11 @@ class MeterExchangeOutput(serializers.Serializer):
     recordedBy = serializers.CharField(source="recorded_by.name", default=None)
     recordedAt = serializers.DateTimeField(source="recorded_at")
 
-    @extend_schema_field(RegistersField)
+    @extend_schema_field(RegistersInput)
     def get_oldFinal(self, exchange: MeterExchange) -> dict:
         return self._registers(exchange, "final")
 
-    @extend_schema_field(RegistersField)
+    @extend_schema_field(RegistersInput)
     def get_newFirst(self, exchange: MeterExchange) -> dict:
         return self._registers(exchange, "first")
 
@@ -711,8 +703,8 @@ class MeterExchangeOutput(serializers.Serializer):
 
 class MeterExchangeInput(serializers.Serializer):
     exchangedAt = ReadingTimeField(help_text="When the old meter was read last and the new one first.")
-    oldFinal = RegistersField(help_text="The old meter's registers when it was taken out.")
-    newFirst = RegistersField(help_text="The new meter's registers when it was put in.")
+    oldFinal = RegistersInput(help_text="The old meter's registers when it was taken out.")
+    newFirst = RegistersInput(help_text="The new meter's registers when it was put in.")
     newMeterNumber = serializers.CharField(max_length=40)
     newMeterType = serializers.CharField(max_length=60, required=False, default="", allow_blank=True)
     reason = serializers.CharField(max_length=300)
@@ -753,8 +745,8 @@ class ConnectionMeterExchangesApi(APIView):
         exchange = services.meter_exchange_record(
             connection=connection,
             at=values["exchangedAt"],
-            old_final=_registers(values["oldFinal"]),
-            new_first=_registers(values["newFirst"]),
+            old_final=registers_of(values["oldFinal"]),
+            new_first=registers_of(values["newFirst"]),
             new_meter_number=values["newMeterNumber"],
             new_meter_type=values["newMeterType"],
             reason=values["reason"],
@@ -975,12 +967,7 @@ class MyReadingsApi(APIView):
         reading = services.reading_record(
             connection=connection,
             taken_at=values["takenAt"],
-            registers={
-                "import_peak": values["importPeak"],
-                "import_off_peak": values["importOffPeak"],
-                "export_peak": values["exportPeak"],
-                "export_off_peak": values["exportOffPeak"],
-            },
+            registers=registers_of(values),
             source=ReadingSource.SELF,
             recorded_by=request.user,
         )

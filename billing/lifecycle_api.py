@@ -5,7 +5,6 @@ Each step is `POST /api/connections/{id}/<step>` and answers 201 with the connec
 the step(s) recorded; a step that does not apply in the connection's status is a 409 with the reason.
 """
 
-from decimal import Decimal
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -15,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import Allowed
-from billing.api import KWH, ReadingTimeField
+from billing.api import ReadingTimeField, RegistersInput, registers_of
 from billing.lifecycle import connection_connect
 from billing.lifecycle_selectors import connection_events_for
 from billing.models import ConnectionEvent, ServiceConnection
@@ -27,26 +26,6 @@ NOT_FOUND = OpenApiResponse(description="No such connection of the caller's prov
 WRONG_STATUS = OpenApiResponse(
     description="The step does not apply in the connection's status (`extra.connectionStatus`)."
 )
-
-
-class LifecycleReadingInput(serializers.Serializer):
-    """The meter's cumulative registers, kWh."""
-
-    importPeak = serializers.DecimalField(**KWH, min_value=0)
-    importOffPeak = serializers.DecimalField(**KWH, min_value=0)
-    exportPeak = serializers.DecimalField(**KWH, min_value=0, default=Decimal("0"))
-    exportOffPeak = serializers.DecimalField(**KWH, min_value=0, default=Decimal("0"))
-
-
-def registers_of(values: dict | None) -> dict[str, Decimal] | None:
-    if values is None:
-        return None
-    return {
-        "import_peak": values["importPeak"],
-        "import_off_peak": values["importOffPeak"],
-        "export_peak": values["exportPeak"],
-        "export_off_peak": values["exportOffPeak"],
-    }
 
 
 def reason_field(**kwargs: Any) -> serializers.CharField:
@@ -128,7 +107,7 @@ class ConnectionConnectApi(APIView):
 
     class LifecycleConnectInput(serializers.Serializer):
         takenAt = ReadingTimeField(help_text="The moment of connection, when the first reading is taken.")
-        reading = LifecycleReadingInput(help_text="The meter's first reading.")
+        reading = RegistersInput(help_text="The meter's first reading.")
         reason = reason_field(required=False, default="Connected with its first reading.")
 
     @step_schema("Connect a pending connection, with its first reading", LifecycleConnectInput)

@@ -12,15 +12,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import Allowed
-from billing.api import ReadingTimeField
+from billing.api import ReadingTimeField, RegistersInput, registers_of
 from billing.lifecycle import connection_disconnect
-from billing.lifecycle_api import (
-    LifecycleReadingInput,
-    reason_field,
-    registers_of,
-    step_response,
-    step_schema,
-)
+from billing.lifecycle_api import reason_field, step_response, step_schema
 from billing.lifecycle_selectors import connection_type_for, incoming_customer_for
 from billing.models import DisconnectionGround
 from billing.selectors import connection_get_for
@@ -40,9 +34,7 @@ class ConnectionDisconnectApi(APIView):
         )
         effectiveAt = ReadingTimeField(help_text="When the supply is cut.")
         reason = reason_field()
-        reading = LifecycleReadingInput(
-            help_text="The meter's reading as the supply is cut.", **OPTIONAL_READING
-        )
+        reading = RegistersInput(help_text="The meter's reading as the supply is cut.", **OPTIONAL_READING)
 
     def get_permissions(self) -> list:
         non_payment = isinstance(self.request.data, dict) and (
@@ -81,7 +73,7 @@ class ConnectionReconnectApi(APIView):
     class LifecycleReconnectInput(serializers.Serializer):
         effectiveAt = ReadingTimeField(help_text="When the supply is restored.")
         reason = reason_field()
-        reading = LifecycleReadingInput(
+        reading = RegistersInput(
             help_text="The meter's reading as the supply is restored.", **OPTIONAL_READING
         )
 
@@ -112,7 +104,7 @@ class ConnectionCloseApi(APIView):
             help_text="When the final reading is taken; the final bill is dated that day."
         )
         reason = reason_field()
-        reading = LifecycleReadingInput(
+        reading = RegistersInput(
             help_text="The final reading (none for a connection never connected).", **OPTIONAL_READING
         )
 
@@ -142,7 +134,7 @@ class ConnectionMoveApi(APIView):
         moveAt = ReadingTimeField(
             help_text="When the move-out reading is taken; the final bill is dated that day."
         )
-        reading = LifecycleReadingInput(
+        reading = RegistersInput(
             help_text="The move-out reading: the outgoing customer's last, the incoming's first."
         )
         incomingCustomer = serializers.CharField(
