@@ -24,7 +24,7 @@ class ChainHeadAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """The last hash of each chain of the trail, to compare with what `audit_verify` reads."""
 
     view_permission = "auditing.view_auditlog"
-    list_display = ("chain", "provider_code", "last_hash")
+    list_display = ("chain", "provider_code", "lane", "last_hash")
     search_fields = ("last_hash",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:

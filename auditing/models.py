@@ -1,8 +1,10 @@
 """The audit trail: one row per change or event, never updated or deleted, chained by hashes.
 
-Each row carries the hash of the row before it in its provider's chain (platform rows, with no
-provider, form their own chain), and its own hash over its content and that previous hash: editing
-or deleting a row breaks the chain at that row, which `manage.py audit_verify` names.
+Each provider's trail (platform rows, with no provider, form their own) is a few hash chains, its
+lanes: each row carries the hash of the row before it in its lane, and its own hash over its content
+and that previous hash. Editing, removing or inserting a row breaks its lane at that row, and removing
+a lane's last rows shows against the lane's head: `manage.py audit_verify` names the row. Writers take
+whichever lane is free, so one writer's append never waits for another's transaction to commit.
 """
 
 from django.conf import settings
@@ -42,6 +44,7 @@ class AuditLog(models.Model):
     created_at = models.DateTimeField()
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    lane = models.PositiveSmallIntegerField(default=0)  # the chain of the provider's trail it is linked in
 
     objects = AuditLogQuerySet.as_manager()
 
@@ -65,14 +68,19 @@ class AuditLog(models.Model):
 
 
 class ChainHead(models.Model):
-    """The last hash of each provider's chain (provider 0: the platform), locked while a row is added,
-    so rows of one chain are appended one at a time."""
+    """The last hash of each lane of a provider's trail (chain: the provider's id, 0 for the platform),
+    locked by the transaction appending to the lane until it commits, so a lane's rows are appended
+    one transaction at a time, in the order of their ids."""
 
-    chain = models.BigIntegerField(primary_key=True)
+    chain = models.BigIntegerField()
+    lane = models.PositiveSmallIntegerField(default=0)
     last_hash = models.CharField(max_length=64)
 
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["chain", "lane"], name="chain_head_lane_once")]
+
     def __str__(self) -> str:
-        return f"chain {self.chain}"
+        return f"chain {self.chain}, lane {self.lane}"
 
 
 class AIQueryStatus(models.TextChoices):

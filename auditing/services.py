@@ -26,7 +26,7 @@ from django.utils.crypto import salted_hmac
 from auditing.ai import execute, llm, scope, validate
 from auditing.models import AIQuery, AIQueryStatus, AuditLog, ChainHead
 from config import context
-from config.bulk import insert_objects
+from config.bulk import insert_json_rows
 from config.errors import DomainError
 from providers.models import Provider
 
@@ -133,8 +133,11 @@ def entry_for(action: str, obj: Model, *, old: dict | None = None, new: dict | N
     )
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def _digest(row: AuditLog) -> str:
-    content = json.dumps(
+    content = _CANONICAL.encode(
         [
             row.prev_hash,
             row.provider_id,
@@ -148,57 +151,137 @@ def _digest(row: AuditLog) -> str:
             row.new_values,
             row.request_id,
             row.created_at.isoformat(),
-        ],
-        sort_keys=True,
-        separators=(",", ":"),
+        ]
     )
     return hashlib.sha256(content.encode()).hexdigest()
 
 
+# The columns COPY writes (the id comes from the table's sequence, drawn under the lane's lock).
+_COPIED = (
+    "provider_id",
+    "actor_id",
+    "actor_role",
+    "action",
+    "object_type",
+    "object_id",
+    "object_repr",
+    "old_values",
+    "new_values",
+    "request_id",
+    "created_at",
+    "prev_hash",
+    "hash",
+    "lane",
+)
+
+
 @transaction.atomic
-def audit_append(entries: Sequence[Entry]) -> list[AuditLog]:
-    """Append `entries`, acted by whoever the request or task context names, to their chains."""
+def audit_append(entries: Sequence[Entry]) -> None:
+    """Append `entries`, acted by whoever the request or task context names, to a free lane of their
+    provider's trail.
+
+    Each entry's values are encoded to JSON once: that text is both hashed (as `_digest` would encode
+    it: the row's content is one JSON list, so it is the encoded values joined) and copied."""
     if not entries:
-        return []
+        return
     who = context.current()
     now = timezone.now()
-    rows: list[AuditLog] = []
+    encode = _CANONICAL.encode
+    created, request_id = now.isoformat(), who.request_id
+    rows: list[tuple] = []
     by_chain: dict[int, list[Entry]] = {}
     for entry in entries:
         by_chain.setdefault(entry.provider_id or 0, []).append(entry)
-    for chain in sorted(by_chain):  # heads are locked in one order, so two writers never deadlock
-        head = _locked_head(chain)
+    for chain in sorted(by_chain):
+        head = _free_lane(chain)
         previous = head.last_hash
         for entry in by_chain[chain]:
-            # Positional arguments, in the model's field order: Django's fast path, for bulk writes.
-            row = AuditLog(
-                None,
-                entry.provider_id,
-                entry.actor_id or who.actor_id,
-                entry.actor_role or who.role or "",
-                entry.action,
-                entry.object_type,
-                entry.object_id,
-                entry.object_repr,
-                entry.old_values,
-                entry.new_values,
-                who.request_id,
-                now,
-                previous,
-                "",
+            actor_id = entry.actor_id or who.actor_id
+            role = entry.actor_role or who.role or ""
+            old = None if entry.old_values is None else encode(entry.old_values)
+            new = None if entry.new_values is None else encode(entry.new_values)
+            content = ",".join(
+                (
+                    f'["{previous}"',
+                    encode(entry.provider_id),
+                    encode(actor_id),
+                    encode(role),
+                    encode(entry.action),
+                    encode(entry.object_type),
+                    encode(entry.object_id),
+                    encode(entry.object_repr),
+                    old or "null",
+                    new or "null",
+                    encode(request_id),
+                    f'"{created}"]',
+                )
             )
-            row.hash = previous = _digest(row)
-            rows.append(row)
-        ChainHead.objects.filter(pk=chain).update(last_hash=previous)
-    insert_objects(AuditLog, rows)
-    return rows
+            digest = hashlib.sha256(content.encode()).hexdigest()
+            rows.append(
+                (
+                    entry.provider_id,
+                    actor_id,
+                    role,
+                    entry.action,
+                    entry.object_type,
+                    entry.object_id,
+                    entry.object_repr,
+                    old,
+                    new,
+                    request_id,
+                    now,
+                    previous,
+                    digest,
+                    head.lane,
+                )
+            )
+            previous = digest
+        ChainHead.objects.filter(pk=head.pk).update(last_hash=previous)
+    insert_json_rows(AuditLog, _COPIED, rows)
 
 
-def _locked_head(chain: int) -> ChainHead:
-    head, _ = ChainHead.objects.select_for_update().get_or_create(
-        chain=chain, defaults={"last_hash": GENESIS}
-    )
-    return head
+# An advisory lock (LANE_LOCKS, chain * MAX_LANES + lane) marks a lane being added; nothing else takes
+# these. Lanes are as many as the provider's writers at once, far below MAX_LANES.
+LANE_LOCKS = 0x6175
+MAX_LANES = 1000
+
+
+def _free_lane(chain: int) -> ChainHead:
+    """A lane of `chain` no other transaction holds, locked until this one commits; a new lane when
+    every lane is held. Never waits: a held lane is skipped, a lane another writer is adding too is
+    left to it, and a lane this transaction holds already counts as free."""
+    heads = ChainHead.objects.filter(chain=chain).order_by("lane")
+    if connection.vendor != "postgresql":  # one writer at a time: one lane
+        head, _ = heads.get_or_create(chain=chain, lane=0, defaults={"last_hash": GENESIS})
+        return head
+    table = ChainHead._meta.db_table
+    for _ in range(100):
+        head = heads.select_for_update(skip_locked=True).first()
+        if head is not None:
+            return head
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT coalesce(max(lane) + 1, 0) FROM {table} WHERE chain = %s", [chain])  # noqa: S608
+            (lane,) = cursor.fetchone()
+            # A lane another writer is adding (its row not committed yet) is left to it: an insert
+            # would wait for that writer's commit.
+            while lane < MAX_LANES:
+                cursor.execute(
+                    "SELECT pg_try_advisory_xact_lock(%s, %s)", [LANE_LOCKS, chain * MAX_LANES + lane]
+                )
+                if cursor.fetchone()[0]:
+                    break
+                lane += 1
+            else:
+                continue
+            cursor.execute(
+                f"""INSERT INTO {table} (chain, lane, last_hash) VALUES (%s, %s, %s)
+                    ON CONFLICT (chain, lane) DO NOTHING RETURNING id""",  # noqa: S608 (our table)
+                [chain, lane, GENESIS],
+            )
+            added = cursor.fetchone()
+        if added is not None:
+            return ChainHead(pk=added[0], chain=chain, lane=lane, last_hash=GENESIS)
+    raise RuntimeError(f"No lane of audit chain {chain} could be taken.")
 
 
 @dataclass(frozen=True)
@@ -206,32 +289,58 @@ class ChainBreak:
     chain: int
     row_id: int
     problem: str
+    lane: int = 0
 
 
 def audit_verify(*, chain: int | None = None) -> list[ChainBreak]:
-    """Recompute every chain (or one) up to its head as it is now (rows appended meanwhile are left
-    for the next check); the first broken row of each broken chain, with what is wrong."""
-    heads = dict(ChainHead.objects.values_list("chain", "last_hash"))
+    """Recompute every chain (or one) lane by lane up to each lane's head; the first broken row of each
+    broken lane, with what is wrong.
+
+    Heads and rows are read in one snapshot (rows appended meanwhile are left for the next check). A
+    chain is read once, in id order: a lane's rows are appended one transaction at a time under its
+    head's lock, with ids drawn then, so id order is each lane's order."""
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        return _verified(chain)
+
+
+def _verified(chain: int | None) -> list[ChainBreak]:
+    heads: dict[int, dict[int, str]] = {}
+    for number, lane, last_hash in ChainHead.objects.values_list("chain", "lane", "last_hash"):
+        heads.setdefault(number, {})[lane] = last_hash
     chains = [chain] if chain is not None else sorted(heads)
     breaks = []
     for number in chains:
-        head = heads.get(number, GENESIS)
-        previous = GENESIS
-        for row in (
-            AuditLog.objects.filter(provider_id=number or None).order_by("id").iterator(chunk_size=2000)
-        ):
-            if previous == head:
+        lanes = heads.get(number, {0: GENESIS})
+        previous = dict.fromkeys(lanes, GENESIS)
+        open_lanes = {lane for lane, head in lanes.items() if head != GENESIS}
+        broken: set[int] = set()
+        rows = AuditLog.objects.filter(provider_id=number or None).order_by("id").iterator(chunk_size=2000)
+        for row in rows:
+            lane = row.lane
+            if lane not in lanes:
+                breaks.append(ChainBreak(number, row.pk, "this row is in no lane of the chain", lane))
+                broken.add(lane)
+                lanes[lane] = previous[lane] = ""
+            if lane in broken or lane not in open_lanes:
+                continue  # reported already, or appended after the heads were read
+            if row.prev_hash != previous[lane]:
+                breaks.append(ChainBreak(number, row.pk, "the row before it was changed or removed", lane))
+                broken.add(lane)
+            elif _digest(row) != row.hash:
+                breaks.append(ChainBreak(number, row.pk, "this row was changed after it was written", lane))
+                broken.add(lane)
+            else:
+                previous[lane] = row.hash
+                if row.hash == lanes[lane]:
+                    open_lanes.discard(lane)
+            if not open_lanes - broken:
                 break
-            if row.prev_hash != previous:
-                breaks.append(ChainBreak(number, row.pk, "the row before it was changed or removed"))
-                break
-            if _digest(row) != row.hash:
-                breaks.append(ChainBreak(number, row.pk, "this row was changed after it was written"))
-                break
-            previous = row.hash
-        else:
-            if previous != head:
-                breaks.append(ChainBreak(number, 0, "rows at the end of the chain were removed"))
+        for lane in sorted(open_lanes - broken):
+            breaks.append(ChainBreak(number, 0, "rows at the end of the chain were removed", lane))
     return breaks
 
 

@@ -11,6 +11,7 @@ Used by every app that writes in bulk (the billing run's bills and their e-mails
 audit trail), from accounts up: so it lives here, beside the other cross-cutting glue.
 """
 
+import json
 from collections.abc import Iterable, Sequence
 
 from django.db import connection
@@ -59,14 +60,34 @@ def insert_values(model: type[Model], field_names: Sequence[str], rows: Iterable
             model(**{field.attname: value for field, value in zip(fields, row, strict=True)}) for row in rows
         )
         return
-    json = [isinstance(field, JSONField) for field in fields]
+    json_fields = [isinstance(field, JSONField) for field in fields]
     _copy(
         model,
         [field.column for field in fields],
         (
-            [Jsonb(value) if is_json else value for value, is_json in zip(row, json, strict=True)]
+            [Jsonb(value) if is_json else value for value, is_json in zip(row, json_fields, strict=True)]
             for row in rows
         ),
+    )
+
+
+def insert_json_rows(model: type[Model], field_names: Sequence[str], rows: Sequence[Sequence]) -> None:
+    """Insert rows of plain values whose JSON fields are given as JSON text already (encoded once by the
+    caller, who hashed that text): copied as they are on PostgreSQL (ids from the table's sequence)."""
+    if connection.vendor == "postgresql":
+        meta = model._meta
+        _copy(model, [meta.get_field(name).column for name in field_names], rows)
+        return
+    fields = [model._meta.get_field(name) for name in field_names]
+    decode = [isinstance(field, JSONField) for field in fields]
+    model.objects.bulk_create(
+        model(
+            **{
+                field.attname: json.loads(value) if is_json and value is not None else value
+                for field, is_json, value in zip(fields, decode, row, strict=True)
+            }
+        )
+        for row in rows
     )
 
 
@@ -85,9 +106,19 @@ def insert_selected(model: type[Model], field_names: Sequence[str], query: Query
 
 def _values(objects: Sequence[Model], fields: Sequence) -> Iterable[list]:
     getters = [(field.attname, isinstance(field, JSONField)) for field in fields]
+    encoded: dict[int, str] = {}  # a document shared by many rows (a chunk's provider snapshot) once
+
+    def as_json(value: object) -> str | None:
+        if value is None:
+            return None
+        text = encoded.get(id(value))
+        if text is None:
+            text = encoded[id(value)] = json.dumps(value)
+        return text
+
     for obj in objects:
         values = obj.__dict__
-        yield [Jsonb(values[name]) if is_json else values[name] for name, is_json in getters]
+        yield [as_json(values[name]) if is_json else values[name] for name, is_json in getters]
 
 
 def _copy(model: type[Model], columns: list[str], rows: Iterable[Sequence]) -> None:

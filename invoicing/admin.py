@@ -496,7 +496,17 @@ class BillingRunChunkAdmin(ReadOnlyAdmin):
 
     provider_field = "run__provider"
     view_permission = "invoicing.view_billingrun"
-    list_display = ("run", "index", "first_id", "last_id", "size", "done", "finished_at", "seconds")
+    list_display = (
+        "run",
+        "index",
+        "first_id",
+        "last_id",
+        "size",
+        "done",
+        "finished_at",
+        "seconds",
+        "billed_by",
+    )
     list_filter = ("done", ("run", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("run",)
 

@@ -435,6 +435,7 @@ class BillingRunChunk(models.Model):
     done = models.BooleanField(default=False)
     finished_at = models.DateTimeField(null=True, blank=True)
     seconds = models.FloatField(null=True, blank=True)  # timing only, never money
+    billed_by = models.CharField(max_length=200, blank=True)  # the worker node that billed it
 
     class Meta:
         ordering = ["run_id", "index"]

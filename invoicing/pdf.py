@@ -23,18 +23,19 @@ Rendering fetches nothing from the network: no external stylesheet, image or fon
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import weasyprint
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone
-from weasyprint.urls import URLFetcher
 
 from billing.months import parse_month
 from billing.rating import GRADUATED, SUBTRACTED
 from invoicing.models import Adjustment, AdjustmentDirection, AdjustmentKind, Invoice, InvoiceLine, Payment
 from providers.models import Subsidy, TaxRule
+
+if TYPE_CHECKING:
+    from weasyprint.urls import URLFetcher
 
 HOURS_PER_DAY = Decimal(24)
 HUNDRED = Decimal(100)
@@ -53,13 +54,19 @@ SECTIONS = (
 )
 
 
-def local_fetcher() -> URLFetcher:
+def local_fetcher() -> "URLFetcher":
     """Resources from the page itself (`data:`) or the project's files; any other scheme is refused,
     so a stray http(s) link in a template is left out instead of fetched."""
+    from weasyprint.urls import URLFetcher
+
     return URLFetcher(allowed_protocols=("data", "file"))
 
 
 def _pdf(template: str, context: dict[str, Any]) -> bytes:
+    # Imported on the first document: WeasyPrint (with Pango through cffi) is a third of a process's
+    # memory, and the billing run's workers, the web's API and the beat never render a PDF.
+    import weasyprint
+
     html = render_to_string(template, {**context, "generated_at": timezone.now()})
     document = weasyprint.HTML(string=html, base_url=str(settings.BASE_DIR), url_fetcher=local_fetcher())
     return document.write_pdf()

@@ -10,7 +10,7 @@ runs that are missing.
 import logging
 from datetime import date, timedelta
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
@@ -41,10 +41,14 @@ def dispatch(run: BillingRun) -> int:
 # A lost connection, a deadlock, or a clash with a bill issued by hand for the same connection and
 # month (the chunk's transaction rolled back whole): try the chunk again later.
 @shared_task(
-    name="invoicing.bill_chunk", autoretry_for=(OSError, DatabaseError), retry_backoff=True, max_retries=5
+    bind=True,
+    name="invoicing.bill_chunk",
+    autoretry_for=(OSError, DatabaseError),
+    retry_backoff=True,
+    max_retries=5,
 )
-def bill_chunk(chunk_id: int) -> None:
-    services.billing_run_chunk_bill(chunk_id=chunk_id)
+def bill_chunk(self: Task, chunk_id: int) -> None:
+    services.billing_run_chunk_bill(chunk_id=chunk_id, worker=self.request.hostname or "")
 
 
 @shared_task(name="invoicing.bill_month_just_ended")

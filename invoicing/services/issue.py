@@ -5,6 +5,8 @@ built as an unsaved row with its line values, then numbered and inserted with it
 """
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -260,19 +262,37 @@ def build_invoice(
 
 
 def save_issued(terms: IssueTerms, built: list[tuple[Invoice, list[tuple]]]) -> list[Invoice]:
-    """Number, insert and announce invoices built for one issue (their lines too).
+    """Number, insert and announce invoices built for one issue (their lines too)."""
+    with issuing(terms, built) as invoices:
+        return invoices
 
-    On PostgreSQL the invoices get their ids and the lines are copied before the counter row is
-    locked (the lines' foreign key is checked at commit): the lock, which every issue of the provider
-    waits for, covers only the invoices' own insert.
+
+@contextmanager
+def issuing(terms: IssueTerms, built: list[tuple[Invoice, list[tuple]]]) -> Iterator[list[Invoice]]:
+    """Number, insert and announce invoices built for one issue (their lines too), around the block,
+    which is given the invoices with their ids to write what refers to them.
+
+    The provider's counter row, which every issue of the provider waits for, stays locked from the
+    numbers taken to the commit: on PostgreSQL the invoices get their ids, their lines are copied and
+    the block runs before it is locked (foreign keys are checked at commit), so the lock covers only
+    the invoices' own insert, their audit records and what the caller writes after the block.
     """
     invoices = [invoice for invoice, _ in built]
     if not invoices:
-        return invoices
-    postgres = db_connection.vendor == "postgresql"
-    if postgres:
-        assign_ids(Invoice, invoices)
+        yield invoices
+        return
+    if db_connection.vendor != "postgresql":  # no ids before the insert; one writer at a time anyway
+        _number_and_insert(terms, invoices)
         _insert_lines(built)
+        yield invoices
+        return
+    assign_ids(Invoice, invoices)
+    _insert_lines(built)
+    yield invoices
+    _number_and_insert(terms, invoices)
+
+
+def _number_and_insert(terms: IssueTerms, invoices: list[Invoice]) -> None:
     numbers = take_numbers(
         provider=terms.provider,
         series=DocumentSeries.INVOICE,
@@ -282,10 +302,7 @@ def save_issued(terms: IssueTerms, built: list[tuple[Invoice, list[tuple]]]) -> 
     for invoice, number in zip(invoices, numbers, strict=True):
         invoice.number = number
     insert_objects(Invoice, invoices)
-    if not postgres:
-        _insert_lines(built)
     rows_bulk_created.send(sender=Invoice, rows=invoices)
-    return invoices
 
 
 def _insert_lines(built: list[tuple[Invoice, list[tuple]]]) -> None:

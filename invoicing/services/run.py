@@ -36,8 +36,8 @@ from invoicing.services.issue import (
     build_invoice,
     default_issue_date,
     issue_terms,
+    issuing,
     run_connections,
-    save_issued,
 )
 from invoicing.services.notices import invoices_notify
 from invoicing.services.periods import NotBillable, Schedules, bill_month, month_inputs
@@ -125,8 +125,9 @@ def _plan(run: BillingRun, ids: Iterable[int], chunk_size: int) -> Iterable[Bill
 
 
 @transaction.atomic
-def billing_run_chunk_bill(*, chunk_id: int) -> bool:
-    """Bill one chunk's connections; False when it was done already or another worker holds it."""
+def billing_run_chunk_bill(*, chunk_id: int, worker: str = "") -> bool:
+    """Bill one chunk's connections; False when it was done already or another worker holds it.
+    `worker`: the node billing it (its Celery hostname), kept on the chunk."""
     started = time.monotonic()
     chunk = (
         BillingRunChunk.objects.select_for_update(skip_locked=True, of=("self",))
@@ -219,21 +220,21 @@ def billing_run_chunk_bill(*, chunk_id: int) -> bool:
             problems.append(
                 (connection.pk, ProblemKind.FAILED, f"Connection {connection.number}: {problem}"[:500])
             )
-    invoices = save_issued(terms, built)
+    with issuing(terms, built) as invoices:  # what refers to the bills first; their numbers last
+        charges_billed(zip(invoices, carried, strict=True))
+        problem_rows = BillingRunProblem.objects.bulk_create(
+            BillingRunProblem(run=run, connection_id=pk, kind=kind, reason=reason)
+            for pk, kind, reason in problems
+        )
+        rows_bulk_created.send(sender=BillingRunProblem, rows=problem_rows)
+        chunk.done, chunk.finished_at, chunk.seconds = True, timezone.now(), time.monotonic() - started
+        chunk.billed_by = worker[:200]
+        chunk.save(update_fields=["done", "finished_at", "seconds", "billed_by"])
     # Recorded with the bills, sent by other workers once the chunk commits: the run goes on billing.
     invoices_notify(kind=MessageKind.BILL_ISSUED, invoices=invoices, told_before=False)
-    charges_billed(zip(invoices, carried, strict=True))
-    problem_rows = BillingRunProblem.objects.bulk_create(
-        BillingRunProblem(run=run, connection_id=pk, kind=kind, reason=reason)
-        for pk, kind, reason in problems
-    )
-    rows_bulk_created.send(sender=BillingRunProblem, rows=problem_rows)
-    chunk.done, chunk.finished_at, chunk.seconds = True, timezone.now(), time.monotonic() - started
-    chunk.save(update_fields=["done", "finished_at", "seconds"])
     skipped = sum(1 for problem in problems if problem[1] == ProblemKind.SKIPPED)
-    BillingRun.objects.select_for_update().get(
-        pk=run.pk
-    )  # chunks finish one at a time, so one of them sees it all done
+    # The update locks the run's row until the commit: chunks finish one at a time, so one of them
+    # sees every chunk done.
     BillingRun.objects.filter(pk=run.pk).update(
         total=F("total") + len(connections) - chunk.size,
         done=F("done") + len(connections),

@@ -213,3 +213,46 @@ def test_a_billing_run_killed_mid_way_resumes_and_bills_every_connection_exactly
         .exclude(invoices__period=JANUARY)
         .exists()
     )
+
+
+def billed(run: BillingRun) -> list[tuple]:
+    """What a run issued, connection by connection (in the order they were made), number by number."""
+    invoices = Invoice.objects.filter(billing_run=run).order_by("connection_id")
+    return [
+        (
+            invoice.number.split("-", 1)[1],
+            invoice.kwh_consumed,
+            invoice.current_charges,
+            invoice.payable_after_due,
+        )
+        for invoice in invoices
+    ]
+
+
+def test_two_worker_nodes_share_a_run_and_bill_it_as_one_worker_does(workers, flat_provider, other_provider):
+    FlatTariffFactory(provider=other_provider, rate=Decimal("32.50"))
+    usages = [(50 + 7 * n, 100 + 13 * n) for n in range(24)]
+    for peak, off_peak in usages:
+        billable_connection(flat_provider, peak=peak, off_peak=off_peak)
+    for peak, off_peak in usages:
+        billable_connection(other_provider, peak=peak, off_peak=off_peak)
+
+    alone = workers.start()
+    with transaction.atomic():
+        one, _ = billing_run_start(provider=other_provider, period=JANUARY, chunk_size=2)
+        dispatch(one)
+    wait_until(lambda: run_status(one) == BillingRunStatus.COMPLETED, message="one worker did not finish")
+    alone.terminate()
+    alone.wait(timeout=30)
+    workers.start()
+    workers.start()  # two nodes (`-n`), each its own process
+    with transaction.atomic():
+        shared, _ = billing_run_start(provider=flat_provider, period=JANUARY, chunk_size=2)
+        dispatch(shared)
+    wait_until(lambda: run_status(shared) == BillingRunStatus.COMPLETED, message="two workers did not finish")
+
+    nodes = set(shared.chunks.values_list("billed_by", flat=True))
+    assert len(nodes) == 2 and "" not in nodes  # both nodes billed chunks
+    assert len(set(one.chunks.values_list("billed_by", flat=True))) == 1
+    assert billed(shared) and billed(shared) == billed(one)
+    assert sorted(number for number, *_ in billed(shared)) == [f"2024-{n:06d}" for n in range(1, 25)]

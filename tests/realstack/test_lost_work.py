@@ -10,7 +10,7 @@ from datetime import date
 import pytest
 
 from accounts.roles import Role
-from auditing.models import AIQuery, AIQueryStatus, ChainHead
+from auditing.models import AIQuery, AIQueryStatus
 from auditing.services import ai_query_submit
 from auditing.tasks import dispatch as ask
 from auditing.tasks import reconcile_ai_queries
@@ -118,11 +118,9 @@ def test_a_question_whose_worker_is_killed_mid_answer_is_answered_by_a_new_worke
     workers, provider, grace_over
 ):
     query = question_of(provider)
-    # An answer is written to the audit trail, its provider's chain head locked: held here, the
-    # worker waits there, mid-transaction.
-    chain_head = ChainHead.objects.get(pk=provider.pk)
+    # An answer begins by locking its question's row: held here, the worker waits there, mid-transaction.
     first = workers.start()
-    with row_locked(chain_head):
+    with row_locked(query):
         ask(query)
         wait_until(waiting_for_a_lock, message="the worker did not start on the question")
         killed(first)
