@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint
+.PHONY: run test lint bench
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,3 +39,13 @@ test: lint
 	$(PY) -m pytest -n auto -m "not realstack"
 	CLOCK_SHIFT_DAYS=400 $(PY) -m pytest -n auto -m "not realstack and not browser and not demo"
 	$(PY) tests/realstack.py -m "not browser and not schemathesis and not demo"
+
+# Every benchmark, each printing its figures beside their aims as ratios measured in the same run
+# (tests/benchmarks, README "Benchmarks"): on PostgreSQL and Redis at 127.0.0.1, each in databases of
+# its own. `make bench BENCH_ARGS=--quick` runs them small.
+BENCHMARKS := rating_engine ai_check billing_run bill_emails bill_retrieval payments
+BENCH_ARGS ?=
+bench: $(VENV)/.dev
+	@for name in $(BENCHMARKS); do \
+		echo "== $$name"; $(PY) tests/benchmarks/$$name.py $(BENCH_ARGS) || exit 1; \
+	done
