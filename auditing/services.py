@@ -396,9 +396,8 @@ def _answer(query: AIQuery, *, provider_id: int) -> None:
     query.generator = type(assistant).__name__
     try:
         query.generated_sql = assistant.generate(query.question, dialect=dialect)
-        tree = validate.check(query.generated_sql, dialect=dialect)
-        query.executed_sql = scope.scoped_sql(
-            tree, provider_id=provider_id, dialect=dialect, sources=execute.sources()
+        query.executed_sql = scope.check_and_scope(
+            query.generated_sql, provider_id=provider_id, dialect=dialect, sources=execute.sources()
         )
         result = execute.run(query.executed_sql, provider_id=provider_id)
     except validate.QueryRefused as refusal:

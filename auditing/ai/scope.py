@@ -10,6 +10,12 @@ row tells the caller the answer was truncated). The provider id is written as an
 must come from the database (the auditor's provider), never from the request or the model. The SQL is
 generated from the tree, in the dialect it runs in, without the query's comments.
 
+`check_and_scope(sql, ...)` is the same from the text, the way the service runs it: one parse, one check,
+and no copy of the tree. The tree is not rewritten: a generator writes each table's subquery where
+the table stands. Each subquery's SQL is generated once per table, provider, sources and dialect and
+kept as a string, so nothing one query does can change what the next one reads; a table the plan does
+not know (a node the generator made or copied) is refused rather than written as it is.
+
 SQLite has neither `generate_series` nor `percentile_cont ... WITHIN GROUP`, which the validator
 accepts: for SQLite a series of constants is written out as its values (at most `MAX_SERIES`), and a
 percentile becomes `percentile_cont(value, fraction)`, an aggregate the executor registers.
@@ -19,13 +25,16 @@ import re
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import cache, lru_cache
 
 import sqlglot
 from django.utils import timezone
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.generator import Generator
 
 from auditing.ai import schema
-from auditing.ai.validate import QueryRefused, check_tree, is_series, resolve
+from auditing.ai.validate import QueryRefused, check_nodes, check_tree, is_series, resolve
 
 MAX_LIMIT = 10_000
 MAX_SERIES = 10_000  # values of one generate_series written out for SQLite
@@ -45,34 +54,83 @@ def scoped_sql(
     sources: Mapping[str, str] | None = None,
 ) -> str:
     """The SQL to run for a checked query: each table replaced by its provider-filtered subquery, the
-    whole capped at `limit + 1` rows."""
+    whole capped at `limit + 1` rows.
+
+    The tree may come from anywhere: it is checked again (the rewrite relies on what the validator
+    guarantees), and a copy is written, since writing may change the tree it writes (sqlglot turns a
+    PostgreSQL INTERVAL in quarters into months in place). `check_and_scope` needs neither."""
+    _check_arguments(provider_id, limit)
+    nodes = check_tree(tree.copy() if isinstance(tree, exp.Expression) else tree)
+    return _rewrite(nodes, provider_id=provider_id, dialect=dialect, limit=limit, sources=sources)
+
+
+def check_and_scope(
+    sql: str,
+    *,
+    provider_id: int,
+    dialect: str,
+    limit: int = 100,
+    sources: Mapping[str, str] | None = None,
+) -> str:
+    """`scoped_sql(check(sql))` with one parse, one check and no copy: the tree is parsed and checked
+    here and never leaves, so nothing can change it between the check and the rewrite."""
+    _check_arguments(provider_id, limit)
+    nodes = check_nodes(sql, dialect=dialect)
+    return _rewrite(nodes, provider_id=provider_id, dialect=dialect, limit=limit, sources=sources)
+
+
+def _check_arguments(provider_id: int, limit: int) -> None:
     if isinstance(provider_id, bool) or not isinstance(provider_id, int) or provider_id <= 0:
         raise ValueError(f"provider_id must be a positive int, not {provider_id!r}")
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be an int from 1 to {MAX_LIMIT}, not {limit!r}")
-    check_tree(tree)  # again: the rewrite relies on what the validator guarantees
+
+
+def _rewrite(
+    nodes: list[exp.Expression],
+    *,
+    provider_id: int,
+    dialect: str,
+    limit: int,
+    sources: Mapping[str, str] | None,
+) -> str:
+    """The SQL of a checked tree with its tables scoped, written by a generator that puts each table's
+    subquery where the table stands, so the tree is not copied, and not changed but by sqlglot's own
+    writing (see `scoped_sql`). `nodes`: every node of the checked tree, the tree first."""
+    tree = nodes[0]
     reads = {**default_sources(), **(sources or {})}
-    query = tree.copy()
     # A WITH name would shadow an unqualified source inside the subqueries written below.
     shadowed = {source.rsplit(".", 1)[-1].strip('"').lower() for source in reads.values()}
-    for cte in query.find_all(exp.CTE):
-        if cte.alias_or_name.lower() in shadowed:
+    for cte in nodes:
+        if isinstance(cte, exp.CTE) and cte.alias_or_name.lower() in shadowed:
             raise QueryRefused(f"A WITH query may not be named {cte.alias_or_name}, like a table.")
-    for table in list(query.find_all(exp.Table)):
+    # id -> (the table, what is written for it: its subquery's SQL, a series' subquery, or None: as it is)
+    tables: dict[int, tuple[exp.Table, str | exp.Subquery | None]] = {}
+    for table in nodes:
+        if not isinstance(table, exp.Table):
+            continue
         if is_series(table):
-            if dialect == "sqlite":
-                table.replace(_sqlite_series(table))
+            tables[id(table)] = (table, _sqlite_series(table) if dialect == "sqlite" else None)
             continue
         logical = resolve(table)  # by PostgreSQL's rules, as the validator read it
+        scoped = None
         if logical is not None:
-            table.replace(_scoped_table(table, logical, int(provider_id), reads, dialect))
-    if dialect == "sqlite":
-        for within in list(query.find_all(exp.WithinGroup)):
-            within.replace(_sqlite_percentile(within))
-    _name_columns(query)
-    answer = exp.Select(expressions=[exp.Star()]).from_(query.subquery("answer", copy=False), copy=False)
-    answer = answer.limit(int(limit) + 1, copy=False)
-    return answer.sql(dialect=dialect, comments=False)
+            scoped = _scoped_select(
+                logical.name,
+                provider_id=int(provider_id),
+                dialect=dialect,
+                source=reads[logical.name],
+                invoices=reads["invoices"],
+                payments=reads["payments"],
+            )
+        tables[id(table)] = (table, scoped)
+    names = _column_names(tree)
+    generator = _generator_class(dialect, naming=bool(names))(
+        dialect=Dialect.get_or_raise(dialect), comments=False, tables=tables, names=names
+    )
+    query = generator.generate(tree, copy=False)
+    # The query is generated from the checked tree and the limit is an int: nothing else goes in.
+    return f"SELECT * FROM ({query}) AS answer LIMIT {int(limit) + 1}"  # noqa: S608
 
 
 def provider_condition(table: schema.Table, *, provider_id: int, sources: Mapping[str, str]) -> str | None:
@@ -84,37 +142,92 @@ def provider_condition(table: schema.Table, *, provider_id: int, sources: Mappin
     )
 
 
-def _scoped_table(
-    table: exp.Table, logical: schema.Table, provider_id: int, sources: Mapping[str, str], dialect: str
-) -> exp.Subquery:
+@lru_cache(maxsize=4096)
+def _scoped_select(
+    name: str, *, provider_id: int, dialect: str, source: str, invoices: str, payments: str
+) -> str:
+    """`SELECT t."col", ... FROM <source> AS t WHERE <provider filter>` for one logical table, written
+    once per provider, sources and dialect: a string, so no query can change what the next one reads."""
+    logical = schema.BY_NAME[name]
     select = exp.Select(
         expressions=[
             exp.column(exp.to_identifier(column, quoted=True), table="t") for column in logical.columns
         ]
-    ).from_(exp.alias_(exp.to_table(sources[logical.name], dialect=dialect), "t", table=True), copy=False)
-    condition = provider_condition(logical, provider_id=provider_id, sources=sources)
+    ).from_(exp.alias_(exp.to_table(source, dialect=dialect), "t", table=True), copy=False)
+    condition = provider_condition(
+        logical, provider_id=provider_id, sources={"invoices": invoices, "payments": payments}
+    )
     if condition is not None:
         select = select.where(sqlglot.parse_one(condition, read=dialect), copy=False)
-    alias = table.args.get("alias")
-    if alias is None:  # the name it was read under stays the name its columns are qualified with
-        alias = exp.TableAlias(this=table.this.copy())
-    return exp.Subquery(this=select, alias=alias.copy())
+    return select.sql(dialect=dialect, comments=False)
 
 
-def _name_columns(query: exp.Expression) -> None:
-    """Give each computed column of the answer a readable name (`sum_balance` for SUM(i.balance)),
-    where the query gave none: PostgreSQL would call it `sum`, SQLite `SUM(i.balance)`."""
+@cache
+def _generator_class(dialect: str, *, naming: bool) -> type[Generator]:
+    """The dialect's generator, writing each table as `_rewrite` planned it, and with `naming` the
+    names of the answer's computed columns (apart: it sees every node written, so only when needed)."""
+    base = Dialect.get_or_raise(dialect).generator_class
+
+    class ScopingGenerator(base):
+        # The methods below, not a transform of the dialect, write tables and WITHIN GROUP.
+        TRANSFORMS = {
+            key: value for key, value in base.TRANSFORMS.items() if key not in (exp.Table, exp.WithinGroup)
+        }
+
+        def __init__(self, *, tables, names, **options) -> None:
+            super().__init__(**options)
+            self._tables = tables
+            self._names = names
+
+        def table_sql(self, expression: exp.Table, sep: str = " AS ") -> str:
+            planned = self._tables.get(id(expression))
+            if planned is None or planned[0] is not expression:
+                # Fails closed: a table the rewrite did not see (a copy, a node made while writing) is
+                # never written as it is.
+                raise QueryRefused("The query could not be rewritten to read only your provider's rows.")
+            scoped = planned[1]
+            if scoped is None:
+                return super().table_sql(expression, sep)
+            if isinstance(scoped, exp.Subquery):  # a series written out for SQLite: a new node, its own alias
+                return self.sql(scoped)
+            alias = expression.args.get("alias") or expression.this
+            return f"({scoped}){sep}{self.sql(alias)}"
+
+        def withingroup_sql(self, expression: exp.WithinGroup) -> str:
+            if dialect == "sqlite":
+                return _sqlite_percentile(self, expression)
+            return super().withingroup_sql(expression)
+
+    if not naming:
+        return ScopingGenerator
+
+    class NamingGenerator(ScopingGenerator):
+        def sql(self, expression, key=None, comment=True) -> str:
+            written = super().sql(expression, key, comment)
+            if key is None and isinstance(expression, exp.Expression):
+                named = self._names.get(id(expression))
+                if named is not None and named[0] is expression:
+                    return f"{written} AS {super().sql(exp.to_identifier(named[1], quoted=True))}"
+            return written
+
+    return NamingGenerator
+
+
+def _column_names(query: exp.Expression) -> dict[int, tuple[exp.Expression, str]]:
+    """A readable name for each computed column of the answer (`sum_balance` for SUM(i.balance)) where
+    the query gave none: PostgreSQL would call it `sum`, SQLite `SUM(i.balance)`. By node id."""
     select = query
     while isinstance(select, exp.Union | exp.Intersect | exp.Except):
         select = select.this  # the first SELECT names the columns
     if not isinstance(select, exp.Select):
-        return
+        return {}
     taken = {
         expression.alias_or_name.lower()
         for expression in select.expressions
         if isinstance(expression, exp.Alias | exp.Column)
     }
-    for expression in list(select.expressions):
+    names = {}
+    for expression in select.expressions:
         if isinstance(expression, exp.Alias | exp.Column | exp.Star):
             continue
         name = base = _readable_name(expression)
@@ -123,7 +236,8 @@ def _name_columns(query: exp.Expression) -> None:
             number += 1
             name = f"{base}_{number}"
         taken.add(name)
-        expression.replace(exp.alias_(expression.copy(), exp.to_identifier(name, quoted=True)))
+        names[id(expression)] = (expression, name)
+    return names
 
 
 def _readable_name(expression: exp.Expression) -> str:
@@ -141,17 +255,18 @@ def _readable_name(expression: exp.Expression) -> str:
     return "_".join(words)[:60].rstrip("_") or "value"
 
 
-def _sqlite_percentile(within: exp.WithinGroup) -> exp.Expression:
+def _sqlite_percentile(generator: Generator, within: exp.WithinGroup) -> str:
+    """`percentile_cont(fraction) WITHIN GROUP (ORDER BY value)` as `percentile_cont(value, fraction)`."""
     function, order = within.this, within.expression
     ordered = order.expressions if isinstance(order, exp.Order) else []
     if not isinstance(function, exp.PercentileCont | exp.PercentileDisc) or len(ordered) != 1:
         raise QueryRefused("WITHIN GROUP takes percentile_cont or percentile_disc ordered by one value.")
     (value,) = ordered
-    fraction = function.this.copy()
+    fraction = generator.sql(function.this)
     if value.args.get("desc"):
-        fraction = exp.Sub(this=exp.Literal.number(1), expression=exp.Paren(this=fraction))
+        fraction = f"1 - ({fraction})"
     name = "percentile_cont" if isinstance(function, exp.PercentileCont) else "percentile_disc"
-    return exp.Anonymous(this=name, expressions=[value.this.copy(), fraction])
+    return generator.func(name, generator.sql(value.this), fraction)
 
 
 _INTERVAL = re.compile(r"\s*(\d+)\s*(day|week|month|year)s?\s*", re.IGNORECASE)

@@ -2,8 +2,8 @@
 says why.
 
 `check(sql, dialect=...)` parses the text with sqlglot and returns the tree; the rewriter
-(`auditing.ai.scope.scoped_sql`) then generates the SQL that actually runs from that tree, so what runs
-is exactly what was checked (the original text, its comments and its quoting never reach the database).
+(`auditing.ai.scope`) then generates the SQL that actually runs from that tree, so what runs is exactly
+what was checked (the original text, its comments and its quoting never reach the database).
 
 It fails closed: every node of the tree must be of a class on an allow-list (anything sqlglot parses
 that is not listed, including any construct a newer sqlglot may add, is refused), every function on
@@ -31,7 +31,8 @@ Choices:
 """
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable
+from functools import cache
 
 import sqlglot
 from sqlglot import exp
@@ -58,6 +59,10 @@ _QUOTED_NAME = re.compile(r"[A-Za-z0-9_ %()/-]{1,63}")
 
 SET_OPERATIONS = (exp.Union, exp.Intersect, exp.Except)
 QUERY = (exp.Select, *SET_OPERATIONS)
+TABLE_OR_COLUMN = (exp.Table, exp.Column)
+TABLE_OR_SUBQUERY = (exp.Table, exp.Subquery)
+FROM_OR_JOIN = (exp.From, exp.Join)
+ALIAS_OR_CTE = (exp.Alias, exp.CTE)
 
 # Functions, as sqlglot parses them in PostgreSQL or SQLite.
 FUNCTIONS: tuple[type[exp.Expression], ...] = (
@@ -197,6 +202,12 @@ class QueryRefused(DomainError):
 
 def check(sql: str, *, dialect: str) -> exp.Expression:
     """The parsed tree of `sql` if it is one read-only SELECT auditors may run; else `QueryRefused`."""
+    return check_nodes(sql, dialect=dialect)[0]
+
+
+def check_nodes(sql: str, *, dialect: str) -> list[exp.Expression]:
+    """`check`, returning every node of the checked tree, the tree first (the rewriter reads them
+    without walking the tree again)."""
     _check_dialect(dialect)
     if not isinstance(sql, str) or not sql.strip():
         raise QueryRefused("The query is empty.")
@@ -223,11 +234,10 @@ def check(sql: str, *, dialect: str) -> exp.Expression:
             f"The text holds more than one statement ({', '.join(kinds)}); only one SELECT query can run, "
             "with nothing after its semicolon."
         )
-    tree = real[0]
-    check_tree(tree)
+    nodes = check_tree(real[0])
     if dialect == "sqlite":
-        _check_sqlite_can_run(tree)
-    return tree
+        _check_sqlite_can_run(nodes)
+    return nodes
 
 
 # What PostgreSQL runs and SQLite does not: refused when checking SQLite SQL, with what to write instead
@@ -249,21 +259,28 @@ SQLITE_LACKS_NAMED = {
 }
 
 
-def _check_sqlite_can_run(tree: exp.Expression) -> None:
-    for node in tree.walk():
-        if isinstance(node, exp.Table) and is_series(node):
-            continue  # a series of constants is written out for SQLite (auditing.ai.scope)
-        if isinstance(node, exp.Interval) and node.find_ancestor(*SERIES):
-            continue
-        what = SQLITE_LACKS.get(type(node))
-        if isinstance(node, exp.Anonymous):
-            what = SQLITE_LACKS_NAMED.get(node.name.lower())
-        if what:
+def _check_sqlite_can_run(nodes: list[exp.Expression]) -> None:
+    if not any(_sqlite_lacks(node) for node in nodes):
+        return
+    for node in nodes[0].walk():  # the one nearest the top of the query is named
+        if what := _sqlite_lacks(node):
             raise QueryRefused(f"This database (SQLite) cannot run {what}.")
 
 
-def check_tree(tree: exp.Expression) -> None:
-    """Refuse a parsed tree that is anything but one allowed SELECT (see the module's notes)."""
+def _sqlite_lacks(node: exp.Expression) -> str | None:
+    """What SQLite cannot run in this node, and what to write instead; None when it can."""
+    if isinstance(node, exp.Table) and is_series(node):
+        return None  # a series of constants is written out for SQLite (auditing.ai.scope)
+    if isinstance(node, exp.Interval) and node.find_ancestor(*SERIES):
+        return None
+    if isinstance(node, exp.Anonymous):
+        return SQLITE_LACKS_NAMED.get(node.name.lower())
+    return SQLITE_LACKS.get(type(node))
+
+
+def check_tree(tree: exp.Expression) -> list[exp.Expression]:
+    """Refuse a parsed tree that is anything but one allowed SELECT (see the module's notes); return
+    every node of the tree, the tree first."""
     if not isinstance(tree, exp.Expression):
         raise QueryRefused("The query could not be read as SQL.")
     nodes = _bounded_nodes(tree)
@@ -275,6 +292,7 @@ def check_tree(tree: exp.Expression) -> None:
     _check_shape(tree, nodes)
     _check_tables(nodes)
     _check_columns(nodes)
+    return nodes
 
 
 def _check_dialect(dialect: str) -> None:
@@ -295,15 +313,13 @@ def _bounded_nodes(tree: exp.Expression) -> list[exp.Expression]:
             raise QueryRefused(
                 f"The query is too large (more than {MAX_NODES:,} parts); ask a narrower question."
             )
-        stack.extend((child, depth + 1) for child in _children(node))
+        depth += 1
+        for value in node.args.values():  # its children, in order
+            if isinstance(value, list):
+                stack.extend((item, depth) for item in value if isinstance(item, exp.Expression))
+            elif isinstance(value, exp.Expression):
+                stack.append((value, depth))
     return nodes
-
-
-def _children(node: exp.Expression) -> Iterator[exp.Expression]:
-    for value in node.args.values():
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, exp.Expression):
-                yield item
 
 
 def _statement_word(node: exp.Expression) -> str:
@@ -318,85 +334,221 @@ def _statement_word(node: exp.Expression) -> str:
     return type(node).__name__.upper()
 
 
+STATEMENT_KINDS = (
+    (WRITES, "writes data"),
+    (STRUCTURE, "changes the database's tables or permissions"),
+    (SESSION, "controls the transaction or the session"),
+    (COMMANDS, "is a command"),
+)
+
+
+@cache
+def _statement_kind(cls: type[exp.Expression]) -> tuple[int, str] | None:
+    """(rank, refusal) of the first of `STATEMENT_KINDS` (then a command) a node of this class is, by
+    rank; None for anything else."""
+    for rank, (table, what) in enumerate(STATEMENT_KINDS):
+        for statement, word in table.items():
+            if issubclass(cls, statement):
+                return rank, f"{_ONLY_SELECT} {what} ({word})."
+    if issubclass(cls, exp.Command):
+        return len(STATEMENT_KINDS), ""
+    return None
+
+
 def _refuse_statements(nodes: list[exp.Expression]) -> None:
-    """Statements other than SELECT anywhere in the tree, named the way the auditor wrote them."""
-    for table, what in (
-        (WRITES, "writes data"),
-        (STRUCTURE, "changes the database's tables or permissions"),
-        (SESSION, "controls the transaction or the session"),
-        (COMMANDS, "is a command"),
-    ):
-        for node in nodes:
-            for cls, word in table.items():
-                if isinstance(node, cls):
-                    raise QueryRefused(f"{_ONLY_SELECT} {what} ({word}).")
+    """Statements other than SELECT anywhere in the tree, named the way the auditor wrote them: the
+    first node of the first kind found, in the order of `STATEMENT_KINDS`, then commands."""
+    found: tuple[int, str, exp.Expression] | None = None
     for node in nodes:
-        if isinstance(node, exp.Command):
-            raise QueryRefused(f"{_ONLY_SELECT} is a command ({_statement_word(node)}).")
+        kind = _statement_kind(type(node))
+        if kind is not None and (found is None or kind[0] < found[0]):
+            found = (*kind, node)
+    if found is None:
+        return
+    rank, refusal, node = found
+    if rank == len(STATEMENT_KINDS):
+        refusal = f"{_ONLY_SELECT} is a command ({_statement_word(node)})."
+    raise QueryRefused(refusal)
 
 
 def _check_node(node: exp.Expression) -> None:
-    if isinstance(node, exp.Lock) or node.args.get("locks"):
-        raise QueryRefused(
-            "Locking clauses (FOR UPDATE, FOR SHARE, NOWAIT, SKIP LOCKED) are not allowed; queries only read."
-        )
-    if isinstance(node, exp.With) and node.args.get("recursive"):
-        raise QueryRefused("Recursive queries (WITH RECURSIVE) are not allowed.")
-    if isinstance(node, exp.Dot) or (
-        isinstance(node, exp.Table | exp.Column) and (node.args.get("db") or node.args.get("catalog"))
+    for rule in _rules(type(node)):
+        if rule(node):
+            break
+
+
+_LOCKING = "Locking clauses (FOR UPDATE, FOR SHARE, NOWAIT, SKIP LOCKED) are not allowed; queries only read."
+
+
+@cache
+def _rules(cls: type[exp.Expression]) -> tuple[Callable[[exp.Expression], bool], ...]:
+    """The rules a node of this class must pass, in order; a rule refuses the node or returns whether
+    the rules after it are skipped. Which rules apply depends only on the class (as isinstance would
+    say), so they are chosen once per class."""
+
+    def kind(*classes: type[exp.Expression]) -> bool:
+        return issubclass(cls, classes)
+
+    rules = [_refuse_lock if kind(exp.Lock) else _no_locks]
+    if kind(exp.With):
+        rules.append(_not_recursive)
+    if kind(exp.Dot):
+        rules.append(_refuse_schema)
+    elif kind(*TABLE_OR_COLUMN):
+        rules.append(_no_schema)
+    if kind(exp.DataType):
+        rules.append(_castable_type)
+    if kind(*SERIES):
+        rules.append(_series_in_from)
+    if kind(exp.Anonymous):
+        rules.append(_anonymous_function)
+    elif kind(exp.Func) and cls not in ALLOWED_CLASSES:
+        rules.append(_refuse_function)
+    if cls not in ALLOWED_CLASSES:  # exactly: a subclass may mean something else
+        rules.append(_refuse_class)
+    if cls in ALLOWED_ARGS:
+        rules.append(_allowed_args)
+    # The first of these whose class fits: the ones with a condition are skipped when it does not hold.
+    for classes, rule, last in (
+        ((exp.Identifier,), _check_name, True),
+        ((exp.Literal,), _text_or_number, False),
+        ((exp.Var,), _date_unit, True),
+        ((exp.DataType,), _type_parameters, True),
+        ((exp.Join,), _join, True),
+        ((exp.Subquery,), _subquery_of_select, False),
+        ((exp.CTE,), _with_query_of_select, False),
+        ((exp.Table,), _table_in_from, False),
+        (FROM_OR_JOIN, _reads_table_or_subquery, False),
     ):
-        raise QueryRefused(
-            f"{node.sql()} names a schema; names with a schema (such as pg_catalog.pg_user or "
-            f"information_schema.tables) are never allowed; the tables auditors may read are: {_TABLE_LIST}."
-        )
-    if isinstance(node, exp.DataType) and (node.this not in CAST_TYPES or node.args.get("kind")):
+        if kind(*classes):
+            rules.append(rule)
+            if last:
+                break
+    return tuple(rules)
+
+
+# Each rule: refuse the node (QueryRefused), or return True when no later rule applies to it.
+def _refuse_lock(node: exp.Expression) -> bool:
+    raise QueryRefused(_LOCKING)
+
+
+def _no_locks(node: exp.Expression) -> bool:
+    if node.args.get("locks"):
+        raise QueryRefused(_LOCKING)
+    return False
+
+
+def _not_recursive(node: exp.Expression) -> bool:
+    if node.args.get("recursive"):
+        raise QueryRefused("Recursive queries (WITH RECURSIVE) are not allowed.")
+    return False
+
+
+def _refuse_schema(node: exp.Expression) -> bool:
+    raise QueryRefused(
+        f"{node.sql()} names a schema; names with a schema (such as pg_catalog.pg_user or "
+        f"information_schema.tables) are never allowed; the tables auditors may read are: {_TABLE_LIST}."
+    )
+
+
+def _no_schema(node: exp.Expression) -> bool:
+    if node.args.get("db") or node.args.get("catalog"):
+        _refuse_schema(node)
+    return False
+
+
+def _castable_type(node: exp.Expression) -> bool:
+    if node.this not in CAST_TYPES or node.args.get("kind"):
         raise QueryRefused(
             f"Converting to {node.sql()} is not allowed; text, numbers, dates, times and booleans are."
         )
-    if isinstance(node, SERIES) and not isinstance(node.parent, exp.Table):
+    return False
+
+
+def _series_in_from(node: exp.Expression) -> bool:
+    if not isinstance(node.parent, exp.Table):
         raise _function_refused("generate_series outside FROM")
-    if isinstance(node, exp.Anonymous):
-        name = node.name
-        if name.lower() not in ANONYMOUS_FUNCTIONS or not _PLAIN_NAME.fullmatch(name):
-            raise _function_refused(name)
-    elif isinstance(node, exp.Func) and type(node) not in ALLOWED_CLASSES:
-        raise _function_refused(node.sql_name() if hasattr(node, "sql_name") else type(node).__name__)
-    if type(node) not in ALLOWED_CLASSES:  # exactly: a subclass may mean something else
-        raise QueryRefused(f"This query uses {_describe(node)}, which auditors' queries may not use.")
-    allowed_args = ALLOWED_ARGS.get(type(node))
-    if allowed_args is not None:
-        extra = sorted(key for key, value in node.args.items() if _present(value) and key not in allowed_args)
+    return False
+
+
+def _anonymous_function(node: exp.Expression) -> bool:
+    name = node.name
+    if name.lower() not in ANONYMOUS_FUNCTIONS or not _PLAIN_NAME.fullmatch(name):
+        raise _function_refused(name)
+    return False
+
+
+def _refuse_function(node: exp.Expression) -> bool:
+    raise _function_refused(node.sql_name() if hasattr(node, "sql_name") else type(node).__name__)
+
+
+def _refuse_class(node: exp.Expression) -> bool:
+    raise QueryRefused(f"This query uses {_describe(node)}, which auditors' queries may not use.")
+
+
+def _allowed_args(node: exp.Expression) -> bool:
+    allowed_args = ALLOWED_ARGS[type(node)]
+    if not allowed_args.issuperset(node.args):
+        extra = sorted(key for key, value in node.args.items() if key not in allowed_args and _present(value))
         if extra:
             words = ", ".join(ARG_WORDS.get(key, f"{type(node).__name__} {key}") for key in extra)
             raise QueryRefused(f"This query uses {words}, which auditors' queries may not use.")
-    if isinstance(node, exp.Identifier):
-        _check_name(node)
-    elif isinstance(node, exp.Literal) and not node.is_string and not _is_number(node.this):
+    return False
+
+
+def _text_or_number(node: exp.Expression) -> bool:
+    if not node.is_string and not _is_number(node.this):
         raise QueryRefused("The query holds a value that is neither text nor a number.")
-    elif isinstance(node, exp.Var):
-        if not isinstance(node.parent, UNIT_HOLDERS) or node.name.upper() not in DATE_UNITS:
-            raise QueryRefused(f"{node.name} is not a column or a value auditors' queries may use.")
-    elif isinstance(node, exp.DataType):
-        if any(not isinstance(e, exp.DataTypeParam) for e in node.expressions):
-            raise QueryRefused(
-                f"Converting to {node.sql()} is not allowed; text, numbers, dates, times and booleans are."
-            )
-    elif isinstance(node, exp.Join):
-        for key, words in JOIN_WORDS.items():
-            value = node.args.get(key)
-            if _present(value) and str(value).upper() not in words:
-                raise QueryRefused(f"{str(value).upper()} joins are not allowed.")
-        for name in node.args.get("using") or []:
-            if not isinstance(name, exp.Identifier) or name.name.lower() not in ALLOWED_COLUMNS:
-                raise QueryRefused(f"Column {name.sql()} is not one auditors may read.")
-    elif isinstance(node, exp.Subquery) and not isinstance(node.this, QUERY):
+    return False
+
+
+def _date_unit(node: exp.Expression) -> bool:
+    if not isinstance(node.parent, UNIT_HOLDERS) or node.name.upper() not in DATE_UNITS:
+        raise QueryRefused(f"{node.name} is not a column or a value auditors' queries may use.")
+    return True
+
+
+def _type_parameters(node: exp.Expression) -> bool:
+    if any(not isinstance(e, exp.DataTypeParam) for e in node.expressions):
+        raise QueryRefused(
+            f"Converting to {node.sql()} is not allowed; text, numbers, dates, times and booleans are."
+        )
+    return True
+
+
+def _join(node: exp.Expression) -> bool:
+    for key, words in JOIN_WORDS.items():
+        value = node.args.get(key)
+        if _present(value) and str(value).upper() not in words:
+            raise QueryRefused(f"{str(value).upper()} joins are not allowed.")
+    for name in node.args.get("using") or []:
+        if not isinstance(name, exp.Identifier) or name.name.lower() not in ALLOWED_COLUMNS:
+            raise QueryRefused(f"Column {name.sql()} is not one auditors may read.")
+    return True
+
+
+def _subquery_of_select(node: exp.Expression) -> bool:
+    if not isinstance(node.this, QUERY):
         raise QueryRefused("A subquery must be a SELECT query.")
-    elif isinstance(node, exp.CTE) and not isinstance(node.this, QUERY):
+    return False
+
+
+def _with_query_of_select(node: exp.Expression) -> bool:
+    if not isinstance(node.this, QUERY):
         raise QueryRefused("A WITH query must be a SELECT query.")
-    elif isinstance(node, exp.Table) and not isinstance(node.parent, exp.From | exp.Join):
+    return False
+
+
+def _table_in_from(node: exp.Expression) -> bool:
+    if not isinstance(node.parent, FROM_OR_JOIN):
         raise QueryRefused("Tables may only be read in FROM and JOIN.")
-    elif isinstance(node, exp.From | exp.Join) and not isinstance(node.this, exp.Table | exp.Subquery):
+    return False
+
+
+def _reads_table_or_subquery(node: exp.Expression) -> bool:
+    if not isinstance(node.this, TABLE_OR_SUBQUERY):
         raise QueryRefused("Only tables and subqueries can be read in FROM and JOIN; functions cannot.")
+    return False
 
 
 def _present(value: object) -> bool:
@@ -428,13 +580,14 @@ def _function_refused(name: str) -> QueryRefused:
     )
 
 
-def _check_name(identifier: exp.Identifier) -> None:
+def _check_name(identifier: exp.Identifier) -> bool:
     name = identifier.this
     pattern = _QUOTED_NAME if identifier.quoted else _PLAIN_NAME
     if not isinstance(name, str) or not pattern.fullmatch(name):
         raise QueryRefused(
             f"The name {name!r} is not allowed: names are plain ASCII letters, digits and underscores."
         )
+    return True
 
 
 def _check_shape(tree: exp.Expression, nodes: list[exp.Expression]) -> None:
@@ -538,13 +691,21 @@ def _check_series(series: exp.Expression) -> None:
             )
 
 
+@cache
+def _names_or_reads(cls: type[exp.Expression]) -> bool:
+    """Whether a node of this class may define a name or read a table (see `_check_columns`)."""
+    return issubclass(cls, (*ALIAS_OR_CTE, exp.TableAlias, exp.Window, *TABLE_OR_SUBQUERY))
+
+
 def _check_columns(nodes: list[exp.Expression]) -> None:
     """Each column is an allowed column or a name the query defines; qualified by a table the query
     reads under that name, it is one of that table's columns."""
     defined: set[str] = set()
     sources: dict[str, set[str]] = {}  # name or alias a query reads -> logical tables it may mean
     for node in nodes:
-        if isinstance(node, exp.Alias | exp.CTE):
+        if not _names_or_reads(type(node)):
+            continue
+        if isinstance(node, ALIAS_OR_CTE):
             defined.add(node.alias.lower())
         if isinstance(node, exp.TableAlias):
             defined.update(column.name.lower() for column in node.columns)
@@ -552,7 +713,7 @@ def _check_columns(nodes: list[exp.Expression]) -> None:
                 defined.add(node.name.lower())  # a series' alias names its one column too
         if isinstance(node, exp.Window) and isinstance(node.this, exp.Identifier):
             defined.add(node.this.name.lower())
-        if isinstance(node, exp.Table | exp.Subquery):
+        if isinstance(node, TABLE_OR_SUBQUERY):
             logical = node.name.lower() if isinstance(node, exp.Table) else ""
             key = (node.alias or logical).lower()
             sources.setdefault(key, set()).add(logical if logical in schema.BY_NAME else "")
