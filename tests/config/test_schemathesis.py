@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 import schemathesis
+import weasyprint
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections, transaction
@@ -27,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 from accounts.roles import Role
 from accounts.tokens import token_pair_for
 from auditing.services import ai_query_submit
-from invoicing import pdf, services
+from invoicing import services
 from invoicing.models import PaymentMethod
 from tests.factories import FlatTariffFactory, ProviderFactory, UserFactory, billable_connection
 
@@ -120,7 +121,7 @@ class HTMLLaidOutInstantly:
 
 @pytest.fixture(autouse=True)
 def _pdfs_without_layout(monkeypatch):
-    monkeypatch.setattr(pdf.weasyprint, "HTML", HTMLLaidOutInstantly)
+    monkeypatch.setattr(weasyprint, "HTML", HTMLLaidOutInstantly)
 
 
 @pytest.fixture(autouse=True)
