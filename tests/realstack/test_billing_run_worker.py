@@ -241,7 +241,11 @@ def test_two_worker_nodes_share_a_run_and_bill_it_as_one_worker_does(workers, fl
     with transaction.atomic():
         one, _ = billing_run_start(provider=other_provider, period=JANUARY, chunk_size=2)
         dispatch(one)
-    wait_until(lambda: run_status(one) == BillingRunStatus.COMPLETED, message="one worker did not finish")
+    wait_until(
+        lambda: run_status(one) == BillingRunStatus.COMPLETED,
+        seconds=120,
+        message="one worker did not finish",
+    )
     alone.terminate()
     alone.wait(timeout=30)
     workers.start()
@@ -249,7 +253,11 @@ def test_two_worker_nodes_share_a_run_and_bill_it_as_one_worker_does(workers, fl
     with transaction.atomic():
         shared, _ = billing_run_start(provider=flat_provider, period=JANUARY, chunk_size=2)
         dispatch(shared)
-    wait_until(lambda: run_status(shared) == BillingRunStatus.COMPLETED, message="two workers did not finish")
+    wait_until(
+        lambda: run_status(shared) == BillingRunStatus.COMPLETED,
+        seconds=120,
+        message="two workers did not finish",
+    )
 
     nodes = set(shared.chunks.values_list("billed_by", flat=True))
     assert len(nodes) == 2 and "" not in nodes  # both nodes billed chunks
