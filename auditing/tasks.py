@@ -9,6 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from auditing.models import AIQuery
+from auditing.partitions import audit_partitions_ahead as make_partitions_ahead
 from auditing.selectors import ai_queries_stalled
 from auditing.services import ai_query_answer, ai_query_dispatched
 from config.queue import send_on_commit
@@ -40,3 +41,11 @@ def reconcile_ai_queries() -> None:
     for query in ai_queries_stalled(still_since=still_since):
         logger.warning("AI question %s still pending: sent again", query.pk)
         dispatch(query)
+
+
+@shared_task(name="auditing.audit_partitions_ahead")
+def audit_partitions_ahead() -> None:
+    """Daily (celery beat): the audit log's partitions of this month and the next three, where missing."""
+    made = make_partitions_ahead(today=timezone.now().date())
+    if made:
+        logger.info("Audit log partitions made: %s", ", ".join(made))
