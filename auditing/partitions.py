@@ -16,6 +16,8 @@ from django.db import connection, transaction
 from django.db.utils import DatabaseError
 from psycopg import sql
 
+from billing.months import add_months, next_month
+
 logger = logging.getLogger(__name__)
 
 TABLE = "auditing_auditlog"
@@ -27,30 +29,28 @@ def month_partition(month: date) -> str:
     return f"{TABLE}_y{month.year:04d}m{month.month:02d}"
 
 
-def add_months(day: date, count: int) -> date:
-    """The first day of the month `count` months after `day`'s."""
-    index = day.year * 12 + day.month - 1 + count
-    return date(index // 12, index % 12 + 1, 1)
-
-
 def months(first: date, last: date) -> list[date]:
     """The first days of the months from `first`'s to `last`'s, both included."""
     found, month = [], first.replace(day=1)
     while month <= last:
         found.append(month)
-        month = add_months(month, 1)
+        month = next_month(month)
     return found
 
 
-def ensure_month_partitions(cursor, first: date, last: date) -> list[str]:
-    """Make the monthly partitions from `first`'s month to `last`'s that do not exist yet; the names
-    made. A month whose rows already sit in the default partition is left there (logged)."""
+def partition_names(cursor) -> set[str]:
     cursor.execute(
         "SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid "
         "WHERE i.inhparent = %s::regclass",
         [TABLE],
     )
-    existing = {name for (name,) in cursor.fetchall()}
+    return {name for (name,) in cursor.fetchall()}
+
+
+def ensure_month_partitions(cursor, first: date, last: date) -> list[str]:
+    """Make the monthly partitions from `first`'s month to `last`'s that do not exist yet; the names
+    made. A month whose rows already sit in the default partition is left there (logged)."""
+    existing = partition_names(cursor)
     made = []
     for month in months(first, last):
         name = month_partition(month)
@@ -60,7 +60,7 @@ def ensure_month_partitions(cursor, first: date, last: date) -> list[str]:
             sql.Identifier(name),
             sql.Identifier(TABLE),
             sql.Literal(f"{month.isoformat()} 00:00:00+00"),
-            sql.Literal(f"{add_months(month, 1).isoformat()} 00:00:00+00"),
+            sql.Literal(f"{next_month(month).isoformat()} 00:00:00+00"),
         )
         try:
             with transaction.atomic():  # a savepoint: one refused month leaves the others to be made

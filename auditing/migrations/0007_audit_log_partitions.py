@@ -12,7 +12,8 @@ from django.db import migrations
 from django.utils import timezone
 from psycopg import sql
 
-from auditing.partitions import DEFAULT_PARTITION, MONTHS_AHEAD, TABLE, add_months, ensure_month_partitions
+from auditing.partitions import DEFAULT_PARTITION, MONTHS_AHEAD, TABLE, ensure_month_partitions
+from billing.months import add_months
 
 OLD = f"{TABLE}_rebuilt"
 TRIGGER = """

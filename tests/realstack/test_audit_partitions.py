@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
 from auditing.models import AuditLog
-from auditing.partitions import DEFAULT_PARTITION, audit_partitions_ahead, month_partition
+from auditing.partitions import DEFAULT_PARTITION, audit_partitions_ahead, month_partition, partition_names
 from auditing.services import Entry, audit_append, audit_verify
 from auditing.tasks import audit_partitions_ahead as audit_partitions_ahead_task
 
@@ -36,11 +36,7 @@ def partition_of(row: AuditLog) -> str:
 
 def partitions() -> set[str]:
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = 'auditing_auditlog'::regclass"
-        )
-        return {name for (name,) in cursor.fetchall()}
+        return partition_names(cursor)
 
 
 def scanned_tables(query: str, params: list) -> set[str]:
