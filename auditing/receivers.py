@@ -7,6 +7,7 @@
 Receivers run in the writer's transaction: if the audit row cannot be written, the change rolls back.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from django.apps import apps
@@ -15,7 +16,15 @@ from django.db.models import Model
 from django.db.models.signals import post_delete, post_save, pre_save
 
 from accounts.signals import password_set, role_removed, role_selected, role_switched
-from auditing.services import Entry, as_json, audit_append, entry_for, label_of, values_of
+from auditing.services import (
+    Entry,
+    as_json,
+    audit_append,
+    audit_created_later,
+    entry_for,
+    label_of,
+    values_of,
+)
 from billing.signals import rows_bulk_created, rows_bulk_updated
 
 # Not here: accounts.Message. Each e-mail's row is itself the record of what was sent to whom, written by
@@ -87,9 +96,15 @@ def _after_delete(sender: type[Model], instance: Model, **_: Any) -> None:
     audit_append([entry_for("delete", instance, old=values_of(instance))])
 
 
-def _bulk_created(sender: type[Model], rows: list[Model], **_: Any) -> None:
-    if sender._meta.label in AUDITED:
-        audit_append([entry_for("create", row, new=values_of(row)) for row in rows])
+def _bulk_created(
+    sender: type[Model], rows: list[Model], late: str = "", **_: Any
+) -> Callable[[], None] | None:
+    if sender._meta.label not in AUDITED:
+        return None
+    if late:
+        return audit_created_later(rows, late)
+    audit_append([entry_for("create", row, new=values_of(row)) for row in rows])
+    return None
 
 
 def _bulk_updated(

@@ -10,8 +10,8 @@ import functools
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -55,6 +55,8 @@ class Entry:
     # Who acted, when the request context cannot know yet (a sign-in names its user itself).
     actor_id: int | None = None
     actor_role: str = ""
+    # `new_values` encoded already, as `_CANONICAL` encodes them (see `audit_created_later`).
+    new_json: str | None = None
 
 
 _ENCODER = DjangoJSONEncoder()
@@ -91,10 +93,11 @@ def values_of(obj: Model, fields: Iterable[str] | None = None) -> dict:
         wanted = set(fields)
         names = tuple(name for name in names if name in wanted or name.removesuffix("_id") in wanted)
     values = obj.__dict__
-    return {
-        name: digest_of(values.get(name)) if name in PERSONAL_FIELDS else _json_value(values.get(name))
-        for name in names
-    }
+    return {name: _audited_value(name, values.get(name)) for name in names}
+
+
+def _audited_value(name: str, value: Any) -> Any:
+    return digest_of(value) if name in PERSONAL_FIELDS else _json_value(value)
 
 
 def digest_of(value: Any) -> str | None:
@@ -134,6 +137,40 @@ def entry_for(action: str, obj: Model, *, old: dict | None = None, new: dict | N
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
+def audit_created_later(rows: Sequence[Model], late: str) -> Callable[[], None]:
+    """The records of new `rows` whose field `late` is set after this call (an invoice's number,
+    taken under a lock every issuer waits for): their values are read and encoded now, and the
+    returned function appends them, `late` and each row's label read then.
+
+    The encoding is `_CANONICAL`'s, keys sorted: the values before `late` and those after it are
+    encoded apart and `late` is put between them, so the text and its hash are what encoding the
+    whole row at once gives."""
+    if not rows:
+        return lambda: None
+    names = _audited_names(type(rows[0]))
+    before = sorted(name for name in names if name < late)
+    after = sorted(name for name in names if name > late)
+    encode = _CANONICAL.encode
+    key = encode(late)
+
+    def values(row: Model, part: list[str]) -> dict:
+        stored = row.__dict__
+        return {name: _audited_value(name, stored[name]) for name in part}
+
+    # Each part's members without its braces ("" for none): the row's JSON is them around `late`'s.
+    encoded = [(encode(values(row, before))[1:-1], encode(values(row, after))[1:-1]) for row in rows]
+
+    def append() -> None:
+        entries = []
+        for row, (first, last) in zip(rows, encoded, strict=True):
+            middle = f"{key}:{encode(_audited_value(late, row.__dict__[late]))}"
+            text = "{" + ",".join(part for part in (first, middle, last) if part) + "}"
+            entries.append(replace(entry_for("create", row), new_json=text))
+        audit_append(entries)
+
+    return append
 
 
 def _digest(row: AuditLog) -> str:
@@ -199,7 +236,7 @@ def audit_append(entries: Sequence[Entry]) -> None:
             actor_id = entry.actor_id or who.actor_id
             role = entry.actor_role or who.role or ""
             old = None if entry.old_values is None else encode(entry.old_values)
-            new = None if entry.new_values is None else encode(entry.new_values)
+            new = entry.new_json or (None if entry.new_values is None else encode(entry.new_values))
             content = ",".join(
                 (
                     f'["{previous}"',

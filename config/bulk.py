@@ -27,16 +27,36 @@ def insert_objects(model: type[Model], objects: Sequence[Model]) -> None:
     if connection.vendor != "postgresql":
         model.objects.bulk_create(objects)
         return
-    meta = model._meta
-    if any(obj.pk is None for obj in objects):
-        assign_ids(model, objects)
-    now = timezone.now()
-    fields = meta.concrete_fields
-    for field in fields:
-        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            for obj in objects:
-                setattr(obj, field.attname, now)
-    _copy(model, [field.column for field in fields], _values(objects, fields))
+    PreparedCopy(model, objects).insert()
+
+
+class PreparedCopy:
+    """Unsaved `objects` of `model` (PostgreSQL) given their ids and encoded for COPY now, inserted
+    later by `insert`, which may set some fields last: a writer encodes its rows before it takes a
+    lock that every writer waits for (a document number), and holds it only for the COPY."""
+
+    def __init__(self, model: type[Model], objects: Sequence[Model]) -> None:
+        meta = model._meta
+        if any(obj.pk is None for obj in objects):
+            assign_ids(model, objects)
+        now = timezone.now()
+        fields = meta.concrete_fields
+        for field in fields:
+            if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+                for obj in objects:
+                    setattr(obj, field.attname, now)
+        self.model, self.objects = model, objects
+        self.attnames = [field.attname for field in fields]
+        self.columns = [field.column for field in fields]
+        self.rows = list(_values(objects, fields))
+
+    def insert(self, *late: str) -> None:
+        """COPY the rows, with the `late` fields (plain, not JSON) as the objects hold them now."""
+        for name in late:
+            at = self.attnames.index(name)
+            for row, obj in zip(self.rows, self.objects, strict=True):
+                row[at] = obj.__dict__[name]
+        _copy(self.model, self.columns, self.rows)
 
 
 def assign_ids(model: type[Model], objects: Sequence[Model]) -> None:

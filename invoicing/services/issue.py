@@ -37,7 +37,7 @@ from billing.rating import (
 )
 from billing.selectors import schedule_in_force
 from billing.signals import rows_bulk_created
-from config.bulk import assign_ids, insert_objects, insert_values
+from config.bulk import PreparedCopy, assign_ids, insert_objects, insert_values
 from config.errors import DomainError
 from invoicing.models import (
     OPEN_STATUSES,
@@ -293,6 +293,23 @@ def issuing(terms: IssueTerms, built: list[tuple[Invoice, list[tuple]]]) -> Iter
 
 
 def _number_and_insert(terms: IssueTerms, invoices: list[Invoice]) -> None:
+    if db_connection.vendor != "postgresql":
+        _number(terms, invoices)
+        insert_objects(Invoice, invoices)
+        rows_bulk_created.send(sender=Invoice, rows=invoices)
+        return
+    # The rows and their audit records are encoded before the numbers are taken: the provider's
+    # counter stays locked from then to the commit, and every issuer of the provider waits for it.
+    copy = PreparedCopy(Invoice, invoices)
+    recorders = rows_bulk_created.send(sender=Invoice, rows=invoices, late="number")
+    _number(terms, invoices)
+    copy.insert("number")
+    for _, record in recorders:
+        if record is not None:
+            record()
+
+
+def _number(terms: IssueTerms, invoices: list[Invoice]) -> None:
     numbers = take_numbers(
         provider=terms.provider,
         series=DocumentSeries.INVOICE,
@@ -301,8 +318,6 @@ def _number_and_insert(terms: IssueTerms, invoices: list[Invoice]) -> None:
     )
     for invoice, number in zip(invoices, numbers, strict=True):
         invoice.number = number
-    insert_objects(Invoice, invoices)
-    rows_bulk_created.send(sender=Invoice, rows=invoices)
 
 
 def _insert_lines(built: list[tuple[Invoice, list[tuple]]]) -> None:

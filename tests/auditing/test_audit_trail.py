@@ -13,10 +13,10 @@ from django.db import connection as db
 from accounts.roles import Role
 from accounts.services import user_create
 from auditing.models import AppendOnly, AuditLog
-from auditing.services import Entry, audit_append, audit_verify
+from auditing.services import Entry, audit_append, audit_created_later, audit_verify, values_of
 from invoicing import selectors, services
 from invoicing.models import Invoice
-from tests.factories import UserFactory, billable_connection
+from tests.factories import CustomerFactory, UserFactory, billable_connection
 
 pytestmark = pytest.mark.django_db
 
@@ -92,7 +92,7 @@ def test_bulk_paths_are_recorded_a_row_each(flat_provider, creator):
 
 
 def test_a_failed_audit_write_rolls_the_change_back(connection, creator):
-    broken = mock.patch("auditing.receivers.audit_append", side_effect=RuntimeError("audit store down"))
+    broken = mock.patch("auditing.services.insert_json_rows", side_effect=RuntimeError("audit store down"))
     with broken, pytest.raises(RuntimeError):
         services.invoice_issue(connection=connection, period=date(2024, 1, 1), created_by=creator)
 
@@ -285,3 +285,17 @@ def test_odd_audit_log_filters_are_a_400(as_role, provider):
 
     assert api.get("/api/audit/logs?actor=99999999999999999999999").status_code == 400
     assert api.get("/api/audit/logs?since=yesterday").status_code == 400
+
+
+@pytest.mark.parametrize("late", ["address", "number", "user_id"])  # sorted first, between, last
+def test_a_record_whose_field_is_set_last_is_the_record_of_the_whole_row(provider, late):
+    customer = CustomerFactory(provider=provider, email="amna@example.com", address="12 Mall Road")
+    record = audit_created_later([customer], late)
+    setattr(customer, late, "2 Canal Bank" if late == "address" else "C-900" if late == "number" else None)
+
+    record()
+
+    saved, row = rows_of("billing.customer", customer.pk)  # the factory's save, then this record
+    assert row.new_values == values_of(customer)  # the late field as it was set, the rest as before
+    assert row.new_values["email"].startswith("hmac:")
+    assert audit_verify() == []  # the hash is of the same text as encoding the whole row gives
