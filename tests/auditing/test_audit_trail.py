@@ -295,7 +295,7 @@ def test_a_record_whose_field_is_set_last_is_the_record_of_the_whole_row(provide
 
     record()
 
-    saved, row = rows_of("billing.customer", customer.pk)  # the factory's save, then this record
+    _saved, row = rows_of("billing.customer", customer.pk)  # the factory's save, then this record
     assert row.new_values == values_of(customer)  # the late field as it was set, the rest as before
     assert row.new_values["email"].startswith("hmac:")
     assert audit_verify() == []  # the hash is of the same text as encoding the whole row gives
