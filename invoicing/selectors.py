@@ -4,8 +4,10 @@ Every id from a request is looked up in what these return: another provider's ro
 caller's role does not reach (another creator's invoice, another customer's bill), is not found.
 """
 
+import hashlib
 import json
 import re
+import weakref
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -244,12 +246,30 @@ def _bill_row(
         return None
     condition, params = scope
     finder = _FINDER_SQL.replace("{cancelled}", InvoiceStatus.CANCELLED).replace("{scope}", condition)
+    sql = statement.replace("{finder}", finder)
     with db_connection.cursor() as cursor:
-        cursor.execute(
-            statement.replace("{finder}", finder),
-            [customer_number, connection_number, date(year, month, 1), *params],
-        )
+        if db_connection.vendor == "postgresql":
+            sql = _prepared(cursor, sql)
+        cursor.execute(sql, [customer_number, connection_number, date(year, month, 1), *params])
         return cursor.fetchone()
+
+
+# The statements this process has prepared, by database session: planning the bill's statement takes
+# twice as long as running it, so on PostgreSQL it is planned once a session (PREPARE) and then only
+# executed. Its text names it, so each shape of scope (provider, customer, creator) has its own.
+_PREPARED: "weakref.WeakKeyDictionary[Any, set[str]]" = weakref.WeakKeyDictionary()
+
+
+def _prepared(cursor: Any, sql: str) -> str:
+    """`EXECUTE` of `sql`, prepared in this session now if it was not before."""
+    name = f"bill_{hashlib.blake2s(sql.encode(), digest_size=8).hexdigest()}"
+    done = _PREPARED.setdefault(db_connection.connection, set())
+    count = sql.count("%s")
+    if name not in done:
+        numbered = iter(range(1, count + 1))
+        cursor.execute(f"PREPARE {name} AS {re.sub('%s', lambda _: f'${next(numbered)}', sql)}")
+        done.add(name)
+    return f"EXECUTE {name}({', '.join(['%s'] * count)})"
 
 
 def bill_id_for(*, user: Any, customer_number: str, connection_number: str, year: int, month: int) -> int:
