@@ -43,6 +43,9 @@ class Customer(models.Model):
     class Meta:
         ordering = ["provider_id", "number"]
         constraints = [models.UniqueConstraint(fields=["provider", "number"], name="customer_number_unique")]
+        # A customer by number alone (the bill retrieval, a platform user's search, the e-mails about a
+        # customer): the unique index above leads with the provider, which such a lookup does not give.
+        indexes = [models.Index(fields=["number"], name="customer_number")]
 
     def __str__(self) -> str:
         return self.number
@@ -92,6 +95,8 @@ class ServiceConnection(models.Model):
                 name="connection_income_not_negative",
             ),
         ]
+        # A connection by number alone, as the bill retrieval looks it up beside the customer's.
+        indexes = [models.Index(fields=["number"], name="connection_number")]
 
     def __str__(self) -> str:
         return self.number

@@ -58,7 +58,7 @@ class MonthField(forms.Field):
 
 
 def bill_context(bill: Invoice) -> dict[str, Any]:
-    """What a bill page shows, from a bill read by `selectors.bill_for` (lines and `history` loaded):
+    """What a bill page shows, from a bill read by `selectors.bill_get_for` (lines and `history` loaded):
     the lines as the bill groups them, the trace in words, adjustments and payments."""
     lines = list(bill.lines.all())
     return {
@@ -167,7 +167,7 @@ def bill_search(request: HttpRequest) -> HttpResponse:
     if form.is_bound and form.is_valid():
         values = form.cleaned_data
         try:
-            bill = selectors.bill_for(
+            bill_id = selectors.bill_id_for(
                 user=request.user,
                 customer_number=values["customerId"].strip(),
                 connection_number=values["connectionId"].strip(),
@@ -181,7 +181,7 @@ def bill_search(request: HttpRequest) -> HttpResponse:
                 "on a bill, and the month.",
             )
         else:
-            return redirect("bill-detail", invoice_id=bill.pk)
+            return redirect("bill-detail", invoice_id=bill_id)
     return render(request, "invoicing/bill_search.html", {"form": form}, status=400 if form.errors else 200)
 
 

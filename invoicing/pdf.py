@@ -330,7 +330,7 @@ def bill_explanation(invoice: Invoice, lines: list[InvoiceLine]) -> dict[str, An
 
 def invoice_pdf(invoice: Invoice, history: list[Invoice]) -> bytes:
     """The bill as the customer receives it; `history` is the previous bills, newest first
-    (`selectors.bill_for` attaches it)."""
+    (`selectors.bill_get_for` attaches it)."""
     lines = sorted(invoice.lines.all(), key=lambda line: line.position)
     adjustments = sorted(invoice.adjustments.all(), key=lambda row: (row.created_at, row.pk))
     return _pdf(

@@ -30,7 +30,7 @@ from billing.services import (
 )
 from invoicing.models import Invoice, ProblemKind
 from invoicing.pdf import invoice_pdf
-from invoicing.selectors import bill_for, pending_chunks
+from invoicing.selectors import bill_get_for, pending_chunks
 from invoicing.services import InvoiceRefused, billing_run_chunk_bill, billing_run_start, invoice_issue
 from providers.models import Bucket
 from tests.billing.test_rating_oracle import EXACT, oracle, schedules
@@ -346,10 +346,7 @@ def test_the_bill_page_and_pdf_show_both_meters(connection, clerk):
 
     page = signed_in(clerk, Role.INVOICE_CREATOR).get(f"/bills/{invoice.pk}").content.decode()
     clerk.active_role = Role.INVOICE_CREATOR
-    bill = bill_for(
-        user=clerk, customer_number=connection.customer.number, connection_number=connection.number,
-        year=2024, month=1,
-    )  # fmt: skip
+    bill = bill_get_for(user=clerk, invoice_id=invoice.pk)
     pdf = "\n".join(page.extract_text() for page in PdfReader(BytesIO(invoice_pdf(bill, bill.history))).pages)
 
     assert "OLD-1 (28 Dec to 15 Jan 2024), then NEW-2 (15 Jan to 28 Jan 2024)" in page

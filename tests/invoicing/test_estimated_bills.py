@@ -19,7 +19,7 @@ from billing.rating import Reading
 from billing.selectors import schedule_in_force
 from invoicing.models import Invoice, InvoiceStatus, ProblemKind
 from invoicing.pdf import invoice_pdf
-from invoicing.selectors import bill_for, pending_chunks
+from invoicing.selectors import bill_get_for, pending_chunks
 from invoicing.services import (
     InvoiceRefused,
     billing_run_chunk_bill,
@@ -220,10 +220,7 @@ def test_the_api_the_pages_and_the_pdf_mark_an_estimated_bill(flat_provider, cre
     session.save()
     page = client.get(f"/bills/{bill.pk}").content.decode()
     creator.active_role = Role.INVOICE_CREATOR
-    found = bill_for(
-        user=creator, customer_number=connection.customer.number, connection_number=connection.number,
-        year=2024, month=1,
-    )  # fmt: skip
+    found = bill_get_for(user=creator, invoice_id=bill.pk)
     pdf = "\n".join(
         page.extract_text() for page in PdfReader(BytesIO(invoice_pdf(found, found.history))).pages
     )

@@ -10,7 +10,7 @@ from pypdf import PdfReader
 
 from accounts.roles import Role
 from invoicing.pdf import adjustment_receipt_pdf, invoice_pdf, local_fetcher, payment_receipt_pdf
-from invoicing.selectors import bill_for
+from invoicing.selectors import bill_get_for
 from invoicing.services import adjustment_create, invoice_issue, invoices_mark_overdue, payment_post
 from providers.importing import price_schedule_import
 from providers.models import ConnectionType
@@ -137,13 +137,7 @@ def test_invoice_pdf_lists_the_previous_bills_with_their_status(connection, crea
     payment_post(invoice=january, amount=Decimal("9750.00"), method=cash, received_by=creator)
     payment_post(invoice=february, amount=Decimal("1000.00"), method=cash, received_by=creator)
     super_creator.active_role = Role.SUPER_CREATOR
-    bill = bill_for(
-        user=super_creator,
-        customer_number=connection.customer.number,
-        connection_number=connection.number,
-        year=2024,
-        month=3,
-    )
+    bill = bill_get_for(user=super_creator, invoice_id=march.pk)
 
     text = text_of(invoice_pdf(bill, bill.history))
 
@@ -166,13 +160,7 @@ def test_invoice_pdf_of_a_bill_with_ten_previous_bills(flat_provider, creator, s
         for period in months(2024, 1, 11)
     ]
     super_creator.active_role = Role.SUPER_CREATOR
-    bill = bill_for(
-        user=super_creator,
-        customer_number=connection.customer.number,
-        connection_number=connection.number,
-        year=2024,
-        month=11,
-    )
+    bill = bill_get_for(user=super_creator, invoice_id=issued[-1].pk)
 
     pdf = invoice_pdf(bill, bill.history)
 
