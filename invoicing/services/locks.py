@@ -8,10 +8,10 @@ locked after it, by the bill that carries them (a billing run's chunk locks thos
 after the connections that owe). Document counters (numbering.py) come last.
 """
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet, Subquery
 
 from billing.models import ServiceConnection
-from invoicing.models import OPEN_STATUSES, Invoice
+from invoicing.models import OPEN_STATUSES, Invoice, Payment
 
 
 def lock_connection(connection: ServiceConnection) -> ServiceConnection:
@@ -32,25 +32,30 @@ def lock_invoice(invoice: Invoice) -> Invoice:
     )
 
 
-def lock_for_payment(invoice: Invoice) -> tuple[Invoice, list[Invoice]]:
-    """Lock the connection, then in one statement, in id order (as the overdue job does), the presented
-    invoice and the connection's open invoices up to it of the same customer (a customer who moved in
-    never settles the one who moved out); returns it and those open ones, oldest first."""
-    lock_connection(invoice.connection)
+def lock_for_payment(
+    invoice: Invoice, *, earlier: QuerySet[Payment] | None = None
+) -> tuple[Invoice, list[Invoice], int | None]:
+    """Lock the connection, then, in id order (as the overdue job does), the presented invoice and the
+    connection's open invoices up to it of the same customer (a customer who moved in never settles
+    the one who moved out): one statement. Returns the presented invoice (with its customer and
+    connection), the open ones oldest first, and the id of the first of `earlier` (a payment this
+    request made before, looked up under the locks) if any.
+
+    The connection's lock is a scalar subquery the invoices' scan needs before its first row, so it is
+    taken before any invoice's, the order every money path keeps."""
+    connection_locked = (
+        ServiceConnection.objects.select_for_update().filter(pk=invoice.connection_id).order_by().values("pk")
+    )
+    rows = Invoice.objects.select_for_update(of=("self",)).select_related("provider", "customer", "connection")
+    if earlier is not None:
+        rows = rows.annotate(earlier_id=Subquery(earlier.order_by("pk").values("pk")[:1]))
     rows = list(
-        Invoice.objects.select_for_update(of=("self",))
-        .select_related("provider")
-        .filter(
+        rows.filter(
             Q(pk=invoice.pk)
-            | Q(
-                connection_id=invoice.connection_id,
-                customer_id=invoice.customer_id,
-                period__lte=invoice.period,
-                status__in=OPEN_STATUSES,
-            )
-        )
-        .order_by("id")
+            | Q(customer_id=invoice.customer_id, period__lte=invoice.period, status__in=OPEN_STATUSES),
+            connection_id=Subquery(connection_locked),
+        ).order_by("id")
     )
     presented = next(row for row in rows if row.pk == invoice.pk)
     settle = sorted((row for row in rows if row.is_open), key=lambda row: (row.period, row.pk))
-    return presented, settle
+    return presented, settle, getattr(presented, "earlier_id", None)
