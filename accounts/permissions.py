@@ -268,7 +268,11 @@ def role_allows(role: str | None, perm: str, *, user: Any, obj: Any = None) -> b
     if reach is PLATFORM:
         return user.provider_id is None
     if reach is OWN:
-        return obj is None or owns(user, obj) or ObjectPermissionChecker(user).has_perm(perm.split(".", 1)[1], obj)
+        return (
+            obj is None
+            or owns(user, obj)
+            or ObjectPermissionChecker(user).has_perm(perm.split(".", 1)[1], obj)
+        )
     if reach is SELF:
         return obj is None or _account_holder_id(obj) == user.pk
     return False

@@ -35,25 +35,30 @@ def lock_invoice(invoice: Invoice) -> Invoice:
 def lock_for_payment(
     invoice: Invoice, *, earlier: QuerySet[Payment] | None = None
 ) -> tuple[Invoice, list[Invoice], int | None]:
-    """Lock the connection, then, in id order (as the overdue job does), the presented invoice and the
-    connection's open invoices up to it of the same customer (a customer who moved in never settles
-    the one who moved out): one statement. Returns the presented invoice (with its customer and
+    """Lock the connection, then, in one statement in id order (as the overdue job does), the presented
+    invoice and the connection's open invoices up to it of the same customer (a customer who moved in
+    never settles the one who moved out). Returns the presented invoice (with its customer and
     connection), the open ones oldest first, and the id of the first of `earlier` (a payment this
-    request made before, looked up under the locks) if any.
+    request made before) if any.
 
-    The connection's lock is a scalar subquery the invoices' scan needs before its first row, so it is
-    taken before any invoice's, the order every money path keeps."""
-    connection_locked = (
-        ServiceConnection.objects.select_for_update().filter(pk=invoice.connection_id).order_by().values("pk")
+    Two statements, not one: a statement that waited for the connection reads as of when it began, so
+    the invoices and the earlier payment are read by the next one, which sees every money path that
+    held the connection before (a first payment of the same key that committed meanwhile)."""
+    ServiceConnection.objects.select_for_update().filter(pk=invoice.connection_id).values_list("pk").get()
+    rows = Invoice.objects.select_for_update(of=("self",)).select_related(
+        "provider", "customer", "connection"
     )
-    rows = Invoice.objects.select_for_update(of=("self",)).select_related("provider", "customer", "connection")
     if earlier is not None:
         rows = rows.annotate(earlier_id=Subquery(earlier.order_by("pk").values("pk")[:1]))
     rows = list(
         rows.filter(
             Q(pk=invoice.pk)
-            | Q(customer_id=invoice.customer_id, period__lte=invoice.period, status__in=OPEN_STATUSES),
-            connection_id=Subquery(connection_locked),
+            | Q(
+                connection_id=invoice.connection_id,
+                customer_id=invoice.customer_id,
+                period__lte=invoice.period,
+                status__in=OPEN_STATUSES,
+            )
         ).order_by("id")
     )
     presented = next(row for row in rows if row.pk == invoice.pk)

@@ -87,10 +87,11 @@ def payment_post(
         return earlier, False
 
 
-# The statements of a payment, in order (9 on PostgreSQL): the locks and the earlier payment of the same
-# key (one), the settled invoices' update, then, as late as the receipt allows, the provider's receipt
-# counter (every payment of the provider waits for it until commit), the payment, its allocations and
-# e-mail, and the audit batch's lane, head and rows.
+# The statements of a payment, in order (9 on PostgreSQL): the connection's lock; the invoices' locks
+# with the earlier payment of the same key; the settled invoices' update; then, as late as the receipt
+# allows, the provider's receipt counter (every payment of the provider waits for it until commit), the
+# payment, its allocations and e-mail; and the audit batch: a free lane, then its rows with the lane's
+# new head in one insert.
 @transaction.atomic
 def _payment_post(
     *,
@@ -154,7 +155,9 @@ def _payment_post(
         rows_bulk_updated.send(
             sender=Invoice, rows=[row for row, _ in settled], fields=SETTLED_FIELDS, before=before
         )
-        allocations = [PaymentAllocation(payment=payment, invoice=row, amount=share) for row, share in settled]
+        allocations = [
+            PaymentAllocation(payment=payment, invoice=row, amount=share) for row, share in settled
+        ]
         PaymentAllocation.objects.bulk_create(allocations)
         rows_bulk_created.send(sender=PaymentAllocation, rows=allocations)
         payment_notify(payment=payment)
@@ -169,7 +172,9 @@ def _payment_post(
 SETTLED_FIELDS = ("amount_paid", "balance", "status", "paid_on")
 
 
-def _settle(settle: list[Invoice], amount: Decimal, today: date) -> tuple[list[tuple[Invoice, Decimal]], dict[int, dict]]:
+def _settle(
+    settle: list[Invoice], amount: Decimal, today: date
+) -> tuple[list[tuple[Invoice, Decimal]], dict[int, dict]]:
     """Settle `amount` on the open invoices, oldest first, in one update; returns each invoice settled
     with its share, and what the changed fields were before (for the audit trail)."""
     settled, before, left, now = [], {}, amount, timezone.now()
