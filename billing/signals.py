@@ -9,8 +9,10 @@ audit trail listens (DESIGN.md, "Audit").
 `audit_batch()`: the audit rows that a block's writes record are appended together, in one append, when
 the block ends (a payment writes a payment, an invoice update and allocations: one lane lock, one head
 update and one insert instead of three of each). The block runs inside the writer's transaction, so the
-rows still commit or roll back with the change; a block that raises appends nothing. The audit trail
-collects into the open batch and appends it on `audit_batch_closed` (`entries` = what it collected).
+rows still commit or roll back with the change; a block that raises appends nothing. Nothing inside the
+block may carry on past a failed write of its own (a savepoint rolled back inside it would leave that
+write's entries in the batch). The audit trail collects into the open batch and appends it on
+`audit_batch_closed` (`entries` = what it collected).
 """
 
 from collections.abc import Iterator
