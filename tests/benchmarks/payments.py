@@ -10,7 +10,7 @@ customers and readings) and bills them with the real billing run. Then, for each
 pgbench's TPC-B runs with that many clients (scale 4: a branch row per client, so pgbench's own hot rows
 do not serialise it), and right after it that many processes post payments through `payment_post`, each
 on bills of its own (no two payments on one bill, each with an Idempotency-Key, in a request's context:
-an officer acting as Super_Creator), for as long. Every payment of the provider still waits for the one
+an officer acting as Super_Creator; the bills read first as the endpoint reads them), for as long. Every payment of the provider still waits for the one
 before it to commit at the receipt counter (gapless numbers per provider and year): what the figure
 measures, beside what PostgreSQL does with no such row.
 
@@ -55,6 +55,7 @@ from accounts.roles import Role  # noqa: E402
 from auditing.services import audit_verify  # noqa: E402
 from config import context  # noqa: E402
 from invoicing.models import Invoice, Payment, PaymentMethod  # noqa: E402
+from invoicing.selectors import invoice_list_for  # noqa: E402
 from invoicing.services import payment_post  # noqa: E402
 
 PROCESSES = (1, 2, 4)
@@ -103,8 +104,7 @@ def payer(
     connections.close_all()  # never use the parent's socket
     officer = bench.User.objects.get(pk=officer_id)
     method = PaymentMethod.objects.get(pk=method_id)
-    bills = list(Invoice.objects.filter(pk__in=bill_ids).only("pk", "connection_id", "customer_id", "period"))
-    context.bind(actor_id=officer.pk, role=Role.SUPER_CREATOR, provider_id=officer.provider_id)
+    bills = bills_as_the_api_reads_them(bill_ids, officer)
     start.wait()
     began = time.perf_counter()
     paid = 0
@@ -155,9 +155,16 @@ def pay_together(
     }
 
 
-def statements_per_payment(bill_ids: list[int], officer, method) -> float:
+def bills_as_the_api_reads_them(bill_ids: list[int], officer) -> list[Invoice]:
+    """The bills as POST /api/payments reads each before it calls the service (through the selector,
+    with their relations), in a request's context: an officer acting as Super_Creator."""
+    officer.active_role = Role.SUPER_CREATOR
     context.bind(actor_id=officer.pk, role=Role.SUPER_CREATOR, provider_id=officer.provider_id)
-    bills = list(Invoice.objects.filter(pk__in=bill_ids))
+    return list(invoice_list_for(user=officer, perm="invoicing.collect_payment").filter(pk__in=bill_ids))
+
+
+def statements_per_payment(bill_ids: list[int], officer, method) -> float:
+    bills = bills_as_the_api_reads_them(bill_ids, officer)
     with CaptureQueriesContext(db) as captured:
         for bill in bills:
             payment_post(
