@@ -1,7 +1,7 @@
 """Benchmark of payments on PostgreSQL: payments per second on distinct bills with 1, 2 and 4 processes,
 beside pgbench's TPC-B with as many clients in the same run, and the statements of one payment.
 
-    .venv/bin/python tests/benchmarks/payments.py [--connections 12000] [--seconds 15] [--quick]
+    .venv/bin/python tests/benchmarks/payments.py [--connections 20000] [--seconds 15] [--quick]
         [--database pay_bench]
 
 Drops and creates its own database (`pay_bench`; pgbench's tables in `pay_bench_pgbench`), migrates it,
@@ -204,7 +204,7 @@ def checks(provider) -> list[tuple[str, bool]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--connections", type=int, default=12_000, help="bills to pay (each paid once)")
+    parser.add_argument("--connections", type=int, default=20_000, help="bills to pay (each paid once)")
     parser.add_argument("--seconds", type=int, default=15, help="of each phase, pgbench's and the payments'")
     parser.add_argument("--quick", action="store_true", help="7,500 connections, 6 s a phase")
     parser.add_argument("--database", default="pay_bench", help="dropped and created (never `test`)")
