@@ -423,7 +423,8 @@ def message_queue(
     return message
 
 
-@transaction.atomic
+# No savepoint: the messages are part of the caller's change, and fail it with them.
+@transaction.atomic(savepoint=False)
 def messages_queue_selected(
     *, kind: str, rows: QuerySet, recipient: str, user: str, language: str
 ) -> list[int]:

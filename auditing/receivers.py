@@ -25,7 +25,7 @@ from auditing.services import (
     label_of,
     values_of,
 )
-from billing.signals import rows_bulk_created, rows_bulk_updated
+from billing.signals import audit_batch_closed, rows_bulk_created, rows_bulk_updated
 
 # Not here: accounts.Message. Each e-mail's row is itself the record of what was sent to whom, written by
 # the system (never by a person), and a billing run writes one per bill: the trail records what people
@@ -119,6 +119,10 @@ def _bulk_updated(
         )
 
 
+def _batch_closed(sender: Any, entries: list[Entry], **_: Any) -> None:
+    audit_append(entries)
+
+
 def _event(action: str, user: Any, *, actor_id: int | None, role: str = "", **details: Any) -> None:
     """An event about `user`, acted by `actor_id` (or, if None, the request's actor)."""
     audit_append(
@@ -185,6 +189,7 @@ def connect() -> None:
         post_delete.connect(_after_delete, sender=model, dispatch_uid=f"{uid}.post_delete")
     rows_bulk_created.connect(_bulk_created, dispatch_uid="auditing.bulk_created")
     rows_bulk_updated.connect(_bulk_updated, dispatch_uid="auditing.bulk_updated")
+    audit_batch_closed.connect(_batch_closed, dispatch_uid="auditing.batch_closed")
     user_logged_in.connect(_logged_in, dispatch_uid="auditing.login")
     user_logged_out.connect(_logged_out, dispatch_uid="auditing.logout")
     user_login_failed.connect(_login_failed, dispatch_uid="auditing.login_failed")

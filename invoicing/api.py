@@ -747,7 +747,8 @@ class PaymentCreateApi(APIView):
             reference=values["reference"],
             idempotency_key=key,
         )
-        payment = selectors.payment_get_for(user=request.user, payment_id=payment.pk)
+        if not new:  # a retry: the first payment, read as a receipt is
+            payment = selectors.payment_get_for(user=request.user, payment_id=payment.pk)
         return replay_aware(PaymentOutput(payment).data, replayed=not new)
 
 

@@ -16,7 +16,6 @@ from django.db import IntegrityError, transaction
 from django.db import connection as db_connection
 from django.db.models import F, Sum
 from django.utils import timezone
-from guardian.shortcuts import assign_perm
 
 from accounts.models import MessageKind, User
 from billing.models import ConnectionStatus, ServiceConnection
@@ -456,7 +455,7 @@ def invoice_issue(
     until: datetime | None = None,
 ) -> Invoice:
     """One invoice for one connection and month: from the month's readings, or from kWh a clerk
-    entered. The creator gets the object permissions to change it (an Invoice_Creator's own).
+    entered. It is its creator's own (accounts.permissions.OWNERSHIP): an Invoice_Creator changes it.
 
     `until`: a final bill (a close, a move-out) ends at the last reading up to this moment, not the
     month's last; the next bill continues from there."""
@@ -546,8 +545,6 @@ def issue_locked(
             f"Connection {connection.number} was just billed for {period:%B %Y}; change that invoice instead."
         ) from clash
     charges_billed([(invoice, charges)])
-    for perm in ("view_invoice", "change_invoice", "collect_payment"):
-        assign_perm(f"invoicing.{perm}", created_by, invoice)
     invoices_notify(kind=MessageKind.BILL_ISSUED, invoices=[invoice], told_before=False)
     return invoice
 

@@ -8,10 +8,10 @@ locked after it, by the bill that carries them (a billing run's chunk locks thos
 after the connections that owe). Document counters (numbering.py) come last.
 """
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet, Subquery
 
 from billing.models import ServiceConnection
-from invoicing.models import OPEN_STATUSES, Invoice
+from invoicing.models import OPEN_STATUSES, Invoice, Payment
 
 
 def lock_connection(connection: ServiceConnection) -> ServiceConnection:
@@ -32,15 +32,34 @@ def lock_invoice(invoice: Invoice) -> Invoice:
     )
 
 
-def lock_for_payment(invoice: Invoice) -> tuple[Invoice, list[Invoice]]:
-    """Lock the connection, then in one statement, in id order (as the overdue job does), the presented
+# The bill's relations a payment reads: taken from the caller's bill where it was read with them (a
+# selector's `select_related`: a payment changes none of these rows), else joined to the lock's statement.
+CARRIED = ("provider", "customer", "connection")
+
+
+def lock_for_payment(
+    invoice: Invoice, *, earlier: QuerySet[Payment] | None = None
+) -> tuple[Invoice, list[Invoice], int | None]:
+    """Lock the connection, then, in one statement in id order (as the overdue job does), the presented
     invoice and the connection's open invoices up to it of the same customer (a customer who moved in
-    never settles the one who moved out); returns it and those open ones, oldest first."""
-    lock_connection(invoice.connection)
+    never settles the one who moved out). Returns the presented invoice (with its provider, customer and
+    connection), the open ones oldest first, and the id of the first of `earlier` (a payment this request
+    made before) if any.
+
+    Two statements, not one: a statement that waited for the connection reads as of when it began, so
+    the invoices and the earlier payment are read by the next one, which sees every money path that
+    held the connection before (a first payment of the same key that committed meanwhile)."""
+    ServiceConnection.objects.select_for_update().filter(pk=invoice.connection_id).values_list("pk").get()
+    carried = [name for name in CARRIED if Invoice._meta.get_field(name).is_cached(invoice)]
+    joined = [name for name in CARRIED if name not in carried]
+    # The frozen documents are not read here, and are the largest part of the row.
+    rows = Invoice.objects.select_for_update(of=("self",)).defer(*Invoice.DOCUMENTS)
+    if joined:  # (select_related() of nothing would join every relation)
+        rows = rows.select_related(*joined)
+    if earlier is not None:
+        rows = rows.annotate(earlier_id=Subquery(earlier.order_by("pk").values("pk")[:1]))
     rows = list(
-        Invoice.objects.select_for_update(of=("self",))
-        .select_related("provider")
-        .filter(
+        rows.filter(
             Q(pk=invoice.pk)
             | Q(
                 connection_id=invoice.connection_id,
@@ -48,9 +67,10 @@ def lock_for_payment(invoice: Invoice) -> tuple[Invoice, list[Invoice]]:
                 period__lte=invoice.period,
                 status__in=OPEN_STATUSES,
             )
-        )
-        .order_by("id")
+        ).order_by("id")
     )
     presented = next(row for row in rows if row.pk == invoice.pk)
+    for name in carried:
+        setattr(presented, name, getattr(invoice, name))
     settle = sorted((row for row in rows if row.is_open), key=lambda row: (row.period, row.pk))
-    return presented, settle
+    return presented, settle, getattr(presented, "earlier_id", None)

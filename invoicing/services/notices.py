@@ -69,9 +69,10 @@ def invoices_notify(*, kind: str, invoices: Sequence[Invoice], told_before: bool
 
 def payment_notify(*, payment: Payment) -> list[int]:
     """Record the receipt e-mail of a payment just posted, if its customer should get it."""
-    if _muted.get():
-        return []
     kind = MessageKind.PAYMENT_RECEIVED
+    customer = payment.invoice.customer  # read with the bill: a customer who wants none costs no statement
+    if _muted.get() or not customer.email or not getattr(customer, CHOICE_OF[kind]):
+        return []
     return messages_queue_selected(
         kind=kind,
         rows=Payment.objects.filter(_wanting(kind, customer="invoice__customer"), pk=payment.pk),

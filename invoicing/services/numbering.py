@@ -1,10 +1,12 @@
-"""Gapless document numbers: a locked counter row per provider, series and year.
+"""Gapless document numbers: a counter row per provider, series and year.
 
-The row stays locked from the moment a number is taken until the document's transaction commits: a
-rollback gives the number back, so numbers have no gaps.
+Taking numbers is one statement (an upsert that makes the year's row on its first number and adds to
+it after), and the row it writes stays locked until the document's transaction commits: a rollback
+gives the numbers back, so numbers have no gaps. Every writer of a series waits for that lock, so
+callers take their numbers as late in their transaction as they can.
 """
 
-from django.db.models import F
+from django.db import connection
 
 from invoicing.models import DocumentCounter, DocumentSeries
 from providers.models import Provider
@@ -15,16 +17,20 @@ SERIES_FORMAT = {
     DocumentSeries.ADJUSTMENT: "{code}-ADJ-{year}-{n:06d}",
     DocumentSeries.DISCONNECTION: "{code}-DO-{year}-{n:06d}",
 }
+_TABLE = DocumentCounter._meta.db_table
 
 
 def take_numbers(*, provider: Provider, series: str, year: int, count: int) -> list[str]:
     """The next `count` numbers of a series; the counter row stays locked until the caller commits."""
     if count == 0:
         return []
-    counter, _ = DocumentCounter.objects.select_for_update().get_or_create(
-        provider=provider, series=series, year=year
-    )
-    first = counter.last + 1
-    DocumentCounter.objects.filter(pk=counter.pk).update(last=F("last") + count)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {_TABLE} (provider_id, series, year, last) VALUES (%s, %s, %s, %s)
+                ON CONFLICT (provider_id, series, year) DO UPDATE SET last = {_TABLE}.last + excluded.last
+                RETURNING last""",  # noqa: S608 (our own table's name)
+            [provider.pk, series, year, count],
+        )
+        (last,) = cursor.fetchone()
     pattern = SERIES_FORMAT[series]
-    return [pattern.format(code=provider.code, year=year, n=n) for n in range(first, first + count)]
+    return [pattern.format(code=provider.code, year=year, n=n) for n in range(last - count + 1, last + 1)]

@@ -72,6 +72,8 @@ def test_a_payment_shows_in_the_invoices_history(as_role, creator, super_creator
         ("invoicing.invoice", "create"),
         ("invoicing.payment", "create"),
         ("invoicing.invoice", "update"),
+        # On the provider's trail with its payment (it has no provider of its own), so in the history.
+        ("invoicing.paymentallocation", "create"),
     ]
     assert history[2]["newValue"]["status"] == "Paid"
 

@@ -307,8 +307,8 @@ def test_the_overdue_job_and_a_payment_on_a_later_bill_never_deadlock(
     presented_bill_locked, go_on = Event(), Event()
     lock_for_payment = payments.lock_for_payment
 
-    def then_hold_the_locks(invoice):
-        locked = lock_for_payment(invoice)
+    def then_hold_the_locks(invoice, **options):
+        locked = lock_for_payment(invoice, **options)
         presented_bill_locked.set()
         go_on.wait(timeout=30)
         return locked
