@@ -94,7 +94,7 @@ def test_bulk_paths_are_recorded_a_row_each(flat_provider, creator):
 
 
 def test_a_failed_audit_write_rolls_the_change_back(connection, creator):
-    broken = mock.patch("auditing.services.insert_json_rows", side_effect=RuntimeError("audit store down"))
+    broken = mock.patch("auditing.services._append", side_effect=RuntimeError("audit store down"))
     with broken, pytest.raises(RuntimeError):
         services.invoice_issue(connection=connection, period=date(2024, 1, 1), created_by=creator)
 
