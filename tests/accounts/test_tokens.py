@@ -2,7 +2,9 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from rest_framework_simplejwt.tokens import AccessToken
 
+from accounts.authentication import _token_user
 from accounts.models import User
 from accounts.roles import Role
 from accounts.services import auth_records_purge
@@ -80,6 +82,35 @@ def test_an_access_token_stops_when_the_user_moves_provider(as_role, auditor):
     User.objects.filter(pk=auditor.pk).update(provider=ProviderFactory())
 
     assert client.get(ME).json()["code"] == "provider_changed"
+
+
+def test_a_signed_token_naming_no_user_id_or_a_deleted_user_is_refused(api, auditor):
+    for user_id in ("not-a-number", str(auditor.pk + 1000)):
+        token = AccessToken.for_user(auditor)
+        token["user_id"], token["role"], token["provider"] = user_id, Role.AUDITOR, auditor.provider_id
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+        assert api.get(ME).status_code == 401
+
+
+def test_the_token_check_reads_the_user_and_their_provider_as_the_orm_does_in_one_query(
+    auditor, django_assert_num_queries
+):
+    User.objects.filter(pk=auditor.pk).update(last_login=timezone.now())
+    stored = User.objects.select_related("provider").get(pk=auditor.pk)
+
+    with django_assert_num_queries(1):
+        user, holds_role = _token_user(auditor.pk, Role.AUDITOR)
+        provider = user.provider
+
+    def values(row) -> list:  # with their types: SQLite returns decimals, dates and flags its own way
+        return [
+            (type(value), value) for value in (getattr(row, f.attname) for f in row._meta.concrete_fields)
+        ]
+
+    assert holds_role and _token_user(auditor.pk, Role.ADMIN)[1] is False
+    assert values(user) == values(stored)
+    assert values(provider) == values(stored.provider)
 
 
 def test_purge_drops_expired_refresh_tokens_only(auditor):
