@@ -21,6 +21,7 @@ keeps them. `--quick`: 50,000 connections, 500 samples, 3-second HTTP rounds.
 """
 
 import argparse
+import importlib
 import os
 import random
 import socket
@@ -35,45 +36,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-SERVER = "postgres://postgres@127.0.0.1:5432"
-PROTECTED = {"test", "test_test", "postgres", "template0", "template1"}
 FIRST_PERIOD = date(2024, 1, 1)
 DEMO_CONNECTIONS = 75
 
-
-def _database_from_argv() -> str:
-    """The database name must be known before Django is set up (its settings read DATABASE_URL)."""
-    for index, arg in enumerate(sys.argv):
-        if arg == "--database" and index + 1 < len(sys.argv):
-            return sys.argv[index + 1]
-        if arg.startswith("--database="):
-            return arg.split("=", 1)[1]
-    return "bills_bench"
-
-
-DATABASE = _database_from_argv()
-if DATABASE in PROTECTED or not DATABASE.replace("_", "").isalnum():
-    sys.exit(f"Refusing to drop and create the database {DATABASE!r}; choose a name of its own.")
-ENVIRONMENT = {
-    "DJANGO_SETTINGS_MODULE": "config.settings.test",
-    "DATABASE_URL": f"{SERVER}/{DATABASE}",
-    "DATABASE_CONN_MAX_AGE": "600",
-    "JWT_ACCESS_MINUTES": "600",  # the tokens outlive the run
-}
-os.environ.update(ENVIRONMENT)
-
-import psycopg  # noqa: E402
-
-
-def recreate_database() -> None:
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{DATABASE}"')
-
-
-import django  # noqa: E402
-
-django.setup()
+if "--database" not in " ".join(sys.argv):
+    sys.argv += ["--database", "bills_bench"]
+# Connections kept between requests, as a deployment keeps them; tokens that outlive the run.
+os.environ.update({"DATABASE_CONN_MAX_AGE": "600", "JWT_ACCESS_MINUTES": "600"})
+# Sets Django up on the benchmark's database (it reads --database), before anything imports a model.
+bench = importlib.import_module("tests.benchmarks.billing_run")
 
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
@@ -172,7 +143,7 @@ def start_gunicorn(port: int) -> subprocess.Popen:
             *("--bind", f"127.0.0.1:{port}", "--log-level", "warning"),
         ],
         cwd=ROOT,
-        env={**os.environ, **ENVIRONMENT},
+        env=dict(os.environ),
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -225,7 +196,7 @@ def main() -> None:
     if args.quick:
         args.connections, args.samples, args.http_seconds = 50_000, 500, 3.0
 
-    recreate_database()
+    bench.recreate_database()
     call_command("migrate", verbosity=0)
     demo_staff = make_provider("DEM", DEMO_CONNECTIONS, args.months)
     demo_asks = lookups("DEM", DEMO_CONNECTIONS, args.months, args.samples, seed=1)
