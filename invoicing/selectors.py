@@ -238,20 +238,24 @@ _SQL_OF = {vendor: _bill_sql(vendor) for vendor in _SQL_FORMS}
 def _bill_row(
     statement: str, *, user: Any, customer_number: str, connection_number: str, year: int, month: int
 ):
-    """The one row `statement` gives for the bill `_FINDER_SQL` finds, or None."""
+    """The one row `statement` gives for the bill `_FINDER_SQL` finds; not found (404) outside the
+    caller's reach, exactly where `bill_get_for` would not find it."""
     scope = reach_condition(
         user=user, perm="invoicing.view_invoice", model=Invoice, alias="i", account="c.user_id"
     )
-    if scope is None:
-        return None
-    condition, params = scope
-    finder = _FINDER_SQL.replace("{cancelled}", InvoiceStatus.CANCELLED).replace("{scope}", condition)
-    sql = statement.replace("{finder}", finder)
-    with db_connection.cursor() as cursor:
-        if db_connection.vendor == "postgresql":
-            sql = _prepared(cursor, sql)
-        cursor.execute(sql, [customer_number, connection_number, date(year, month, 1), *params])
-        return cursor.fetchone()
+    row = None
+    if scope is not None:
+        condition, params = scope
+        finder = _FINDER_SQL.replace("{cancelled}", InvoiceStatus.CANCELLED).replace("{scope}", condition)
+        sql = statement.replace("{finder}", finder)
+        with db_connection.cursor() as cursor:
+            if db_connection.vendor == "postgresql":
+                sql = _prepared(cursor, sql)
+            cursor.execute(sql, [customer_number, connection_number, date(year, month, 1), *params])
+            row = cursor.fetchone()
+    if row is None:
+        raise Http404("No bill of that customer's connection for that month.")
+    return row
 
 
 # The statements this process has prepared, by database session: planning the bill's statement takes
@@ -282,8 +286,6 @@ def bill_id_for(*, user: Any, customer_number: str, connection_number: str, year
         year=year,
         month=month,
     )
-    if row is None:
-        raise Http404("No bill of that customer's connection for that month.")
     return row[0]
 
 
@@ -291,8 +293,7 @@ def bill_answer_for(
     *, user: Any, customer_number: str, connection_number: str, year: int, month: int
 ) -> dict:
     """The first seed's bill retrieval, as `BillOutput` renders it: a month's bill of a customer's
-    connection with its lines and the previous bills (newest first), in one query. Not found (404)
-    outside the caller's reach, exactly where `bill_get_for` would not find it."""
+    connection with its lines and the previous bills (newest first), in one query (404 as `_bill_row`)."""
     row = _bill_row(
         _SQL_OF[db_connection.vendor],
         user=user,
@@ -301,8 +302,6 @@ def bill_answer_for(
         year=year,
         month=month,
     )
-    if row is None:
-        raise Http404("No bill of that customer's connection for that month.")
     (
         pk, number, period, estimated, issue_date, due_date, customer, provider, trace,
         connection, type_code, type_description, meter_number, meter_type, division, subdivision, state,
