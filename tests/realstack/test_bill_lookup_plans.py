@@ -72,7 +72,20 @@ def test_bill_retrieval_by_a_providers_staff_uses_indexes_only(provider):
     nodes = retrieval_plan(UserFactory(provider=provider, roles=[Role.AUDITOR]), Role.AUDITOR)
 
     assert sequential_scans(nodes) == set()
-    assert "invoice_connection_period" in indexes_used(nodes)
+    assert "invoice_connection_history" in indexes_used(nodes)
+
+
+def test_the_previous_bills_are_read_walking_the_index_back_from_the_month(provider):
+    """Only the ten previous bills' rows are read, however many months the connection has: they are the
+    ten entries before the bill in the (connection, customer, period, id) index, walked backwards."""
+    nodes = retrieval_plan(UserFactory(provider=provider, roles=[Role.AUDITOR]), Role.AUDITOR)
+
+    walks = [
+        node
+        for node in nodes
+        if node.get("Index Name") == "invoice_connection_history" and node.get("Scan Direction") == "Backward"
+    ]
+    assert [node["Node Type"] for node in walks] == ["Index Scan"]
 
 
 def test_bill_retrieval_by_a_platform_administrator_uses_indexes_only(provider):
@@ -113,7 +126,7 @@ def test_a_connections_bills_of_a_month_cancelled_ones_included_are_an_index_sca
     nodes = plan_nodes(sql, list(params))
 
     assert sequential_scans(nodes) == set()
-    assert "invoice_connection_period" in indexes_used(nodes)
+    assert "invoice_connection_history" in indexes_used(nodes)
 
 
 def test_the_previous_bills_of_a_connection_are_an_index_scan(provider):
@@ -126,4 +139,4 @@ def test_the_previous_bills_of_a_connection_are_an_index_scan(provider):
     nodes = plan_nodes(sql, list(params))
 
     assert sequential_scans(nodes) == set()
-    assert "invoice_connection_period" in indexes_used(nodes)
+    assert "invoice_connection_history" in indexes_used(nodes)
