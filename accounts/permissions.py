@@ -114,6 +114,9 @@ INVOICING_VIEW = {
     "invoicing.view_billingrun": PROVIDER,
     "invoicing.view_paymentmethod": PROVIDER,
 }
+# The books (the journal and the tax report): finance reads them as the super creator, the auditor or
+# the administrator.
+BOOKS_VIEW = {"invoicing.view_books": PROVIDER}
 # Issuing and changing any invoice of the provider, posting payments, authorising adjustments
 # (the officers' permission) and starting billing runs.
 INVOICING_MANAGE = {
@@ -159,6 +162,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **CALCULATOR,
         **INVOICING_VIEW,
         **INVOICING_MANAGE,
+        **BOOKS_VIEW,
         "auditing.view_auditlog": PROVIDER,
         "auditing.view_aiquery": PROVIDER,
         **MESSAGES_VIEW,
@@ -184,6 +188,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **CALCULATOR,
         **INVOICING_VIEW,
         **INVOICING_MANAGE,
+        **BOOKS_VIEW,
         **MESSAGES_VIEW,
         **INVITE,
     },
@@ -211,6 +216,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **BILLING_VIEW,
         **CALCULATOR,
         **INVOICING_VIEW,
+        **BOOKS_VIEW,
         "auditing.view_auditlog": PROVIDER,
         "auditing.view_aiquery": PROVIDER,
         # Plain-language questions answered as read-only SQL over this provider's rows.

@@ -142,6 +142,7 @@ NAV: tuple[tuple[str, tuple[NavEntry, ...]], ...] = (
         ("My invoices", "invoices-mine", "invoicing.add_invoice", None),
         ("All invoices", "invoices-all", "invoicing.view_invoice", PROVIDER),
         ("Billing runs", "run-list", "invoicing.view_billingrun", None),
+        ("The books", "books", "invoicing.view_books", None),
         ("E-mails", "message-list", "accounts.view_message", None),
         ("Meter exchanges", "meter-exchanges", "billing.view_meterexchange", None),
         ("Usage calculator", "usage-calculator", "billing.view_customer", None),
