@@ -16,7 +16,8 @@ from accounts.models import User
 from accounts.roles import Role
 from billing.models import Customer
 from billing.months import previous_month
-from invoicing.models import Invoice, InvoiceStatus, Payment
+from invoicing.books import journal_for
+from invoicing.models import Adjustment, AdjustmentDirection, Invoice, InvoiceLine, InvoiceStatus, Payment
 from invoicing.selectors import dashboard_for
 from invoicing.services import invoice_issue
 from providers.models import Provider
@@ -144,3 +145,47 @@ def test_the_sample_s_months_still_match_the_worked_examples(today, disco, examp
         "payable_after_due": f"{invoice.payable_after_due}",
     }
     assert got == {key: example[key] for key in got}
+
+
+def test_the_journal_of_each_year_ties_to_the_demo_s_documents(today, disco):
+    """Finance reconciles the books with the documents: for every year of the demo, each day balances,
+    receivables are what was billed (and debited) less what was paid (and credited), cash by method is
+    the payments by method, each authority's tax is its tax lines; over all years, the receivables left
+    are the open balances."""
+    live = Invoice.objects.filter(provider=disco).exclude(status=InvoiceStatus.CANCELLED)
+    years = sorted({bill.issue_date.year for bill in live} | {today.year})
+    left = Decimal("0.00")
+    for year in years:
+        journal = journal_for(provider=disco, first=date(year, 1, 1), last=date(year, 12, 31))
+        assert all(day.debit == day.credit for day in journal.days)
+        accounts = {entry.account.code: entry for entry in journal.totals}
+
+        bills = [bill for bill in live if bill.issue_date.year == year]
+        payments = [
+            p
+            for p in Payment.objects.filter(provider=disco)
+            if timezone.localtime(p.received_at).year == year
+        ]
+        adjustments = [
+            a
+            for a in Adjustment.objects.filter(provider=disco)
+            if timezone.localtime(a.created_at).year == year
+        ]
+        debits = sum((a.amount for a in adjustments if a.direction == AdjustmentDirection.DEBIT), Decimal(0))
+        credits = sum(
+            (a.amount for a in adjustments if a.direction == AdjustmentDirection.CREDIT), Decimal(0)
+        )
+        receivables = accounts.get("receivables")
+        billed = sum((bill.current_charges for bill in bills), Decimal(0))
+        paid = sum((payment.amount for payment in payments), Decimal(0))
+        assert (receivables.debit, receivables.credit) == (billed + debits, paid + credits), year
+        for method in {payment.method for payment in payments}:
+            assert accounts[f"cash:{method.code}"].debit == sum(
+                (payment.amount for payment in payments if payment.method == method), Decimal(0)
+            )
+        taxes = InvoiceLine.objects.filter(invoice__in=bills, kind="tax")
+        assert sum((e.credit for code, e in accounts.items() if code.startswith("tax:")), Decimal(0)) == sum(
+            (line.amount for line in taxes), Decimal(0)
+        )
+        left += receivables.debit - receivables.credit
+    assert left == sum((bill.balance for bill in live), Decimal(0))
