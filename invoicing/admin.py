@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from config.queue import require_queue
+from config.spreadsheet import csv_text
 from invoicing import (
     lifecycle_admin,  # noqa: F401  (registers the lifecycle's admin)
     services,
@@ -94,14 +95,6 @@ class CsvEcho:
 
     def write(self, value: str) -> str:
         return value
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_text(value: str) -> str:
-    # A spreadsheet runs a cell that starts like a formula: a customer's name must stay a name.
-    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
 
 
 CSV_HEADER = (
