@@ -10,6 +10,9 @@ bills, written by generate_series in the server (tests/bill_rows.py). Then, in t
 - the selector's p95 (`bill_answer_for`, a random customer's random month) on the demo's tables;
 - the same after a second provider of `--connections` connections x `--months` months is loaded
   (aim: within 2x of the demo's: every lookup is an index scan, so size should barely count);
+- with more than 12 `--months`, the pages the statement touches (EXPLAIN ANALYZE's buffers, which no
+  load on the machine changes) for a bill with a year of bills before it and for one with all of them:
+  the same, as the history is read walking its index back ten entries;
 - the API's p95 in-process (Django's test client with a bearer token: token check, view, JSON), on
   the big provider (aim: <= 5 ms);
 - over HTTP: gunicorn with 4 sync workers, 16 concurrent clients, `/api/bills` requests per second
@@ -47,7 +50,9 @@ os.environ.update({"DATABASE_CONN_MAX_AGE": "600", "JWT_ACCESS_MINUTES": "600"})
 bench = importlib.import_module("tests.benchmarks.billing_run")
 
 from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from accounts.roles import Role  # noqa: E402
 from accounts.services import user_create  # noqa: E402
@@ -105,6 +110,26 @@ def selector_p95(staff, asks: list[dict]) -> float:
         bill_answer_for(user=staff, **ask)
         timings.append(time.perf_counter() - started)
     return p95(timings)
+
+
+def in_month(asks: list[dict], index: int) -> list[dict]:
+    """The same lookups, each for the bill of the `index`-th month (0: the first)."""
+    period = date(FIRST_PERIOD.year + index // 12, index % 12 + 1, 1)
+    return [{**ask, "year": period.year, "month": period.month} for ask in asks]
+
+
+def pages_per_lookup(staff, asks: list[dict]) -> float:
+    """The database pages the statement touches (shared buffers hit or read, by EXPLAIN ANALYZE), on
+    average: what a lookup costs the database, whatever else the machine is doing."""
+    total = 0
+    for ask in asks:
+        with CaptureQueriesContext(connection) as queries:
+            bill_answer_for(user=staff, **ask)
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {queries[-1]['sql']}")
+            plan = cursor.fetchone()[0][0]["Plan"]
+        total += plan["Shared Hit Blocks"] + plan["Shared Read Blocks"]
+    return total / len(asks)
 
 
 def url_of(ask: dict) -> str:
@@ -207,6 +232,10 @@ def main() -> None:
     loaded = time.perf_counter() - started
     asks = lookups("BIG", args.connections, args.months, args.samples, seed=2)
     big = selector_p95(staff, asks)
+    # A bill with a year of bills before it against one with all `--months` before it.
+    if args.months > 12:
+        year_in = pages_per_lookup(staff, in_month(asks[:200], 12))
+        all_in = pages_per_lookup(staff, in_month(asks[:200], args.months - 1))
     token = str(token_pair_for(user=staff, role=Role.SUPER_CREATOR).access)
     api = api_p95(token, asks)
 
@@ -233,6 +262,11 @@ def main() -> None:
         f"selector p95, {args.connections:,} connections: {big:.2f} ms = {big / small:.2f}x the demo's"
         f"  (aim: <= 2x)  {'OK' if big / small <= 2 else 'MISSED'}"
     )
+    if args.months > 12:
+        print(
+            f"pages per lookup: a bill after 12 months of bills {year_in:.1f}, after {args.months - 1} months "
+            f"{all_in:.1f} = {all_in / year_in:.2f}x  (aim: ~1x, the history's length does not count)"
+        )
     print(f"API p95 in-process: {api:.2f} ms  (aim: <= 5 ms)  {'OK' if api <= 5 else 'MISSED'}")
     print(
         f"HTTP, gunicorn 4 workers, 16 clients: /api/bills {bills / 2:.0f} req/s, /api/payment-methods "
