@@ -180,10 +180,13 @@ class Invoice(models.Model):
             models.Index(fields=["provider", "status", "due_date"], name="invoice_provider_status_due"),
             models.Index(fields=["provider", "period"], name="invoice_provider_period"),
             # A connection's bills up to a month (arrears, a payment's oldest-first settling): the
-            # partial unique index above serves no query that does not repeat its condition. A bill's
-            # previous ten (the same connection and customer, earlier months) are the ten entries before
-            # it in this index: walked backwards, only those ten rows are read, so a connection with ten
-            # years of bills costs what one with a year does (tests/benchmarks/bill_retrieval.py --months).
+            # partial unique index above serves no query that does not repeat its condition.
+            models.Index(fields=["connection", "period"], name="invoice_connection_period"),
+            # A bill's previous ten (the same connection and customer, earlier months) are the ten
+            # entries before it here: walked backwards, only those rows are read, so a connection with
+            # ten years of bills costs what one with a year does (bill_retrieval.py --months). On the
+            # index above, the planner takes a connection's bills to be rarely its customer's, and reads
+            # all the earlier ones to sort them.
             models.Index(
                 fields=["connection", "customer", "period", "id"], name="invoice_connection_history"
             ),

@@ -147,8 +147,8 @@ def _with_history(bill: Invoice) -> Invoice:
 # row of text, each value already printed as the API prints it, so the request makes this one query
 # after its token's and no model instance is built. The bill is found from the customer's and the
 # connection's numbers (each indexed alone as well as within its provider: billing 0008) and the month,
-# through the (connection, customer, period) index that holds cancelled bills too; its history walks the
-# same index backwards from the month. `BillOutput` documents the answer, and the tests compare the two.
+# through the (connection, period) index that holds cancelled bills too; its history walks the same
+# index backwards from the month. `BillOutput` documents the answer, and the tests compare the two.
 
 # How each vendor prints a value as DRF does: a decimal to its field's places, a date in ISO, a month as
 # YYYY-MM. PostgreSQL's text of a NUMERIC(p, s) has exactly s places; SQLite keeps decimals as REAL.
