@@ -190,6 +190,13 @@ class Invoice(models.Model):
             models.Index(
                 fields=["connection", "customer", "period", "id"], name="invoice_connection_history"
             ),
+            # What a connection's customer still owes (arrears on the next bill, a payment's oldest-first
+            # settling, the amount payable): only the open bills are read, however many were paid before.
+            models.Index(
+                fields=["connection", "customer", "period"],
+                condition=Q(status__in=OPEN_STATUSES),
+                name="invoice_open_by_connection",
+            ),
             models.Index(fields=["created_by", "provider"], name="invoice_created_by"),
         ]
 

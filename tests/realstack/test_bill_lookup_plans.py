@@ -12,7 +12,8 @@ from guardian.shortcuts import assign_perm
 from accounts.roles import Role
 from billing.models import Customer
 from invoicing.models import Invoice
-from invoicing.selectors import HISTORY_LENGTH, bill_answer_for
+from invoicing.selectors import HISTORY_LENGTH, amount_payable, bill_answer_for
+from invoicing.services.issue import arrears_of
 from tests.bill_rows import load_bills
 from tests.factories import ConnectionTypeFactory, ProviderFactory, UserFactory
 
@@ -140,3 +141,19 @@ def test_the_previous_bills_of_a_connection_are_an_index_scan(provider):
 
     assert sequential_scans(nodes) == set()
     assert "invoice_connection_history" in indexes_used(nodes)
+
+
+def test_what_a_connection_still_owes_is_read_from_its_open_bills_alone(provider):
+    """Arrears on the next bill and the amount a payment settles read only the open bills, on their own
+    index, however many months were paid before."""
+    bill = Invoice.objects.get(number="PLN-11-1234")
+    for read in (
+        lambda: arrears_of(connection_ids=[bill.connection_id], period=date(2025, 1, 1)),
+        lambda: amount_payable(bill),
+    ):
+        with CaptureQueriesContext(connection) as queries:
+            read()
+        nodes = plan_nodes(queries[-1]["sql"])
+
+        assert sequential_scans(nodes) == set()
+        assert "invoice_open_by_connection" in indexes_used(nodes)
