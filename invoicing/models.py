@@ -356,7 +356,9 @@ class PaymentReversal(models.Model):
         ordering = ["-reversed_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="reversal_amount_positive"),
-            models.CheckConstraint(condition=Q(surcharge_total__gte=0), name="reversal_surcharge_not_negative"),
+            models.CheckConstraint(
+                condition=Q(surcharge_total__gte=0), name="reversal_surcharge_not_negative"
+            ),
             models.CheckConstraint(condition=Q(kind__in=ReversalKind.values), name="reversal_kind_known"),
             models.UniqueConstraint(
                 fields=["reversed_by", "idempotency_key"],

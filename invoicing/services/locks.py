@@ -96,5 +96,7 @@ def lock_for_reversal(payment: Payment) -> tuple[Payment, list[tuple[Invoice, Pa
         .filter(pk__in=allocations)
         .order_by("id")
     )
-    settled = sorted(((row, allocations[row.pk]) for row in invoices), key=lambda pair: (pair[0].period, pair[0].pk))
+    settled = sorted(
+        ((row, allocations[row.pk]) for row in invoices), key=lambda pair: (pair[0].period, pair[0].pk)
+    )
     return payment, settled

@@ -87,12 +87,16 @@ def reversal_notify(*, reversal: PaymentReversal) -> list[int]:
     """Record the e-mail telling a customer their payment was reversed and what they owe again, if
     they take payment e-mails (the reversal is of a payment they were sent a receipt for)."""
     kind = MessageKind.PAYMENT_REVERSED
-    customer = reversal.payment.invoice.customer  # read with the payment's lock: no statement for one who wants none
+    customer = (
+        reversal.payment.invoice.customer
+    )  # read with the payment's lock: no statement for one who wants none
     if _muted.get() or not customer.email or not getattr(customer, CHOICE_OF[kind]):
         return []
     return messages_queue_selected(
         kind=kind,
-        rows=PaymentReversal.objects.filter(_wanting(kind, customer="payment__invoice__customer"), pk=reversal.pk),
+        rows=PaymentReversal.objects.filter(
+            _wanting(kind, customer="payment__invoice__customer"), pk=reversal.pk
+        ),
         recipient="payment__invoice__customer__email",
         user="payment__invoice__customer__user_id",
         language="payment__invoice__customer__preferred_language",

@@ -182,6 +182,7 @@ def _payment_post(
     prefetched = payment.allocations.all()
     prefetched._result_cache, prefetched._prefetch_done = allocations, True
     payment._prefetched_objects_cache = {"allocations": prefetched}
+    Payment.reversal.related.set_cached_value(payment, None)  # a new payment has no reversal to read
     return payment, True
 
 
@@ -285,7 +286,9 @@ def _payment_reverse(
         choices = ", ".join(ReversalKind.values)
         raise ReversalRefused(f"Say how the payment failed: one of {choices}.", field="kind")
     if not reason:
-        raise ReversalRefused("Say why the payment is reversed: it is printed on the receipt.", field="reason")
+        raise ReversalRefused(
+            "Say why the payment is reversed: it is printed on the receipt.", field="reason"
+        )
     payment, settled = lock_for_reversal(payment)
     if idempotency_key:  # under the lock: a retry that waited for the first one finds it here
         earlier = _same_reversal_key(reversed_by, idempotency_key, request_hash)

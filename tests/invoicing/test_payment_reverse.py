@@ -180,7 +180,9 @@ def test_a_payment_over_two_bills_reopens_both_and_a_later_payment_stays_where_i
     both, _ = payment_post(invoice=february, amount=D("12000.00"), method=cash, received_by=creator)
     later, _ = payment_post(invoice=february, amount=D("7500.00"), method=cash, received_by=creator)
 
-    reversal = reverse(both, super_creator, kind=ReversalKind.POSTED_IN_ERROR, reason="Posted to the wrong bill")
+    reversal = reverse(
+        both, super_creator, kind=ReversalKind.POSTED_IN_ERROR, reason="Posted to the wrong bill"
+    )
 
     # January is past due (surcharged); February keeps the later payment.
     assert ledger_of(january) == (InvoiceStatus.OVERDUE, D("0.00"), D("10725.00"), None)
@@ -227,9 +229,12 @@ def test_a_reversal_without_a_known_kind_or_a_reason_is_refused_and_changes_noth
     assert reverse(paid, super_creator).number.endswith("-RV-2024-000001")
 
 
-def test_reversal_numbers_are_gapless_per_provider_and_year(connection, january, creator, super_creator, cash):
+def test_reversal_numbers_are_gapless_per_provider_and_year(
+    connection, january, creator, super_creator, cash
+):
     payments = [
-        payment_post(invoice=january, amount=D("100.00"), method=cash, received_by=creator)[0] for _ in range(3)
+        payment_post(invoice=january, amount=D("100.00"), method=cash, received_by=creator)[0]
+        for _ in range(3)
     ]
 
     numbers = [reverse(payment, super_creator).number for payment in payments]
@@ -251,7 +256,11 @@ def test_a_retried_reversal_returns_the_first_and_another_body_with_the_key_is_r
     assert (new, again_new, again.pk) == (True, False, first.pk)
     with pytest.raises(IdempotencyMismatch):
         payment_reverse(
-            payment=paid, kind="charged_back", reason="Returned", reversed_by=super_creator, idempotency_key="k-1"
+            payment=paid,
+            kind="charged_back",
+            reason="Returned",
+            reversed_by=super_creator,
+            idempotency_key="k-1",
         )
     assert_ledger_holds(connection)
 
