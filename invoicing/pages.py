@@ -338,7 +338,7 @@ def payment_reverse(request: HttpRequest, payment_id: int) -> HttpResponse:
                 messages.success(
                     request,
                     f"Payment {payment.receipt_number} reversed ({reversal.number}): "
-                    f"Rs. {reversal.payable_after:,} is owed on the connection again.",
+                    f"Rs. {reversal.payable_after:,.2f} is owed on the connection again.",
                 )
                 return redirect("payment-done", payment_id=payment.pk)
     else:
