@@ -106,11 +106,12 @@ LIFECYCLE_OFFICER = {
 # What a month would cost, for hypothetical usage, on the caller's provider's prices in force today.
 CALCULATOR = {"billing.use_calculator": PROVIDER}
 
-# Invoices, payments, adjustments and billing runs of the provider, read-only.
+# Invoices, payments (and their reversals), adjustments and billing runs of the provider, read-only.
 INVOICING_VIEW = {
     "invoicing.view_invoice": PROVIDER,
     "invoicing.view_payment": PROVIDER,
     "invoicing.view_adjustment": PROVIDER,
+    "invoicing.view_paymentreversal": PROVIDER,
     "invoicing.view_billingrun": PROVIDER,
     "invoicing.view_paymentmethod": PROVIDER,
 }
