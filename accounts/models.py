@@ -144,6 +144,7 @@ class MessageKind(models.TextChoices):
     BILL_DUE_SOON = "bill_due_soon", "Bill due soon"
     BILL_OVERDUE = "bill_overdue", "Bill overdue"
     PAYMENT_RECEIVED = "payment_received", "Payment received"
+    PAYMENT_REVERSED = "payment_reversed", "Payment reversed"
 
 
 # Sent whatever the customer's notification choices: they carry a way in, not news.

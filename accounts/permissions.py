@@ -16,7 +16,7 @@ permissions it grants and how far each reaches:
 
 Officers: "officer" is not a role of its own. An officer is whoever acts in a role holding
 `invoicing.add_adjustment` (Super_Creator and Admin): they authorise bill adjustments, their name
-and designation taken from their account. Payments are posted by Super_Creator and Admin on any
+and designation taken from their account, and reverse payments (`invoicing.add_paymentreversal`). Payments are posted by Super_Creator and Admin on any
 bill of their provider, and by an Invoice_Creator on the bills they created.
 
 API requests act in exactly one role, the one their token carries. Django admin (a session with no
@@ -106,25 +106,27 @@ LIFECYCLE_OFFICER = {
 # What a month would cost, for hypothetical usage, on the caller's provider's prices in force today.
 CALCULATOR = {"billing.use_calculator": PROVIDER}
 
-# Invoices, payments, adjustments and billing runs of the provider, read-only.
+# Invoices, payments (and their reversals), adjustments and billing runs of the provider, read-only.
 INVOICING_VIEW = {
     "invoicing.view_invoice": PROVIDER,
     "invoicing.view_payment": PROVIDER,
     "invoicing.view_adjustment": PROVIDER,
+    "invoicing.view_paymentreversal": PROVIDER,
     "invoicing.view_billingrun": PROVIDER,
     "invoicing.view_paymentmethod": PROVIDER,
 }
 # The books (the journal and the tax report): finance reads them as the super creator, the auditor or
 # the administrator.
 BOOKS_VIEW = {"invoicing.view_books": PROVIDER}
-# Issuing and changing any invoice of the provider, posting payments, authorising adjustments
-# (the officers' permission) and starting billing runs.
+# Issuing and changing any invoice of the provider, posting payments, authorising adjustments and
+# reversing payments (the officers' permissions) and starting billing runs.
 INVOICING_MANAGE = {
     "invoicing.add_invoice": PROVIDER,
     "invoicing.change_invoice": PROVIDER,
     "invoicing.collect_payment": PROVIDER,
     "invoicing.add_payment": PROVIDER,
     "invoicing.add_adjustment": PROVIDER,
+    "invoicing.add_paymentreversal": PROVIDER,
     "invoicing.add_billingrun": PROVIDER,
 }
 

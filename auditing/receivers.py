@@ -50,6 +50,7 @@ AUDITED = (
     "invoicing.Invoice",
     "invoicing.Payment",
     "invoicing.PaymentAllocation",
+    "invoicing.PaymentReversal",
     "invoicing.Adjustment",
     "invoicing.PaymentMethod",
     "invoicing.BillingRun",

@@ -2,7 +2,8 @@
 through the same services as the API (the officer is the signed-in user), billing runs started here.
 
 The invoice list carries the officers' business actions: start a billing run, mark overdue bills (what
-the daily job does, now), issue an adjustment on a bill, and export the filtered list as CSV.
+the daily job does, now), issue an adjustment on a bill, and export the filtered list as CSV. The
+payment list carries theirs on payments: reverse one (a bounced cheque, a charge-back).
 """
 
 import csv
@@ -40,6 +41,7 @@ from invoicing.models import (
     Payment,
     PaymentAllocation,
     PaymentMethod,
+    PaymentReversal,
 )
 from invoicing.tasks import dispatch
 from providers.admin import ProviderScopedAdmin, ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
@@ -324,17 +326,52 @@ class SettledInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("invoice")
 
 
+class ReversalInline(ReadOnlyInline):
+    model = PaymentReversal
+    verbose_name_plural = "reversal"
+    view_permission = "invoicing.view_payment"
+    fields = ("number", "kind", "reason", "reversed_by", "reversed_at", "surcharge_total", "payable_after")
+    readonly_fields = fields
+
+
 @admin.register(Payment)
 class PaymentAdmin(MoneyEntryAdmin):
     form = PaymentForm
-    list_display = ("receipt_number", "invoice", "amount", "method", "received_by", "received_at")
+    list_display = ("receipt_number", "invoice", "amount", "method", "received_by", "received_at", "reversed")
     list_filter = ("method", ("provider", admin.RelatedOnlyFieldListFilter))
-    list_select_related = ("invoice", "method", "received_by")
+    list_select_related = ("invoice", "method", "received_by", "reversal")
     search_fields = ("receipt_number", "invoice__number", "reference", "connection__number")
     date_hierarchy = "received_at"
+    actions = ["reverse_payment"]
+
+    @admin.display(boolean=True, description="reversed")
+    def reversed(self, payment: Payment) -> bool:
+        return payment.is_reversed
 
     def get_inlines(self, request: HttpRequest, obj: Payment | None) -> list[type[admin.TabularInline]]:
-        return [SettledInline] if obj else []
+        return [SettledInline, ReversalInline] if obj else []
+
+    def has_reverse_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("invoicing.add_paymentreversal")
+
+    @admin.action(description="Reverse the selected payment", permissions=["reverse"])
+    def reverse_payment(self, request: HttpRequest, queryset: QuerySet[Payment]) -> HttpResponse | None:
+        chosen = list(queryset.select_related("reversal")[:2])
+        if len(chosen) != 1:
+            self.message_user(request, "Select exactly one payment to reverse.", messages.WARNING)
+            return None
+        payment = chosen[0]
+        if payment.is_reversed:
+            self.message_user(
+                request,
+                f"{payment.receipt_number} was already reversed ({payment.reversal.number}).",
+                messages.WARNING,
+            )
+            return None
+        return HttpResponseRedirect(f"{self._url('paymentreversal_add')}?payment={payment.pk}")
+
+    def _url(self, name: str) -> str:
+        return reverse(f"{self.admin_site.name}:{self.opts.app_label}_{name}")
 
     def create(self, request: HttpRequest, values: dict) -> Payment:
         payment, _ = services.payment_post(
@@ -371,6 +408,39 @@ class AdjustmentAdmin(MoneyEntryAdmin):
             officer=request.user,
         )
         return adjustment
+
+
+class ReversalForm(forms.ModelForm):
+    class Meta:
+        model = PaymentReversal
+        fields = ("payment", "kind", "reason")
+        widgets = {"reason": forms.Textarea(attrs={"rows": 3})}
+
+
+@admin.register(PaymentReversal)
+class PaymentReversalAdmin(MoneyEntryAdmin):
+    """Officers reverse payments here (a bounced cheque, a charge-back, a payment posted in error):
+    through the same service as the API, the officer being the signed-in user."""
+
+    form = ReversalForm
+    list_display = ("number", "payment", "kind", "amount", "surcharge_total", "reversed_by", "reversed_at")
+    list_filter = ("kind", ("provider", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("payment", "reversed_by")
+    search_fields = ("number", "payment__receipt_number", "payment__invoice__number", "reason")
+    date_hierarchy = "reversed_at"
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "payment":  # the provider's payments not reversed yet
+            kwargs["queryset"] = scope_to_provider(
+                Payment.objects.filter(reversal__isnull=True).select_related("invoice"), request.user
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def create(self, request: HttpRequest, values: dict) -> PaymentReversal:
+        reversal, _ = services.payment_reverse(
+            payment=values["payment"], kind=values["kind"], reason=values["reason"], reversed_by=request.user
+        )
+        return reversal
 
 
 @admin.register(PaymentAllocation)

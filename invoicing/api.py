@@ -36,7 +36,7 @@ from billing.selectors import connection_get_for, connection_list_for
 from config.errors import DomainError, NotFound
 from config.queue import require_queue
 from invoicing import pdf, selectors, services
-from invoicing.models import BillingRun, Invoice, InvoiceStatus, Payment, PaymentMethod
+from invoicing.models import BillingRun, Invoice, InvoiceStatus, Payment, PaymentMethod, ReversalKind
 from invoicing.tasks import dispatch
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
@@ -190,6 +190,29 @@ class AllocationOutput(serializers.Serializer):
     amount = serializers.DecimalField(**MONEY)
 
 
+class ReopenedBillOutput(serializers.Serializer):
+    billId = serializers.IntegerField()
+    invoiceNumber = serializers.CharField()
+    billingMonth = serializers.CharField(source="period")
+    amount = serializers.DecimalField(**MONEY, help_text="What the reversal took back from this bill.")
+    surcharge = serializers.DecimalField(**MONEY, help_text="The late surcharge it added (past due).")
+    balance = serializers.DecimalField(**MONEY, help_text="The bill's balance after the reversal.")
+    paymentStatus = serializers.CharField(source="status")
+
+
+class ReversalOutput(serializers.Serializer):
+    reversalNumber = serializers.CharField(source="number")
+    kind = serializers.ChoiceField(choices=ReversalKind.choices)
+    reason = serializers.CharField()
+    amount = serializers.DecimalField(**MONEY)
+    surchargeTotal = serializers.DecimalField(source="surcharge_total", **MONEY)
+    payableBefore = serializers.DecimalField(source="payable_before", **MONEY)
+    payableAfter = serializers.DecimalField(source="payable_after", **MONEY)
+    reversedBy = serializers.CharField(source="reversed_by.name")
+    reversedAt = serializers.DateTimeField(source="reversed_at")
+    reopened = ReopenedBillOutput(many=True)
+
+
 class PaymentOutput(serializers.Serializer):
     paymentId = serializers.IntegerField(source="pk")
     receiptNumber = serializers.CharField(source="receipt_number")
@@ -206,6 +229,9 @@ class PaymentOutput(serializers.Serializer):
     receivedBy = serializers.CharField(source="received_by.name")
     receivedAt = serializers.DateTimeField(source="received_at")
     settled = AllocationOutput(source="allocations", many=True)
+    reversal = ReversalOutput(
+        allow_null=True, help_text="Set once the payment is reversed: what it settled is owed again."
+    )
 
 
 class InvoiceDetailOutput(InvoiceOutput):
@@ -259,6 +285,7 @@ class InvoiceDetailOutput(InvoiceOutput):
                 "amount": f"{row.amount}",
                 "method": row.payment.method.name,
                 "receivedAt": serializers.DateTimeField().to_representation(row.payment.received_at),
+                "reversed": row.payment.is_reversed,
             }
             for row in invoice.allocations.all()
         ]
@@ -789,6 +816,60 @@ class PaymentListApi(generics.ListAPIView):
 
     def get_queryset(self) -> QuerySet[Payment]:
         return selectors.payment_list_for(user=self.request.user).prefetch_related("allocations__invoice")
+
+
+class ReversalInput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=ReversalKind.choices, help_text="How the payment failed.")
+    reason = serializers.CharField(
+        max_length=500, help_text="What happened; printed on the reversal receipt."
+    )
+
+
+class PaymentReverseApi(APIView):
+    """Officers (a role holding invoicing.add_paymentreversal: Super_Creator, Admin) reverse a payment:
+    the bills it settled are owed again, other payments stay where they are."""
+
+    permission_classes = [Allowed.to("invoicing.add_paymentreversal")]
+
+    @extend_schema(
+        request=ReversalInput,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={
+            201: PaymentOutput,
+            200: PaymentOutput,
+            **ERRORS,
+            409: OpenApiResponse(description="The payment was already reversed, or the key was reused."),
+        },
+        summary="Reverse a payment (bounced, charged back, posted in error; officers)",
+    )
+    def post(self, request: Request, payment_id: int) -> Response:
+        key = idempotency_key(request)
+        payment = selectors.payment_get_for(
+            user=request.user, payment_id=payment_id, perm="invoicing.add_paymentreversal"
+        )
+        data = ReversalInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        _reversal, new = services.payment_reverse(
+            payment=payment,
+            kind=data.validated_data["kind"],
+            reason=data.validated_data["reason"],
+            reversed_by=request.user,
+            idempotency_key=key,
+        )
+        payment = selectors.payment_get_for(user=request.user, payment_id=payment.pk)
+        return replay_aware(PaymentOutput(payment).data, replayed=not new)
+
+
+class PaymentReversalReceiptPdfApi(APIView):
+    permission_classes = [Allowed.to("invoicing.view_payment")]
+
+    @extend_schema(
+        responses={(200, "application/pdf"): PDF_RESPONSE, **ERRORS},
+        summary="A payment's reversal receipt as a PDF (404 while it is not reversed)",
+    )
+    def get(self, request: Request, payment_id: int) -> HttpResponse:
+        reversal = selectors.reversal_get_for(user=request.user, payment_id=payment_id)
+        return pdf_response(pdf.reversal_receipt_pdf(reversal), reversal.number)
 
 
 # --- adjustments ---------------------------------------------------------------------------------

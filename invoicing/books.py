@@ -8,7 +8,8 @@ Each document gives balanced entries on its own day:
   fixed charge to its authority, fees), its subtractions debited (a subsidy to its payer's receivable,
   estimates taken back, a credit brought from the previous bill) and a credit carried to the next bill
   credited. The lines add up to the current charges, so each bill balances.
-- a payment, on the day it was received: cash by payment method debited, receivables credited.
+- a payment, on the day it was received: cash by payment method debited, receivables credited; its
+  reversal (a bounced cheque), on the day it was reversed: the opposite.
 - an adjustment, on the day it was authorised: a debit raises receivables against late surcharges or
   officers' adjustments; a credit lowers them.
 A cancelled bill was never owed and is not in the books.
@@ -37,6 +38,7 @@ from invoicing.models import (
     InvoiceStatus,
     Payment,
     PaymentMethod,
+    PaymentReversal,
     cents,
 )
 from providers.models import Authority, ConnectionType, FixedCharge, Provider, Subsidy, TariffRow, TaxRule
@@ -224,6 +226,17 @@ def journal_for(*, provider: Provider, first: date, last: date) -> Journal:
         amount = _amount(total)
         post(day, Account(f"cash:{codes[method_id]}", f"Cash: {methods[method_id]}"), debit=amount)
         post(day, Account(*RECEIVABLES), credit=amount)
+    taken_back = (
+        PaymentReversal.objects.filter(provider=provider, reversed_at__gte=start, reversed_at__lt=end)
+        .annotate(day=TruncDate("reversed_at"))
+        .values_list("day", "payment__method_id")
+        .annotate(total=Sum(cents("amount")))
+        .order_by()
+    )
+    for day, method_id, total in taken_back:
+        amount = _amount(total)
+        post(day, Account(*RECEIVABLES), debit=amount)
+        post(day, Account(f"cash:{codes[method_id]}", f"Cash: {methods[method_id]}"), credit=amount)
 
     adjusted = (
         Adjustment.objects.filter(provider=provider, created_at__gte=start, created_at__lt=end)

@@ -1,7 +1,7 @@
 """What the bill and payment e-mails say, written when they are sent (registered with
 `accounts.messaging` by `InvoicingConfig.ready`).
 
-A bill's e-mail carries the bill's PDF, a payment's its receipt's; both print what the documents
+A bill's e-mail carries the bill's PDF, a payment's (and a payment's reversal's) its receipt's; both print what the documents
 themselves print (the invoice's snapshots of customer and provider), so the e-mail and its
 attachment agree. Amounts still owed are read when the message is written: a reminder tells what is
 owed that day.
@@ -16,8 +16,8 @@ from django.utils import timezone
 from accounts.messaging import Attachment, Content, register_builder, render
 from accounts.models import Message, MessageKind
 from invoicing import selectors
-from invoicing.models import AdjustmentKind, Invoice, Payment
-from invoicing.pdf import invoice_pdf, payment_receipt_pdf
+from invoicing.models import AdjustmentKind, Invoice, Payment, PaymentReversal
+from invoicing.pdf import invoice_pdf, payment_receipt_pdf, reopened_bills, reversal_receipt_pdf
 
 PDF = "application/pdf"
 
@@ -84,8 +84,27 @@ def payment_received(message: Message) -> Content:
     )
 
 
+def payment_reversed(message: Message) -> Content:
+    reversal = PaymentReversal.objects.select_related("payment__invoice", "payment__method").get(
+        pk=message.about_id
+    )
+    receipt = Attachment(f"{reversal.number}.pdf", reversal_receipt_pdf(reversal), PDF)
+    return render(
+        message.kind,
+        message.language,
+        {
+            **_about_bill(reversal.payment.invoice),
+            "payment": reversal.payment,
+            "reversal": reversal,
+            "reopened": reopened_bills(reversal),
+        },
+        attachments=(receipt,),
+    )
+
+
 def register() -> None:
     register_builder(MessageKind.BILL_ISSUED, bill_issued)
     register_builder(MessageKind.BILL_DUE_SOON, bill_due_soon)
     register_builder(MessageKind.BILL_OVERDUE, bill_overdue)
     register_builder(MessageKind.PAYMENT_RECEIVED, payment_received)
+    register_builder(MessageKind.PAYMENT_REVERSED, payment_reversed)

@@ -241,6 +241,7 @@ class DocumentSeries(models.TextChoices):
     RECEIPT = "receipt"
     ADJUSTMENT = "adjustment"
     DISCONNECTION = "disconnect"  # disconnection orders for non-payment
+    REVERSAL = "reversal"  # payment reversal receipts
 
 
 class DocumentCounter(models.Model):
@@ -312,6 +313,10 @@ class Payment(models.Model):
     def __str__(self) -> str:
         return self.receipt_number
 
+    @property
+    def is_reversed(self) -> bool:
+        return hasattr(self, "reversal")
+
 
 class PaymentAllocation(models.Model):
     """The part of a payment that settled one invoice."""
@@ -329,6 +334,59 @@ class PaymentAllocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.payment_id} -> {self.invoice_id}: {self.amount}"
+
+
+class ReversalKind(models.TextChoices):
+    BOUNCED = "bounced", "Bounced (the cheque or transfer came back unpaid)"
+    CHARGED_BACK = "charged_back", "Charged back (the card issuer or bank took it back)"
+    POSTED_IN_ERROR = "posted_in_error", "Posted in error"
+
+
+class PaymentReversal(models.Model):
+    """A payment taken back (a bounced cheque, a charge-back, a payment posted in error): its
+    allocations are undone, the bills it settled reopen, and this is the reversal's receipt. A payment
+    is reversed at most once (`payment` is unique); its allocation rows stay as the history of what it
+    settled, and count for nothing once it is reversed."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="+")
+    payment = models.OneToOneField(Payment, on_delete=models.PROTECT, related_name="reversal")
+    # CODE-RV-YYYY-000001: gapless per provider and year of the reversal.
+    number = models.CharField(max_length=30, unique=True)
+    kind = models.CharField(max_length=20, choices=ReversalKind.choices)
+    reason = models.CharField(max_length=500)
+    # The payment's amount, taken back from the bills it settled.
+    amount = models.DecimalField(**MONEY)
+    # Late surcharges added because a reopened bill was past its due date and had none yet.
+    surcharge_total = models.DecimalField(**MONEY, default=0)
+    # What the customer owed on the connection's open bills before and after the reversal.
+    payable_before = models.DecimalField(**MONEY)
+    payable_after = models.DecimalField(**MONEY)
+    # The bills as the reversal left them, as its receipt prints them: billId, invoiceNumber, period,
+    # amount (taken back), surcharge, balance and status, money as decimal strings.
+    reopened = models.JSONField(default=list)
+    reversed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reversed_at = models.DateTimeField(default=timezone.now, editable=False)
+    # A retried request with the same key returns this reversal; `request_hash` tells a different body.
+    idempotency_key = models.CharField(max_length=100, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-reversed_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="reversal_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(surcharge_total__gte=0), name="reversal_surcharge_not_negative"
+            ),
+            models.CheckConstraint(condition=Q(kind__in=ReversalKind.values), name="reversal_kind_known"),
+            models.UniqueConstraint(
+                fields=["reversed_by", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="reversal_idempotency_key_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
 
 
 class AdjustmentDirection(models.TextChoices):

@@ -8,6 +8,7 @@ urlpatterns = [
     path("bills/<int:invoice_id>", pages.bill_detail, name="bill-detail"),
     path("payments/new", pages.payment_new, name="payment-new"),
     path("payments/<int:payment_id>", pages.payment_done, name="payment-done"),
+    path("payments/<int:payment_id>/reverse", pages.payment_reverse, name="payment-reverse-page"),
     path("adjustments/new", pages.adjustment_new, name="adjustment-new"),
     path("adjustments/<int:adjustment_id>", pages.adjustment_done, name="adjustment-done"),
     path("invoices", pages.invoices_all, name="invoices-all"),

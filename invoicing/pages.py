@@ -1,6 +1,6 @@
-"""The staff pages of billing: the dashboard, the first seed's bill retrieval, payment and adjustment
-pages, invoices for creators and super creators, the billing run with its progress, and the e-mails
-sent to customers (with the button that invites one to the portal).
+"""The staff pages of billing: the dashboard, the first seed's bill retrieval, payment, payment reversal
+and adjustment pages, invoices for creators and super creators, the billing run with its progress, and
+the e-mails sent to customers (with the button that invites one to the portal).
 
 Each page reads through `invoicing.selectors` and writes through `invoicing.services`, as the API does;
 a service's refusal is shown next to the field it concerns, with the form as it was typed.
@@ -29,8 +29,8 @@ from config.errors import DomainError, NotFound
 from config.queue import require_queue
 from invoicing import selectors, services
 from invoicing.api import InvoiceFilter, MessageFilter, month_of
-from invoicing.models import AdjustmentDirection, BillingRunStatus, Invoice
-from invoicing.pdf import bill_explanation, bill_sections
+from invoicing.models import AdjustmentDirection, BillingRunStatus, Invoice, ReversalKind
+from invoicing.pdf import bill_explanation, bill_sections, reopened_bills
 from invoicing.tasks import dispatch
 
 PAGE_SIZE = 25
@@ -68,7 +68,9 @@ def bill_context(bill: Invoice) -> dict[str, Any]:
         "history": bill.history,
         "adjustments": list(bill.adjustments.select_related("officer").order_by("created_at", "pk")),
         "allocations": list(
-            bill.allocations.select_related("payment__method").order_by("payment__received_at", "pk")
+            bill.allocations.select_related("payment__method", "payment__reversal").order_by(
+                "payment__received_at", "pk"
+            )
         ),
         "amount_payable": selectors.amount_payable(bill),
     }
@@ -285,12 +287,68 @@ def payment_new(request: HttpRequest) -> HttpResponse:
 
 @page("invoicing.view_payment")
 def payment_done(request: HttpRequest, payment_id: int) -> HttpResponse:
+    """A payment's receipt; once reversed, its reversal and the bills it reopened too."""
     payment = selectors.payment_get_for(user=request.user, payment_id=payment_id)
     allocations = sorted(payment.allocations.all(), key=lambda row: (row.invoice.period, row.pk))
+    user = request.user
     return render(
         request,
         "invoicing/payment_receipt.html",
-        {"payment": payment, "allocations": allocations, "invoice": payment.invoice},
+        {
+            "payment": payment,
+            "allocations": allocations,
+            "invoice": payment.invoice,
+            "reopened": reopened_bills(payment.reversal) if payment.is_reversed else [],
+            "can_reverse": role_allows(user.active_role, "invoicing.add_paymentreversal", user=user),
+        },
+    )
+
+
+class ReversalForm(forms.Form):
+    kind = forms.ChoiceField(label="What happened", choices=ReversalKind.choices, widget=forms.RadioSelect)
+    reason = forms.CharField(
+        label="Reason",
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="The bank's return memo, the dispute number or what was posted wrongly: it is printed on "
+        "the reversal receipt.",
+    )
+    # A form shown once is one reversal: sent twice, it reverses once (and the second sees it done).
+    idempotencyKey = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+
+@page("invoicing.add_paymentreversal")
+def payment_reverse(request: HttpRequest, payment_id: int) -> HttpResponse:
+    """An officer confirms a payment's reversal: what it settled is owed again."""
+    payment = selectors.payment_get_for(
+        user=request.user, payment_id=payment_id, perm="invoicing.add_paymentreversal"
+    )
+    if request.method == "POST":
+        form = ReversalForm(request.POST)
+        if form.is_valid():
+            values = form.cleaned_data
+            with refusals_into(form):
+                reversal, _new = services.payment_reverse(
+                    payment=payment,
+                    kind=values["kind"],
+                    reason=values["reason"],
+                    reversed_by=request.user,
+                    idempotency_key=values["idempotencyKey"],
+                )
+                messages.success(
+                    request,
+                    f"Payment {payment.receipt_number} reversed ({reversal.number}): "
+                    f"Rs. {reversal.payable_after:,.2f} is owed on the connection again.",
+                )
+                return redirect("payment-done", payment_id=payment.pk)
+    else:
+        form = ReversalForm(initial={"idempotencyKey": uuid.uuid4().hex})
+    allocations = sorted(payment.allocations.all(), key=lambda row: (row.invoice.period, row.pk))
+    return form_page(
+        request,
+        "invoicing/payment_reverse.html",
+        {"form": form, "payment": payment, "allocations": allocations, "invoice": payment.invoice},
+        form=form,
     )
 
 

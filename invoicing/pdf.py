@@ -31,7 +31,16 @@ from django.utils import timezone
 
 from billing.months import parse_month
 from billing.rating import GRADUATED, SUBTRACTED
-from invoicing.models import Adjustment, AdjustmentDirection, AdjustmentKind, Invoice, InvoiceLine, Payment
+from invoicing.models import (
+    Adjustment,
+    AdjustmentDirection,
+    AdjustmentKind,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    Payment,
+    PaymentReversal,
+)
 from providers.models import Subsidy, TaxRule
 
 if TYPE_CHECKING:
@@ -364,6 +373,37 @@ def payment_receipt_pdf(payment: Payment) -> bytes:
             "allocations": allocations,
         },
     )
+
+
+def reversal_receipt_pdf(reversal: PaymentReversal) -> bytes:
+    """A payment taken back: the payment, why, and the bills it reopened as the reversal left them."""
+    payment = reversal.payment
+    invoice = payment.invoice
+    return _pdf(
+        "invoicing/pdf/reversal_receipt.html",
+        {
+            "reversal": reversal,
+            "payment": payment,
+            "invoice": invoice,
+            "provider": invoice.provider_snapshot,
+            "customer": invoice.customer_snapshot,
+            "reopened": reopened_bills(reversal),
+        },
+    )
+
+
+def reopened_bills(reversal: PaymentReversal) -> list[dict[str, Any]]:
+    """The bills a reversal reopened, as it stored them, with its amounts as decimals and its months
+    as dates, for the pages and the PDF."""
+    return [
+        {
+            **bill,
+            "period": parse_month(bill["period"]),
+            **{name: Decimal(bill[name]) for name in ("amount", "surcharge", "balance")},
+            "status_label": InvoiceStatus(bill["status"]).label,
+        }
+        for bill in reversal.reopened
+    ]
 
 
 def adjustment_receipt_pdf(adjustment: Adjustment) -> bytes:

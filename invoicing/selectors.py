@@ -30,13 +30,16 @@ from invoicing.models import (
     InvoiceLine,
     InvoiceStatus,
     Payment,
+    PaymentAllocation,
     PaymentMethod,
+    PaymentReversal,
 )
 from providers.models import Provider
 from providers.tenancy import scope_to_provider
 
 HISTORY_LENGTH = 10
 INVOICE, PAYMENT = Invoice._meta.label_lower, Payment._meta.label_lower
+REVERSAL = PaymentReversal._meta.label_lower
 NO_MONEY = Decimal("0.00")
 
 
@@ -88,6 +91,12 @@ def messages_of_customer(*, customer_number: str) -> Q:
             about_type=PAYMENT,
             about_id__in=Payment.objects.filter(invoice__customer__number=customer_number).values("pk"),
         )
+        | Q(
+            about_type=REVERSAL,
+            about_id__in=PaymentReversal.objects.filter(
+                payment__invoice__customer__number=customer_number
+            ).values("pk"),
+        )
         | Q(user__customer__number=customer_number)
     )
 
@@ -113,9 +122,10 @@ def invoice_get_for(*, user: Any, invoice_id: int, perm: str = "invoicing.view_i
 
 
 def invoice_detail_for(*, user: Any, invoice_id: int) -> Invoice:
-    """An invoice with its lines, adjustments and payment allocations (4 queries)."""
+    """An invoice with its lines, adjustments and payment allocations (each payment's reversal too): 4 queries."""
+    allocations = PaymentAllocation.objects.select_related("payment__method", "payment__reversal")
     invoices = invoice_list_for(user=user).prefetch_related(
-        "lines", "adjustments", "allocations__payment__method"
+        "lines", "adjustments", Prefetch("allocations", queryset=allocations)
     )
     return get_object_or_404(invoices, pk=invoice_id)
 
@@ -362,20 +372,35 @@ def bill_get_for(*, user: Any, invoice_id: int) -> Invoice:
     return _with_history(get_object_or_404(_bills(user), pk=invoice_id))
 
 
-def payment_list_for(*, user: Any) -> QuerySet[Payment]:
+def payment_list_for(*, user: Any, perm: str = "invoicing.view_payment") -> QuerySet[Payment]:
+    """Payments with their reversal, if any (`payment.reversal`)."""
     return scope_to_reach(
         Payment.objects.select_related(
-            "invoice__customer__user", "connection", "method", "received_by", "provider"
+            "invoice__customer__user",
+            "connection",
+            "method",
+            "received_by",
+            "provider",
+            "reversal__reversed_by",
         ),
         user=user,
-        perm="invoicing.view_payment",
+        perm=perm,
         account_field="invoice__customer__user",
     )
 
 
-def payment_get_for(*, user: Any, payment_id: int) -> Payment:
+def payment_get_for(*, user: Any, payment_id: int, perm: str = "invoicing.view_payment") -> Payment:
     return get_object_or_404(
-        payment_list_for(user=user).prefetch_related("allocations__invoice"), pk=payment_id
+        payment_list_for(user=user, perm=perm).prefetch_related("allocations__invoice"), pk=payment_id
+    )
+
+
+def reversal_get_for(*, user: Any, payment_id: int) -> PaymentReversal:
+    """The reversal of a payment the caller may see; not found (404) when it was never reversed."""
+    return get_object_or_404(
+        PaymentReversal.objects.select_related("payment__invoice", "payment__method", "reversed_by"),
+        payment__in=payment_list_for(user=user).values("pk"),
+        payment_id=payment_id,
     )
 
 

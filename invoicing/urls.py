@@ -16,6 +16,12 @@ urlpatterns = [
     path("payments/list", api.PaymentListApi.as_view(), name="payment-list"),
     path("payments/<int:payment_id>", api.PaymentItemApi.as_view(), name="payment"),
     path("payments/<int:payment_id>/receipt", api.PaymentReceiptPdfApi.as_view(), name="payment-receipt"),
+    path("payments/<int:payment_id>/reverse", api.PaymentReverseApi.as_view(), name="payment-reverse"),
+    path(
+        "payments/<int:payment_id>/reversal-receipt",
+        api.PaymentReversalReceiptPdfApi.as_view(),
+        name="payment-reversal-receipt",
+    ),
     path("adjustments", api.AdjustmentCreateApi.as_view(), name="adjustments"),
     path("adjustments/<int:adjustment_id>", api.AdjustmentItemApi.as_view(), name="adjustment"),
     path(

@@ -186,6 +186,7 @@ SPECTACULAR_SETTINGS = {
         "MessageStatusEnum": "accounts.models.MessageStatus",
         "MessageKindEnum": "accounts.models.MessageKind",
         "BillingRunStatusEnum": "invoicing.models.BillingRunStatus",
+        "ReversalKindEnum": "invoicing.models.ReversalKind",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

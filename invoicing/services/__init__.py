@@ -15,6 +15,8 @@ from invoicing.services.errors import (
     MethodInactive,
     Overpayment,
     PaymentRefused,
+    PaymentReversed,
+    ReversalRefused,
 )
 from invoicing.services.issue import (
     MAX_AMOUNT,
@@ -34,10 +36,15 @@ from invoicing.services.lifecycle import (
     disconnection_order_issue,
     overdue_balance,
 )
-from invoicing.services.notices import invoices_notify, invoices_remind_due_soon, payment_notify
+from invoicing.services.notices import (
+    invoices_notify,
+    invoices_remind_due_soon,
+    payment_notify,
+    reversal_notify,
+)
 from invoicing.services.numbering import SERIES_FORMAT
 from invoicing.services.overdue import invoices_mark_overdue
-from invoicing.services.payments import payment_post
+from invoicing.services.payments import payment_post, payment_reverse
 from invoicing.services.run import (
     DEFAULT_CHUNK_SIZE,
     billing_run_chunk_bill,
@@ -60,6 +67,8 @@ __all__ = [
     "MethodInactive",
     "Overpayment",
     "PaymentRefused",
+    "PaymentReversed",
+    "ReversalRefused",
     "adjustment_create",
     "bill_preview",
     "billing_run_chunk_bill",
@@ -82,5 +91,7 @@ __all__ = [
     "overdue_balance",
     "payment_notify",
     "payment_post",
+    "payment_reverse",
     "provider_snapshot",
+    "reversal_notify",
 ]

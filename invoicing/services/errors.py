@@ -45,3 +45,11 @@ class AdjustmentRefused(DomainError):
 
 class MethodInactive(DomainError):
     code = "payment_method_inactive"
+
+
+class PaymentReversed(Conflict):
+    code = "payment_reversed"
+
+
+class ReversalRefused(DomainError):
+    code = "reversal_refused"

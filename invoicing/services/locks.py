@@ -3,15 +3,17 @@
 Money moves under one lock per connection. Issuing (which reads the arrears), paying (which settles
 the oldest open invoices first) and adjusting all lock the connection's row first, so two of them on
 one connection never interleave; invoice rows are then locked in id order, as the overdue job locks
-them, so no two writers wait on each other in a cycle. A connection's pending charges (charges.py) are
+them, so no two writers wait on each other in a cycle. A payment being reversed is locked after its
+connection and before the invoices it settled. A connection's pending charges (charges.py) are
 locked after it, by the bill that carries them (a billing run's chunk locks those of its id range
-after the connections that owe). Document counters (numbering.py) come last.
+after the connections that owe). Document counters (numbering.py) come last; a reversal that adds
+late surcharges takes the adjustment counter before its own.
 """
 
 from django.db.models import Q, QuerySet, Subquery
 
 from billing.models import ServiceConnection
-from invoicing.models import OPEN_STATUSES, Invoice, Payment
+from invoicing.models import OPEN_STATUSES, Invoice, Payment, PaymentAllocation
 
 
 def lock_connection(connection: ServiceConnection) -> ServiceConnection:
@@ -74,3 +76,27 @@ def lock_for_payment(
         setattr(presented, name, getattr(invoice, name))
     settle = sorted((row for row in rows if row.is_open), key=lambda row: (row.period, row.pk))
     return presented, settle, getattr(presented, "earlier_id", None)
+
+
+def lock_for_reversal(payment: Payment) -> tuple[Payment, list[tuple[Invoice, PaymentAllocation]]]:
+    """Lock the payment's connection, then the payment, then the invoices it settled in id order.
+    Returns the payment (with its provider, bill and customer) and each invoice with the allocation
+    that settled it, oldest bill first. Each is its own statement after the connection's lock, so it
+    reads what every money path that held the connection before committed."""
+    ServiceConnection.objects.select_for_update().filter(pk=payment.connection_id).values_list("pk").get()
+    payment = (
+        Payment.objects.select_for_update(of=("self",))
+        .select_related("provider", "invoice__customer", "connection")
+        .get(pk=payment.pk)
+    )
+    allocations = {row.invoice_id: row for row in PaymentAllocation.objects.filter(payment=payment)}
+    invoices = (
+        Invoice.objects.select_for_update()
+        .defer(*Invoice.DOCUMENTS)
+        .filter(pk__in=allocations)
+        .order_by("id")
+    )
+    settled = sorted(
+        ((row, allocations[row.pk]) for row in invoices), key=lambda pair: (pair[0].period, pair[0].pk)
+    )
+    return payment, settled

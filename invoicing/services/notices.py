@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from accounts.models import Message, MessageKind, NotificationSettings
 from accounts.services import messages_queue_selected
-from invoicing.models import Invoice, InvoiceStatus, Payment
+from invoicing.models import Invoice, InvoiceStatus, Payment, PaymentReversal
 from providers.models import Provider
 
 # Inside `muted()` nothing is recorded: loading history (the demo's months gone by) tells nobody anything.
@@ -40,6 +40,7 @@ CHOICE_OF = {
     MessageKind.BILL_DUE_SOON: "notify_reminders",
     MessageKind.BILL_OVERDUE: "notify_reminders",
     MessageKind.PAYMENT_RECEIVED: "notify_payments",
+    MessageKind.PAYMENT_REVERSED: "notify_payments",
 }
 INVOICE = Invoice._meta.label_lower
 
@@ -79,6 +80,26 @@ def payment_notify(*, payment: Payment) -> list[int]:
         recipient="invoice__customer__email",
         user="invoice__customer__user_id",
         language="invoice__customer__preferred_language",
+    )
+
+
+def reversal_notify(*, reversal: PaymentReversal) -> list[int]:
+    """Record the e-mail telling a customer their payment was reversed and what they owe again, if
+    they take payment e-mails (the reversal is of a payment they were sent a receipt for)."""
+    kind = MessageKind.PAYMENT_REVERSED
+    customer = (
+        reversal.payment.invoice.customer
+    )  # read with the payment's lock: no statement for one who wants none
+    if _muted.get() or not customer.email or not getattr(customer, CHOICE_OF[kind]):
+        return []
+    return messages_queue_selected(
+        kind=kind,
+        rows=PaymentReversal.objects.filter(
+            _wanting(kind, customer="payment__invoice__customer"), pk=reversal.pk
+        ),
+        recipient="payment__invoice__customer__email",
+        user="payment__invoice__customer__user_id",
+        language="payment__invoice__customer__preferred_language",
     )
 
 

@@ -16,6 +16,7 @@ SERIES_FORMAT = {
     DocumentSeries.RECEIPT: "{code}-PAY-{year}-{n:06d}",
     DocumentSeries.ADJUSTMENT: "{code}-ADJ-{year}-{n:06d}",
     DocumentSeries.DISCONNECTION: "{code}-DO-{year}-{n:06d}",
+    DocumentSeries.REVERSAL: "{code}-RV-{year}-{n:06d}",
 }
 _TABLE = DocumentCounter._meta.db_table
 

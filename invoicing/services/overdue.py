@@ -24,29 +24,18 @@ from providers.models import Provider
 LATE_REASON = "Late payment surcharge: {percent}% of current charges {charges}, unpaid after {due}."
 
 
-@transaction.atomic
-def invoices_mark_overdue(*, provider: Provider, today: date | None = None) -> int:
-    """Mark the provider's unpaid bills past their due date Overdue and add each one's late
-    surcharge once, as an adjustment. Running it again the same day changes nothing."""
-    today = today or timezone.localdate()
-    late = list(
-        Invoice.objects.select_for_update()
-        .filter(
-            provider=provider,
-            status__in=(InvoiceStatus.PENDING, InvoiceStatus.PARTIALLY_PAID),
-            due_date__lt=today,
-            balance__gt=0,
-        )
-        .order_by("id")
-    )
-    if not late:
-        return 0
+def late_surcharges(
+    *, provider: Provider, invoices: list[Invoice], today: date
+) -> tuple[list[Invoice], list[Adjustment]]:
+    """The late surcharges owed by `invoices` (locked, unpaid after their due date): each bill with a
+    surcharge that has none yet, and its numbered debit adjustment, not inserted (the caller inserts
+    them and moves the balances). The database refuses a second one on a bill too."""
     charged = set(
-        Adjustment.objects.filter(invoice__in=late, kind=AdjustmentKind.LATE_SURCHARGE).values_list(
+        Adjustment.objects.filter(invoice__in=invoices, kind=AdjustmentKind.LATE_SURCHARGE).values_list(
             "invoice_id", flat=True
         )
     )
-    surcharged = [row for row in late if row.late_surcharge > 0 and row.pk not in charged]
+    surcharged = [row for row in invoices if row.late_surcharge > 0 and row.pk not in charged]
     numbers = take_numbers(
         provider=provider, series=DocumentSeries.ADJUSTMENT, year=today.year, count=len(surcharged)
     )
@@ -68,6 +57,27 @@ def invoices_mark_overdue(*, provider: Provider, today: date | None = None) -> i
         )
         for row, number in zip(surcharged, numbers, strict=True)
     ]
+    return surcharged, adjustments
+
+
+@transaction.atomic
+def invoices_mark_overdue(*, provider: Provider, today: date | None = None) -> int:
+    """Mark the provider's unpaid bills past their due date Overdue and add each one's late
+    surcharge once, as an adjustment. Running it again the same day changes nothing."""
+    today = today or timezone.localdate()
+    late = list(
+        Invoice.objects.select_for_update()
+        .filter(
+            provider=provider,
+            status__in=(InvoiceStatus.PENDING, InvoiceStatus.PARTIALLY_PAID),
+            due_date__lt=today,
+            balance__gt=0,
+        )
+        .order_by("id")
+    )
+    if not late:
+        return 0
+    surcharged, adjustments = late_surcharges(provider=provider, invoices=late, today=today)
     insert_objects(Adjustment, adjustments)
     before = {
         row.pk: {"status": row.status, "balance": row.balance, "adjustment_total": row.adjustment_total}

@@ -1,27 +1,43 @@
-"""Payments: money received against a bill settles the connection's open bills, oldest first."""
+"""Payments: money received against a bill settles the connection's open bills, oldest first; a
+payment reversed (bounced, charged back, posted in error) gives back what it settled."""
 
 from datetime import date, datetime
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import User
 from billing.rating import NO_MONEY
 from billing.signals import audit_batch, rows_bulk_created, rows_bulk_updated
-from invoicing.models import DocumentSeries, Invoice, InvoiceStatus, Payment, PaymentAllocation, PaymentMethod
+from config.bulk import insert_objects
+from invoicing.models import (
+    OPEN_STATUSES,
+    Adjustment,
+    DocumentSeries,
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PaymentAllocation,
+    PaymentMethod,
+    PaymentReversal,
+    ReversalKind,
+)
 from invoicing.services.errors import (
     InvoiceCancelled,
     InvoicePaid,
     MethodInactive,
     Overpayment,
     PaymentRefused,
+    PaymentReversed,
+    ReversalRefused,
 )
 from invoicing.services.idempotency import hash_request, replayed
-from invoicing.services.locks import lock_for_payment
-from invoicing.services.notices import payment_notify
+from invoicing.services.locks import lock_for_payment, lock_for_reversal
+from invoicing.services.notices import payment_notify, reversal_notify
 from invoicing.services.numbering import take_numbers
+from invoicing.services.overdue import late_surcharges
 
 
 def settled_status(invoice: Invoice, today: date) -> None:
@@ -166,6 +182,7 @@ def _payment_post(
     prefetched = payment.allocations.all()
     prefetched._result_cache, prefetched._prefetch_done = allocations, True
     payment._prefetched_objects_cache = {"allocations": prefetched}
+    Payment.reversal.related.set_cached_value(payment, None)  # a new payment has no reversal to read
     return payment, True
 
 
@@ -199,3 +216,153 @@ def _settle(
     else:
         Invoice.objects.bulk_update([row for row, _ in settled], [*SETTLED_FIELDS, "updated_at"])
     return settled, before
+
+
+# --- reversal ------------------------------------------------------------------------------------
+
+REOPENED_FIELDS = ("amount_paid", "adjustment_total", "balance", "status", "paid_on")
+
+
+def reopened_status(invoice: Invoice, today: date) -> None:
+    """The status of a bill a reversal gave a balance back to: Overdue once its due date has passed
+    (the overdue job would mark it so), else Partially_Paid while other payments still count on it,
+    else Pending. It is paid on no day any more."""
+    invoice.paid_on = None
+    if invoice.due_date < today:
+        invoice.status = InvoiceStatus.OVERDUE
+    else:
+        invoice.status = InvoiceStatus.PARTIALLY_PAID if invoice.amount_paid > 0 else InvoiceStatus.PENDING
+
+
+def _same_reversal_key(reversed_by: User, idempotency_key: str, request_hash: str) -> PaymentReversal | None:
+    earlier = PaymentReversal.objects.filter(reversed_by=reversed_by, idempotency_key=idempotency_key)
+    return replayed(earlier.first(), request_hash)
+
+
+def payment_reverse(
+    *,
+    payment: Payment,
+    kind: str,
+    reason: str,
+    reversed_by: User,
+    idempotency_key: str | None = None,
+) -> tuple[PaymentReversal, bool]:
+    """Take a payment back (`kind`: bounced, charged back, posted in error; `reason` says more) and
+    issue its reversal receipt; returns the reversal and whether it is new.
+
+    What the payment settled on each bill is given back to that bill's balance; each reopens as
+    `reopened_status` says, and one past its due date gets its late surcharge if it has none yet, as
+    the overdue job adds it. Other payments keep their allocations: what they settled is not moved.
+    A payment is reversed once; with an `idempotency_key`, a retry returns the first reversal."""
+    reason = reason.strip()
+    request_hash = hash_request(payment=payment.pk, kind=kind, reason=reason)
+    try:
+        return _payment_reverse(
+            payment=payment,
+            kind=kind,
+            reason=reason,
+            reversed_by=reversed_by,
+            idempotency_key=idempotency_key or "",
+            request_hash=request_hash,
+        )
+    except IntegrityError:  # the same key at the same moment: the other request won
+        earlier = idempotency_key and _same_reversal_key(reversed_by, idempotency_key, request_hash)
+        if not earlier:
+            raise
+        return earlier, False
+
+
+@transaction.atomic
+def _payment_reverse(
+    *,
+    payment: Payment,
+    kind: str,
+    reason: str,
+    reversed_by: User,
+    idempotency_key: str,
+    request_hash: str,
+) -> tuple[PaymentReversal, bool]:
+    if kind not in ReversalKind.values:
+        choices = ", ".join(ReversalKind.values)
+        raise ReversalRefused(f"Say how the payment failed: one of {choices}.", field="kind")
+    if not reason:
+        raise ReversalRefused(
+            "Say why the payment is reversed: it is printed on the receipt.", field="reason"
+        )
+    payment, settled = lock_for_reversal(payment)
+    if idempotency_key:  # under the lock: a retry that waited for the first one finds it here
+        earlier = _same_reversal_key(reversed_by, idempotency_key, request_hash)
+        if earlier is not None:
+            return earlier, False
+    done = PaymentReversal.objects.filter(payment=payment).first()
+    if done is not None:
+        raise PaymentReversed(
+            f"Payment {payment.receipt_number} was already reversed on {timezone.localdate(done.reversed_at)} "
+            f"({done.number}); a payment is reversed only once.",
+            reversal=done.number,
+        )
+    now = timezone.now()
+    today = timezone.localdate(now)
+    with audit_batch():
+        before = {row.pk: {name: getattr(row, name) for name in REOPENED_FIELDS} for row, _ in settled}
+        for row, allocation in settled:
+            row.amount_paid -= allocation.amount
+            row.balance += allocation.amount
+            row.updated_at = now
+            reopened_status(row, today)
+        late = [row for row, _ in settled if row.status == InvoiceStatus.OVERDUE]
+        surcharged, adjustments = late_surcharges(provider=payment.provider, invoices=late, today=today)
+        for row in surcharged:
+            row.balance += row.late_surcharge
+            row.adjustment_total += row.late_surcharge
+        insert_objects(Adjustment, adjustments)
+        rows = [row for row, _ in settled]
+        Invoice.objects.bulk_update(rows, [*REOPENED_FIELDS, "updated_at"])
+        surcharge = {row.pk: row.late_surcharge for row in surcharged}
+        payable_after = _owed_on_connection(payment)
+        (number,) = take_numbers(
+            provider=payment.provider, series=DocumentSeries.REVERSAL, year=today.year, count=1
+        )
+        reversal = PaymentReversal.objects.create(
+            provider=payment.provider,
+            payment=payment,
+            number=number,
+            kind=kind,
+            reason=reason,
+            amount=payment.amount,
+            surcharge_total=sum(surcharge.values(), NO_MONEY),
+            payable_before=payable_after - payment.amount - sum(surcharge.values(), NO_MONEY),
+            payable_after=payable_after,
+            reopened=[
+                {
+                    "billId": row.pk,
+                    "invoiceNumber": row.number,
+                    "period": f"{row.period:%Y-%m}",
+                    "amount": f"{allocation.amount}",
+                    "surcharge": f"{surcharge.get(row.pk, NO_MONEY)}",
+                    "balance": f"{row.balance}",
+                    "status": row.status,
+                }
+                for row, allocation in settled
+            ],
+            reversed_by=reversed_by,
+            reversed_at=now,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        )
+        rows_bulk_created.send(sender=Adjustment, rows=adjustments)
+        rows_bulk_updated.send(sender=Invoice, rows=rows, fields=REOPENED_FIELDS, before=before)
+        reversal_notify(reversal=reversal)
+    return reversal, True
+
+
+def _owed_on_connection(payment: Payment) -> Decimal:
+    """The open balances of the payment's customer on its connection (the bills it could settle)."""
+    return (
+        Invoice.objects.filter(
+            connection_id=payment.connection_id,
+            customer_id=payment.invoice.customer_id,
+            status__in=OPEN_STATUSES,
+        ).aggregate(total=Sum("balance"))["total"]
+        or NO_MONEY
+    )

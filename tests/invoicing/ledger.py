@@ -1,8 +1,9 @@
 """The ledger invariant of DESIGN.md ("Invoices, payments, adjustments"), checked against the rows.
 
-For every connection: billed + debits - credits - payments = open balances, and no balance is ever
-negative. Each invoice's own ledger fields agree with its adjustment and allocation rows, and each
-payment is allocated in full. Tests that move money end with `assert_ledger_holds(connection)`.
+For every connection: billed + debits - credits - payments + reversals = open balances, and no
+balance is ever negative. Each invoice's own ledger fields agree with its adjustment rows and the
+allocations of its payments not reversed, each payment is allocated in full, and a reversed payment's
+reversal takes back exactly what it allocated (its allocation rows stay, as its history). Tests that move money end with `assert_ledger_holds(connection)`.
 """
 
 from decimal import Decimal
@@ -17,6 +18,7 @@ from invoicing.models import (
     InvoiceStatus,
     Payment,
     PaymentAllocation,
+    PaymentReversal,
 )
 
 ZERO = Decimal("0.00")
@@ -37,15 +39,17 @@ def _assert_connection_ledger(connection: ServiceConnection) -> None:
     live = invoices.exclude(status=InvoiceStatus.CANCELLED)
     adjustments = Adjustment.objects.filter(invoice__in=live)
     allocations = PaymentAllocation.objects.filter(invoice__in=live)
+    standing = allocations.filter(payment__reversal__isnull=True)
 
     billed = _total(live, "current_charges")
     debits = _total(adjustments.filter(direction=AdjustmentDirection.DEBIT))
     credits = _total(adjustments.filter(direction=AdjustmentDirection.CREDIT))
     paid = _total(allocations)
+    reversed_ = _total(PaymentReversal.objects.filter(payment__connection=connection))
     balances = _total(live, "balance")
-    assert billed + debits - credits - paid == balances, (
+    assert billed + debits - credits - paid + reversed_ == balances, (
         f"{connection}: billed {billed} + debits {debits} - credits {credits} - payments {paid} "
-        f"!= open balances {balances}"
+        f"+ reversals {reversed_} != open balances {balances}"
     )
 
     for invoice in invoices:
@@ -57,8 +61,8 @@ def _assert_connection_ledger(connection: ServiceConnection) -> None:
             f"{invoice}: adjustment_total {invoice.adjustment_total} != its adjustments "
             f"{own_debits - own_credits}"
         )
-        assert invoice.amount_paid == _total(allocations.filter(invoice=invoice)), (
-            f"{invoice}: amount_paid {invoice.amount_paid} != its allocations"
+        assert invoice.amount_paid == _total(standing.filter(invoice=invoice)), (
+            f"{invoice}: amount_paid {invoice.amount_paid} != the allocations of its payments not reversed"
         )
         assert invoice.balance == invoice.current_charges + invoice.adjustment_total - invoice.amount_paid, (
             f"{invoice}: balance {invoice.balance} != {invoice.current_charges} + "
@@ -74,3 +78,10 @@ def _assert_connection_ledger(connection: ServiceConnection) -> None:
         assert allocated == payment.amount, (
             f"{payment}: allocations {allocated} != payment amount {payment.amount}"
         )
+    for reversal in PaymentReversal.objects.filter(payment__connection=connection).select_related("payment"):
+        payment = reversal.payment
+        taken_back = {bill["billId"]: Decimal(bill["amount"]) for bill in reversal.reopened}
+        assert (reversal.amount, taken_back) == (
+            payment.amount,
+            dict(payment.allocations.values_list("invoice_id", "amount")),
+        ), f"{reversal}: takes back {reversal.amount} {taken_back}, not what {payment} allocated"

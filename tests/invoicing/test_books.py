@@ -21,6 +21,7 @@ from invoicing.services import (
     invoice_update,
     invoices_mark_overdue,
     payment_post,
+    payment_reverse,
 )
 from providers.importing import price_schedule_import
 from providers.models import ConnectionType
@@ -98,6 +99,25 @@ def documents(disco, officer, methods):
     january.refresh_from_db()
     february.refresh_from_db()
     return january, february, first, second, credit
+
+
+def test_a_reversed_payment_is_taken_back_on_the_day_it_was_reversed(disco, documents, officer, time_machine):
+    january, february, _, second, _ = documents
+    time_machine.move_to(datetime(2024, 3, 25, 10, tzinfo=ZONE), tick=False)
+    payment_reverse(payment=second, kind="bounced", reason="Cheque returned unpaid", reversed_by=officer)
+
+    journal = journal_for(provider=disco, first=date(2024, 3, 25), last=date(2024, 3, 25))
+    (day,) = journal.days
+    entries = {entry.account.code: entry for entry in day.entries}
+    assert entries["cash:jazzcash"].credit == D("250.55")
+    assert entries["receivables"].debit == D("250.55")
+    assert day.debit == day.credit
+    everything = totals(journal_for(provider=disco, first=date(2024, 1, 1), last=date(2024, 12, 31)))
+    debit, credit = everything["receivables"]
+    january.refresh_from_db()
+    february.refresh_from_db()
+    assert debit - credit == january.balance + february.balance
+    assert everything["cash:jazzcash"] == (D("250.55"), D("250.55"))
 
 
 def totals(journal) -> dict[str, tuple[Decimal, Decimal]]:

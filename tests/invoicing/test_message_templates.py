@@ -8,7 +8,7 @@ import pytest
 
 from accounts.messaging import content_of
 from accounts.models import Message, MessageKind
-from invoicing.services import invoice_issue, invoices_mark_overdue, payment_post
+from invoicing.services import invoice_issue, invoices_mark_overdue, payment_post, payment_reverse
 
 pytestmark = pytest.mark.django_db
 
@@ -18,12 +18,19 @@ GREETING = {"en": "Dear ", "ur": "السلام علیکم "}
 
 @pytest.fixture
 def about(connection, creator, super_creator, cash, time_machine):
-    """A row for each kind: the login, an overdue bill (surcharged), a payment on it."""
+    """A row for each kind: the login, an overdue bill (surcharged), a payment on it, and a second
+    payment, reversed."""
     time_machine.move_to(datetime(2024, 2, 11, 9, tzinfo=UTC), tick=False)
     invoice = invoice_issue(connection=connection, period=date(2024, 1, 1), created_by=creator)
     invoices_mark_overdue(provider=connection.provider)
     payment, _ = payment_post(
         invoice=invoice, amount=Decimal("500.00"), method=cash, received_by=super_creator
+    )
+    bounced, _ = payment_post(
+        invoice=invoice, amount=Decimal("200.00"), method=cash, received_by=super_creator, reference="CHQ-1"
+    )
+    reversal, _ = payment_reverse(
+        payment=bounced, kind="bounced", reason="Returned", reversed_by=super_creator
     )
     user = connection.customer.user
     return {
@@ -33,10 +40,12 @@ def about(connection, creator, super_creator, cash, time_machine):
         MessageKind.BILL_DUE_SOON: ("invoicing.invoice", invoice.pk),
         MessageKind.BILL_OVERDUE: ("invoicing.invoice", invoice.pk),
         MessageKind.PAYMENT_RECEIVED: ("invoicing.payment", payment.pk),
+        MessageKind.PAYMENT_REVERSED: ("invoicing.paymentreversal", reversal.pk),
     }
 
 
-ATTACHED = {MessageKind.BILL_ISSUED, MessageKind.PAYMENT_RECEIVED}  # the bill's PDF, the receipt's
+# the bill's PDF, the receipt's, the reversal receipt's
+ATTACHED = {MessageKind.BILL_ISSUED, MessageKind.PAYMENT_RECEIVED, MessageKind.PAYMENT_REVERSED}
 
 
 @pytest.mark.parametrize("language", ["en", "ur"])
