@@ -334,7 +334,8 @@ def test_invoice_issue_refuses_an_issue_date_in_the_future(connection, creator):
     assert not Invoice.objects.exists()
 
 
-def test_invoice_issue_refuses_when_no_tariff_is_in_force_on_the_issue_date(creator):
+def test_invoice_issue_refuses_when_no_tariff_is_in_force_in_the_period(creator):
+    # Each day of a period is rated on the rows in force that day: January's have none.
     provider = ProviderFactory()
     FlatTariffFactory(provider=provider, valid_from=date(2024, 2, 1))
     connection = billable_connection(provider, months=2)
@@ -343,7 +344,7 @@ def test_invoice_issue_refuses_when_no_tariff_is_in_force_on_the_issue_date(crea
         invoice_issue(connection=connection, period=JANUARY, created_by=creator)
     february = invoice_issue(connection=connection, period=FEBRUARY, created_by=creator)
 
-    assert refused.value.field == "issueDate"
+    assert refused.value.field == "month"
     assert "2024-01-31" in refused.value.detail
     assert list(Invoice.objects.values_list("pk", flat=True)) == [february.pk]
 
