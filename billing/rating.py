@@ -5,7 +5,9 @@ half-up, where it is computed, and totals are sums of rounded parts, so a bill a
 
 1. Period: billing days = exact time between the period's two readings; units per register =
    difference; net units per bucket = import - export, never below 0.
-2. Rows: the connection type's own rows of each kind, or the all-types rows where it has none.
+2. Rows: those in force on the period's days, the connection type's own rows of each kind, or the
+   all-types rows where it has none. A row starting or ending inside the period splits it, each part
+   rated on its own rows (`ScheduleHistory`, `rate_prorated`: DESIGN.md "Proration").
    Peak/off-peak rows rate each bucket on its own; otherwise one `all` bucket on total net units.
 3. Energy per bucket: average = units / (days x 24) picks the slab whose band holds it; one rate
    for all units. Minimum units and amount scale by days / 30; charge = min amount +
@@ -182,7 +184,8 @@ class SubsidyRule:
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    """The rows in force on the issue date, of every connection type; `for_type` narrows them.
+    """Rows in force together (on a day, or through a part of a period), of every connection type;
+    `for_type` narrows them.
 
     Rows are put in their rating order once, when the schedule is made, not for every bill: tariffs
     by bucket and band, the other kinds by id, so a bill never depends on the order rows came in.

@@ -30,7 +30,7 @@ from billing.rating import (
     Schedule,
     Usage,
     as_json,
-    rate_prorated,
+    rate_usage,
     round_half_up,
     with_fees,
 )
@@ -416,14 +416,20 @@ def _rate_usage(
     arrears = arrears_of(connection_ids=[connection.pk], period=terms.period).get(connection.pk, NO_MONEY)
     try:
         if manual is not None:
-            # Typed kWh are the calendar month's: its days are rated on the rows in force on each.
-            stretches = schedules.between(
-                connection.connection_type_id, terms.period, month_end(terms.period.year, terms.period.month)
-            )
-            usage = manual_usage(schedule=stretches[-1].schedule, period=terms.period, **manual)
-            bill = rate_prorated(
+            # Typed kWh have no readings, so no period of days to split (DESIGN.md "Proration"): they
+            # are rated on the rows in force on the issue date.
+            (on_issue,) = schedules.between(connection.connection_type_id, terms.issue_date, terms.issue_date)
+            if not on_issue.schedule.tariffs:
+                raise InvoiceRefused(
+                    f"No tariff of {terms.provider.code} is in force on {terms.issue_date} for connection "
+                    f"type {connection.connection_type.code}; set the prices first, or choose another issue "
+                    "date.",
+                    field="issueDate",
+                )
+            usage = manual_usage(schedule=on_issue.schedule, period=terms.period, **manual)
+            bill = rate_usage(
                 usage,
-                stretches,
+                on_issue.schedule,
                 income=connection.declared_monthly_income,
                 arrears=arrears,
                 late_surcharge_percent=terms.late_percent,

@@ -418,16 +418,22 @@ def test_a_bill_issued_from_readings_is_prorated(price_change):
 
 
 @pytest.mark.django_db
-def test_a_bill_of_typed_kwh_is_prorated_over_its_calendar_month(price_change):
+def test_a_bill_of_typed_kwh_has_no_period_to_split_and_is_rated_on_its_issue_dates_prices(price_change):
     creator = UserFactory(provider=price_change.provider, roles=[Role.INVOICE_CREATOR])
 
     invoice = invoice_issue(
-        connection=price_change, period=date(2024, 1, 1), created_by=creator, kwh=D("310")
+        connection=price_change,
+        period=date(2024, 1, 1),
+        created_by=creator,
+        kwh=D("310"),
+        issue_date=date(2024, 1, 10),
     )
 
-    assert [
-        (line.kind, line.label, line.amount) for line in invoice.lines.order_by("position")
-    ] == EXPECTED_LINES
+    # The price of 10 January, 20.00, for all 310 kWh; GST 10%.
+    assert [(line.kind, line.label, line.amount) for line in invoice.lines.order_by("position")] == [
+        ("energy", "Energy (all hours, slab 1)", D("6200.00")),
+        ("tax", "GST", D("620.00")),
+    ]
 
 
 @pytest.mark.django_db
