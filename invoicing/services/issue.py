@@ -1,7 +1,8 @@
 """Issuing an invoice (one, or a billing run's chunk at once) and changing one still open to change.
 
-An invoice is rated by the pure engine (billing/rating.py) on the prices in force on each day of its period,
-built as an unsaved row with its line values, then numbered and inserted with its lines in bulk.
+An invoice is rated by the pure engine (billing/rating.py) on the prices in force on each day of its
+period (a bill of typed kWh, which has no period: on its issue date), built as an unsaved row with
+its line values, then numbered and inserted with its lines in bulk.
 """
 
 import functools
@@ -155,7 +156,8 @@ def run_connections(query: Any) -> list[RunConnection]:
 
 def default_issue_date(period: date, today: date) -> date:
     """A bill is dated the last day of its month once the month is over; a bill of the running month,
-    today. The prices in force that day rate it."""
+    today. The prices in force that day rate a bill of typed kWh; a bill from readings is rated on
+    those of each day of its period."""
     return min(month_end(period.year, period.month), today)
 
 
