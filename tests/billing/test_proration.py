@@ -1,7 +1,7 @@
 """Proration (DESIGN.md "Proration"): a period split wherever a tariff, tax, fixed charge or subsidy
 row starts or ends inside it, each part rated on the rows in force in it (billing.rating.rate_prorated
 on ScheduleHistory's stretches); and end to end, through invoice_issue, a bill of typed kWh and the
-billing run, with the bill page showing the parts.
+billing run, with the bill page and PDF showing the parts.
 
 Every expected figure is worked out here by hand from the rule, never taken from the engine.
 """
@@ -33,6 +33,7 @@ from billing.rating import (
     rate_usage,
 )
 from invoicing.models import Invoice
+from invoicing.pdf import invoice_pdf
 from invoicing.selectors import pending_chunks
 from invoicing.services import billing_run_chunk_bill, billing_run_start, invoice_issue
 from providers.models import Authority, TaxRule
@@ -45,6 +46,7 @@ from tests.factories import (
     ReadingFactory,
     UserFactory,
 )
+from tests.invoicing.test_pdf import text_of
 
 D = Decimal
 ZONE = ZoneInfo("Asia/Karachi")
@@ -458,3 +460,15 @@ def test_the_billing_run_prorates_and_the_bill_page_shows_each_part(price_change
     assert "A price, tax, fixed charge or subsidy changed within this period" in page
     assert "1 Jan 2024 to 10 Jan 2024: 10 calendar days (share 10/31)" in page
     assert "GST, 11 Jan-31 Jan: 10% of the energy charges of 6,300.00" in page
+
+
+@pytest.mark.django_db
+def test_the_bills_pdf_prints_each_parts_lines_and_the_split(price_change):
+    creator = UserFactory(provider=price_change.provider, roles=[Role.INVOICE_CREATOR])
+    invoice = invoice_issue(connection=price_change, period=date(2024, 1, 1), created_by=creator)
+
+    text = " ".join(text_of(invoice_pdf(invoice, [])).split())
+
+    for label in ("Energy (all hours, slab 1), 1 Jan-10 Jan", "GST, 11 Jan-31 Jan"):
+        assert label in text
+    assert "11 Jan 2024 to 31 Jan 2024: 21 calendar days (share 21/31)" in text
