@@ -202,15 +202,18 @@ def type_on(day: date, changes: Sequence[TypeChange]) -> tuple[int, str]:
     return changes[0].from_type, changes[0].from_code
 
 
-def type_parts(start: datetime, end: datetime, changes: Sequence[TypeChange]) -> list[TypePart]:
-    """The parts of the period (`start`, `end`] on each type, split at 00:00 of each change's day.
-
-    The period covers the calendar days after the opening reading's day up to and including the
-    closing reading's (DESIGN.md "Proration"; a moment at 00:00 belongs to the day before). Moments
-    are in local time. A change on the period's first day or before it only decides its type."""
+def period_days(start: datetime, end: datetime) -> tuple[date, date]:
+    """The first and last calendar day of the period (`start`, `end`]: the days after the opening
+    reading's day up to and including the closing reading's (DESIGN.md "Proration"; a moment at 00:00
+    belongs to the day before). Moments are in local time. A period within one day: that day."""
     first, last = calendar_day(start) + timedelta(days=1), calendar_day(end)
-    if last < first:  # within one calendar day: the type of that day
-        first = last
+    return (last if last < first else first), last
+
+
+def type_parts(start: datetime, end: datetime, changes: Sequence[TypeChange]) -> list[TypePart]:
+    """The parts of the period (`start`, `end`] on each type, split at 00:00 of each change's day
+    (its days: `period_days`). A change on the period's first day or before it only decides its type."""
+    first, last = period_days(start, end)
     cuts = sorted({change.effective_from for change in changes if first < change.effective_from <= last})
     parts: list[TypePart] = []
     for begin, after in pairwise([first, *cuts, last + timedelta(days=1)]):

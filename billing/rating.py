@@ -5,7 +5,9 @@ half-up, where it is computed, and totals are sums of rounded parts, so a bill a
 
 1. Period: billing days = exact time between the period's two readings; units per register =
    difference; net units per bucket = import - export, never below 0.
-2. Rows: the connection type's own rows of each kind, or the all-types rows where it has none.
+2. Rows: those in force on the period's days, the connection type's own rows of each kind, or the
+   all-types rows where it has none. A row starting or ending inside the period splits it, each part
+   rated on its own rows (`ScheduleHistory`, `rate_prorated`: DESIGN.md "Proration").
    Peak/off-peak rows rate each bucket on its own; otherwise one `all` bucket on total net units.
 3. Energy per bucket: average = units / (days x 24) picks the slab whose band holds it; one rate
    for all units. Minimum units and amount scale by days / 30; charge = min amount +
@@ -36,6 +38,8 @@ from typing import Any, NamedTuple
 CENT = Decimal("0.01")
 ZERO = Decimal("0")
 NO_MONEY = Decimal("0.00")
+KWH = Decimal("0.0001")  # units shared between the parts of a period are rounded to this
+IMPORT = "import"  # beside the buckets, the figure shared for subsidies
 HOURS_PER_DAY = 24
 DAYS_PER_MINIMUM = 30
 MICROSECONDS_PER_DAY = 86_400_000_000
@@ -137,6 +141,8 @@ class Tariff:
     code: str = ""
     connection_type: Any = None  # None: every type without rows of its own
     id: int | None = None
+    valid_from: date | None = None  # in force on days in [valid_from, valid_to); None: unbounded
+    valid_to: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +152,8 @@ class Tax:
     authority: str = ""
     connection_type: Any = None
     id: int | None = None
+    valid_from: date | None = None
+    valid_to: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +163,8 @@ class FixedFee:
     authority: str = ""
     connection_type: Any = None
     id: int | None = None
+    valid_from: date | None = None
+    valid_to: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,11 +178,14 @@ class SubsidyRule:
     payer: str = ""
     connection_type: Any = None
     id: int | None = None
+    valid_from: date | None = None
+    valid_to: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    """The rows in force on the issue date, of every connection type; `for_type` narrows them.
+    """Rows in force together (on a day, or through a part of a period), of every connection type;
+    `for_type` narrows them.
 
     Rows are put in their rating order once, when the schedule is made, not for every bill: tariffs
     by bucket and band, the other kinds by id, so a bill never depends on the order rows came in.
@@ -214,6 +227,88 @@ class Schedule:
 def _own_or_general(rows: Sequence[Any], connection_type: Any) -> tuple:
     own = tuple(row for row in rows if row.connection_type == connection_type and connection_type is not None)
     return own or tuple(row for row in rows if row.connection_type is None)
+
+
+_DAY = timedelta(days=1)
+
+
+def _in_force_on(row: Tariff | Tax | FixedFee | SubsidyRule, day: date) -> bool:
+    return (row.valid_from is None or row.valid_from <= day) and (row.valid_to is None or day < row.valid_to)
+
+
+def days_label(first: date, last: date) -> str:
+    """How a line names the days it is for, e.g. "1 Mar-14 Mar", or "31 Mar" for one day."""
+    if first == last:
+        return f"{first.day} {first:%b}"
+    return f"{first.day} {first:%b}-{last.day} {last:%b}"
+
+
+class Stretch(NamedTuple):
+    """Calendar days of a period, `first` to `last` both included, on one set of rows in force."""
+
+    first: date
+    last: date
+    schedule: Schedule  # the connection type's rows in force on each of these days
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+
+class ScheduleHistory:
+    """A provider's dated rows (tariffs, taxes, fixed charges, subsidies) over some dates: the rows of a
+    connection type in force on a day, and the stretches of a period on each set of rows.
+
+    A period splits where a row of the type starts on a day inside it, or ends the day before one
+    (DESIGN.md "Proration"); a row of another type, or a row replaced by the same values' row, splits
+    nothing, because stretches on the same rows are one. Schedules and stretches are made once and
+    shared: the bills of a month mostly cover the same days, so a billing run finds them made.
+    """
+
+    def __init__(
+        self,
+        tariffs: Iterable[Tariff] = (),
+        taxes: Iterable[Tax] = (),
+        fixed: Iterable[FixedFee] = (),
+        subsidies: Iterable[SubsidyRule] = (),
+    ) -> None:
+        self._rows = (tuple(tariffs), tuple(taxes), tuple(fixed), tuple(subsidies))
+        self._cuts = sorted(
+            {day for rows in self._rows for row in rows for day in (row.valid_from, row.valid_to) if day}
+        )
+        self._schedules: dict[tuple, Schedule] = {}
+        self._stretches: dict[tuple, tuple[Stretch, ...]] = {}
+
+    def on(self, day: date, connection_type: Any) -> Schedule:
+        """The type's rows in force on `day` (its own of each kind, or the all-types rows)."""
+        in_force = tuple(
+            _own_or_general([row for row in rows if _in_force_on(row, day)], connection_type)
+            for rows in self._rows
+        )
+        key = tuple(tuple(map(id, rows)) for rows in in_force)  # the same rows: the same schedule
+        schedule = self._schedules.get(key)
+        if schedule is None:
+            schedule = self._schedules[key] = Schedule(*in_force)
+        return schedule
+
+    def stretches(self, connection_type: Any, first: date, last: date) -> tuple[Stretch, ...]:
+        """The days `first` to `last` split wherever the type's rows in force change."""
+        key = (connection_type, first, last)
+        found = self._stretches.get(key)
+        if found is None:
+            found = self._stretches[key] = self._split(connection_type, first, last)
+        return found
+
+    def _split(self, connection_type: Any, first: date, last: date) -> tuple[Stretch, ...]:
+        starts = [first, *(day for day in self._cuts if first < day <= last)]
+        stretches: list[Stretch] = []
+        for begin, after in zip(starts, [*starts[1:], last + _DAY], strict=True):
+            schedule = self.on(begin, connection_type)
+            if stretches and stretches[-1].schedule is schedule:
+                stretches[-1] = stretches[-1]._replace(last=after - _DAY)
+            else:
+                stretches.append(Stretch(begin, after - _DAY, schedule))
+        return tuple(stretches)
 
 
 class Line(NamedTuple):  # a tuple, not a frozen dataclass: bills are made by the hundred thousand
@@ -357,33 +452,27 @@ def _in_band(amount: Decimal, hours: Decimal, low: Decimal, high: Decimal | None
 
 
 def _energy(bucket: str, units: Decimal, span: Span, tariffs: tuple[Tariff, ...]) -> tuple[Line, dict]:
-    p, per_minimum, hours = span.p, span.per_minimum, span.hours
-    first = tariffs[0]
-    if first.mode == GRADUATED:
-        charge = ZERO
-        blocks = []
-        for row in tariffs:
-            top = units if row.band_high is None else min(units, row.band_high)
-            in_block = max(top - row.band_low, ZERO)
-            charge += in_block * row.rate
-            blocks.append({"slab": row.slab, "units": in_block, "rate": row.rate})
-        minimum = first.min_amount * p
-        amount = _money_over(max(charge * per_minimum, minimum), per_minimum)
-        trace = {
-            "bucket": bucket,
-            "units": units,
-            "mode": GRADUATED,
-            "blocks": blocks,
-            "minAmount": _money_over(minimum, per_minimum),
-        }
-        return Line("energy", f"Energy ({BUCKET_LABELS[bucket]})", amount, first.code, first.id), trace
+    if tariffs[0].mode == GRADUATED:
+        return _graduated(bucket, units, span, tariffs)
     spread = units * span.q  # the average per hour is spread / hours
+    row = _slab_row(bucket, spread, span.hours, tariffs)
+    return _average_charge(bucket, units, span, row, _shown(spread, span.hours))
+
+
+def _slab_row(bucket: str, spread: Decimal, hours: Decimal, tariffs: tuple[Tariff, ...]) -> Tariff:
+    """The row whose band holds the average spread / hours."""
     for row in tariffs:
         if _in_band(spread, hours, row.band_low, row.band_high):
-            break
-    else:
-        average = _shown(spread, hours)
-        raise RatingError(f"No {bucket} slab holds an average of {average} kWh per hour.")
+            return row
+    raise RatingError(f"No {bucket} slab holds an average of {_shown(spread, hours)} kWh per hour.")
+
+
+def _average_charge(
+    bucket: str, units: Decimal, span: Span, row: Tariff, average: Decimal
+) -> tuple[Line, dict]:
+    """`units` at the rate of `row`, whose slab the `average` chose: minimum amount + (units - minimum
+    units) x rate, the minimums scaled by the span's days / 30, never below the minimum amount."""
+    p, per_minimum = span.p, span.per_minimum
     min_units = row.min_units * p
     min_amount = row.min_amount * p
     charge = min_amount + (units * per_minimum - min_units) * row.rate
@@ -392,7 +481,7 @@ def _energy(bucket: str, units: Decimal, span: Span, tariffs: tuple[Tariff, ...]
     trace = {
         "bucket": bucket,
         "units": units,
-        "averagePerHour": _shown(spread, hours),
+        "averagePerHour": average,
         "slab": row.slab,
         "bandLow": row.band_low,
         "bandHigh": row.band_high,
@@ -404,6 +493,36 @@ def _energy(bucket: str, units: Decimal, span: Span, tariffs: tuple[Tariff, ...]
     return Line(
         "energy", f"Energy ({BUCKET_LABELS[bucket]}, slab {row.slab})", amount, row.code, row.id
     ), trace
+
+
+def _graduated(
+    bucket: str, units: Decimal, span: Span, tariffs: tuple[Tariff, ...], share: Fraction = Fraction(1)
+) -> tuple[Line, dict]:
+    """Each block of kWh at its own rate; a part of a split period has its rows' blocks scaled by its
+    share (kept exact: every figure is taken times the share's denominator)."""
+    part, whole = Decimal(share.numerator), Decimal(share.denominator)
+    p, per_minimum = span.p, span.per_minimum
+    first = tariffs[0]
+    scaled_units = units * whole
+    charge = ZERO
+    blocks = []
+    for row in tariffs:
+        top = scaled_units if row.band_high is None else min(scaled_units, row.band_high * part)
+        in_block = max(top - row.band_low * part, ZERO)
+        charge += in_block * row.rate
+        blocks.append(
+            {"slab": row.slab, "units": in_block if whole == 1 else _shown(in_block, whole), "rate": row.rate}
+        )
+    minimum = first.min_amount * p
+    amount = _money_over(max(charge * per_minimum, minimum * whole), per_minimum * whole)
+    trace = {
+        "bucket": bucket,
+        "units": units,
+        "mode": GRADUATED,
+        "blocks": blocks,
+        "minAmount": _money_over(minimum, per_minimum),
+    }
+    return Line("energy", f"Energy ({BUCKET_LABELS[bucket]})", amount, first.code, first.id), trace
 
 
 def rate_usage(
@@ -420,14 +539,10 @@ def rate_usage(
     span = Span.of(usage.days)
     with localcontext(EXACT):
         by_bucket = schedule.by_bucket
-        if schedule.time_of_use:
-            buckets = ((PEAK, usage.units.get(PEAK, ZERO)), (OFF_PEAK, usage.units.get(OFF_PEAK, ZERO)))
-        else:
-            buckets = ((ALL, sum(usage.units.values(), ZERO)),)
         lines: list[Line] = []
         energy_trace = []
         energy = NO_MONEY
-        for bucket, units in buckets:
+        for bucket, units in _buckets(schedule, usage.units):
             tariffs = by_bucket.get(bucket)
             if tariffs is None:
                 raise RatingError(f"No {bucket} tariff is in force for this connection type.")
@@ -443,27 +558,8 @@ def rate_usage(
         subsidy_lines, subsidy_trace = [], []
         subsidies = NO_MONEY
         for rule in schedule.subsidies:
-            if rule.income_ceiling is not None:
-                applies = income is not None and income <= rule.income_ceiling
-                subsidy_trace.append(
-                    {
-                        "code": rule.code,
-                        "applies": applies,
-                        "income": income,
-                        "incomeCeiling": rule.income_ceiling,
-                    }
-                )
-            else:
-                applies = _in_band(imported, span.hours, rule.band_low or ZERO, rule.band_high)
-                subsidy_trace.append(
-                    {
-                        "code": rule.code,
-                        "applies": applies,
-                        "importPerHour": _shown(imported, span.hours),
-                        "bandLow": rule.band_low,
-                        "bandHigh": rule.band_high,
-                    }
-                )
+            applies, test = _subsidy_test(rule, income, imported, span.hours)
+            subsidy_trace.append(test)
             if applies:
                 raw = (
                     rule.rate_per_unit * usage.total_import
@@ -505,6 +601,28 @@ def rate_usage(
                 usage,
             ),
         )
+
+
+def _subsidy_test(
+    rule: SubsidyRule, income: Decimal | None, imported: Decimal, hours: Decimal
+) -> tuple[bool, dict]:
+    """Whether a subsidy applies: by the declared income, or by the import per hour (imported / hours)."""
+    if rule.income_ceiling is not None:
+        applies = income is not None and income <= rule.income_ceiling
+        return applies, {
+            "code": rule.code,
+            "applies": applies,
+            "income": income,
+            "incomeCeiling": rule.income_ceiling,
+        }
+    applies = _in_band(imported, hours, rule.band_low or ZERO, rule.band_high)
+    return applies, {
+        "code": rule.code,
+        "applies": applies,
+        "importPerHour": _shown(imported, hours),
+        "bandLow": rule.band_low,
+        "bandHigh": rule.band_high,
+    }
 
 
 def _with_meters(trace: dict, usage: Usage) -> dict:
@@ -651,6 +769,267 @@ def settle(
         )
 
 
+# --- a period split where its rows change (DESIGN.md "Proration") ---------------------------------
+
+
+def rate_prorated(
+    usage: Usage,
+    stretches: Sequence[Stretch],
+    *,
+    income: Decimal | None = None,
+    arrears: Decimal = NO_MONEY,
+    late_surcharge_percent: Decimal = ZERO,
+) -> RatedBill:
+    """A period rated on the rows in force on its days (`ScheduleHistory.stretches`): on one set of
+    rows, exactly as `rate_usage`; split where a row starts or ends inside it, by DESIGN.md "Proration".
+
+    Each part's share is its calendar days over the period's. Each bucket's units, the import and the
+    billing days are shared by it (to 0.0001 kWh, the last part taking what is left). The slab is
+    chosen once per bucket, by the bucket's average over the whole period, in the bands of the last
+    part's rows of that bucket; each part is charged at its own row of that slab number, its minimums
+    scaled by its own days / 30 (graduated blocks: each part's own, scaled by its share). Each part's
+    energy is its own line, each tax one line per part on that part's energy. A fixed charge or
+    subsidy row in force in every part is charged once, as on an unsplit bill; one in force in only
+    some parts is charged for those parts' share: a fixed charge times their days over the period's,
+    a subsidy on their import or energy (whether it applies is tested on the whole period).
+    """
+    for stretch in stretches:
+        if not stretch.schedule.tariffs:
+            raise RatingError(
+                f"No tariff is in force from {stretch.first} to {stretch.last} for this connection type; "
+                "set the prices for those days first."
+            )
+    if len(stretches) == 1:
+        return rate_usage(
+            usage,
+            stretches[0].schedule,
+            income=income,
+            arrears=arrears,
+            late_surcharge_percent=late_surcharge_percent,
+        )
+    if usage.days <= 0:
+        raise RatingError("A billing period must last more than zero days.")
+    total = sum(stretch.days for stretch in stretches)
+    shares = [Fraction(stretch.days, total) for stretch in stretches]
+    # Each bucket a part may rate (peak, off-peak, or all hours: their sum) and the import, shared.
+    figures = {PEAK: usage.units.get(PEAK, ZERO), OFF_PEAK: usage.units.get(OFF_PEAK, ZERO)}
+    figures[ALL] = sum(usage.units.values(), ZERO)
+    shared = _shared({**figures, IMPORT: usage.total_import}, shares)
+    labels = [days_label(stretch.first, stretch.last) for stretch in stretches]
+    whole = Span.of(usage.days)
+    with localcontext(EXACT):
+        slabs = _slabs_chosen(figures, stretches, whole)
+        energy_lines: list[Line] = []
+        tax_lines: list[Line] = []
+        energy_trace, part_traces, part_energy = [], [], []
+        for index, (stretch, share, own) in enumerate(zip(stretches, shares, shared, strict=True)):
+            span = Span.of(Fraction(usage.days) * share)
+            buckets = (PEAK, OFF_PEAK) if stretch.schedule.time_of_use else (ALL,)
+            units = {bucket: own[bucket] for bucket in buckets}
+            energy = NO_MONEY
+            for bucket, bucket_units in units.items():
+                line, step = _part_energy(bucket, bucket_units, span, stretch, slabs.get(bucket), share)
+                energy_lines.append(line._replace(label=f"{line.label}, {labels[index]}"))
+                energy_trace.append({**step, "part": index})
+                energy += line.amount
+            part_energy.append(energy)
+            taxes = [
+                Line("tax", f"{tax.name}, {labels[index]}"[:120], money(tax.rate * energy), tax.name, tax.id)
+                for tax in stretch.schedule.taxes
+            ]
+            tax_lines += taxes
+            part_traces.append(
+                {
+                    "from": stretch.first.isoformat(),
+                    "to": stretch.last.isoformat(),
+                    "calendarDays": stretch.days,
+                    "share": f"{stretch.days}/{total}",
+                    "billingDays": _shown(span.p, span.q),
+                    "units": units,
+                    "totalImport": own[IMPORT],
+                    "energy": energy,
+                    "taxes": sum((line.amount for line in taxes), NO_MONEY),
+                    "taxLines": len(taxes),
+                    "rows": _rows_trace(stretch.schedule),
+                }
+            )
+        energy = sum(part_energy, NO_MONEY)
+        taxes = sum((line.amount for line in tax_lines), NO_MONEY)
+
+        fixed_lines, fixed_trace = [], []
+        for fee, days, first, last in _rows_by_days(stretches, "fixed"):
+            if days == total:
+                line = Line("fixed", fee.name, money(fee.amount), fee.name, fee.id)
+            else:
+                amount = _money_over(fee.amount * days, Decimal(total))
+                label = f"{fee.name}, {days_label(first, last)}"[:120]
+                line = Line("fixed", label, amount, fee.name, fee.id)
+            fixed_lines.append(line)
+            fixed_trace.append(
+                {"name": fee.name, "amount": fee.amount, "share": f"{days}/{total}", "charged": line.amount}
+            )
+        fixed = sum((line.amount for line in fixed_lines), NO_MONEY)
+
+        imported = usage.total_import * whole.q  # the import per hour is imported / hours
+        subsidy_lines, subsidy_trace = [], []
+        subsidies = NO_MONEY
+        for rule, days, first, last in _rows_by_days(stretches, "subsidies"):
+            applies, test = _subsidy_test(rule, income, imported, whole.hours)
+            if days == total:
+                base_import, base_energy, label = usage.total_import, energy, rule.code
+            else:
+                within = [index for index, stretch in enumerate(stretches) if first <= stretch.first <= last]
+                base_import = sum((shared[index][IMPORT] for index in within), ZERO)
+                base_energy = sum((part_energy[index] for index in within), NO_MONEY)
+                label = f"{rule.code}, {days_label(first, last)}"[:120]
+                test.update(
+                    {
+                        "from": first.isoformat(),
+                        "to": last.isoformat(),
+                        "share": f"{days}/{total}",
+                        "chargedImport": base_import,
+                        "chargedEnergy": base_energy,
+                    }
+                )
+            subsidy_trace.append(test)
+            if applies:
+                raw = (
+                    rule.rate_per_unit * base_import
+                    if rule.rate_per_unit is not None
+                    else base_energy * rule.percent / 100
+                )
+                line = Line("subsidy", label, money(raw), rule.code, rule.id)
+                subsidy_lines.append(line)
+                subsidies += line.amount
+        if subsidies > energy:  # never more than energy: trim the last lines
+            subsidy_lines, subsidies = _cap(subsidy_lines, energy), energy
+
+        current = energy + taxes + fixed - subsidies
+        late = money(current * late_surcharge_percent / 100) if late_surcharge_percent else NO_MONEY
+        return RatedBill(
+            lines=(*energy_lines, *tax_lines, *fixed_lines, *subsidy_lines),
+            energy=energy,
+            taxes=taxes,
+            fixed=fixed,
+            subsidies=subsidies,
+            current_charges=current,
+            arrears=arrears,
+            payable_before_due=current + arrears,
+            late_surcharge=late,
+            payable_after_due=current + arrears + late,
+            trace=_with_meters(
+                {
+                    "billingDays": _shown(whole.p, whole.q),
+                    "units": dict(usage.units),
+                    "totalImport": usage.total_import,
+                    "energy": energy_trace,
+                    "taxBase": energy,
+                    "subsidyTests": subsidy_trace,
+                    "split": "prices",
+                    "parts": part_traces,
+                    "slabs": [
+                        {"bucket": bucket, "averagePerHour": average, "slab": slab, "inPart": index}
+                        for bucket, (slab, average, index) in slabs.items()
+                    ],
+                    "fixed": fixed_trace,
+                },
+                usage,
+            ),
+        )
+
+
+def _shared(figures: dict[str, Decimal], shares: Sequence[Fraction]) -> list[dict[str, Decimal]]:
+    """Each part's figures (kWh): the period's times the part's share, to 0.0001 kWh, the last part
+    taking what is left, so the parts add up to the period."""
+    left = dict(figures)
+    parts = []
+    for share in shares[:-1]:
+        part = {name: round_half_up(Fraction(value) * share, KWH) for name, value in figures.items()}
+        left = {name: left[name] - part[name] for name in left}
+        parts.append(part)
+    parts.append(left)
+    return parts
+
+
+def _buckets(schedule: Schedule, units: dict[str, Decimal]) -> tuple[tuple[str, Decimal], ...]:
+    """Peak and off-peak rated apart where the rows price them apart; otherwise one `all` bucket."""
+    if schedule.time_of_use:
+        return ((PEAK, units.get(PEAK, ZERO)), (OFF_PEAK, units.get(OFF_PEAK, ZERO)))
+    return ((ALL, sum(units.values(), ZERO)),)
+
+
+def _slabs_chosen(
+    figures: dict[str, Decimal], stretches: Sequence[Stretch], whole: Span
+) -> dict[str, tuple[int, Decimal, int]]:
+    """Per bucket rated by its average: the slab number whose band, in the last part's rows of that
+    bucket, holds the bucket's average over the whole period; with that average and that part."""
+    chosen: dict[str, tuple[int, Decimal, int]] = {}
+    for index in reversed(range(len(stretches))):
+        for bucket, tariffs in stretches[index].schedule.by_bucket.items():
+            if bucket in chosen or tariffs[0].mode == GRADUATED:
+                continue
+            spread = figures[bucket] * whole.q
+            row = _slab_row(bucket, spread, whole.hours, tariffs)
+            chosen[bucket] = (row.slab, _shown(spread, whole.hours), index)
+    return chosen
+
+
+def _part_energy(
+    bucket: str,
+    units: Decimal,
+    span: Span,
+    stretch: Stretch,
+    chosen: tuple[int, Decimal, int] | None,
+    share: Fraction,
+) -> tuple[Line, dict]:
+    tariffs = stretch.schedule.by_bucket.get(bucket)
+    if tariffs is None:
+        raise RatingError(
+            f"No {BUCKET_LABELS[bucket]} tariff is in force from {stretch.first} to {stretch.last} for this "
+            "connection type."
+        )
+    if tariffs[0].mode == GRADUATED or chosen is None:
+        return _graduated(bucket, units, span, tariffs, share)
+    slab, average, _ = chosen
+    for row in tariffs:
+        if row.slab == slab:
+            return _average_charge(bucket, units, span, row, average)
+    raise RatingError(
+        f"The {BUCKET_LABELS[bucket]} prices in force from {stretch.first} to {stretch.last} have no slab "
+        f"{slab}, the slab the period's average of {average} kWh per hour falls in; give them one."
+    )
+
+
+def _rows_by_days(stretches: Sequence[Stretch], kind: str) -> list[tuple[Any, int, date, date]]:
+    """Each row of a kind (fixed, subsidies) in force in some parts, in order, with the calendar days
+    of those parts and their first and last day (a row is in force on consecutive days)."""
+    found: dict[Any, list] = {}
+    for stretch in stretches:
+        for row in getattr(stretch.schedule, kind):
+            key = row.id if row.id is not None else row
+            entry = found.get(key)
+            if entry is None:
+                found[key] = [row, stretch.days, stretch.first, stretch.last]
+            else:
+                entry[1] += stretch.days
+                entry[3] = stretch.last
+    return [tuple(entry) for entry in found.values()]
+
+
+def _rows_trace(schedule: Schedule) -> dict:
+    """The rows a part was rated on, by id, with the figures a person checks them by."""
+    return {
+        "tariffs": [
+            {"id": row.id, "code": row.code, "bucket": row.bucket, "slab": row.slab, "rate": row.rate}
+            for rows in schedule.by_bucket.values()
+            for row in rows
+        ],
+        "taxes": [{"id": row.id, "name": row.name, "rate": row.rate} for row in schedule.taxes],
+        "fixed": [{"id": row.id, "name": row.name, "amount": row.amount} for row in schedule.fixed],
+        "subsidies": [{"id": row.id, "code": row.code} for row in schedule.subsidies],
+    }
+
+
 # --- a change of connection type within a period ---------------------------------------------------
 
 
@@ -681,23 +1060,14 @@ def rate_parts(
     those of the type in force at the period's end (the last part), once.
     """
     total = sum(part.days for part in parts)
-    units_left = dict(usage.units)
-    import_left = usage.total_import
+    shares = [Fraction(part.days, total) for part in parts]
     lines: list[Line] = []
     part_traces, energy_trace, subsidy_trace = [], [], []
     energy = taxes = subsidies = NO_MONEY
-    for index, part in enumerate(parts):
-        last = index == len(parts) - 1
-        share = Fraction(part.days, total)
-        if last:
-            units, imported = units_left, import_left
-        else:
-            units = {
-                bucket: round_half_up(Fraction(value) * share, KWH) for bucket, value in usage.units.items()
-            }
-            imported = round_half_up(Fraction(usage.total_import) * share, KWH)
-            units_left = {bucket: units_left[bucket] - units[bucket] for bucket in units_left}
-            import_left -= imported
+    for index, (part, share, units) in enumerate(
+        zip(parts, shares, _shared({**usage.units, IMPORT: usage.total_import}, shares), strict=True)
+    ):
+        imported = units.pop(IMPORT)
         own = Usage(days=Fraction(usage.days) * share, units=units, total_import=imported)
         rated = rate_usage(own, _without_fixed(part.schedule), income=income)
         for line in rated.lines:
@@ -754,7 +1124,6 @@ def rate_parts(
     )
 
 
-KWH = Decimal("0.0001")
 _KIND_ORDER = {"energy": 0, "tax": 1, "subsidy": 2}
 
 

@@ -592,13 +592,11 @@ class BillPreviewApi(APIView):
     class PreviewQuery(serializers.Serializer):
         year = serializers.IntegerField(min_value=2000, max_value=2100)
         month = serializers.IntegerField(min_value=1, max_value=12)
-        issueDate = serializers.DateField(required=False, help_text="Default: the last day of the month.")
 
     @extend_schema(
         parameters=[
             OpenApiParameter("year", int, required=True),
             OpenApiParameter("month", int, required=True),
-            OpenApiParameter("issueDate", date),
         ],
         responses={200: BILL_RESPONSE, **ERRORS},
         summary="Rate a connection's month now, without issuing anything (the rate check)",
@@ -613,7 +611,6 @@ class BillPreviewApi(APIView):
             connection=connection,
             year=query.validated_data["year"],
             month=query.validated_data["month"],
-            issue_date=query.validated_data.get("issueDate"),
         )
         when = serializers.DateTimeField()
         return Response(

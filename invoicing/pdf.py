@@ -23,6 +23,7 @@ Rendering fetches nothing from the network: no external stylesheet, image or fon
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -118,7 +119,8 @@ def _open_high(value: Any) -> Decimal | None:
 
 
 def _parts(trace: dict) -> list[dict[str, Any]]:
-    """A period split by a change of connection type: each part's days, share, type and figures."""
+    """A period split by a change of connection type or of prices: each part's days, share, type (a
+    type change's) and figures."""
     return [
         {
             "from": date.fromisoformat(part["from"]),
@@ -153,10 +155,12 @@ def _energy_steps(
         line = energy_lines[index] if index < len(energy_lines) else None
         units = _decimal(step.get("units")) or Decimal(0)
         part = _part_of(step, parts)
-        if part is not None:  # a part of a period split by a change of type: its own days
+        if part is not None:  # a part of a split period: its own days
             days = part["days"]
         shown = {
             "part": part,
+            # A split by prices chooses the slab once, by the whole period's average.
+            "period_average": trace.get("split") == "prices",
             "name": BUCKET_NAMES.get(step.get("bucket"), step.get("bucket")),
             "units": units,
             "amount": line.amount if line else None,
@@ -301,6 +305,10 @@ def bill_explanation(invoice: Invoice, lines: list[InvoiceLine]) -> dict[str, An
         subsidies.append(
             {
                 "part": part,
+                # In force in only some parts of a period split by prices: charged on their figures.
+                "from": test.get("from") and date.fromisoformat(test["from"]),
+                "to": test.get("to") and date.fromisoformat(test["to"]),
+                "charged_import": _decimal(test.get("chargedImport")),
                 "total_import": part["total_import"] if part else _decimal(trace.get("totalImport")),
                 "hours": part["days"] * HOURS_PER_DAY if part else (days * HOURS_PER_DAY if days else None),
                 "code": test.get("code"),
@@ -321,6 +329,21 @@ def bill_explanation(invoice: Invoice, lines: list[InvoiceLine]) -> dict[str, An
         "hours": days * HOURS_PER_DAY if days is not None else None,
         "energy": _energy_steps(trace, days, lines, parts),
         "parts": parts,
+        "split_by_prices": trace.get("split") == "prices",
+        "slabs": [
+            {"name": BUCKET_NAMES.get(row["bucket"], row["bucket"]).lower(), **row}
+            for row in trace.get("slabs", [])
+        ],
+        "fixed_shares": [
+            {
+                "name": row["name"],
+                "amount": _decimal(row["amount"]),
+                "share": row["share"],
+                "charged": _decimal(row["charged"]),
+            }
+            for row in trace.get("fixed", [])
+            if Fraction(row["share"]) != 1  # in force in only some parts
+        ],
         "tax_base": _decimal(trace.get("taxBase")),
         "taxes": taxes,
         "total_import": _decimal(trace.get("totalImport")),

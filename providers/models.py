@@ -111,6 +111,14 @@ class DatedRowQuerySet(models.QuerySet):
     def in_force_on(self, day: date) -> "DatedRowQuerySet":
         return self.filter(models.Q(valid_to__isnull=True) | models.Q(valid_to__gt=day), valid_from__lte=day)
 
+    def in_force_between(self, first: date, last: date) -> "DatedRowQuerySet":
+        """Rows in force on at least one day from `first` to `last`."""
+        return self.filter(
+            models.Q(valid_to__isnull=True) | models.Q(valid_to__gt=first),
+            models.Q(valid_to__isnull=True) | models.Q(valid_to__gt=models.F("valid_from")),
+            valid_from__lte=last,
+        )
+
 
 class DatedRow(models.Model):
     """A row of the price schedule, in force on days in [valid_from, valid_to).

@@ -1,7 +1,8 @@
 """Issuing an invoice (one, or a billing run's chunk at once) and changing one still open to change.
 
-An invoice is rated by the pure engine (billing/rating.py) on the prices in force on its issue date,
-built as an unsaved row with its line values, then numbered and inserted with its lines in bulk.
+An invoice is rated by the pure engine (billing/rating.py) on the prices in force on each day of its
+period (a bill of typed kWh, which has no period: on its issue date), built as an unsaved row with
+its line values, then numbered and inserted with its lines in bulk.
 """
 
 import functools
@@ -19,7 +20,7 @@ from django.utils import timezone
 
 from accounts.models import MessageKind, User
 from billing.models import ConnectionStatus, ServiceConnection
-from billing.months import days_in_month, first_of, month_end
+from billing.months import days_in_month, first_of, month_end, previous_month
 from billing.rating import (
     ALL,
     NO_MONEY,
@@ -34,7 +35,6 @@ from billing.rating import (
     round_half_up,
     with_fees,
 )
-from billing.selectors import schedule_in_force
 from billing.signals import rows_bulk_created
 from config.bulk import PreparedCopy, assign_ids, insert_objects, insert_values
 from config.errors import DomainError
@@ -156,8 +156,17 @@ def run_connections(query: Any) -> list[RunConnection]:
 
 def default_issue_date(period: date, today: date) -> date:
     """A bill is dated the last day of its month once the month is over; a bill of the running month,
-    today. The prices in force that day rate it."""
+    today. The prices in force that day rate a bill of typed kWh; a bill from readings is rated on
+    those of each day of its period."""
     return min(month_end(period.year, period.month), today)
+
+
+def month_schedules(provider: Provider, period: date) -> Schedules:
+    """The provider's rows for bills of `period`: from the month before (where periods mostly start)
+    to the month's end; a period reaching further reads them again, wider."""
+    return Schedules(
+        provider=provider, first=previous_month(period), last=month_end(period.year, period.month)
+    )
 
 
 def arrears_of(*, connection_ids: Any, period: date) -> dict[int, Decimal]:
@@ -405,21 +414,24 @@ def _rate_one(
 def _rate_usage(
     *, connection: ServiceConnection, terms: IssueTerms, manual: dict | None, until: datetime | None
 ) -> tuple[Usage, RatedBill, BilledPeriod | None]:
-    schedules = Schedules(schedule_in_force(provider=terms.provider, day=terms.issue_date))
-    schedule = schedules.of(connection.connection_type_id)
-    if not schedule.tariffs:
-        raise InvoiceRefused(
-            f"No tariff of {terms.provider.code} is in force on {terms.issue_date} for connection type "
-            f"{connection.connection_type.code}; set the prices first, or choose another issue date.",
-            field="issueDate",
-        )
+    schedules = month_schedules(terms.provider, terms.period)
     arrears = arrears_of(connection_ids=[connection.pk], period=terms.period).get(connection.pk, NO_MONEY)
     try:
         if manual is not None:
-            usage = manual_usage(schedule=schedule, period=terms.period, **manual)
+            # Typed kWh have no readings, so no period of days to split (DESIGN.md "Proration"): they
+            # are rated on the rows in force on the issue date.
+            (on_issue,) = schedules.between(connection.connection_type_id, terms.issue_date, terms.issue_date)
+            if not on_issue.schedule.tariffs:
+                raise InvoiceRefused(
+                    f"No tariff of {terms.provider.code} is in force on {terms.issue_date} for connection "
+                    f"type {connection.connection_type.code}; set the prices first, or choose another issue "
+                    "date.",
+                    field="issueDate",
+                )
+            usage = manual_usage(schedule=on_issue.schedule, period=terms.period, **manual)
             bill = rate_usage(
                 usage,
-                schedule,
+                on_issue.schedule,
                 income=connection.declared_monthly_income,
                 arrears=arrears,
                 late_surcharge_percent=terms.late_percent,
@@ -652,21 +664,16 @@ def _rerate(invoice: Invoice, *, manual: dict | None) -> None:
     )
 
 
-def bill_preview(
-    *, connection: ServiceConnection, year: int, month: int, issue_date: date | None = None
-) -> MonthBill:
+def bill_preview(*, connection: ServiceConnection, year: int, month: int) -> MonthBill:
     """The bill the connection would get for a month, rated now and saved nowhere (the "rate check"):
     its period continuing from the previous bill, the arrears it would print."""
     period = date(year, month, 1)
-    schedules = Schedules(
-        schedule_in_force(provider=connection.provider, day=issue_date or month_end(year, month))
-    )
     arrears = arrears_of(connection_ids=[connection.pk], period=period).get(connection.pk, NO_MONEY)
     try:
         return connection_month(
             connection,
             period,
-            schedules,
+            month_schedules(connection.provider, period),
             arrears=arrears,
             late_percent=connection.provider.late_surcharge_percent,
         )

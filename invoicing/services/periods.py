@@ -29,7 +29,14 @@ from django.utils import timezone
 
 from billing.models import MeterReading, ServiceConnection
 from billing.months import add_months, next_month
-from billing.periods import TypeChange, actual_periods, estimate_reading, period_ends, type_parts
+from billing.periods import (
+    TypeChange,
+    actual_periods,
+    estimate_reading,
+    period_days,
+    period_ends,
+    type_parts,
+)
 from billing.rating import (
     NO_MONEY,
     OFF_PEAK,
@@ -39,16 +46,24 @@ from billing.rating import (
     Part,
     RatedBill,
     Reading,
-    Schedule,
+    Stretch,
     Usage,
     days_between,
+    days_label,
     rate_parts,
-    rate_usage,
+    rate_prorated,
     settle,
     usage_between,
 )
-from billing.selectors import meter_changes_between, period_span, readings_for_period, type_changes_of
+from billing.selectors import (
+    meter_changes_between,
+    period_span,
+    readings_for_period,
+    schedule_history,
+    type_changes_of,
+)
 from invoicing.models import Invoice, InvoiceStatus
+from providers.models import Provider
 
 # How far back an estimate looks for the connection's actual periods: the last three, and the same
 # month a year before.
@@ -198,6 +213,7 @@ class MonthInputs:
     estimate: bool = False  # a month without a reading may be estimated (the provider says so)
     month_over: bool = True  # ... once it is over
     estimate_end: datetime | None = None  # 00:00 on the 1st of the next month
+    since: datetime | None = None  # no period of these connections starts before this moment
 
 
 def month_inputs(
@@ -248,6 +264,7 @@ def month_inputs(
         estimate=estimate,
         month_over=estimate_end <= timezone.now(),
         estimate_end=estimate_end,
+        since=since,
     )
 
 
@@ -271,18 +288,28 @@ class MonthBill(NamedTuple):
     period: BilledPeriod
 
 
-@dataclass
 class Schedules:
-    """The rows in force on the issue date, narrowed to each connection type once."""
+    """A provider's price rows, read once for the bills of a month: each connection type's rows in
+    force on each day of a period, and a period's stretches on each set of rows (`ScheduleHistory`).
+    Read for the days given; read again, wider, only when a period reaches beyond them."""
 
-    schedule: Schedule
-    by_type: dict[int, Schedule] = field(default_factory=dict)
+    def __init__(self, *, provider: Provider, first: date, last: date) -> None:
+        self.provider = provider
+        self._read(first, last)
 
-    def of(self, type_id: int) -> Schedule:
-        narrowed = self.by_type.get(type_id)
-        if narrowed is None:
-            narrowed = self.by_type[type_id] = self.schedule.for_type(type_id)
-        return narrowed
+    def _read(self, first: date, last: date) -> None:
+        self.first, self.last = first, last
+        self.history = schedule_history(provider=self.provider, since=first, until=last)
+
+    def between(self, type_id: int, first: date, last: date) -> tuple[Stretch, ...]:
+        """The days `first` to `last` (both included) split where the type's rows in force change."""
+        if first < self.first or last > self.last:
+            self._read(min(first, self.first), max(last, self.last))
+        return self.history.stretches(type_id, first, last)
+
+    def over(self, type_id: int, start: datetime, end: datetime) -> tuple[Stretch, ...]:
+        """The stretches of the period between two moments (its days: `billing.periods.period_days`)."""
+        return self.between(type_id, *period_days(start, end))
 
 
 def no_period_reason(number: str, year: int, month: int, start: Reading | None) -> str:
@@ -324,9 +351,9 @@ def bill_month(
     if end is not None and chain is None and connection.pk not in inputs.type_changes:
         # The common month, kept lean: a billing run rates thousands of these a second.
         usage = usage_between(start, end, _changes_in(connection, inputs, start, end))
-        bill = rate_usage(
+        bill = rate_prorated(
             usage,
-            schedules.of(connection.connection_type_id),
+            schedules.over(connection.connection_type_id, start.at, end.at),
             income=connection.declared_monthly_income,
             arrears=arrears,
             late_surcharge_percent=late_percent,
@@ -401,8 +428,10 @@ Rater = Callable[[Usage, Reading, Reading], RatedBill]
 def _rater(
     connection: Billable, inputs: MonthInputs, schedules: Schedules, arrears: Decimal, late_percent: Decimal
 ) -> Rater:
-    """How the connection's usage between two readings is rated: on its type's rows, or, when its type
-    changed within the period, each part on its own type's (`billing.rating.rate_parts`)."""
+    """How the connection's usage between two readings is rated: on the rows of its type in force on
+    each day of the period (`billing.rating.rate_prorated`), or, when its type changed within the
+    period, each part on its own type's rows (`billing.rating.rate_parts`), a part split further
+    where those rows change."""
     terms = {
         "income": connection.declared_monthly_income,
         "arrears": arrears,
@@ -412,20 +441,23 @@ def _rater(
 
     def rate(usage: Usage, start: Reading, end: Reading) -> RatedBill:
         if not changes:
-            return rate_usage(usage, schedules.of(connection.connection_type_id), **terms)
+            return rate_prorated(
+                usage, schedules.over(connection.connection_type_id, start.at, end.at), **terms
+            )
         parts = type_parts(start.at, end.at, changes)
         if len(parts) == 1:
-            return rate_usage(usage, schedules.of(parts[0].type_id), **terms)
+            return rate_prorated(usage, schedules.over(parts[0].type_id, start.at, end.at), **terms)
         return rate_parts(
             usage,
             [
                 Part(
-                    part.days,
-                    schedules.of(part.type_id),
-                    f"{part.first.day} {part.first:%b}-{part.last.day} {part.last:%b} ({part.code})",
-                    {"from": part.first.isoformat(), "to": part.last.isoformat(), "type": part.code},
+                    stretch.days,
+                    stretch.schedule,
+                    f"{days_label(stretch.first, stretch.last)} ({part.code})",
+                    {"from": stretch.first.isoformat(), "to": stretch.last.isoformat(), "type": part.code},
                 )
                 for part in parts
+                for stretch in schedules.between(part.type_id, part.first, part.last)
             ],
             **terms,
         )

@@ -15,9 +15,9 @@ from django.utils import timezone
 
 from accounts.models import MessageKind, User
 from billing.models import ConnectionStatus, ServiceConnection
-from billing.months import first_of
+from billing.months import first_of, month_end
+from billing.periods import calendar_day
 from billing.rating import NO_MONEY, RatingError, with_fees
-from billing.selectors import schedule_in_force
 from billing.signals import rows_bulk_created
 from config.errors import DomainError
 from invoicing.models import (
@@ -178,7 +178,10 @@ def billing_run_chunk_bill(*, chunk_id: int, worker: str = "") -> bool:
         )
         arrears = arrears_of(connection_ids=owing, period=period)
     charges = charges_pending_in(chunk.first_id, chunk.last_id)
-    schedules = Schedules(schedule_in_force(provider=provider, day=run.issue_date))
+    # The rows of every day from where the chunk's earliest period starts to the month's end.
+    schedules = Schedules(
+        provider=provider, first=calendar_day(inputs.since), last=month_end(period.year, period.month)
+    )
     terms = issue_terms(
         provider=provider,
         period=period,

@@ -4,14 +4,17 @@ The oracle below shares no code with billing/rating.py: it takes the period in w
 keeps every figure an exact fraction and rounds each line half-up once, from its exact value. The
 engine must agree with it to the cent on fractional kWh and 28- to 31-day periods, and on the cases
 a 28-digit division gets wrong: charges whose exact value is a half-cent tie (a scaled minimum over
-an odd number of days) and averages exactly on a slab's lower band.
+an odd number of days) and averages exactly on a slab's lower band. Periods split by a change of
+prices (DESIGN.md "Proration") are checked against the rule written again the same way.
 """
 
 import math
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,12 +24,15 @@ from billing.rating import (
     OFF_PEAK,
     PEAK,
     FixedFee,
+    RatingError,
     Reading,
     Schedule,
+    Stretch,
     SubsidyRule,
     Tariff,
     Tax,
     rate_period,
+    rate_prorated,
     round_half_up,
     usage_between,
 )
@@ -318,3 +324,152 @@ def test_a_period_ending_half_a_millionth_of_a_day_over_rounds_its_billing_days_
     ).days
 
     assert round_half_up(days, Decimal("0.000001")) == Decimal("31.000313")
+
+
+# Proration (DESIGN.md "Proration"), written again the same simple way: a period of whole calendar
+# days split in two, the first part on one schedule's rows, the rest on another's.
+
+
+def ten_thousandths(value: Fraction) -> Fraction:
+    return Fraction(math.floor(value * 10_000 + Fraction(1, 2)), 10_000)
+
+
+def prorated_oracle(
+    days: Fraction, calendar: list[int], figures: dict, parts: list[Schedule], income: Decimal | None
+) -> dict | None:
+    """The bill of a period of `days` billing days whose parts have `calendar` days each, rated on
+    `parts`; `figures`: net kWh per bucket (peak, off-peak, all) and the import. None: refused (a part
+    lacks the slab number the period's average chose)."""
+    total = sum(calendar)
+    shares = [Fraction(part_days, total) for part_days in calendar]
+    shared = [
+        {name: ten_thousandths(value * share) for name, value in figures.items()} for share in shares[:-1]
+    ]
+    shared.append({name: value - sum(part[name] for part in shared) for name, value in figures.items()})
+    buckets = [PEAK, OFF_PEAK] if parts[-1].time_of_use else [ALL]
+    slab = {}
+    for bucket in buckets:
+        average = figures[bucket] / (days * 24)
+        (row,) = [
+            row
+            for row in parts[-1].tariffs
+            if row.bucket == bucket
+            and Fraction(row.band_low) <= average
+            and (row.band_high is None or average < Fraction(row.band_high))
+        ]
+        slab[bucket] = row.slab
+    energy_lines, taxes, part_energy = [], [], []
+    for schedule, share, own in zip(parts, shares, shared, strict=True):
+        part_days = days * share
+        energy = Fraction(0)
+        for bucket in buckets:
+            rows = [row for row in schedule.tariffs if row.bucket == bucket and row.slab == slab[bucket]]
+            if not rows:
+                return None
+            (row,) = rows
+            min_units = Fraction(row.min_units) * part_days / 30
+            min_amount = Fraction(row.min_amount) * part_days / 30
+            line = half_up(max(min_amount + (own[bucket] - min_units) * Fraction(row.rate), min_amount))
+            energy_lines.append(line)
+            energy += line
+        part_energy.append(energy)
+        taxes += [half_up(Fraction(tax.rate) * energy) for tax in schedule.taxes]
+    energy = sum(energy_lines)
+
+    def in_parts(kind: str) -> list:
+        """Each row of a kind, in the order first met, with the indexes of the parts it is in force in."""
+        rows: dict = {}
+        for index, schedule in enumerate(parts):
+            for row in getattr(schedule, kind):
+                rows.setdefault(row.id, (row, []))[1].append(index)
+        return list(rows.values())
+
+    fixed = [
+        half_up(Fraction(fee.amount) * sum(calendar[index] for index in indexes) / total)
+        for fee, indexes in in_parts("fixed")
+    ]
+    per_hour = figures["import"] / (days * 24)
+    subsidies, left = [], energy
+    for rule, indexes in in_parts("subsidies"):
+        if rule.income_ceiling is not None:
+            applies = income is not None and income <= rule.income_ceiling
+        else:
+            applies = Fraction(rule.band_low) <= per_hour and (
+                rule.band_high is None or per_hour < Fraction(rule.band_high)
+            )
+        if applies:
+            every = len(indexes) == len(parts)
+            if rule.rate_per_unit is not None:
+                base = figures["import"] if every else sum(shared[index]["import"] for index in indexes)
+                amount = half_up(Fraction(rule.rate_per_unit) * base)
+            else:
+                base = energy if every else sum(part_energy[index] for index in indexes)
+                amount = half_up(base * Fraction(rule.percent) / 100)
+            subsidies.append(min(amount, left))
+            left -= subsidies[-1]
+    current = energy + sum(taxes) + sum(fixed) - sum(subsidies)
+    return {
+        "energy": energy_lines,
+        "taxes": taxes,
+        "fixed": fixed,
+        "subsidies": subsidies,
+        "current": current,
+        "late": half_up(current * 10 / 100),
+    }
+
+
+def renumbered(schedule: Schedule, shared_with: Schedule) -> Schedule:
+    """`schedule`'s rows as rows of their own (ids + 100), but for the first fixed charge and the first
+    subsidy, which stay `shared_with`'s: rows in force in both parts."""
+    own = {"tariffs": schedule.tariffs, "taxes": schedule.taxes}
+    return Schedule(
+        **{kind: tuple(replace(row, id=row.id + 100) for row in rows) for kind, rows in own.items()},
+        fixed=(shared_with.fixed[0], replace(schedule.fixed[1], id=101)),
+        subsidies=(shared_with.subsidies[0], replace(schedule.subsidies[1], id=102)),
+    )
+
+
+@EXACT
+@given(
+    st.tuples(schedules(), schedules()).filter(lambda pair: pair[0].time_of_use == pair[1].time_of_use),
+    kwh,
+    kwh,
+    st.decimals(min_value=0, max_value=100, places=4),
+    seconds,
+    st.integers(min_value=28, max_value=31),
+    st.integers(min_value=1, max_value=27),
+    st.sampled_from([None, Decimal("20000"), Decimal("80000")]),
+)
+def test_a_split_period_is_rated_part_by_part_to_the_exact_value(
+    pair, peak, off_peak, export, elapsed, calendar_days, cut, income
+):
+    before, after = pair[0], renumbered(pair[1], pair[0])
+    start = reading(START, Decimal("1000.0000"), Decimal("5000.0000"))
+    end = reading(START + timedelta(seconds=elapsed), 1000 + peak, 5000 + off_peak, export)
+    usage = usage_between(start, end)
+    first = date(2024, 4, 1)
+    stretches = [
+        Stretch(first, first + timedelta(days=cut - 1), before),
+        Stretch(first + timedelta(days=cut), first + timedelta(days=calendar_days - 1), after),
+    ]
+    net_peak, net_off_peak = Fraction(usage.units[PEAK]), Fraction(usage.units[OFF_PEAK])
+    figures = {PEAK: net_peak, OFF_PEAK: net_off_peak, ALL: net_peak + net_off_peak}
+    figures["import"] = Fraction(usage.total_import)
+
+    expected = prorated_oracle(
+        exact_days(start.at, end.at), [cut, calendar_days - cut], figures, [before, after], income
+    )
+
+    if expected is None:
+        with pytest.raises(RatingError, match="have no slab"):
+            rate_prorated(usage, stretches, income=income)
+        return
+    bill = rate_prorated(usage, stretches, income=income, late_surcharge_percent=Decimal("10"))
+    assert {
+        "energy": [Fraction(line.amount) for line in bill.lines_of("energy")],
+        "taxes": [Fraction(line.amount) for line in bill.lines_of("tax")],
+        "fixed": [Fraction(line.amount) for line in bill.lines_of("fixed")],
+        "subsidies": [Fraction(line.amount) for line in bill.lines_of("subsidy")],
+        "current": Fraction(bill.current_charges),
+        "late": Fraction(bill.late_surcharge),
+    } == expected

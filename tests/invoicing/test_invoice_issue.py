@@ -334,17 +334,19 @@ def test_invoice_issue_refuses_an_issue_date_in_the_future(connection, creator):
     assert not Invoice.objects.exists()
 
 
-def test_invoice_issue_refuses_when_no_tariff_is_in_force_on_the_issue_date(creator):
+def test_invoice_issue_refuses_when_no_tariff_is_in_force_in_the_period(creator):
+    # Each day of a period is rated on the rows in force that day: January's period (29 December to
+    # 28 January, read on the 28th) has none; February's (29 January to 28 February) has.
     provider = ProviderFactory()
-    FlatTariffFactory(provider=provider, valid_from=date(2024, 2, 1))
+    FlatTariffFactory(provider=provider, valid_from=date(2024, 1, 29))
     connection = billable_connection(provider, months=2)
 
     with pytest.raises(InvoiceRefused, match="No tariff") as refused:
         invoice_issue(connection=connection, period=JANUARY, created_by=creator)
     february = invoice_issue(connection=connection, period=FEBRUARY, created_by=creator)
 
-    assert refused.value.field == "issueDate"
-    assert "2024-01-31" in refused.value.detail
+    assert refused.value.field == "month"
+    assert "from 2023-12-29 to 2024-01-28" in refused.value.detail
     assert list(Invoice.objects.values_list("pk", flat=True)) == [february.pk]
 
 
