@@ -144,6 +144,9 @@ class MessageKind(models.TextChoices):
     BILL_DUE_SOON = "bill_due_soon", "Bill due soon"
     BILL_OVERDUE = "bill_overdue", "Bill overdue"
     PAYMENT_RECEIVED = "payment_received", "Payment received"
+    DUNNING_REMINDER = "dunning_reminder", "Overdue reminder"
+    FINAL_NOTICE = "final_notice", "Final notice before disconnection"
+    DISCONNECTION_NOTICE = "disconnection_notice", "Disconnection order"
 
 
 # Sent whatever the customer's notification choices: they carry a way in, not news.

@@ -45,3 +45,15 @@ class AdjustmentRefused(DomainError):
 
 class MethodInactive(DomainError):
     code = "payment_method_inactive"
+
+
+class DunningLevelRefused(DomainError):
+    code = "dunning_level_refused"
+
+
+class PaymentPlanRefused(DomainError):
+    code = "payment_plan_refused"
+
+
+class PaymentPlanExists(Conflict):
+    code = "payment_plan_exists"
