@@ -16,6 +16,7 @@ urlpatterns = [
     path("", include("billing.page_urls")),
     path("", include("invoicing.page_urls")),
     path("", include("invoicing.lifecycle_page_urls")),
+    path("", include("invoicing.collections_page_urls")),
     path("", include("billing.exchange_urls")),
     path("portal/", include("invoicing.portal_urls")),
     path("audit/", include("auditing.page_urls")),
@@ -28,5 +29,6 @@ urlpatterns = [
     path("api/", include("billing.lifecycle_urls")),
     path("api/", include("invoicing.urls")),
     path("api/", include("invoicing.lifecycle_urls")),
+    path("api/", include("invoicing.collections_urls")),
     path("api/", include("auditing.urls")),
 ]

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_POST
 
 from config.queue import require_queue
 from invoicing import (
+    collections_admin,  # noqa: F401  (registers the collections' admin)
     lifecycle_admin,  # noqa: F401  (registers the lifecycle's admin)
     services,
 )

@@ -8,7 +8,14 @@ import pytest
 
 from accounts.messaging import content_of
 from accounts.models import Message, MessageKind
-from invoicing.services import invoice_issue, invoices_mark_overdue, payment_post
+from invoicing.models import DunningAction, DunningStep
+from invoicing.services import (
+    dunning_level_create,
+    dunning_run,
+    invoice_issue,
+    invoices_mark_overdue,
+    payment_post,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -18,13 +25,21 @@ GREETING = {"en": "Dear ", "ur": "السلام علیکم "}
 
 @pytest.fixture
 def about(connection, creator, super_creator, cash, time_machine):
-    """A row for each kind: the login, an overdue bill (surcharged), a payment on it."""
+    """A row for each kind: the login, an overdue bill (surcharged), a payment on it, a dunning step."""
     time_machine.move_to(datetime(2024, 2, 11, 9, tzinfo=UTC), tick=False)
     invoice = invoice_issue(connection=connection, period=date(2024, 1, 1), created_by=creator)
     invoices_mark_overdue(provider=connection.provider)
     payment, _ = payment_post(
         invoice=invoice, amount=Decimal("500.00"), method=cash, received_by=super_creator
     )
+    dunning_level_create(
+        provider=connection.provider,
+        days_after_due=1,
+        action=DunningAction.REMINDER,
+        created_by=super_creator,
+    )
+    dunning_run(provider=connection.provider)
+    step = ("invoicing.dunningstep", DunningStep.objects.get().pk)
     user = connection.customer.user
     return {
         MessageKind.INVITATION: ("accounts.user", user.pk),
@@ -33,6 +48,9 @@ def about(connection, creator, super_creator, cash, time_machine):
         MessageKind.BILL_DUE_SOON: ("invoicing.invoice", invoice.pk),
         MessageKind.BILL_OVERDUE: ("invoicing.invoice", invoice.pk),
         MessageKind.PAYMENT_RECEIVED: ("invoicing.payment", payment.pk),
+        MessageKind.DUNNING_REMINDER: step,
+        MessageKind.FINAL_NOTICE: step,
+        MessageKind.DISCONNECTION_NOTICE: step,
     }
 
 
