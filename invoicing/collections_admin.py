@@ -139,3 +139,11 @@ class DunningCaseAdmin(ReadOnlyAdmin):
     list_display = ("connection", "customer", "opened_on", "level", "last_step_on", "closed_on")
     list_select_related = ("connection", "customer", "level")
     search_fields = ("connection__number", "customer__number")
+
+
+@admin.register(PaymentInstalment)
+class PaymentInstalmentAdmin(ReadOnlyAdmin):
+    view_permission = "invoicing.view_paymentplan"  # the parts of a plan, shown as the plan is
+    list_display = ("plan", "position", "due_date", "amount")
+    list_select_related = ("plan",)
+    search_fields = ("plan__connection__number",)
