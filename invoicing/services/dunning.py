@@ -339,7 +339,7 @@ def _step(
         if connection.status == ConnectionStatus.ACTIVE:
             event = disconnection_order_issue(
                 connection=connection,
-                reason=f"Dunning: {balance} overdue for {days_overdue} days after the final notice.",
+                reason=f"Dunning level at {level.days_after_due} days: {balance} overdue for {days_overdue} days.",
                 effective_at=timezone.now(),
                 by=None,
             )

@@ -8,10 +8,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
+from django_celery_beat.models import PeriodicTask
 
 from accounts.models import Message, MessageKind
 from auditing.models import AuditLog
 from billing.models import ConnectionStatus, EventKind
+from invoicing import tasks
 from invoicing.models import (
     DunningAction,
     DunningCase,
@@ -343,3 +345,12 @@ def test_the_job_works_in_bounded_batches(flat_provider, ladder, day, creator, t
 
     assert taken == 3
     assert DunningStep.objects.filter(action=DunningAction.REMINDER).count() == 3
+
+
+def test_the_daily_task_runs_every_active_provider_and_is_scheduled(debtor, january, ladder, time_machine):
+    time_machine.move_to(datetime(2024, 2, 15, 9, tzinfo=ZONE), tick=False)
+
+    tasks.dunning()
+
+    assert actions(debtor) == [(DunningAction.REMINDER, date(2024, 2, 15))]
+    assert PeriodicTask.objects.get(name="Dunning levels and payment plans").task == "invoicing.dunning"
