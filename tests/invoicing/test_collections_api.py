@@ -266,3 +266,16 @@ def test_an_officer_makes_a_plan_in_admin(owing, staff):
         owing.invoices.get().balance,
         3,
     )
+
+
+def test_a_dunning_notice_is_listed_with_the_customers_messages(owing, elsewhere, staff, as_role):
+    response = as_role(staff[Role.SUPER_CREATOR], Role.SUPER_CREATOR).get(
+        "/api/messages", {"customer": owing.customer.number, "kind": "dunning_reminder"}
+    )
+
+    (row,) = response.json()["results"]
+    assert (row["kind"], row["aboutType"], row["recipient"]) == (
+        "dunning_reminder",
+        "invoicing.dunningstep",
+        owing.customer.email,
+    )
