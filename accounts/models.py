@@ -145,6 +145,9 @@ class MessageKind(models.TextChoices):
     BILL_OVERDUE = "bill_overdue", "Bill overdue"
     PAYMENT_RECEIVED = "payment_received", "Payment received"
     PAYMENT_REVERSED = "payment_reversed", "Payment reversed"
+    DUNNING_REMINDER = "dunning_reminder", "Overdue reminder"
+    FINAL_NOTICE = "final_notice", "Final notice before disconnection"
+    DISCONNECTION_NOTICE = "disconnection_notice", "Disconnection order"
 
 
 # Sent whatever the customer's notification choices: they carry a way in, not news.

@@ -114,6 +114,10 @@ INVOICING_VIEW = {
     "invoicing.view_paymentreversal": PROVIDER,
     "invoicing.view_billingrun": PROVIDER,
     "invoicing.view_paymentmethod": PROVIDER,
+    # Collections: the provider's dunning levels, each connection's debts, steps and payment plans.
+    "invoicing.view_dunninglevel": PROVIDER,
+    "invoicing.view_dunningstep": PROVIDER,
+    "invoicing.view_paymentplan": PROVIDER,
 }
 # The books (the journal and the tax report): finance reads them as the super creator, the auditor or
 # the administrator.
@@ -128,6 +132,8 @@ INVOICING_MANAGE = {
     "invoicing.add_adjustment": PROVIDER,
     "invoicing.add_paymentreversal": PROVIDER,
     "invoicing.add_billingrun": PROVIDER,
+    # Spreading a connection's arrears over instalments: an officer's decision.
+    "invoicing.add_paymentplan": PROVIDER,
 }
 
 # E-mails: the staff see what was sent to whom and how it went; those who look after customers invite
@@ -173,6 +179,9 @@ POLICY: dict[Role, dict[str, Reach]] = {
         "accounts.view_notificationsettings": PROVIDER,
         "accounts.add_notificationsettings": PROVIDER,
         "accounts.change_notificationsettings": PROVIDER,
+        # The provider's dunning levels: when overdue customers are reminded, warned and disconnected.
+        "invoicing.add_dunninglevel": PROVIDER,
+        "invoicing.change_dunninglevel": PROVIDER,
         # The payment methods are one list for every provider.
         "invoicing.add_paymentmethod": PLATFORM,
         "invoicing.change_paymentmethod": PLATFORM,

@@ -55,6 +55,11 @@ AUDITED = (
     "invoicing.PaymentMethod",
     "invoicing.BillingRun",
     "invoicing.PendingCharge",
+    "invoicing.DunningLevel",
+    "invoicing.DunningCase",
+    "invoicing.DunningStep",
+    "invoicing.PaymentPlan",
+    "invoicing.PaymentInstalment",
 )
 
 

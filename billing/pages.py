@@ -307,6 +307,11 @@ def connection_actions(request: HttpRequest, connection: ServiceConnection) -> l
         actions.append(
             {"label": "History and next steps", "url": reverse("connection-lifecycle", args=[connection.pk])}
         )
+    if _may(request, "invoicing.view_dunningstep"):
+        # Overdue debt, dunning steps and payment plans (invoicing's page, named by its URL only).
+        actions.append(
+            {"label": "Collection", "url": reverse("connection-collection-page", args=[connection.pk])}
+        )
     return actions
 
 

@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("invoicing.page_urls")),
     path("", include("invoicing.lifecycle_page_urls")),
     path("", include("invoicing.books_page_urls")),
+    path("", include("invoicing.collections_page_urls")),
     path("", include("billing.exchange_urls")),
     path("portal/", include("invoicing.portal_urls")),
     path("audit/", include("auditing.page_urls")),
@@ -30,5 +31,6 @@ urlpatterns = [
     path("api/", include("invoicing.urls")),
     path("api/", include("invoicing.lifecycle_urls")),
     path("api/", include("invoicing.books_urls")),
+    path("api/", include("invoicing.collections_urls")),
     path("api/", include("auditing.urls")),
 ]

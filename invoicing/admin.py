@@ -25,6 +25,7 @@ from django.views.decorators.http import require_POST
 from config.queue import require_queue
 from config.spreadsheet import csv_text
 from invoicing import (
+    collections_admin,  # noqa: F401  (registers the collections' admin)
     lifecycle_admin,  # noqa: F401  (registers the lifecycle's admin)
     services,
 )
@@ -349,7 +350,9 @@ class PaymentAdmin(MoneyEntryAdmin):
         return payment.is_reversed
 
     def get_inlines(self, request: HttpRequest, obj: Payment | None) -> list[type[admin.TabularInline]]:
-        return [SettledInline, ReversalInline] if obj else []
+        if obj is None:
+            return []
+        return [SettledInline, ReversalInline] if obj.is_reversed else [SettledInline]
 
     def has_reverse_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("invoicing.add_paymentreversal")

@@ -10,13 +10,15 @@ owed that day.
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.messaging import Attachment, Content, register_builder, render
 from accounts.models import Message, MessageKind
+from billing.rating import NO_MONEY, money
 from invoicing import selectors
-from invoicing.models import AdjustmentKind, Invoice, Payment, PaymentReversal
+from invoicing.models import AdjustmentKind, DunningStep, Invoice, Payment, PaymentReversal
 from invoicing.pdf import invoice_pdf, payment_receipt_pdf, reopened_bills, reversal_receipt_pdf
 
 PDF = "application/pdf"
@@ -102,9 +104,35 @@ def payment_reversed(message: Message) -> Content:
     )
 
 
+def dunning_notice(message: Message) -> Content:
+    """A reminder, final notice or disconnection notice: what the step was taken for, and what is
+    overdue on the connection when the message is written."""
+    step = DunningStep.objects.select_related("connection", "customer", "provider").get(pk=message.about_id)
+    owed = (
+        Invoice.objects.filter(connection_id=step.connection_id, customer_id=step.customer_id)
+        .filter(selectors.unpaid_after_due())
+        .aggregate(total=Sum("balance"))["total"]
+    )
+    return render(
+        message.kind,
+        message.language,
+        {
+            "step": step,
+            "customer": step.customer,
+            "provider": step.provider,
+            "connection": step.connection,
+            "amount_due": money(owed) if owed else NO_MONEY,  # SQLite sums decimals without their places
+            "fee": step.provider.reconnection_fee,
+            "portal_url": _link("portal-home"),
+        },
+    )
+
+
 def register() -> None:
     register_builder(MessageKind.BILL_ISSUED, bill_issued)
     register_builder(MessageKind.BILL_DUE_SOON, bill_due_soon)
     register_builder(MessageKind.BILL_OVERDUE, bill_overdue)
     register_builder(MessageKind.PAYMENT_RECEIVED, payment_received)
     register_builder(MessageKind.PAYMENT_REVERSED, payment_reversed)
+    for kind in (MessageKind.DUNNING_REMINDER, MessageKind.FINAL_NOTICE, MessageKind.DISCONNECTION_NOTICE):
+        register_builder(kind, dunning_notice)

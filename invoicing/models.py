@@ -590,3 +590,175 @@ class PendingCharge(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label}: {self.amount}"
+
+
+# --- collections: dunning levels, the debts they chase, and payment plans ----------------------------
+
+
+class DunningAction(models.TextChoices):
+    REMINDER = "reminder", "Reminder"
+    FINAL_NOTICE = "final_notice", "Final notice"
+    DISCONNECTION = "disconnection", "Disconnection order"
+
+
+class DunningLevel(models.Model):
+    """One step of a provider's collection ladder: so many days after the due date, this action.
+    A debt climbs the provider's active levels in the order of their days (invoicing/services/dunning.py)."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="dunning_levels")
+    # Days after the due date of the oldest bill still unpaid in the debt.
+    days_after_due = models.PositiveSmallIntegerField()
+    action = models.CharField(max_length=20, choices=DunningAction.choices)
+    # A level switched off is skipped by debts still below it; the steps it was taken for keep it.
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["provider_id", "days_after_due"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "days_after_due"], name="dunning_level_days_unique"),
+            models.CheckConstraint(
+                condition=Q(days_after_due__gte=1, days_after_due__lte=365), name="dunning_level_days_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(action__in=DunningAction.values), name="dunning_level_action_known"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} at {self.days_after_due} days"
+
+
+class DunningCase(models.Model):
+    """One debt of a connection's customer, chased by the dunning job: opened the day the job first finds
+    bills of theirs unpaid after their due date, closed the day it finds none. A level is taken at most
+    once per case: a later debt (after the case closed) is a new case and starts at the first level."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="+")
+    connection = models.ForeignKey(
+        ServiceConnection, on_delete=models.PROTECT, related_name="dunning_cases", db_index=False
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    opened_on = models.DateField()
+    # The highest level taken, and when the last step was taken; empty before the first step.
+    level = models.ForeignKey(DunningLevel, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    last_step_on = models.DateField(null=True, blank=True)
+    # The day the job found nothing overdue any more (paid, or credited); empty while open.
+    closed_on = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["connection_id", "-opened_on", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection"], condition=Q(closed_on__isnull=True), name="dunning_case_one_open"
+            ),
+        ]
+        indexes = [models.Index(fields=["connection", "opened_on"], name="dunning_case_connection")]
+
+    def __str__(self) -> str:
+        return f"Debt of connection {self.connection_id} since {self.opened_on}"
+
+
+class DunningStep(models.Model):
+    """A level taken for a debt: dated, with the overdue balance and bills it was taken for, the notice
+    recorded for the customer, and for a disconnection order its number. Written once, never changed."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="+")
+    case = models.ForeignKey(DunningCase, on_delete=models.PROTECT, related_name="steps")
+    connection = models.ForeignKey(
+        ServiceConnection, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    level = models.ForeignKey(DunningLevel, on_delete=models.PROTECT, related_name="steps")
+    action = models.CharField(max_length=20, choices=DunningAction.choices)  # the level's, when taken
+    taken_on = models.DateField()
+    days_overdue = models.PositiveIntegerField()  # since the oldest unpaid bill's due date
+    # The overdue balance chased (money), and the bills it was owed on.
+    balance = models.DecimalField(**MONEY)
+    invoices = models.ManyToManyField(Invoice, related_name="dunning_steps")
+    # The e-mail recorded for the customer; empty for a customer without an address (or who opted out
+    # of reminders: final notices and disconnection notices go whatever the choice).
+    notice = models.ForeignKey(
+        "accounts.Message", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # A disconnection order's number (CODE-DO-YYYY-000001); empty when the connection was not connected.
+    order_number = models.CharField(max_length=30, blank=True)
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["case_id", "taken_on", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["case", "level"], name="dunning_step_level_once"),
+            models.CheckConstraint(condition=Q(balance__gt=0), name="dunning_step_balance_positive"),
+        ]
+        indexes = [models.Index(fields=["connection", "taken_on"], name="dunning_step_connection")]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} on {self.taken_on}"
+
+
+class PaymentPlanStatus(models.TextChoices):
+    KEPT = "kept", "Kept"  # every instalment due so far is covered: dunning pauses
+    BROKEN = "broken", "Broken"  # an instalment was missed: dunning resumes
+    COMPLETED = "completed", "Completed"  # its arrears are paid
+
+
+class PaymentPlan(models.Model):
+    """A connection's arrears spread over instalments by an officer. Payments settle bills oldest first,
+    as always; the plan counts what its bills no longer owe toward its instalments, in order."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="+")
+    connection = models.ForeignKey(
+        ServiceConnection, on_delete=models.PROTECT, related_name="payment_plans", db_index=False
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    # The bills unpaid after their due date when the plan was made, and what they owed then (money).
+    invoices = models.ManyToManyField(Invoice, related_name="payment_plans")
+    arrears = models.DecimalField(**MONEY)
+    status = models.CharField(
+        max_length=10, choices=PaymentPlanStatus.choices, default=PaymentPlanStatus.KEPT
+    )
+    reason = models.CharField(max_length=300)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The day it was found broken or completed.
+    ended_on = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["connection_id", "-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection"], condition=Q(status="kept"), name="payment_plan_one_kept"
+            ),
+            models.CheckConstraint(condition=Q(arrears__gt=0), name="payment_plan_arrears_positive"),
+            models.CheckConstraint(
+                condition=Q(status__in=PaymentPlanStatus.values), name="payment_plan_status_known"
+            ),
+        ]
+        indexes = [models.Index(fields=["connection", "status"], name="payment_plan_connection")]
+
+    def __str__(self) -> str:
+        return f"Plan of {self.arrears} for connection {self.connection_id}"
+
+
+class PaymentInstalment(models.Model):
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="+")
+    plan = models.ForeignKey(PaymentPlan, on_delete=models.PROTECT, related_name="instalments")
+    position = models.PositiveSmallIntegerField()  # 1, 2, ... in due-date order
+    due_date = models.DateField()
+    amount = models.DecimalField(**MONEY)
+
+    class Meta:
+        ordering = ["plan_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "position"], name="instalment_position_unique"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="instalment_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Instalment {self.position}: {self.amount} due {self.due_date}"

@@ -26,6 +26,7 @@ from invoicing.models import (
     Adjustment,
     BillingRun,
     BillingRunStatus,
+    DunningStep,
     Invoice,
     InvoiceLine,
     InvoiceStatus,
@@ -40,6 +41,7 @@ from providers.tenancy import scope_to_provider
 HISTORY_LENGTH = 10
 INVOICE, PAYMENT = Invoice._meta.label_lower, Payment._meta.label_lower
 REVERSAL = PaymentReversal._meta.label_lower
+DUNNING_STEP = DunningStep._meta.label_lower
 NO_MONEY = Decimal("0.00")
 
 
@@ -80,8 +82,9 @@ def providers_without_run(*, period: date) -> QuerySet[Provider]:
 
 
 def messages_of_customer(*, customer_number: str) -> Q:
-    """E-mails about a customer's bills and payments, and those to their login (invitations, password
-    resets): one name for one condition, used by the API's filter and the staff page alike."""
+    """E-mails about a customer's bills, payments and dunning steps, and those to their login
+    (invitations, password resets): one name for one condition, used by the API's filter and the staff
+    page alike."""
     return (
         Q(
             about_type=INVOICE,
@@ -96,6 +99,10 @@ def messages_of_customer(*, customer_number: str) -> Q:
             about_id__in=PaymentReversal.objects.filter(
                 payment__invoice__customer__number=customer_number
             ).values("pk"),
+        )
+        | Q(
+            about_type=DUNNING_STEP,
+            about_id__in=DunningStep.objects.filter(customer__number=customer_number).values("pk"),
         )
         | Q(user__customer__number=customer_number)
     )

@@ -101,3 +101,23 @@ def mark_overdue() -> None:
     for provider in Provider.objects.filter(is_active=True):
         marked = services.invoices_mark_overdue(provider=provider)
         logger.info("%s: %s bills marked overdue", provider.code, marked)
+
+
+@shared_task(name="invoicing.dunning")
+def dunning() -> None:
+    """Daily (celery beat), after the overdue job: each active provider's debts move up its dunning
+    levels and its payment plans are reviewed, each provider by a task of its own, so one provider's
+    failure stops no other (and the next day's run takes up where it stopped: the rules are by date)."""
+    for provider_id in Provider.objects.filter(is_active=True).values_list("pk", flat=True):
+        dunning_provider.delay(provider_id)
+
+
+@shared_task(
+    name="invoicing.dunning_provider",
+    autoretry_for=(OSError, DatabaseError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def dunning_provider(provider_id: int) -> None:
+    provider = Provider.objects.get(pk=provider_id)
+    logger.info("%s: %s dunning steps taken", provider.code, services.dunning_run(provider=provider))

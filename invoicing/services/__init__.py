@@ -4,8 +4,18 @@ one module per subject. Callers import from `invoicing.services`; the lock order
 """
 
 from invoicing.services.adjustments import adjustment_create
+from invoicing.services.dunning import (
+    PLAN_MAX_INSTALMENTS,
+    dunning_advance,
+    dunning_level_create,
+    dunning_level_update,
+    dunning_run,
+    instalment_amounts,
+    payment_plan_create,
+)
 from invoicing.services.errors import (
     AdjustmentRefused,
+    DunningLevelRefused,
     IdempotencyMismatch,
     InvoiceCancelled,
     InvoiceExists,
@@ -14,6 +24,8 @@ from invoicing.services.errors import (
     InvoiceRefused,
     MethodInactive,
     Overpayment,
+    PaymentPlanExists,
+    PaymentPlanRefused,
     PaymentRefused,
     PaymentReversed,
     ReversalRefused,
@@ -56,8 +68,10 @@ from invoicing.services.run import (
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "MAX_AMOUNT",
+    "PLAN_MAX_INSTALMENTS",
     "SERIES_FORMAT",
     "AdjustmentRefused",
+    "DunningLevelRefused",
     "IdempotencyMismatch",
     "InvoiceCancelled",
     "InvoiceExists",
@@ -66,6 +80,8 @@ __all__ = [
     "InvoiceRefused",
     "MethodInactive",
     "Overpayment",
+    "PaymentPlanExists",
+    "PaymentPlanRefused",
     "PaymentRefused",
     "PaymentReversed",
     "ReversalRefused",
@@ -82,6 +98,11 @@ __all__ = [
     "customer_snapshot",
     "default_issue_date",
     "disconnection_order_issue",
+    "dunning_advance",
+    "dunning_level_create",
+    "dunning_level_update",
+    "dunning_run",
+    "instalment_amounts",
     "invoice_issue",
     "invoice_update",
     "invoices_mark_overdue",
@@ -90,6 +111,7 @@ __all__ = [
     "manual_usage",
     "overdue_balance",
     "payment_notify",
+    "payment_plan_create",
     "payment_post",
     "payment_reverse",
     "provider_snapshot",

@@ -53,3 +53,15 @@ class PaymentReversed(Conflict):
 
 class ReversalRefused(DomainError):
     code = "reversal_refused"
+
+
+class DunningLevelRefused(DomainError):
+    code = "dunning_level_refused"
+
+
+class PaymentPlanRefused(DomainError):
+    code = "payment_plan_refused"
+
+
+class PaymentPlanExists(Conflict):
+    code = "payment_plan_exists"

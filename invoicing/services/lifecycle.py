@@ -70,11 +70,11 @@ def disconnection_order_issue(
     connection: ServiceConnection,
     reason: str,
     effective_at: datetime,
-    by: User,
+    by: User | None,
     registers: dict[str, Decimal] | None = None,
 ) -> ConnectionEvent:
     """Disconnect for non-payment: refused unless the customer owes an overdue balance, which the
-    numbered order keeps as it was."""
+    numbered order keeps as it was. `by` is None for the dunning job's order (no person acted)."""
     connection = lock_connection(connection)
     require_status(
         connection, (ConnectionStatus.ACTIVE,), step="disconnected", target=ConnectionStatus.DISCONNECTED

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from accounts.models import Message, MessageKind, NotificationSettings
 from accounts.services import messages_queue_selected
-from invoicing.models import Invoice, InvoiceStatus, Payment, PaymentReversal
+from invoicing.models import DunningStep, Invoice, InvoiceStatus, Payment, PaymentReversal
 from providers.models import Provider
 
 # Inside `muted()` nothing is recorded: loading history (the demo's months gone by) tells nobody anything.
@@ -41,7 +41,10 @@ CHOICE_OF = {
     MessageKind.BILL_OVERDUE: "notify_reminders",
     MessageKind.PAYMENT_RECEIVED: "notify_payments",
     MessageKind.PAYMENT_REVERSED: "notify_payments",
+    MessageKind.DUNNING_REMINDER: "notify_reminders",
 }
+# Formal notices a customer cannot opt out of: a utility must warn before it cuts the supply.
+FORMAL = frozenset({MessageKind.FINAL_NOTICE, MessageKind.DISCONNECTION_NOTICE})
 INVOICE = Invoice._meta.label_lower
 
 
@@ -100,6 +103,21 @@ def reversal_notify(*, reversal: PaymentReversal) -> list[int]:
         recipient="payment__invoice__customer__email",
         user="payment__invoice__customer__user_id",
         language="payment__invoice__customer__preferred_language",
+    )
+
+
+def dunning_notify(*, kind: str, step: DunningStep) -> list[int]:
+    """Record the notice of a dunning step just taken for its customer: a reminder if they want
+    reminders, a final notice or a disconnection notice whenever they have an address."""
+    if _muted.get():
+        return []
+    wanting = ~Q(customer__email="") if kind in FORMAL else _wanting(kind)
+    return messages_queue_selected(
+        kind=kind,
+        rows=DunningStep.objects.filter(wanting, pk=step.pk),
+        recipient="customer__email",
+        user="customer__user_id",
+        language="customer__preferred_language",
     )
 
 

@@ -98,10 +98,10 @@ def cash(db):
 def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
     """`count` of every kind of row for `provider`, each written by its service: billed connections
     with their readings, a customer and a pending connection numbered from the provider's series,
-    invoices, lines, payments, allocations and adjustments, unbillable connections (a run's problems),
+    invoices, lines, payments (one of each bill's reversed), allocations and adjustments, unbillable connections (a run's problems),
     meter exchanges and changes of type (recorded as their service would), a run of one chunk per
     connection, the e-mails of the bills and payments, sign-in tickets, AI questions, the provider's
-    notification settings, and price schedule rows opening today (after the bills, which keep their
+    notification settings, dunning steps and payment plans, and price schedule rows opening today (after the bills, which keep their
     prices)."""
     officer = UserFactory(provider=provider, roles=[Role.ADMIN], designation="Billing Manager")
     notification_settings_set(provider=provider, due_reminder_days=5)
@@ -127,6 +127,11 @@ def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
         services.billing_run_chunk_bill(chunk_id=chunk_id)
     for invoice in run.invoices.all():
         services.payment_post(invoice=invoice, amount=Decimal("100.00"), method=cash, received_by=officer)
+        # A second payment, which bounced.
+        bounced, _ = services.payment_post(
+            invoice=invoice, amount=Decimal("10.00"), method=cash, received_by=officer
+        )
+        services.payment_reverse(payment=bounced, kind="bounced", reason="Returned", reversed_by=officer)
         services.adjustment_create(
             invoice=invoice, amount=Decimal("50.00"), direction="credit", reason="Estimate", officer=officer
         )
@@ -134,6 +139,20 @@ def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
         connection_disconnect(connection=invoice.connection, reason="Away.", effective_at=AWAY, by=officer)
         services.connection_reconnect(
             connection=invoice.connection, reason="Back.", effective_at=BACK, by=officer
+        )
+    # The January bills are long overdue: each debt reminded, then spread over two instalments.
+    for days, action in ((5, "reminder"), (15, "final_notice")):
+        services.dunning_level_create(
+            provider=provider, days_after_due=days, action=action, created_by=officer
+        )
+    services.dunning_run(provider=provider)
+    for invoice in run.invoices.all():
+        services.payment_plan_create(
+            connection=invoice.connection,
+            instalments=2,
+            first_due_date=timezone.localdate() + timedelta(days=1),
+            reason="Agreed at the counter",
+            created_by=officer,
         )
     auditor = UserFactory(provider=provider, roles=[Role.AUDITOR, Role.SUPER_CREATOR])
     for step in range(count):

@@ -8,7 +8,15 @@ import pytest
 
 from accounts.messaging import content_of
 from accounts.models import Message, MessageKind
-from invoicing.services import invoice_issue, invoices_mark_overdue, payment_post, payment_reverse
+from invoicing.models import DunningAction, DunningStep
+from invoicing.services import (
+    dunning_level_create,
+    dunning_run,
+    invoice_issue,
+    invoices_mark_overdue,
+    payment_post,
+    payment_reverse,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -18,8 +26,8 @@ GREETING = {"en": "Dear ", "ur": "السلام علیکم "}
 
 @pytest.fixture
 def about(connection, creator, super_creator, cash, time_machine):
-    """A row for each kind: the login, an overdue bill (surcharged), a payment on it, and a second
-    payment, reversed."""
+    """A row for each kind: the login, an overdue bill (surcharged), a payment on it, a second payment,
+    reversed, and a dunning step."""
     time_machine.move_to(datetime(2024, 2, 11, 9, tzinfo=UTC), tick=False)
     invoice = invoice_issue(connection=connection, period=date(2024, 1, 1), created_by=creator)
     invoices_mark_overdue(provider=connection.provider)
@@ -32,6 +40,14 @@ def about(connection, creator, super_creator, cash, time_machine):
     reversal, _ = payment_reverse(
         payment=bounced, kind="bounced", reason="Returned", reversed_by=super_creator
     )
+    dunning_level_create(
+        provider=connection.provider,
+        days_after_due=1,
+        action=DunningAction.REMINDER,
+        created_by=super_creator,
+    )
+    dunning_run(provider=connection.provider)
+    step = ("invoicing.dunningstep", DunningStep.objects.get().pk)
     user = connection.customer.user
     return {
         MessageKind.INVITATION: ("accounts.user", user.pk),
@@ -41,6 +57,9 @@ def about(connection, creator, super_creator, cash, time_machine):
         MessageKind.BILL_OVERDUE: ("invoicing.invoice", invoice.pk),
         MessageKind.PAYMENT_RECEIVED: ("invoicing.payment", payment.pk),
         MessageKind.PAYMENT_REVERSED: ("invoicing.paymentreversal", reversal.pk),
+        MessageKind.DUNNING_REMINDER: step,
+        MessageKind.FINAL_NOTICE: step,
+        MessageKind.DISCONNECTION_NOTICE: step,
     }
 
 
