@@ -4,8 +4,11 @@ one module per subject. Callers import from `invoicing.services`; the lock order
 """
 
 from invoicing.services.adjustments import adjustment_create
+from invoicing.services.credit_balance import credit_balance_of
+from invoicing.services.credits import credit_note_issue, credit_refund
 from invoicing.services.errors import (
     AdjustmentRefused,
+    CreditRefused,
     IdempotencyMismatch,
     InvoiceCancelled,
     InvoiceExists,
@@ -51,6 +54,7 @@ __all__ = [
     "MAX_AMOUNT",
     "SERIES_FORMAT",
     "AdjustmentRefused",
+    "CreditRefused",
     "IdempotencyMismatch",
     "InvoiceCancelled",
     "InvoiceExists",
@@ -70,6 +74,9 @@ __all__ = [
     "connection_move",
     "connection_reconnect",
     "connection_type_change",
+    "credit_balance_of",
+    "credit_note_issue",
+    "credit_refund",
     "customer_snapshot",
     "default_issue_date",
     "disconnection_order_issue",

@@ -45,3 +45,7 @@ class AdjustmentRefused(DomainError):
 
 class MethodInactive(DomainError):
     code = "payment_method_inactive"
+
+
+class CreditRefused(DomainError):
+    code = "credit_refused"

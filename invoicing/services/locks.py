@@ -5,13 +5,17 @@ the oldest open invoices first) and adjusting all lock the connection's row firs
 one connection never interleave; invoice rows are then locked in id order, as the overdue job locks
 them, so no two writers wait on each other in a cycle. A connection's pending charges (charges.py) are
 locked after it, by the bill that carries them (a billing run's chunk locks those of its id range
-after the connections that owe). Document counters (numbering.py) come last.
+after the connections that owe). A customer's credit balance (credits.py) is locked after their
+connection and bills (a chunk locks its customers' in id order); a refund locks it alone. Document
+counters (numbering.py) come last.
 """
+
+from typing import Any
 
 from django.db.models import Q, QuerySet, Subquery
 
-from billing.models import ServiceConnection
-from invoicing.models import OPEN_STATUSES, Invoice, Payment
+from billing.models import Customer, ServiceConnection
+from invoicing.models import OPEN_STATUSES, CustomerCredit, Invoice, Payment
 
 
 def lock_connection(connection: ServiceConnection) -> ServiceConnection:
@@ -74,3 +78,25 @@ def lock_for_payment(
         setattr(presented, name, getattr(invoice, name))
     settle = sorted((row for row in rows if row.is_open), key=lambda row: (row.period, row.pk))
     return presented, settle, getattr(presented, "earlier_id", None)
+
+
+def lock_credit(customer: Customer) -> CustomerCredit:
+    """Lock a customer's credit balance row, made (at 0) on its first use."""
+    credit = CustomerCredit.objects.select_for_update().filter(customer_id=customer.pk).first()
+    if credit is not None:
+        return credit
+    # Two first uses at once: one inserts, the other's insert does nothing, and both lock that row.
+    CustomerCredit.objects.bulk_create(
+        [CustomerCredit(provider_id=customer.provider_id, customer_id=customer.pk)], ignore_conflicts=True
+    )
+    return CustomerCredit.objects.select_for_update().get(customer_id=customer.pk)
+
+
+def lock_credits(customer_ids: Any) -> list[CustomerCredit]:
+    """Lock, in id order, the credit rows with a balance of the customers `customer_ids` (a list or a
+    subquery): one statement for a bill, or a billing run's chunk."""
+    return list(
+        CustomerCredit.objects.select_for_update()
+        .filter(customer_id__in=customer_ids, balance__gt=0)
+        .order_by("pk")
+    )

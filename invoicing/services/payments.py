@@ -11,6 +11,7 @@ from accounts.models import User
 from billing.rating import NO_MONEY
 from billing.signals import audit_batch, rows_bulk_created, rows_bulk_updated
 from invoicing.models import DocumentSeries, Invoice, InvoiceStatus, Payment, PaymentAllocation, PaymentMethod
+from invoicing.services.credit_balance import credit_from_overpayment
 from invoicing.services.errors import (
     InvoiceCancelled,
     InvoicePaid,
@@ -122,7 +123,9 @@ def _payment_post(
     if not settle:  # a paid bill may still carry earlier bills' arrears: those are paid against it
         raise InvoicePaid(f"Invoice {invoice.number} is fully paid; nothing is owed on it.")
     payable = sum((row.balance for row in settle), NO_MONEY)
-    if amount > payable:
+    # Above what is owed: the excess is the customer's credit where the provider allows it.
+    excess = max(amount - payable, NO_MONEY) if invoice.provider.allow_overpayment else NO_MONEY
+    if amount - excess > payable:
         raise Overpayment(
             f"{amount} is more than the {payable} payable on invoice {invoice.number}"
             + (" and the earlier bills it carries" if len(settle) > 1 else "")
@@ -133,7 +136,7 @@ def _payment_post(
     received_at = received_at or timezone.now()  # taken under the lock: receipts follow their order
     today = timezone.localdate(received_at)
     with audit_batch():
-        settled, before = _settle(settle, amount, today)
+        settled, before = _settle(settle, amount - excess, today)
         (receipt_number,) = take_numbers(
             provider=invoice.provider, series=DocumentSeries.RECEIPT, year=today.year, count=1
         )
@@ -146,7 +149,7 @@ def _payment_post(
             method=method,
             reference=reference,
             payable_before=payable,
-            payable_after=payable - amount,
+            payable_after=payable - amount + excess,
             received_by=received_by,
             received_at=received_at,
             idempotency_key=idempotency_key,
@@ -160,6 +163,8 @@ def _payment_post(
         ]
         PaymentAllocation.objects.bulk_create(allocations)
         rows_bulk_created.send(sender=PaymentAllocation, rows=allocations)
+        if excess:
+            credit_from_overpayment(payment=payment, amount=excess)
         payment_notify(payment=payment)
     # The receipt is shown from these rows as they are, not read back: `payment.allocations.all()`
     # answers from them, as Django's prefetch leaves a relation (a filtered copy still queries).
