@@ -22,7 +22,6 @@ from invoicing.services import (
     InvoiceExists,
     InvoiceLocked,
     InvoiceRefused,
-    adjustment_create,
     invoice_issue,
     invoice_update,
     payment_post,
