@@ -113,6 +113,9 @@ INVOICING_VIEW = {
     "invoicing.view_adjustment": PROVIDER,
     "invoicing.view_billingrun": PROVIDER,
     "invoicing.view_paymentmethod": PROVIDER,
+    "invoicing.view_creditnote": PROVIDER,
+    "invoicing.view_customercredit": PROVIDER,
+    "invoicing.view_creditrefund": PROVIDER,
 }
 # Issuing and changing any invoice of the provider, posting payments, authorising adjustments
 # (the officers' permission) and starting billing runs.
@@ -123,6 +126,10 @@ INVOICING_MANAGE = {
     "invoicing.add_payment": PROVIDER,
     "invoicing.add_adjustment": PROVIDER,
     "invoicing.add_billingrun": PROVIDER,
+    # An officer's credit note on any bill (a clerk credits a bill only by cancelling or re-rating
+    # their own: change_invoice), and refunds of a customer's credit balance.
+    "invoicing.add_creditnote": PROVIDER,
+    "invoicing.add_creditrefund": PROVIDER,
 }
 
 # E-mails: the staff see what was sent to whom and how it went; those who look after customers invite
@@ -201,6 +208,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         "invoicing.change_invoice": OWN,
         "invoicing.collect_payment": OWN,  # on the invoices they created
         "invoicing.view_payment": OWN,
+        "invoicing.view_creditnote": OWN,  # those they issued, cancelling or re-rating their bills
         "invoicing.view_paymentmethod": PROVIDER,
         **MESSAGES_VIEW,
         **INVITE,
@@ -222,6 +230,9 @@ POLICY: dict[Role, dict[str, Reach]] = {
         "invoicing.view_invoice": SELF,
         "invoicing.view_payment": SELF,
         "invoicing.view_adjustment": SELF,
+        "invoicing.view_creditnote": SELF,
+        "invoicing.view_customercredit": SELF,
+        "invoicing.view_creditrefund": SELF,
         **SELF_SERVICE,
     },
 }
@@ -253,6 +264,7 @@ class Ownership:
 OWNERSHIP = {
     "invoicing.invoice": Ownership(owner="created_by", made_by="billing_run"),
     "invoicing.payment": Ownership(owner="received_by"),
+    "invoicing.creditnote": Ownership(owner="issued_by"),
 }
 
 

@@ -71,6 +71,7 @@ def bill_context(bill: Invoice) -> dict[str, Any]:
             bill.allocations.select_related("payment__method").order_by("payment__received_at", "pk")
         ),
         "amount_payable": selectors.amount_payable(bill),
+        **selectors.bill_credits(bill),
     }
 
 

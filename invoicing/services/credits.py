@@ -12,10 +12,12 @@ counters last.
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import User
 from billing.models import Customer
+from billing.rating import NO_MONEY
 from billing.signals import rows_bulk_created
 from invoicing.models import (
     CreditEntryKind,
@@ -35,14 +37,15 @@ from invoicing.services.numbering import take_numbers
 from invoicing.services.payments import settled_status
 
 
+def credited_by_notes(invoice: Invoice) -> Decimal:
+    """What credit notes took back from a bill so far, on it and to the credit balance alike."""
+    return invoice.credit_notes.aggregate(total=Sum("amount"))["total"] or NO_MONEY
+
+
 def creditable(invoice: Invoice) -> Decimal:
     """What credit notes may still take back from a bill: its charges and net adjustments, less what
-    earlier credit notes took (the credit balance applied to it is a payment of it, not a credit of
-    its charges)."""
-    return invoice.current_charges + invoice.adjustment_total - (invoice.credited - invoice.credit_applied)
-
-
-# --- credit notes -------------------------------------------------------------------------------
+    earlier credit notes took (the credit balance applied to it paid it, and is not taken back)."""
+    return invoice.current_charges + invoice.adjustment_total - credited_by_notes(invoice)
 
 
 def credit_note_record(
@@ -110,7 +113,7 @@ def whole_bill_lines(invoice: Invoice) -> list[tuple[str, Decimal]]:
     lines = [(f"Charges of bill {invoice.number} ({invoice.period:%B %Y})", invoice.current_charges)]
     if invoice.adjustment_total:
         lines.append((f"Adjustments on bill {invoice.number}", invoice.adjustment_total))
-    earlier = invoice.credited - invoice.credit_applied
+    earlier = credited_by_notes(invoice)
     if earlier:
         lines.append((f"Credited before on bill {invoice.number}", -earlier))
     return lines

@@ -12,6 +12,7 @@ counters (numbering.py) come last.
 
 from typing import Any
 
+from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet, Subquery
 
 from billing.models import Customer, ServiceConnection
@@ -85,10 +86,11 @@ def lock_credit(customer: Customer) -> CustomerCredit:
     credit = CustomerCredit.objects.select_for_update().filter(customer_id=customer.pk).first()
     if credit is not None:
         return credit
-    # Two first uses at once: one inserts, the other's insert does nothing, and both lock that row.
-    CustomerCredit.objects.bulk_create(
-        [CustomerCredit(provider_id=customer.provider_id, customer_id=customer.pk)], ignore_conflicts=True
-    )
+    try:
+        with transaction.atomic():
+            CustomerCredit.objects.create(provider_id=customer.provider_id, customer_id=customer.pk)
+    except IntegrityError:  # two first uses at once: the other made it; both lock that row
+        pass
     return CustomerCredit.objects.select_for_update().get(customer_id=customer.pk)
 
 

@@ -98,7 +98,7 @@ def cash(db):
 def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
     """`count` of every kind of row for `provider`, each written by its service: billed connections
     with their readings, a customer and a pending connection numbered from the provider's series,
-    invoices, lines, payments, allocations and adjustments, unbillable connections (a run's problems),
+    invoices, lines, payments, allocations, adjustments, credit notes and refunds, unbillable connections (a run's problems),
     meter exchanges and changes of type (recorded as their service would), a run of one chunk per
     connection, the e-mails of the bills and payments, sign-in tickets, AI questions, the provider's
     notification settings, and price schedule rows opening today (after the bills, which keep their
@@ -134,6 +134,14 @@ def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
         connection_disconnect(connection=invoice.connection, reason="Away.", effective_at=AWAY, by=officer)
         services.connection_reconnect(
             connection=invoice.connection, reason="Back.", effective_at=BACK, by=officer
+        )
+        # Credited beyond what it owed (9750 - 100 paid - 50 credited): 100 to the customer's credit
+        # balance, 40 of it refunded.
+        services.credit_note_issue(
+            invoice=invoice, amount=Decimal("9700.00"), reason="Meter misread", issued_by=officer
+        )
+        services.credit_refund(
+            customer=invoice.customer, amount=Decimal("40.00"), method=cash, reason="Asked", officer=officer
         )
     auditor = UserFactory(provider=provider, roles=[Role.AUDITOR, Role.SUPER_CREATOR])
     for step in range(count):

@@ -532,7 +532,10 @@ def test_invoice_issue_racing_a_billing_run_for_the_same_month_is_a_conflict(con
     """The run's chunk does not lock connections: the unique constraint catches the clash."""
     clash = IntegrityError("duplicate key value violates unique constraint invoice_once_per_connection_month")
 
-    with mock.patch("invoicing.services.issue._number_and_insert", side_effect=clash), pytest.raises(InvoiceExists):
+    with (
+        mock.patch("invoicing.services.issue._number_and_insert", side_effect=clash),
+        pytest.raises(InvoiceExists),
+    ):
         invoice_issue(connection=connection, period=JANUARY, created_by=creator)
 
     assert Invoice.objects.count() == 0
