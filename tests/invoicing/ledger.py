@@ -101,7 +101,9 @@ def _assert_connection_ledger(connection: ServiceConnection) -> None:
 
 
 def _assert_credit_ledger(customer) -> None:
-    entries = list(CreditEntry.objects.filter(customer=customer).order_by("created_at", "id"))
+    entries = list(
+        CreditEntry.objects.filter(customer=customer).order_by("id")
+    )  # taken in turn, under its lock
     running = ZERO
     for entry in entries:
         running += entry.amount
