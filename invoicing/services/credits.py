@@ -72,6 +72,8 @@ def credit_note_record(
     else:
         settled_status(invoice, today)
     invoice.save(update_fields=["credited", "balance", "status", "paid_on", "updated_at"])
+    if amount > applied:  # the credit row before the counter: counters are locked last (locks.py)
+        lock_credit(invoice.customer)
     (number,) = take_numbers(
         provider=invoice.provider, series=DocumentSeries.CREDIT_NOTE, year=today.year, count=1
     )

@@ -620,7 +620,7 @@ def invoice_update(
 
 def _cancel(invoice: Invoice, *, updated_by: User, reason: str) -> Invoice:
     """Cancel a bill by a credit note for what it still owes; what was paid on it stays its payment."""
-    if invoice.balance == 0 and invoice.amount_paid > 0:
+    if invoice.balance == 0 and (invoice.amount_paid > 0 or invoice.credit_applied > 0):
         raise InvoicePaid(
             f"Invoice {invoice.number} is paid: nothing is open to cancel. Re-rate it, or issue a credit "
             "note on it to return what was paid as the customer's credit.",

@@ -20,7 +20,7 @@ from invoicing.services.errors import (
     PaymentRefused,
 )
 from invoicing.services.idempotency import hash_request, replayed
-from invoicing.services.locks import lock_for_payment
+from invoicing.services.locks import lock_credit, lock_for_payment
 from invoicing.services.notices import payment_notify
 from invoicing.services.numbering import take_numbers
 
@@ -137,6 +137,8 @@ def _payment_post(
     today = timezone.localdate(received_at)
     with audit_batch():
         settled, before = _settle(settle, amount - excess, today)
+        if excess:  # the credit row before the counter: counters are locked last (locks.py)
+            lock_credit(invoice.customer)
         (receipt_number,) = take_numbers(
             provider=invoice.provider, series=DocumentSeries.RECEIPT, year=today.year, count=1
         )

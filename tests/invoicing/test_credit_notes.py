@@ -420,3 +420,16 @@ def test_the_database_refuses_a_bill_whose_balance_ignores_what_was_credited(jan
 
     with pytest.raises(IntegrityError), transaction.atomic():
         Invoice.objects.filter(pk=january.pk).update(balance=D("9750.00"))
+
+
+def test_cancelling_a_bill_the_credit_balance_paid_is_refused(
+    connection, january, creator, super_creator, cash
+):
+    payment_post(invoice=january, amount=D("9750.00"), method=cash, received_by=super_creator)
+    credit_note_issue(invoice=january, amount=D("9750.00"), reason="Wrong meter", issued_by=super_creator)
+    february = invoice_issue(connection=connection, period=FEBRUARY, created_by=creator, kwh=D("100"))
+
+    with pytest.raises(InvoicePaid):
+        invoice_update(invoice=february, updated_by=creator, cancel=True)
+
+    assert credit_balance_of(january.customer) == D("6500.00")
