@@ -113,7 +113,9 @@ class Invoice(models.Model):
     )
     # Open balance of the connection's earlier invoices when this one was issued (printed, not owed twice).
     arrears = models.DecimalField(**MONEY)
-    payable_before_due = models.DecimalField(**MONEY, help_text="Current charges + arrears.")
+    payable_before_due = models.DecimalField(
+        **MONEY, help_text="Current charges + arrears - the customer's credit balance applied at issue."
+    )
     # What the overdue job adds once, as an adjustment, if the bill is unpaid after its due date.
     late_surcharge = models.DecimalField(**MONEY)
     payable_after_due = models.DecimalField(**MONEY)

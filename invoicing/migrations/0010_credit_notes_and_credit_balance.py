@@ -202,6 +202,15 @@ class Migration(migrations.Migration):
                 to="invoicing.invoice",
             ),
         ),
+        migrations.AlterField(
+            model_name="invoice",
+            name="payable_before_due",
+            field=models.DecimalField(
+                decimal_places=2,
+                help_text="Current charges + arrears - the customer's credit balance applied at issue.",
+                max_digits=14,
+            ),
+        ),
         migrations.RunPython(credit_cancelled_bills, migrations.RunPython.noop, elidable=True),
         migrations.AlterField(
             model_name="documentcounter",

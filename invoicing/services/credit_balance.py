@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from billing.models import Customer
@@ -57,6 +58,9 @@ def credits_apply(invoices: list[Invoice], credits: dict[int, CustomerCredit]) -
         invoice.credited += amount
         invoice.credit_applied += amount
         invoice.balance -= amount
+        # Printed on the bill as it is issued: what is payable is what is left to pay.
+        invoice.payable_before_due -= amount
+        invoice.payable_after_due -= amount
         if invoice.balance == 0:
             invoice.status, invoice.paid_on = InvoiceStatus.PAID, invoice.issue_date
         applications.append(Application(credit, invoice, amount, credit.balance))
@@ -94,7 +98,7 @@ def credits_applied_record(applications: list[Application]) -> None:
     rows_bulk_updated.send(sender=CustomerCredit, rows=credits, fields=("balance",), before=before)
 
 
-def credits_for_new_bills(customer_ids: Iterable[int] | object) -> dict[int, CustomerCredit]:
+def credits_for_new_bills(customer_ids: Iterable[int] | QuerySet) -> dict[int, CustomerCredit]:
     """The credit rows (locked) of the customers among `customer_ids` (ids, or a subquery of them) who
     have a credit balance: one query, for one bill or a run's whole chunk."""
     return {credit.customer_id: credit for credit in lock_credits(customer_ids)}

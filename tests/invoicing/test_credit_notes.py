@@ -361,6 +361,8 @@ def test_the_credit_balance_pays_the_customers_next_bill_when_it_is_issued(
         D("7750.00"),
     )
     assert february.status == InvoiceStatus.PENDING
+    # The bill prints what is left to pay.
+    assert (february.payable_before_due, february.payable_after_due) == (D("7750.00"), D("8725.00"))
     assert credit_balance_of(january.customer) == D("0.00")
     applied = february.credit_entries.get()
     assert (applied.kind, applied.amount, applied.balance_after) == (
