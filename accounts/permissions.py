@@ -118,6 +118,9 @@ INVOICING_VIEW = {
     "invoicing.view_dunninglevel": PROVIDER,
     "invoicing.view_dunningstep": PROVIDER,
     "invoicing.view_paymentplan": PROVIDER,
+    "invoicing.view_creditnote": PROVIDER,
+    "invoicing.view_customercredit": PROVIDER,
+    "invoicing.view_creditrefund": PROVIDER,
 }
 # The books (the journal and the tax report): finance reads them as the super creator, the auditor or
 # the administrator.
@@ -134,6 +137,10 @@ INVOICING_MANAGE = {
     "invoicing.add_billingrun": PROVIDER,
     # Spreading a connection's arrears over instalments: an officer's decision.
     "invoicing.add_paymentplan": PROVIDER,
+    # An officer's credit note on any bill (a clerk credits a bill only by cancelling or re-rating
+    # their own: change_invoice), and refunds of a customer's credit balance.
+    "invoicing.add_creditnote": PROVIDER,
+    "invoicing.add_creditrefund": PROVIDER,
 }
 
 # E-mails: the staff see what was sent to whom and how it went; those who look after customers invite
@@ -217,6 +224,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         "invoicing.change_invoice": OWN,
         "invoicing.collect_payment": OWN,  # on the invoices they created
         "invoicing.view_payment": OWN,
+        "invoicing.view_creditnote": OWN,  # those they issued, cancelling or re-rating their bills
         "invoicing.view_paymentmethod": PROVIDER,
         **MESSAGES_VIEW,
         **INVITE,
@@ -239,6 +247,9 @@ POLICY: dict[Role, dict[str, Reach]] = {
         "invoicing.view_invoice": SELF,
         "invoicing.view_payment": SELF,
         "invoicing.view_adjustment": SELF,
+        "invoicing.view_creditnote": SELF,
+        "invoicing.view_customercredit": SELF,
+        "invoicing.view_creditrefund": SELF,
         **SELF_SERVICE,
     },
 }
@@ -270,6 +281,7 @@ class Ownership:
 OWNERSHIP = {
     "invoicing.invoice": Ownership(owner="created_by", made_by="billing_run"),
     "invoicing.payment": Ownership(owner="received_by"),
+    "invoicing.creditnote": Ownership(owner="issued_by"),
 }
 
 

@@ -22,6 +22,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from billing.models import Customer
 from config.queue import require_queue
 from config.spreadsheet import csv_text
 from invoicing import (
@@ -36,6 +37,11 @@ from invoicing.models import (
     BillingRun,
     BillingRunChunk,
     BillingRunProblem,
+    CreditEntry,
+    CreditNote,
+    CreditNoteLine,
+    CreditRefund,
+    CustomerCredit,
     DocumentCounter,
     Invoice,
     InvoiceLine,
@@ -75,6 +81,13 @@ class AllocationInline(ReadOnlyInline):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).select_related("payment")
+
+
+class CreditNoteInline(ReadOnlyInline):
+    model = CreditNote
+    view_permission = "invoicing.view_creditnote"
+    fields = ("number", "issue_date", "amount", "applied", "to_balance", "reason", "issued_by_name")
+    readonly_fields = fields
 
 
 class MonthFilter(admin.SimpleListFilter):
@@ -154,7 +167,7 @@ class InvoiceAdmin(ReadOnlyAdmin):
     list_select_related = ("connection", "customer")
     search_fields = ("number", "connection__number", "customer__number", "customer__name")
     date_hierarchy = "issue_date"
-    inlines = [InvoiceLineInline, AdjustmentInline, AllocationInline]
+    inlines = [InvoiceLineInline, AdjustmentInline, AllocationInline, CreditNoteInline]
     exclude = ("trace", "customer_snapshot", "provider_snapshot")
     actions = ["issue_adjustment"]
 
@@ -444,6 +457,132 @@ class PaymentReversalAdmin(MoneyEntryAdmin):
             payment=values["payment"], kind=values["kind"], reason=values["reason"], reversed_by=request.user
         )
         return reversal
+
+
+class CreditNoteLineInline(ReadOnlyInline):
+    model = CreditNoteLine
+    view_permission = "invoicing.view_creditnote"
+    fields = ("position", "label", "amount")
+    readonly_fields = fields
+    show_change_link = False
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(ReadOnlyAdmin):
+    """Issued by cancelling or re-rating a bill, or by an officer (the API); never changed."""
+
+    list_display = (
+        "number",
+        "invoice",
+        "customer",
+        "issue_date",
+        "amount",
+        "applied",
+        "to_balance",
+        "issued_by_name",
+    )
+    list_select_related = ("invoice", "customer")
+    list_filter = (("provider", admin.RelatedOnlyFieldListFilter),)
+    search_fields = ("number", "invoice__number", "customer__number", "reason")
+    date_hierarchy = "issue_date"
+    inlines = [CreditNoteLineInline]
+
+
+@admin.register(CreditNoteLine)
+class CreditNoteLineAdmin(ReadOnlyAdmin):
+    provider_field = "credit_note__provider"
+    view_permission = "invoicing.view_creditnote"
+    list_display = ("credit_note", "position", "label", "amount")
+    list_select_related = ("credit_note",)
+    search_fields = ("credit_note__number", "label")
+
+
+class CreditEntryInline(ReadOnlyInline):
+    model = CreditEntry
+    view_permission = "invoicing.view_customercredit"
+    fk_name = "customer"
+    fields = ("created_at", "kind", "amount", "balance_after", "credit_note", "payment", "invoice", "refund")
+    readonly_fields = fields
+    show_change_link = False
+
+
+@admin.register(CustomerCredit)
+class CustomerCreditAdmin(ReadOnlyAdmin):
+    """Each customer's credit balance; it moves only by credit notes, overpayments, bills and refunds."""
+
+    list_display = ("customer", "balance", "updated_at")
+    list_select_related = ("customer",)
+    list_filter = (("provider", admin.RelatedOnlyFieldListFilter),)
+    search_fields = ("customer__number", "customer__name")
+
+
+@admin.register(CreditEntry)
+class CreditEntryAdmin(ReadOnlyAdmin):
+    view_permission = "invoicing.view_customercredit"
+    list_display = (
+        "customer",
+        "created_at",
+        "kind",
+        "amount",
+        "balance_after",
+        "credit_note",
+        "invoice",
+        "refund",
+    )
+    list_select_related = ("customer", "credit_note", "invoice", "refund")
+    list_filter = ("kind", ("provider", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("customer__number", "credit_note__number", "invoice__number", "refund__number")
+
+
+class CreditRefundForm(forms.ModelForm):
+    class Meta:
+        model = CreditRefund
+        fields = ("customer", "amount", "method", "reference", "reason")
+
+
+class CustomerChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, customer: Customer) -> str:
+        return f"{customer.number}: {customer.name}, credit {customer.credit.balance}"
+
+
+@admin.register(CreditRefund)
+class CreditRefundAdmin(ProviderScopedAdmin, ServiceAdmin):
+    """Officers refund a customer's credit balance here; their name and designation come from their
+    account. A refund is never changed."""
+
+    form = CreditRefundForm
+    list_display = ("number", "customer", "amount", "method", "officer_name", "created_at")
+    list_select_related = ("customer", "method")
+    list_filter = ("method", ("provider", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("number", "customer__number", "customer__name", "reference")
+    date_hierarchy = "created_at"
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "customer":
+            kwargs["queryset"] = scope_to_provider(
+                Customer.objects.filter(credit__balance__gt=0).select_related("credit"), request.user
+            )
+            kwargs["form_class"] = CustomerChoiceField
+        if db_field.name == "method":
+            kwargs["queryset"] = PaymentMethod.objects.filter(is_active=True)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> Any:
+        return [field.name for field in self.model._meta.fields] if obj else ()
+
+    def create(self, request: HttpRequest, values: dict) -> CreditRefund:
+        refund, _ = services.credit_refund(
+            customer=values["customer"],
+            amount=values["amount"],
+            method=values["method"],
+            reason=values["reason"],
+            reference=values.get("reference", ""),
+            officer=request.user,
+        )
+        return refund
 
 
 @admin.register(PaymentAllocation)

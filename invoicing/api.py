@@ -258,11 +258,43 @@ class InvoiceDetailOutput(InvoiceOutput):
     trace = serializers.JSONField()
     customer = serializers.JSONField(source="customer_snapshot")
     provider = serializers.JSONField(source="provider_snapshot")
+    credited = serializers.DecimalField(
+        **MONEY, help_text="Taken off the balance by credit notes and the customer's credit balance."
+    )
+    creditApplied = serializers.DecimalField(
+        source="credit_applied", **MONEY, help_text="The customer's credit balance applied at issue."
+    )
+    replaces = serializers.SerializerMethodField(help_text="The bill this one replaces (a re-rate).")
+    replacedBy = serializers.SerializerMethodField(help_text="The bill that replaced this one (a re-rate).")
+    creditNotes = serializers.SerializerMethodField()
     adjustments = serializers.SerializerMethodField()
     payments = serializers.SerializerMethodField()
     amountPayable = serializers.SerializerMethodField(
         help_text="What settles this bill now, earlier bills included."
     )
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_replaces(self, invoice: Invoice) -> dict | None:
+        return _bill_ref(invoice.replaces)
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_replacedBy(self, invoice: Invoice) -> dict | None:
+        return _bill_ref(getattr(invoice, "replaced_by", None))
+
+    def get_creditNotes(self, invoice: Invoice) -> list[dict]:
+        return [
+            {
+                "creditNoteId": row.pk,
+                "creditNoteNumber": row.number,
+                "amount": f"{row.amount}",
+                "applied": f"{row.applied}",
+                "toCreditBalance": f"{row.to_balance}",
+                "reason": row.reason,
+                "issuedBy": row.issued_by_name,
+                "issueDate": f"{row.issue_date}",
+            }
+            for row in invoice.credit_notes.all()
+        ]
 
     def get_adjustments(self, invoice: Invoice) -> list[dict]:
         return [
@@ -292,6 +324,10 @@ class InvoiceDetailOutput(InvoiceOutput):
 
     def get_amountPayable(self, invoice: Invoice) -> str:
         return f"{selectors.amount_payable(invoice):.2f}"
+
+
+def _bill_ref(bill: Invoice | None) -> dict | None:
+    return {"billId": bill.pk, "invoiceNumber": bill.number} if bill else None
 
 
 class InvoiceFilter(filters.FilterSet):
@@ -526,6 +562,12 @@ class InvoiceUpdateInput(serializers.Serializer):
     peakKwh = serializers.DecimalField(**KWH, min_value=0, required=False)
     offPeakKwh = serializers.DecimalField(**KWH, min_value=0, required=False)
     rerate = serializers.BooleanField(default=False, help_text="Rate the month's readings again.")
+    reason = serializers.CharField(
+        max_length=500,
+        required=False,
+        default="",
+        help_text="Printed on the credit note of a cancel or re-rate.",
+    )
 
     def validate_paymentStatus(self, value: str) -> str:
         if value != InvoiceStatus.CANCELLED:
@@ -551,7 +593,8 @@ class InvoiceItemApi(APIView):
     @extend_schema(
         request=InvoiceUpdateInput,
         responses={200: InvoiceDetailOutput, **ERRORS},
-        summary="Change the due date, cancel an unpaid bill, or re-rate one nothing was paid or adjusted on",
+        summary="Change the due date, cancel a bill (a credit note for what it owes), or re-rate it (a credit "
+        "note for all it charged and a new bill replacing it: the answer is the new bill)",
     )
     def put(self, request: Request, invoice_id: int) -> Response:
         invoice = selectors.invoice_get_for(
@@ -560,7 +603,7 @@ class InvoiceItemApi(APIView):
         data = InvoiceUpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        services.invoice_update(
+        invoice = services.invoice_update(
             invoice=invoice,
             updated_by=request.user,
             due_date=values.get("dueDate"),
@@ -569,6 +612,7 @@ class InvoiceItemApi(APIView):
             peak_kwh=values.get("peakKwh"),
             off_peak_kwh=values.get("offPeakKwh"),
             rerate=values["rerate"],
+            reason=values["reason"],
         )
         detail = selectors.invoice_detail_for(user=request.user, invoice_id=invoice.pk)
         return Response(InvoiceDetailOutput(detail).data)
@@ -762,7 +806,7 @@ class PaymentCreateApi(APIView):
         invoice = selectors.invoice_get_for(
             user=request.user, invoice_id=values["billId"], perm="invoicing.collect_payment"
         )
-        method = _method(values["method"])
+        method = method_named(values["method"])
         payment, new = services.payment_post(
             invoice=invoice,
             amount=values["amount"],
@@ -776,7 +820,7 @@ class PaymentCreateApi(APIView):
         return replay_aware(PaymentOutput(payment).data, replayed=not new)
 
 
-def _method(value: str) -> PaymentMethod:
+def method_named(value: str) -> PaymentMethod:
     methods = selectors.payment_methods()
     by_id = re.fullmatch(r"[0-9]{1,9}", value)
     method = methods.filter(pk=int(value)).first() if by_id else methods.filter(code=value).first()

@@ -12,7 +12,14 @@ Each document gives balanced entries on its own day:
   reversal (a bounced cheque), on the day it was reversed: the opposite.
 - an adjustment, on the day it was authorised: a debit raises receivables against late surcharges or
   officers' adjustments; a credit lowers them.
-A cancelled bill was never owed and is not in the books.
+- a credit note, on its issue date: credit notes debited with its amount; receivables credited with
+  what its bill still owed, customers' credit balances with the rest.
+- the customer's credit balance moving: an overpayment's excess (receivables debited back, credit
+  balances credited), credit applied to a new bill or taken back with a reversed overpayment (credit
+  balances debited, receivables credited), a refund (credit balances debited, refunds paid by method
+  credited).
+A bill cancelled before credit notes existed (cancelled with no credit note) was never owed and is not
+in the books; one cancelled or replaced since is in them, with the credit note that took it back.
 
 Amounts are summed in whole cents in the database (`cents`): exact on SQLite as on PostgreSQL.
 """
@@ -24,7 +31,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
-from django.db.models import Sum
+from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.db.models.functions import TruncDate, TruncMonth
 from django.utils import timezone
 
@@ -33,6 +40,10 @@ from invoicing.models import (
     Adjustment,
     AdjustmentDirection,
     AdjustmentKind,
+    CreditEntry,
+    CreditEntryKind,
+    CreditNote,
+    CreditRefund,
     Invoice,
     InvoiceLine,
     InvoiceStatus,
@@ -50,6 +61,8 @@ RECEIVABLES = ("receivables", "Receivables (customers)")
 LATE_SURCHARGES = ("late-surcharges", "Late payment surcharges")
 OFFICER_ADJUSTMENTS = ("officer-adjustments", "Officers' adjustments")
 ESTIMATES = ("estimates-taken-back", "Estimated bills taken back")
+CREDIT_NOTES = ("credit-notes", "Credit notes")
+CUSTOMER_CREDIT = ("customer-credit", "Customers' credit balances")
 BILL_CREDITS = ("bill-credits", "Credits carried between bills")
 # Line kinds whose amounts lower a bill (debited); every other kind is credited.
 DEBITED_LINES = frozenset({"subsidy", "estimate", "credit"})
@@ -189,8 +202,11 @@ def journal_for(*, provider: Provider, first: date, last: date) -> Journal:
         entry.debit += debit
         entry.credit += credit
 
-    billed = Invoice.objects.filter(provider=provider, issue_date__range=(first, last)).exclude(
-        status=InvoiceStatus.CANCELLED
+    credited_back = Exists(CreditNote.objects.filter(invoice=OuterRef("pk")))
+    billed = Invoice.objects.filter(
+        ~Q(status=InvoiceStatus.CANCELLED) | Q(credited_back),
+        provider=provider,
+        issue_date__range=(first, last),
     )
     for day, total in billed.values_list("issue_date").annotate(total=Sum(cents("current_charges"))):
         post(day, Account(*RECEIVABLES), debit=_amount(total))
@@ -255,6 +271,52 @@ def journal_for(*, provider: Provider, first: date, last: date) -> Journal:
             post(day, other, debit=amount)
             post(day, Account(*RECEIVABLES), credit=amount)
 
+    notes = (
+        CreditNote.objects.filter(provider=provider, issue_date__range=(first, last))
+        .values_list("issue_date")
+        .annotate(amount=Sum(cents("amount")), applied=Sum(cents("applied")), kept=Sum(cents("to_balance")))
+        .order_by()
+    )
+    for day, amount, applied, kept in notes:
+        post(day, Account(*CREDIT_NOTES), debit=_amount(amount))
+        post(day, Account(*RECEIVABLES), credit=_amount(applied))
+        post(day, Account(*CUSTOMER_CREDIT), credit=_amount(kept))
+
+    moved = (
+        CreditEntry.objects.filter(
+            provider=provider,
+            created_at__gte=start,
+            created_at__lt=end,
+            kind__in=(CreditEntryKind.OVERPAYMENT, CreditEntryKind.APPLIED, CreditEntryKind.REVERSAL),
+        )
+        .annotate(day=TruncDate("created_at"))
+        .values_list("day", "kind")
+        .annotate(total=Sum(cents("amount")))
+        .order_by()
+    )
+    for day, kind, total in moved:
+        amount = abs(_amount(total))
+        if kind == CreditEntryKind.OVERPAYMENT:
+            post(day, Account(*RECEIVABLES), debit=amount)
+            post(day, Account(*CUSTOMER_CREDIT), credit=amount)
+        else:
+            post(day, Account(*CUSTOMER_CREDIT), debit=amount)
+            post(day, Account(*RECEIVABLES), credit=amount)
+
+    refunded = (
+        CreditRefund.objects.filter(provider=provider, created_at__gte=start, created_at__lt=end)
+        .annotate(day=TruncDate("created_at"))
+        .values_list("day", "method_id")
+        .annotate(total=Sum(cents("amount")))
+        .order_by()
+    )
+    for day, method_id, total in refunded:
+        amount = _amount(total)
+        post(day, Account(*CUSTOMER_CREDIT), debit=amount)
+        post(
+            day, Account(f"refunds:{codes[method_id]}", f"Refunds paid: {methods[method_id]}"), credit=amount
+        )
+
     days = [
         Day(day, sorted(entries.values(), key=lambda entry: entry.account.code))
         for day, entries in sorted(by_day.items())
@@ -271,8 +333,9 @@ class TaxRow(NamedTuple):
 
 
 def tax_report_for(*, provider: Provider, year: int) -> list[TaxRow]:
-    """Each tax billed in `year` per authority and month (by the bills' issue dates; cancelled bills
-    left out), with how many bills carried it."""
+    """Each tax billed in `year` per authority and month (by the bills' issue dates; bills cancelled or
+    replaced left out), with how many bills carried it (a bill split by a price change has a line of
+    each tax per part)."""
     if not 2000 <= year <= 2100:
         raise DomainError(f"{year} is not a year the books can hold.", field="year")
     authorities = dict(Authority.objects.filter(provider=provider).values_list("pk", "code"))
@@ -287,7 +350,7 @@ def tax_report_for(*, provider: Provider, year: int) -> list[TaxRow]:
         .exclude(invoice__status=InvoiceStatus.CANCELLED)
         .annotate(month=TruncMonth("invoice__issue_date"))
         .values_list("month", "row_id")
-        .annotate(total=Sum(cents("amount")), bills=Sum(1))
+        .annotate(total=Sum(cents("amount")), bills=Count("invoice", distinct=True))
         .order_by()
     )
     found: dict[tuple[date, str, str], list] = {}

@@ -1,9 +1,12 @@
 """Invoices, their lines, payments, adjustments, the numbering counters and the monthly billing run.
 
-An invoice is a frozen document: its amounts are written once, when it is issued, and never change
-(a re-rate is allowed only while nothing was paid or adjusted). What moves afterwards is its
-ledger: `amount_paid` and `adjustment_total`, and with them `balance`, which the database itself
-keeps equal to current charges + adjustments - payments and never negative.
+An invoice is a frozen document: its amounts, lines and number are written once, when it is issued,
+and never change. What moves afterwards is its ledger: `amount_paid`, `adjustment_total` and
+`credited`, and with them `balance`, which the database itself keeps equal to current charges +
+adjustments - payments - credited and never negative. A correction is a credit note against the bill
+(and, for a re-rate, a new bill that names the one it replaces); a credit beyond what the bill still
+owes becomes its customer's credit balance (`CustomerCredit`, its entries `CreditEntry`), applied to
+their next bill or refunded (`CreditRefund`).
 """
 
 from decimal import Decimal
@@ -110,17 +113,27 @@ class Invoice(models.Model):
     )
     # Open balance of the connection's earlier invoices when this one was issued (printed, not owed twice).
     arrears = models.DecimalField(**MONEY)
-    payable_before_due = models.DecimalField(**MONEY, help_text="Current charges + arrears.")
+    payable_before_due = models.DecimalField(
+        **MONEY, help_text="Current charges + arrears - the customer's credit balance applied at issue."
+    )
     # What the overdue job adds once, as an adjustment, if the bill is unpaid after its due date.
     late_surcharge = models.DecimalField(**MONEY)
     payable_after_due = models.DecimalField(**MONEY)
-    # The ledger: payments settled against this invoice, net adjustments (debits - credits), what is owed.
+    # The ledger: payments settled against this invoice, net adjustments (debits - credits), credits
+    # (credit notes against it and the customer's credit balance applied to it), what is owed.
     amount_paid = models.DecimalField(**MONEY, default=0)
     adjustment_total = models.DecimalField(**MONEY, default=0)
+    credited = models.DecimalField(**MONEY, default=0)
+    # The part of `credited` that was the customer's credit balance, applied when the bill was issued.
+    credit_applied = models.DecimalField(**MONEY, default=0)
     balance = models.DecimalField(**MONEY)
     status = models.CharField(max_length=20, choices=InvoiceStatus.choices, default=InvoiceStatus.PENDING)
-    # The day the balance reached zero (by payment, or by a credit adjustment).
+    # The day the balance reached zero (by payment, a credit adjustment or a credit note).
     paid_on = models.DateField(null=True, blank=True)
+    # A re-rate's new bill: the bill it replaces (cancelled by a credit note in the same transaction).
+    replaces = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="replaced_by"
+    )
     # Engine trace (days, units, averages, slabs, rates, tax base, subsidy tests): "why is this bill what it is".
     trace = models.JSONField(default=dict)
     # The customer's, connection's and provider's details as printed on the bill.
@@ -150,18 +163,25 @@ class Invoice(models.Model):
                 condition=~Q(status="Cancelled"),
                 name="invoice_once_per_connection_month",
             ),
+            # Cancelled bills too: a cancellation is a credit note for what was still open.
             models.CheckConstraint(
                 condition=Q(
                     Exact(
                         cents("balance"),
-                        cents("current_charges") + cents("adjustment_total") - cents("amount_paid"),
+                        cents("current_charges")
+                        + cents("adjustment_total")
+                        - cents("amount_paid")
+                        - cents("credited"),
                     )
-                )
-                | Q(status="Cancelled"),
+                ),
                 name="invoice_balance_is_ledger",
             ),
             models.CheckConstraint(condition=Q(balance__gte=0), name="invoice_balance_not_negative"),
             models.CheckConstraint(condition=Q(amount_paid__gte=0), name="invoice_paid_not_negative"),
+            models.CheckConstraint(
+                condition=Q(credit_applied__gte=0, credited__gte=F("credit_applied")),
+                name="invoice_credited_not_negative",
+            ),
             models.CheckConstraint(condition=Q(current_charges__gte=0), name="invoice_charges_not_negative"),
             models.CheckConstraint(
                 condition=Q(estimated_billed__gte=0, credit_brought__gte=0, credit_carried__gte=0),
@@ -242,6 +262,8 @@ class DocumentSeries(models.TextChoices):
     ADJUSTMENT = "adjustment"
     DISCONNECTION = "disconnect"  # disconnection orders for non-payment
     REVERSAL = "reversal"  # payment reversal receipts
+    CREDIT_NOTE = "credit_note"
+    REFUND = "refund"  # refunds of a customer's credit balance
 
 
 class DocumentCounter(models.Model):
@@ -762,3 +784,196 @@ class PaymentInstalment(models.Model):
 
     def __str__(self) -> str:
         return f"Instalment {self.position}: {self.amount} due {self.due_date}"
+
+
+# --- corrections: credit notes, the customer's credit balance, refunds ------------------------------
+
+
+class CreditNote(models.Model):
+    """A credit against one issued bill: the only way an issued bill's charges are taken back.
+
+    What the bill still owed is credited on it (`applied`, added to the bill's `credited`); the rest
+    (`to_balance`: the bill was paid in part or in full) becomes the customer's credit balance."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="+", db_index=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    # CODE-CN-YYYY-000001: gapless per provider and year of issue.
+    number = models.CharField(max_length=30, unique=True)
+    issue_date = models.DateField()
+    amount = models.DecimalField(**MONEY, help_text="What is credited, in all; the sum of its lines.")
+    applied = models.DecimalField(**MONEY, help_text="The part taken off the bill's balance.")
+    to_balance = models.DecimalField(**MONEY, help_text="The part that became the customer's credit balance.")
+    reason = models.CharField(max_length=500)
+    # The officer or clerk who issued it, as their account named them then.
+    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    issued_by_name = models.CharField(max_length=150)
+    # The bill's balance before and after.
+    balance_before = models.DecimalField(**MONEY)
+    balance_after = models.DecimalField(**MONEY)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # A retried request with the same key returns this credit note; `request_hash` tells a different body.
+    idempotency_key = models.CharField(max_length=100, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="credit_note_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(applied__gte=0, to_balance__gte=0, balance_after__gte=0)
+                & Q(Exact(cents("amount"), cents("applied") + cents("to_balance"))),
+                name="credit_note_split",
+            ),
+            models.UniqueConstraint(
+                fields=["issued_by", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="credit_note_idempotency_key_unique",
+            ),
+        ]
+        indexes = [models.Index(fields=["provider", "issue_date"], name="credit_note_provider_issued")]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class CreditNoteLine(models.Model):
+    """What a credit note credits: the bill's current charges, its adjustments, or a part of it named
+    by the reason. Signed: net officer credits on the bill are taken off what its charges credit."""
+
+    credit_note = models.ForeignKey(
+        CreditNote, on_delete=models.CASCADE, related_name="lines", db_index=False
+    )
+    position = models.PositiveSmallIntegerField()
+    label = models.CharField(max_length=200)
+    amount = models.DecimalField(**MONEY)
+
+    class Meta:
+        ordering = ["credit_note_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["credit_note", "position"], name="credit_note_line_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.amount}"
+
+
+class CustomerCredit(models.Model):
+    """A customer's credit balance with their provider: what credit notes and overpayments left over,
+    less what was applied to their bills or refunded. The row every change of it locks."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="+", db_index=False)
+    customer = models.OneToOneField(Customer, on_delete=models.PROTECT, related_name="credit")
+    balance = models.DecimalField(**MONEY, default=0, help_text="Never negative; the sum of its entries.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["provider_id", "customer_id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(balance__gte=0), name="customer_credit_not_negative"),
+        ]
+        indexes = [
+            # A billing run's chunk looks up the credit of its customers who have some.
+            models.Index(fields=["provider"], condition=Q(balance__gt=0), name="customer_credit_open"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.balance}"
+
+
+class CreditEntryKind(models.TextChoices):
+    CREDIT_NOTE = "credit_note", "From a credit note"
+    OVERPAYMENT = "overpayment", "From an overpayment"
+    APPLIED = "applied", "Applied to a bill"
+    REFUND = "refund", "Refunded"
+    REVERSAL = "reversal", "Taken back with a reversed overpayment"
+
+
+class CreditEntry(models.Model):
+    """One movement of a customer's credit balance: in (a credit note's excess, an overpayment's) or
+    out (applied to a bill, refunded), with the balance after it."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="+", db_index=False)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="credit_entries")
+    kind = models.CharField(max_length=12, choices=CreditEntryKind.choices)
+    amount = models.DecimalField(**MONEY, help_text="Signed: positive into the balance, negative out of it.")
+    balance_after = models.DecimalField(**MONEY)
+    # Where it came from or went: one of these, by kind.
+    credit_note = models.ForeignKey(
+        CreditNote, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
+    payment = models.ForeignKey(
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
+    invoice = models.ForeignKey(
+        Invoice,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="credit_entries",
+        db_index=False,
+    )
+    refund = models.ForeignKey(
+        "CreditRefund", on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["customer_id", "created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(balance_after__gte=0), name="credit_entry_balance_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="credit_note", amount__gt=0, credit_note__isnull=False)
+                | Q(kind="overpayment", amount__gt=0, payment__isnull=False)
+                | Q(kind="applied", amount__lt=0, invoice__isnull=False)
+                | Q(kind="refund", amount__lt=0, refund__isnull=False)
+                | Q(kind="reversal", amount__lt=0, payment__isnull=False),
+                name="credit_entry_kind_source",
+            ),
+        ]
+        indexes = [models.Index(fields=["invoice"], name="credit_entry_invoice")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.kind}: {self.amount}"
+
+
+class CreditRefund(models.Model):
+    """Money paid back to a customer out of their credit balance, by an officer: its receipt."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="+", db_index=False)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="credit_refunds")
+    # CODE-RF-YYYY-000001: gapless per provider and year.
+    number = models.CharField(max_length=30, unique=True)
+    amount = models.DecimalField(**MONEY)
+    method = models.ForeignKey(PaymentMethod, on_delete=models.PROTECT, related_name="+")
+    reference = models.CharField(max_length=100, blank=True, help_text="Bank transfer or cheque number.")
+    reason = models.CharField(max_length=500)
+    officer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    officer_name = models.CharField(max_length=150)
+    officer_designation = models.CharField(max_length=100)
+    # The customer's credit balance before and after.
+    balance_before = models.DecimalField(**MONEY)
+    balance_after = models.DecimalField(**MONEY)
+    created_at = models.DateTimeField(auto_now_add=True)
+    idempotency_key = models.CharField(max_length=100, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="credit_refund_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(balance_after__gte=0), name="credit_refund_balance_not_negative"
+            ),
+            models.UniqueConstraint(
+                fields=["officer", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="credit_refund_idempotency_key_unique",
+            ),
+        ]
+        indexes = [models.Index(fields=["provider", "created_at"], name="credit_refund_provider_made")]
+
+    def __str__(self) -> str:
+        return self.number

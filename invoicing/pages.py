@@ -73,6 +73,7 @@ def bill_context(bill: Invoice) -> dict[str, Any]:
             )
         ),
         "amount_payable": selectors.amount_payable(bill),
+        **selectors.bill_credits(bill),
     }
 
 

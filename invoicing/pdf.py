@@ -36,12 +36,16 @@ from invoicing.models import (
     Adjustment,
     AdjustmentDirection,
     AdjustmentKind,
+    CreditNote,
+    CreditRefund,
     Invoice,
     InvoiceLine,
     InvoiceStatus,
     Payment,
     PaymentReversal,
 )
+from invoicing.selectors import bill_credits
+from invoicing.services.issue import provider_snapshot
 from providers.models import Subsidy, TaxRule
 
 if TYPE_CHECKING:
@@ -375,6 +379,7 @@ def invoice_pdf(invoice: Invoice, history: list[Invoice]) -> bytes:
             "explanation": bill_explanation(invoice, lines),
             "adjustments": adjustments,
             "history": history,
+            **bill_credits(invoice),
         },
     )
 
@@ -441,5 +446,40 @@ def adjustment_receipt_pdf(adjustment: Adjustment) -> bytes:
             "customer": invoice.customer_snapshot,
             "is_credit": adjustment.direction == AdjustmentDirection.CREDIT,
             "is_late_surcharge": adjustment.kind == AdjustmentKind.LATE_SURCHARGE,
+        },
+    )
+
+
+def credit_note_pdf(note: CreditNote) -> bytes:
+    """A credit note: what it credits on which bill, what went to the customer's credit balance, and
+    who issued it."""
+    invoice = note.invoice
+    return _pdf(
+        "invoicing/pdf/credit_note.html",
+        {
+            "note": note,
+            "lines": sorted(note.lines.all(), key=lambda line: line.position),
+            "invoice": invoice,
+            "provider": invoice.provider_snapshot,
+            "customer": invoice.customer_snapshot,
+        },
+    )
+
+
+def refund_receipt_pdf(refund: CreditRefund) -> bytes:
+    """A refund of a customer's credit balance: it belongs to no bill, so the customer and provider are
+    printed as they are now."""
+    customer = refund.customer
+    return _pdf(
+        "invoicing/pdf/refund_receipt.html",
+        {
+            "refund": refund,
+            "provider": provider_snapshot(refund.provider),
+            "customer": {
+                "name": customer.name,
+                "organisation": customer.organisation,
+                "address": customer.address,
+                "customerId": customer.number,
+            },
         },
     )

@@ -21,11 +21,16 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from accounts.permissions import reach_condition, scope_to_reach
+from billing.models import Customer
 from invoicing.models import (
     OPEN_STATUSES,
     Adjustment,
     BillingRun,
     BillingRunStatus,
+    CreditEntry,
+    CreditNote,
+    CreditRefund,
+    CustomerCredit,
     DunningStep,
     Invoice,
     InvoiceLine,
@@ -129,10 +134,15 @@ def invoice_get_for(*, user: Any, invoice_id: int, perm: str = "invoicing.view_i
 
 
 def invoice_detail_for(*, user: Any, invoice_id: int) -> Invoice:
-    """An invoice with its lines, adjustments and payment allocations (each payment's reversal too): 4 queries."""
+    """An invoice with its lines, adjustments, payment allocations (each payment's reversal too) and
+    credit notes, the bill it replaces and the one replacing it (5 queries)."""
     allocations = PaymentAllocation.objects.select_related("payment__method", "payment__reversal")
-    invoices = invoice_list_for(user=user).prefetch_related(
-        "lines", "adjustments", Prefetch("allocations", queryset=allocations)
+    invoices = (
+        invoice_list_for(user=user)
+        .select_related("replaces", "replaced_by")
+        .prefetch_related(
+            "lines", "adjustments", Prefetch("allocations", queryset=allocations), "credit_notes"
+        )
     )
     return get_object_or_404(invoices, pk=invoice_id)
 
@@ -374,6 +384,17 @@ def bill_for_message(*, invoice_id: int) -> Invoice:
     return _with_history(bills.get(pk=invoice_id))
 
 
+def bill_credits(bill: Invoice) -> dict[str, Any]:
+    """What a bill page and PDF show of a bill's credits: its credit notes, what they took off it, and
+    the bill that replaced it (a re-rate), if any."""
+    notes = list(bill.credit_notes.order_by("created_at", "pk"))
+    return {
+        "credit_notes": notes,
+        "credit_notes_applied": sum((note.applied for note in notes), NO_MONEY),
+        "replaced_by": Invoice.objects.filter(replaces=bill).only("number").first(),
+    }
+
+
 def bill_get_for(*, user: Any, invoice_id: int) -> Invoice:
     """A bill by its id with its lines and history (`history`, newest first): three queries."""
     return _with_history(get_object_or_404(_bills(user), pk=invoice_id))
@@ -424,6 +445,46 @@ def adjustment_list_for(*, user: Any) -> QuerySet[Adjustment]:
 
 def adjustment_get_for(*, user: Any, adjustment_id: int) -> Adjustment:
     return get_object_or_404(adjustment_list_for(user=user), pk=adjustment_id)
+
+
+def credit_note_list_for(*, user: Any) -> QuerySet[CreditNote]:
+    return scope_to_reach(
+        CreditNote.objects.select_related("invoice", "customer", "provider"),
+        user=user,
+        perm="invoicing.view_creditnote",
+        account_field="customer__user",
+    )
+
+
+def credit_note_get_for(*, user: Any, credit_note_id: int) -> CreditNote:
+    return get_object_or_404(credit_note_list_for(user=user).prefetch_related("lines"), pk=credit_note_id)
+
+
+def credit_refund_list_for(*, user: Any) -> QuerySet[CreditRefund]:
+    return scope_to_reach(
+        CreditRefund.objects.select_related("customer", "method", "provider"),
+        user=user,
+        perm="invoicing.view_creditrefund",
+        account_field="customer__user",
+    )
+
+
+def credit_refund_get_for(*, user: Any, refund_id: int) -> CreditRefund:
+    return get_object_or_404(credit_refund_list_for(user=user), pk=refund_id)
+
+
+def customer_credit_for(*, user: Any, customer_id: int) -> tuple[Any, Decimal, QuerySet[CreditEntry]]:
+    """A customer's credit balance and its entries, newest first; a customer the caller does not reach
+    (another provider's, another customer's own) is not found."""
+    customers = scope_to_reach(
+        Customer.objects.all(), user=user, perm="invoicing.view_customercredit", account_field="user"
+    )
+    customer = get_object_or_404(customers, pk=customer_id)
+    credit = CustomerCredit.objects.filter(customer=customer).only("balance").first()
+    entries = CreditEntry.objects.filter(customer=customer).select_related(
+        "credit_note", "invoice", "refund", "payment"
+    )
+    return customer, credit.balance if credit else NO_MONEY, entries.order_by("-created_at", "-id")
 
 
 def payment_methods() -> QuerySet[PaymentMethod]:

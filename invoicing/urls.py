@@ -1,6 +1,6 @@
 from django.urls import path
 
-from invoicing import api
+from invoicing import api, credit_api
 
 urlpatterns = [
     path("invoices", api.InvoiceCollectionApi.as_view(), name="invoices"),
@@ -28,6 +28,21 @@ urlpatterns = [
         "adjustments/<int:adjustment_id>/receipt",
         api.AdjustmentReceiptPdfApi.as_view(),
         name="adjustment-receipt",
+    ),
+    path("credit-notes", credit_api.CreditNoteCollectionApi.as_view(), name="credit-notes"),
+    path("credit-notes/<int:credit_note_id>", credit_api.CreditNoteItemApi.as_view(), name="credit-note"),
+    path(
+        "credit-notes/<int:credit_note_id>/pdf", credit_api.CreditNotePdfApi.as_view(), name="credit-note-pdf"
+    ),
+    path(
+        "customers/<int:customer_id>/credit", credit_api.CustomerCreditApi.as_view(), name="customer-credit"
+    ),
+    path("credit-refunds", credit_api.CreditRefundCollectionApi.as_view(), name="credit-refunds"),
+    path("credit-refunds/<int:refund_id>", credit_api.CreditRefundItemApi.as_view(), name="credit-refund"),
+    path(
+        "credit-refunds/<int:refund_id>/receipt",
+        credit_api.CreditRefundReceiptPdfApi.as_view(),
+        name="credit-refund-receipt",
     ),
     path("billing-runs", api.BillingRunCollectionApi.as_view(), name="billing-runs"),
     path("billing-runs/<int:run_id>", api.BillingRunItemApi.as_view(), name="billing-run"),

@@ -70,6 +70,10 @@ class ProviderOutput(serializers.Serializer):
         source="estimate_missing_readings",
         help_text="A month without a meter reading is billed on an estimate, trued up by the next reading.",
     )
+    allowOverpayment = serializers.BooleanField(
+        source="allow_overpayment",
+        help_text="A payment above what is owed keeps its excess as the customer's credit; off: refused.",
+    )
     currentKwhPrice = serializers.SerializerMethodField(
         help_text="The flat price in force today; null if none."
     )

@@ -47,6 +47,11 @@ class Provider(models.Model):
     estimate_missing_readings = models.BooleanField(
         default=True, help_text="Bill a month without a meter reading on an estimate, trued up later."
     )
+    # A payment above what is owed: refused (the default), or its excess kept as the customer's credit
+    # balance, applied to their next bill or refunded.
+    allow_overpayment = models.BooleanField(
+        default=False, help_text="Keep the excess of a payment above what is owed as the customer's credit."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

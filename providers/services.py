@@ -34,6 +34,7 @@ PROVIDER_EDITABLE_FIELDS = (
     "late_surcharge_percent",
     "reconnection_fee",
     "estimate_missing_readings",
+    "allow_overpayment",
 )
 
 
@@ -51,6 +52,7 @@ def provider_create(
     reconnection_fee: Decimal = Decimal("0.00"),
     is_active: bool = True,
     estimate_missing_readings: bool = True,
+    allow_overpayment: bool = False,
 ) -> Provider:
     code = code.strip().upper()
     if Provider.objects.filter(code=code).exists():
@@ -67,6 +69,7 @@ def provider_create(
         reconnection_fee=reconnection_fee,
         is_active=is_active,
         estimate_missing_readings=estimate_missing_readings,
+        allow_overpayment=allow_overpayment,
     )
     provider.full_clean()
     provider.save()

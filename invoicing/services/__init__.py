@@ -4,6 +4,8 @@ one module per subject. Callers import from `invoicing.services`; the lock order
 """
 
 from invoicing.services.adjustments import adjustment_create
+from invoicing.services.credit_balance import credit_balance_of
+from invoicing.services.credits import credit_note_issue, credit_refund
 from invoicing.services.dunning import (
     PLAN_MAX_INSTALMENTS,
     dunning_advance,
@@ -15,6 +17,7 @@ from invoicing.services.dunning import (
 )
 from invoicing.services.errors import (
     AdjustmentRefused,
+    CreditRefused,
     DunningLevelRefused,
     IdempotencyMismatch,
     InvoiceCancelled,
@@ -71,6 +74,7 @@ __all__ = [
     "PLAN_MAX_INSTALMENTS",
     "SERIES_FORMAT",
     "AdjustmentRefused",
+    "CreditRefused",
     "DunningLevelRefused",
     "IdempotencyMismatch",
     "InvoiceCancelled",
@@ -95,6 +99,9 @@ __all__ = [
     "connection_move",
     "connection_reconnect",
     "connection_type_change",
+    "credit_balance_of",
+    "credit_note_issue",
+    "credit_refund",
     "customer_snapshot",
     "default_issue_date",
     "disconnection_order_issue",

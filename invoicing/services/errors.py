@@ -65,3 +65,7 @@ class PaymentPlanRefused(DomainError):
 
 class PaymentPlanExists(Conflict):
     code = "payment_plan_exists"
+
+
+class CreditRefused(DomainError):
+    code = "credit_refused"

@@ -49,10 +49,13 @@ from invoicing.models import (
     PendingCharge,
 )
 from invoicing.services.charges import charges_billed, charges_pending_of, charges_release, fee_lines
+from invoicing.services.credit_balance import credits_applied_record, credits_apply, credits_for_new_bills
+from invoicing.services.credits import credit_note_record, creditable, whole_bill_lines
 from invoicing.services.errors import (
     InvoiceCancelled,
     InvoiceExists,
     InvoiceLocked,
+    InvoicePaid,
     InvoiceRefused,
     NoReadings,
 )
@@ -249,6 +252,8 @@ def build_invoice(
         "payable_after_due": bill.payable_after_due,
         "amount_paid": NO_MONEY,
         "adjustment_total": NO_MONEY,
+        "credited": NO_MONEY,
+        "credit_applied": NO_MONEY,
         "balance": bill.current_charges,
         "status": status,
         "paid_on": terms.issue_date if status == InvoiceStatus.PAID else None,
@@ -267,12 +272,6 @@ def build_invoice(
         for position, line in enumerate(bill.lines, start=1)
     ]
     return invoice, lines
-
-
-def save_issued(terms: IssueTerms, built: list[tuple[Invoice, list[tuple]]]) -> list[Invoice]:
-    """Number, insert and announce invoices built for one issue (their lines too)."""
-    with issuing(terms, built) as invoices:
-        return invoices
 
 
 @contextmanager
@@ -298,6 +297,15 @@ def issuing(terms: IssueTerms, built: list[tuple[Invoice, list[tuple]]]) -> Iter
     _insert_lines(built)
     yield invoices
     _number_and_insert(terms, invoices)
+
+
+def _save_with_credit(terms: IssueTerms, built: tuple[Invoice, list[tuple]]) -> Invoice:
+    """Number and insert one new bill, its customer's credit balance applied to it."""
+    invoice = built[0]
+    applications = credits_apply([invoice], credits_for_new_bills([invoice.customer_id]))
+    with issuing(terms, [built]):
+        credits_applied_record(applications)
+    return invoice
 
 
 def _number_and_insert(terms: IssueTerms, invoices: list[Invoice]) -> None:
@@ -549,7 +557,7 @@ def issue_locked(
         raise InvoiceRefused(str(problem)) from problem
     try:
         with transaction.atomic():
-            (invoice,) = save_issued(terms, [built])
+            invoice = _save_with_credit(terms, built)
     except IntegrityError as clash:  # a billing run chunk billed the connection meanwhile
         if "invoice_once_per_connection_month" not in str(clash):
             raise
@@ -572,39 +580,42 @@ def invoice_update(
     peak_kwh: Decimal | None = None,
     off_peak_kwh: Decimal | None = None,
     rerate: bool = False,
+    reason: str = "",
 ) -> Invoice:
-    """Change what may still change: the due date, cancelling an unpaid bill, and re-rating a bill
-    nothing was paid or adjusted on (new kWh, or the readings again)."""
+    """Change what may still change on an issued bill, which is never rewritten: its due date; a
+    cancellation, by a credit note for what it still owes; a re-rate (new kWh, or the readings again),
+    by a credit note for all it charged and a new bill, with a new number, that replaces it. What was
+    paid on a re-rated bill becomes the customer's credit balance, applied to the new bill at once.
+    Returns the bill as it now stands: for a re-rate, the new one."""
     invoice = lock_invoice(invoice)
     if invoice.status == InvoiceStatus.CANCELLED:
         raise InvoiceCancelled(f"Invoice {invoice.number} is cancelled; it cannot change.")
     manual_given = any(value is not None for value in (kwh, peak_kwh, off_peak_kwh))
-    touched = invoice.amount_paid > 0 or invoice.adjustments.exists()
-    if (cancel or rerate or manual_given) and touched:
-        raise InvoiceLocked(
-            f"Invoice {invoice.number} has payments or adjustments; correct it with an adjustment instead.",
-            amountPaid=f"{invoice.amount_paid}",
+    if cancel or rerate or manual_given:
+        later = (
+            Invoice.objects.filter(connection_id=invoice.connection_id, period__gt=invoice.period)
+            .exclude(status=InvoiceStatus.CANCELLED)
+            .only("number")
+            .first()
         )
-    later = (
-        Invoice.objects.filter(connection_id=invoice.connection_id, period__gt=invoice.period)
-        .exclude(status=InvoiceStatus.CANCELLED)
-        .only("number")
-        .first()
-    )
-    if (cancel or rerate or manual_given) and later:
-        raise InvoiceLocked(
-            f"Invoice {later.number} of a later month prints this bill's balance as arrears; "
-            "cancel or correct that bill first, or correct this one with an adjustment."
-        )
+        # Cancelling or replacing a bill frees its month, and the later bill continues from it (its
+        # period, any estimate it trues up or credit it carried on) and printed its balance as arrears:
+        # a utility corrects bills newest first. An older bill is corrected where it stands, by a
+        # credit note or an adjustment; the next bill prints the arrears left.
+        if later:
+            raise InvoiceLocked(
+                f"Invoice {later.number} of a later month continues from this bill and prints its balance "
+                "as arrears; cancel or correct that bill first, or issue a credit note on this one.",
+                later=later.number,
+            )
     if cancel:
-        invoice.status = InvoiceStatus.CANCELLED
-        invoice.balance = NO_MONEY
-        invoice.save(update_fields=["status", "balance", "updated_at"])
-        charges_release(invoice)
-        return invoice
+        return _cancel(invoice, updated_by=updated_by, reason=reason.strip() or "Bill cancelled")
     if rerate or manual_given:
-        _rerate(
-            invoice, manual={"kwh": kwh, "peak": peak_kwh, "off_peak": off_peak_kwh} if manual_given else None
+        return _replace(
+            invoice,
+            updated_by=updated_by,
+            manual={"kwh": kwh, "peak": peak_kwh, "off_peak": off_peak_kwh} if manual_given else None,
+            reason=reason.strip() or "Bill re-rated",
         )
     if due_date is not None and due_date != invoice.due_date:
         if invoice.status == InvoiceStatus.OVERDUE:
@@ -619,49 +630,84 @@ def invoice_update(
     return invoice
 
 
-RATED_FIELDS = (
-    "billing_days", "peak_units", "off_peak_units", "kwh_consumed", "pricing_id", "energy_charge", "tax_total",
-    "fixed_total", "subsidy_total", "fee_total", "current_charges", "arrears", "payable_before_due", "late_surcharge",
-    "payable_after_due", "balance", "status", "paid_on", "trace", "customer_snapshot",
-    "period_start", "period_end", "estimated", *Invoice.END_REGISTERS,
-    "estimated_billed", "credit_brought", "credit_carried",
-)  # fmt: skip
+def _cancel(invoice: Invoice, *, updated_by: User, reason: str) -> Invoice:
+    """Cancel a bill by a credit note for what it still owes; what was paid on it stays its payment."""
+    if invoice.balance == 0 and (invoice.amount_paid > 0 or invoice.credit_applied > 0):
+        raise InvoicePaid(
+            f"Invoice {invoice.number} is paid: nothing is open to cancel. Re-rate it, or issue a credit "
+            "note on it to return what was paid as the customer's credit.",
+        )
+    if invoice.balance > 0:
+        credit_note_record(
+            invoice,
+            amount=invoice.balance,
+            reason=reason,
+            issued_by=updated_by,
+            lines=[
+                (
+                    f"Open balance of bill {invoice.number} ({invoice.period:%B %Y}), cancelled",
+                    invoice.balance,
+                )
+            ],
+            cancel=True,
+        )
+    else:  # nothing was charged: nothing to credit
+        invoice.status = InvoiceStatus.CANCELLED
+        invoice.save(update_fields=["status", "updated_at"])
+    charges_release(invoice)
+    return invoice
 
 
-def _rerate(invoice: Invoice, *, manual: dict | None) -> None:
+def _replace(invoice: Invoice, *, updated_by: User, manual: dict | None, reason: str) -> Invoice:
+    """Re-rate a bill: rated again on the prices of its issue date, for the same period (never moving
+    the end of a bill already issued, a final bill's), credited in full and replaced by a new bill
+    issued today, which carries the same pending charges."""
     connection = ServiceConnection.objects.select_related("customer", "connection_type").get(
         pk=invoice.connection_id
     )
-    terms = issue_terms(
+    source = InvoiceSource.KWH if manual else InvoiceSource.READINGS
+    charges = list(invoice.charges.select_for_update().order_by("pk"))
+    rating = issue_terms(
         provider=invoice.provider,
         period=invoice.period,
         issue_date=invoice.issue_date,
         due_date=invoice.due_date,
-        source=InvoiceSource.KWH if manual else invoice.source,
-        created_by=invoice.created_by,
+        source=source,
+        created_by=updated_by,
     )
-    # A re-rate rates the same period again: it never moves the end of a bill (a final bill's) already issued.
     usage, bill, billed = _rate_one(
-        connection=connection,
-        terms=terms,
-        manual=manual,
-        charges=list(invoice.charges.order_by("pk")),
-        until=invoice.period_end,
+        connection=connection, terms=rating, manual=manual, charges=charges, until=invoice.period_end
+    )
+    terms = issue_terms(
+        provider=invoice.provider,
+        period=invoice.period,
+        issue_date=max(timezone.localdate(), invoice.issue_date),
+        due_date=None,
+        source=source,
+        created_by=updated_by,
     )
     try:
-        rated, lines = build_invoice(terms, connection, usage, bill, billed)
+        built = build_invoice(terms, connection, usage, bill, billed)
     except RatingError as problem:
         raise InvoiceRefused(str(problem)) from problem
-    for name in RATED_FIELDS:
-        setattr(invoice, name, getattr(rated, name))
-    if manual:
-        invoice.source = InvoiceSource.KWH
-    elif invoice.source == InvoiceSource.KWH:
-        invoice.source = InvoiceSource.READINGS
-    invoice.lines.all().delete()
-    InvoiceLine.objects.bulk_create(
-        InvoiceLine(invoice=invoice, **dict(zip(LINE_FIELDS[1:], line, strict=True))) for line in lines
-    )
+    amount = creditable(invoice)
+    if amount > 0:
+        credit_note_record(
+            invoice,
+            amount=amount,
+            reason=reason,
+            issued_by=updated_by,
+            lines=whole_bill_lines(invoice),
+            cancel=True,
+        )
+    else:  # credited in full before: only its month is freed
+        invoice.status = InvoiceStatus.CANCELLED
+        invoice.save(update_fields=["status", "updated_at"])
+    built[0].replaces_id = invoice.pk
+    new = _save_with_credit(terms, built)
+    charges_billed([(new, charges)])
+    invoices_notify(kind=MessageKind.BILL_ISSUED, invoices=[new], told_before=False)
+    return new
 
 
 def bill_preview(*, connection: ServiceConnection, year: int, month: int) -> MonthBill:

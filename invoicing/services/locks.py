@@ -6,14 +6,19 @@ one connection never interleave; invoice rows are then locked in id order, as th
 them, so no two writers wait on each other in a cycle. A payment being reversed is locked after its
 connection and before the invoices it settled. A connection's pending charges (charges.py) are
 locked after it, by the bill that carries them (a billing run's chunk locks those of its id range
-after the connections that owe). Document counters (numbering.py) come last; a reversal that adds
-late surcharges takes the adjustment counter before its own.
+after the connections that owe). A customer's credit balance (credits.py) is locked after their
+connection and bills (a chunk locks its customers' in id order); a refund locks it alone. Document
+counters (numbering.py) come last; a reversal that adds late surcharges takes the adjustment counter
+before its own.
 """
 
+from typing import Any
+
+from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet, Subquery
 
-from billing.models import ServiceConnection
-from invoicing.models import OPEN_STATUSES, Invoice, Payment, PaymentAllocation
+from billing.models import Customer, ServiceConnection
+from invoicing.models import OPEN_STATUSES, CustomerCredit, Invoice, Payment, PaymentAllocation
 
 
 def lock_connection(connection: ServiceConnection) -> ServiceConnection:
@@ -100,3 +105,26 @@ def lock_for_reversal(payment: Payment) -> tuple[Payment, list[tuple[Invoice, Pa
         ((row, allocations[row.pk]) for row in invoices), key=lambda pair: (pair[0].period, pair[0].pk)
     )
     return payment, settled
+
+
+def lock_credit(customer: Customer) -> CustomerCredit:
+    """Lock a customer's credit balance row, made (at 0) on its first use."""
+    credit = CustomerCredit.objects.select_for_update().filter(customer_id=customer.pk).first()
+    if credit is not None:
+        return credit
+    try:
+        with transaction.atomic():
+            CustomerCredit.objects.create(provider_id=customer.provider_id, customer_id=customer.pk)
+    except IntegrityError:  # two first uses at once: the other made it; both lock that row
+        pass
+    return CustomerCredit.objects.select_for_update().get(customer_id=customer.pk)
+
+
+def lock_credits(customer_ids: Any) -> list[CustomerCredit]:
+    """Lock, in id order, the credit rows with a balance of the customers `customer_ids` (a list or a
+    subquery): one statement for a bill, or a billing run's chunk."""
+    return list(
+        CustomerCredit.objects.select_for_update()
+        .filter(customer_id__in=customer_ids, balance__gt=0)
+        .order_by("pk")
+    )

@@ -17,6 +17,8 @@ SERIES_FORMAT = {
     DocumentSeries.ADJUSTMENT: "{code}-ADJ-{year}-{n:06d}",
     DocumentSeries.DISCONNECTION: "{code}-DO-{year}-{n:06d}",
     DocumentSeries.REVERSAL: "{code}-RV-{year}-{n:06d}",
+    DocumentSeries.CREDIT_NOTE: "{code}-CN-{year}-{n:06d}",
+    DocumentSeries.REFUND: "{code}-RF-{year}-{n:06d}",
 }
 _TABLE = DocumentCounter._meta.db_table
 

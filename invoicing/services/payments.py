@@ -15,6 +15,7 @@ from config.bulk import insert_objects
 from invoicing.models import (
     OPEN_STATUSES,
     Adjustment,
+    CreditEntryKind,
     DocumentSeries,
     Invoice,
     InvoiceStatus,
@@ -24,6 +25,7 @@ from invoicing.models import (
     PaymentReversal,
     ReversalKind,
 )
+from invoicing.services.credit_balance import credit_add, credit_from_overpayment
 from invoicing.services.errors import (
     InvoiceCancelled,
     InvoicePaid,
@@ -34,7 +36,7 @@ from invoicing.services.errors import (
     ReversalRefused,
 )
 from invoicing.services.idempotency import hash_request, replayed
-from invoicing.services.locks import lock_for_payment, lock_for_reversal
+from invoicing.services.locks import lock_credit, lock_for_payment, lock_for_reversal
 from invoicing.services.notices import payment_notify, reversal_notify
 from invoicing.services.numbering import take_numbers
 from invoicing.services.overdue import late_surcharges
@@ -138,7 +140,9 @@ def _payment_post(
     if not settle:  # a paid bill may still carry earlier bills' arrears: those are paid against it
         raise InvoicePaid(f"Invoice {invoice.number} is fully paid; nothing is owed on it.")
     payable = sum((row.balance for row in settle), NO_MONEY)
-    if amount > payable:
+    # Above what is owed: the excess is the customer's credit where the provider allows it.
+    excess = max(amount - payable, NO_MONEY) if invoice.provider.allow_overpayment else NO_MONEY
+    if amount - excess > payable:
         raise Overpayment(
             f"{amount} is more than the {payable} payable on invoice {invoice.number}"
             + (" and the earlier bills it carries" if len(settle) > 1 else "")
@@ -149,7 +153,9 @@ def _payment_post(
     received_at = received_at or timezone.now()  # taken under the lock: receipts follow their order
     today = timezone.localdate(received_at)
     with audit_batch():
-        settled, before = _settle(settle, amount, today)
+        settled, before = _settle(settle, amount - excess, today)
+        if excess:  # the credit row before the counter: counters are locked last (locks.py)
+            lock_credit(invoice.customer)
         (receipt_number,) = take_numbers(
             provider=invoice.provider, series=DocumentSeries.RECEIPT, year=today.year, count=1
         )
@@ -162,7 +168,7 @@ def _payment_post(
             method=method,
             reference=reference,
             payable_before=payable,
-            payable_after=payable - amount,
+            payable_after=payable - amount + excess,
             received_by=received_by,
             received_at=received_at,
             idempotency_key=idempotency_key,
@@ -176,6 +182,8 @@ def _payment_post(
         ]
         PaymentAllocation.objects.bulk_create(allocations)
         rows_bulk_created.send(sender=PaymentAllocation, rows=allocations)
+        if excess:
+            credit_from_overpayment(payment=payment, amount=excess)
         payment_notify(payment=payment)
     # The receipt is shown from these rows as they are, not read back: `payment.allocations.all()`
     # answers from them, as Django's prefetch leaves a relation (a filtered copy still queries).
@@ -301,9 +309,28 @@ def _payment_reverse(
             f"({done.number}); a payment is reversed only once.",
             reversal=done.number,
         )
+    # What the payment paid above what was owed (a provider allowing overpayments) went to the
+    # customer's credit balance: the reversal takes it back from there, if the balance still holds it.
+    excess = payment.amount - sum((allocation.amount for _, allocation in settled), NO_MONEY)
+    if excess:
+        credit = lock_credit(payment.invoice.customer)
+        if credit.balance < excess:
+            raise ReversalRefused(
+                f"Payment {payment.receipt_number} left {excess} as the customer's credit balance, and only "
+                f"{credit.balance} of it is left (applied to a later bill or refunded). Charge the rest back "
+                "with a debit adjustment on the bill it paid, then reverse the payment.",
+                field="payment",
+            )
     now = timezone.now()
     today = timezone.localdate(now)
     with audit_batch():
+        if excess:
+            credit_add(
+                customer=payment.invoice.customer,
+                amount=-excess,
+                kind=CreditEntryKind.REVERSAL,
+                payment=payment,
+            )
         before = {row.pk: {name: getattr(row, name) for name in REOPENED_FIELDS} for row, _ in settled}
         for row, allocation in settled:
             row.amount_paid -= allocation.amount
@@ -331,7 +358,7 @@ def _payment_reverse(
             reason=reason,
             amount=payment.amount,
             surcharge_total=sum(surcharge.values(), NO_MONEY),
-            payable_before=payable_after - payment.amount - sum(surcharge.values(), NO_MONEY),
+            payable_before=payable_after - (payment.amount - excess) - sum(surcharge.values(), NO_MONEY),
             payable_after=payable_after,
             reopened=[
                 {

@@ -31,6 +31,7 @@ from invoicing.models import (
     ProblemKind,
 )
 from invoicing.services.charges import charges_billed, charges_pending_in, fee_lines
+from invoicing.services.credit_balance import credits_applied_record, credits_apply, credits_for_new_bills
 from invoicing.services.issue import (
     arrears_of,
     build_invoice,
@@ -223,8 +224,13 @@ def billing_run_chunk_bill(*, chunk_id: int, worker: str = "") -> bool:
             problems.append(
                 (connection.pk, ProblemKind.FAILED, f"Connection {connection.number}: {problem}"[:500])
             )
+    # The chunk's customers' credit balances, locked and applied to their new bills in one query.
+    applications = credits_apply(
+        [invoice for invoice, _ in built], credits_for_new_bills(in_chunk.values("customer_id"))
+    )
     with issuing(terms, built) as invoices:  # what refers to the bills first; their numbers last
         charges_billed(zip(invoices, carried, strict=True))
+        credits_applied_record(applications)
         problem_rows = BillingRunProblem.objects.bulk_create(
             BillingRunProblem(run=run, connection_id=pk, kind=kind, reason=reason)
             for pk, kind, reason in problems

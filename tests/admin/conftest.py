@@ -98,7 +98,8 @@ def cash(db):
 def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
     """`count` of every kind of row for `provider`, each written by its service: billed connections
     with their readings, a customer and a pending connection numbered from the provider's series,
-    invoices, lines, payments (one of each bill's reversed), allocations and adjustments, unbillable connections (a run's problems),
+    invoices, lines, payments (one of each bill's reversed), allocations, adjustments, credit notes and
+    refunds, unbillable connections (a run's problems),
     meter exchanges and changes of type (recorded as their service would), a run of one chunk per
     connection, the e-mails of the bills and payments, sign-in tickets, AI questions, the provider's
     notification settings, dunning steps and payment plans, and price schedule rows opening today (after the bills, which keep their
@@ -153,6 +154,19 @@ def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
             first_due_date=timezone.localdate() + timedelta(days=1),
             reason="Agreed at the counter",
             created_by=officer,
+        )
+        # Then credited beyond what it owed (what it charged, its late surcharge from the bounced
+        # payment's reversal included, less 100 paid): 100 to the customer's credit balance, 40 of it
+        # refunded.
+        invoice.refresh_from_db()
+        services.credit_note_issue(
+            invoice=invoice,
+            amount=invoice.balance + Decimal("100.00"),
+            reason="Meter misread",
+            issued_by=officer,
+        )
+        services.credit_refund(
+            customer=invoice.customer, amount=Decimal("40.00"), method=cash, reason="Asked", officer=officer
         )
     auditor = UserFactory(provider=provider, roles=[Role.AUDITOR, Role.SUPER_CREATOR])
     for step in range(count):

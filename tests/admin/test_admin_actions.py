@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.roles import Role
 from billing.models import Customer, MeterReading
 from invoicing import services
-from invoicing.models import Adjustment, BillingRun, Invoice
+from invoicing.models import Adjustment, BillingRun, CreditRefund, Invoice
 from providers.models import Provider
 from tests.admin.conftest import JANUARY, populate
 from tests.factories import ConnectionFactory, FlatTariffFactory, UserFactory, billable_connection
@@ -29,6 +29,7 @@ EXPORT = f"{INVOICES}export-csv/"
 MARK_OVERDUE = f"{INVOICES}mark-overdue/"
 START_RUN = "/admin/invoicing/billingrun/add/"
 ADD_READING = "/admin/billing/meterreading/add/"
+REFUND = "/admin/invoicing/creditrefund/add/"
 HEADER = [
     "number",
     "customer number",
@@ -385,6 +386,56 @@ def test_the_connection_search_offers_the_officers_connections_only(browser, fla
     assert [result["text"] for result in found["results"]] == ["LHR-0001"]
 
 
+# Refunds of a customer's credit balance
+
+
+def in_credit(provider, officer, cash, amount: str):
+    """A customer whose paid January bill was credited `amount`: their credit balance."""
+    bill = services.invoice_issue(
+        connection=billable_connection(provider), period=JANUARY, created_by=officer
+    )
+    services.payment_post(invoice=bill, amount=Decimal("9750.00"), method=cash, received_by=officer)
+    services.credit_note_issue(invoice=bill, amount=Decimal(amount), reason="Tariff error", issued_by=officer)
+    return bill.customer
+
+
+def refund_form(customer, cash, amount: str) -> dict:
+    return {
+        "customer": customer.pk,
+        "amount": amount,
+        "method": cash.pk,
+        "reason": "Moved away",
+        "_save": "Save",
+    }
+
+
+def test_an_officer_refunds_a_credit_balance_through_the_service(browser, officer, flat_provider, cash):
+    customer = in_credit(flat_provider, officer, cash, "400.00")
+
+    response = browser.post(REFUND, refund_form(customer, cash, "150.00"))
+
+    refund = CreditRefund.objects.get()
+    assert response.status_code == 302
+    assert (refund.amount, refund.balance_after, refund.officer, refund.officer_designation) == (
+        Decimal("150.00"),
+        Decimal("250.00"),
+        officer,
+        "Billing Manager",
+    )
+    assert services.credit_balance_of(customer) == Decimal("250.00")
+
+
+def test_a_refund_above_the_credit_balance_is_refused_with_the_reason(browser, officer, flat_provider, cash):
+    customer = in_credit(flat_provider, officer, cash, "400.00")
+
+    response = browser.post(REFUND, refund_form(customer, cash, "400.01"))
+
+    assert refused(response) == [
+        f"400.01 is more than customer {customer.number}'s credit balance of 400.00; refund at most 400.00."
+    ]
+    assert not CreditRefund.objects.exists()
+
+
 # Money and audit records are read-only
 
 RECORDS = [
@@ -394,6 +445,11 @@ RECORDS = [
     ("invoicing.payment", "provider"),
     ("invoicing.paymentallocation", "payment__provider"),
     ("invoicing.adjustment", "provider"),
+    ("invoicing.creditnote", "provider"),
+    ("invoicing.creditnoteline", "credit_note__provider"),
+    ("invoicing.customercredit", "provider"),
+    ("invoicing.creditentry", "provider"),
+    ("invoicing.creditrefund", "provider"),
     ("invoicing.billingrun", "provider"),
     ("invoicing.billingrunchunk", "run__provider"),
     ("invoicing.billingrunproblem", "run__provider"),
@@ -409,6 +465,10 @@ SYSTEM_WRITTEN = [
     "invoicing.invoiceline",
     "invoicing.documentcounter",
     "invoicing.paymentallocation",
+    "invoicing.creditnote",
+    "invoicing.creditnoteline",
+    "invoicing.customercredit",
+    "invoicing.creditentry",
     "invoicing.billingrunchunk",
     "invoicing.billingrunproblem",
     "billing.numbercounter",

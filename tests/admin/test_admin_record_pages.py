@@ -40,7 +40,7 @@ def test_an_invoice_page_shows_its_lines_adjustments_and_payments(browser, offic
 
     page = browser.get(f"/admin/invoicing/invoice/{invoice.pk}/change/").content.decode()
 
-    assert inline_groups(page) == ["lines", "adjustments", "allocations"]
+    assert inline_groups(page) == ["lines", "adjustments", "allocations", "credit_notes"]
     assert [adjustment.number in page, payment.receipt_number in page] == [True, True]
 
 

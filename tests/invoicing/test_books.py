@@ -17,6 +17,8 @@ from invoicing.books import journal_for, tax_report_for
 from invoicing.models import AdjustmentDirection, InvoiceLine, PaymentMethod
 from invoicing.services import (
     adjustment_create,
+    credit_note_issue,
+    credit_refund,
     invoice_issue,
     invoice_update,
     invoices_mark_overdue,
@@ -25,6 +27,7 @@ from invoicing.services import (
 )
 from providers.importing import price_schedule_import
 from providers.models import ConnectionType
+from providers.services import provider_update
 from tests.factories import UserFactory, billable_connection
 from tests.sample_data import SAMPLE
 
@@ -188,14 +191,58 @@ def test_the_tax_report_sums_each_tax_per_authority_and_month(disco, documents):
     assert tax_report_for(provider=disco, year=2023) == []
 
 
-def test_a_cancelled_bill_is_not_in_the_books(disco, officer):
+def test_a_cancelled_bill_stays_in_the_books_and_its_credit_note_takes_it_back(disco, officer):
     household = ConnectionType.objects.get(provider=disco, code="1")
     connection = billable_connection(disco, months=1, connection_type=household)
     bill = invoice_issue(
         connection=connection, period=JANUARY, created_by=officer, issue_date=date(2024, 2, 2)
     )
-    invoice_update(invoice=bill, updated_by=officer, cancel=True)
-    assert journal_for(provider=disco, first=date(2024, 2, 1), last=date(2024, 2, 29)).days == []
+    invoice_update(invoice=bill, updated_by=officer, cancel=True)  # on 20 March, by a credit note
+
+    journal = journal_for(provider=disco, first=date(2024, 2, 1), last=date(2024, 3, 31))
+    by_day = {day.day: {entry.account.code: entry for entry in day.entries} for day in journal.days}
+    assert by_day[date(2024, 2, 2)]["receivables"].debit == bill.current_charges
+    assert by_day[date(2024, 3, 20)]["credit-notes"].debit == bill.current_charges
+    assert by_day[date(2024, 3, 20)]["receivables"].credit == bill.current_charges
+    assert totals(journal)["receivables"] == (bill.current_charges, bill.current_charges)
+
+
+def test_credit_balances_move_through_their_own_account_and_receivables_stay_the_open_balances(
+    disco, officer, methods, time_machine
+):
+    """An overpayment's excess, a credit note beyond what a bill owed, the credit applied to the next
+    bill and a refund: the customers' credit account ends at the customer's credit balance, and the
+    receivables left are still the bills' open balances."""
+    provider_update(provider=disco, allow_overpayment=True)
+    household = ConnectionType.objects.get(provider=disco, code="1")
+    connection = billable_connection(disco, months=2, connection_type=household)
+    january = invoice_issue(
+        connection=connection, period=JANUARY, created_by=officer, issue_date=date(2024, 2, 2)
+    )
+    payment_post(
+        invoice=january, amount=january.current_charges + D("300.00"), method=methods[0], received_by=officer
+    )
+    credit_note_issue(invoice=january, amount=D("200.00"), reason="Meter misread", issued_by=officer)
+    credit_refund(
+        customer=january.customer, amount=D("100.00"), method=methods[1], reason="Asked", officer=officer
+    )
+    february = invoice_issue(
+        connection=connection, period=FEBRUARY, created_by=officer, issue_date=date(2024, 3, 2)
+    )  # the 400.00 left is applied to it
+
+    accounts = totals(journal_for(provider=disco, first=date(2024, 1, 1), last=date(2024, 12, 31)))
+    january.refresh_from_db()
+    february.refresh_from_db()
+    assert february.credit_applied == D("400.00")
+    debit, credit = accounts["receivables"]
+    assert debit - credit == january.balance + february.balance
+    assert accounts["customer-credit"] == (
+        D("500.00"),
+        D("500.00"),
+    )  # 300 + 200 in; 400 applied, 100 refunded
+    assert accounts["credit-notes"] == (D("200.00"), D("0.00"))
+    assert accounts["refunds:jazzcash"] == (D("0.00"), D("100.00"))
+    assert sum(d for d, _ in accounts.values()) == sum(c for _, c in accounts.values())
 
 
 @pytest.mark.parametrize("role", [Role.SUPER_CREATOR, Role.AUDITOR, Role.ADMIN])

@@ -326,13 +326,15 @@ def test_a_re_rated_bill_keeps_its_reconnection_fee(fee_provider, connection, cr
     read(connection, date(2024, 4, 28), 400, 800)
     april = bill(connection, APRIL, creator)
 
-    invoice_update(invoice=april, updated_by=creator, kwh=D("100"))
+    replacement = invoice_update(invoice=april, updated_by=creator, kwh=D("100"))
 
-    april.refresh_from_db()
-    assert (lines_of(april), april.current_charges) == (
+    assert (lines_of(replacement), replacement.current_charges) == (
         [("energy", "Energy (all hours, slab 1)", D("3250.00")), ("fee", "Reconnection fee", FEE)],
         D("3750.00"),
     )
+    # The fee is billed once: now on the bill that replaced April's.
+    assert list(replacement.charges.values_list("amount", flat=True)) == [FEE]
+    assert not april.charges.exists()
 
 
 def test_a_provider_without_a_reconnection_fee_charges_none(connection, creator):

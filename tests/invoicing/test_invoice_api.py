@@ -144,18 +144,33 @@ def test_marking_paid_through_put_points_to_the_payment_endpoint(as_role, creato
     assert "/api/payments" in response.json()["fields"]["paymentStatus"][0]
 
 
-def test_rerating_an_invoice_with_a_payment_is_refused(as_role, creator, super_creator, connection, cash):
+def test_rerating_a_part_paid_invoice_credits_it_and_carries_the_payment_to_the_new_bill(
+    as_role, creator, super_creator, connection, cash
+):
     invoice = issue(connection, creator)
     services.payment_post(invoice=invoice, amount=Decimal("100"), method=cash, received_by=super_creator)
 
     response = as_role(creator, Role.INVOICE_CREATOR).put(
-        f"/api/invoices/{invoice.pk}", {"kwhConsumed": "10"}, format="json"
+        f"/api/invoices/{invoice.pk}", {"kwhConsumed": "10", "reason": "Meter misread"}, format="json"
     )
 
-    assert response.status_code == 409
-    assert response.json()["code"] == "invoice_locked"
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["totalAmount"], body["creditApplied"], body["balance"]) == ("325.00", "100.00", "225.00")
+    assert body["replaces"] == {"billId": invoice.pk, "invoiceNumber": invoice.number}
     invoice.refresh_from_db()
-    assert invoice.current_charges == Decimal("9750.00")
+    note = invoice.credit_notes.get()
+    assert (invoice.current_charges, invoice.status, invoice.balance) == (
+        Decimal("9750.00"),
+        "Cancelled",
+        Decimal("0.00"),
+    )
+    assert (note.amount, note.applied, note.to_balance, note.reason) == (
+        Decimal("9750.00"),
+        Decimal("9650.00"),
+        Decimal("100.00"),
+        "Meter misread",
+    )
 
 
 def test_rerating_with_new_kwh_replaces_the_amounts(as_role, creator, connection):
@@ -167,7 +182,8 @@ def test_rerating_with_new_kwh_replaces_the_amounts(as_role, creator, connection
 
     assert response.status_code == 200
     assert response.json()["totalAmount"] == "325.00"
-    assert response.json()["invoiceNumber"] == invoice.number
+    assert response.json()["invoiceNumber"] != invoice.number
+    assert response.json()["replaces"]["invoiceNumber"] == invoice.number
 
 
 def test_get_invoice_shows_lines_payments_and_what_is_payable(

@@ -24,11 +24,14 @@ from invoicing.services import (
     IdempotencyMismatch,
     PaymentReversed,
     ReversalRefused,
+    credit_balance_of,
+    credit_refund,
     invoice_issue,
     invoices_mark_overdue,
     payment_post,
     payment_reverse,
 )
+from providers.services import provider_update
 from tests.invoicing.ledger import assert_ledger_holds
 
 pytestmark = pytest.mark.django_db
@@ -313,3 +316,35 @@ def test_a_customer_who_opted_out_of_payment_emails_is_not_told(connection, janu
 
     assert not Message.objects.filter(kind=MessageKind.PAYMENT_REVERSED).exists()
     assert PaymentAllocation.objects.filter(payment=paid).count() == 1  # kept as the payment's history
+
+
+def test_a_reversed_overpayment_takes_its_excess_back_from_the_credit_balance(
+    flat_provider, january, creator, super_creator, cash
+):
+    provider_update(provider=flat_provider, allow_overpayment=True)
+    payment, _ = payment_post(invoice=january, amount=D("10000.00"), method=cash, received_by=creator)
+    assert credit_balance_of(january.customer) == D("250.00")
+
+    reversal = reverse(payment, super_creator)
+
+    assert reversal.amount == D("10000.00")
+    assert credit_balance_of(january.customer) == D("0.00")
+    assert ledger_of(january)[:3] == (InvoiceStatus.PENDING, D("0.00"), D("9750.00"))
+    assert_ledger_holds(january.connection)
+
+
+def test_an_overpayment_whose_credit_was_refunded_is_not_reversed_until_the_rest_is_charged_back(
+    flat_provider, january, creator, super_creator, cash
+):
+    provider_update(provider=flat_provider, allow_overpayment=True)
+    payment, _ = payment_post(invoice=january, amount=D("10000.00"), method=cash, received_by=creator)
+    credit_refund(
+        customer=january.customer, amount=D("200.00"), method=cash, reason="Asked", officer=super_creator
+    )
+
+    with pytest.raises(ReversalRefused, match=r"only 50\.00 of it is left"):
+        reverse(payment, super_creator)
+
+    assert not PaymentReversal.objects.exists()
+    assert credit_balance_of(january.customer) == D("50.00")
+    assert_ledger_holds(january.connection)
