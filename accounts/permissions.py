@@ -125,6 +125,16 @@ INVOICING_MANAGE = {
     "invoicing.add_billingrun": PROVIDER,
 }
 
+# Bank payment files: whoever may post payments uploads them; each row is posted in the uploader's role,
+# on the bills that role may take payments on (a clerk's: the bills they issued). The files are read
+# provider-wide by officers and auditors, a clerk reads their own. The file layouts (which column holds
+# what) are the administrators' to set.
+PAYMENT_FILES_MANAGE = {
+    "invoicing.add_paymentfile": PROVIDER,
+    "invoicing.view_paymentfile": PROVIDER,
+    "invoicing.view_paymentfileformat": PROVIDER,
+}
+
 # E-mails: the staff see what was sent to whom and how it went; those who look after customers invite
 # them to the portal (a login, and a link to set its password).
 MESSAGES_VIEW = {"accounts.view_message": PROVIDER}
@@ -159,6 +169,9 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **CALCULATOR,
         **INVOICING_VIEW,
         **INVOICING_MANAGE,
+        **PAYMENT_FILES_MANAGE,
+        "invoicing.add_paymentfileformat": PROVIDER,
+        "invoicing.change_paymentfileformat": PROVIDER,
         "auditing.view_auditlog": PROVIDER,
         "auditing.view_aiquery": PROVIDER,
         **MESSAGES_VIEW,
@@ -184,6 +197,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **CALCULATOR,
         **INVOICING_VIEW,
         **INVOICING_MANAGE,
+        **PAYMENT_FILES_MANAGE,
         **MESSAGES_VIEW,
         **INVITE,
     },
@@ -202,6 +216,9 @@ POLICY: dict[Role, dict[str, Reach]] = {
         "invoicing.collect_payment": OWN,  # on the invoices they created
         "invoicing.view_payment": OWN,
         "invoicing.view_paymentmethod": PROVIDER,
+        "invoicing.add_paymentfile": PROVIDER,  # its rows post only where collect_payment reaches
+        "invoicing.view_paymentfile": OWN,
+        "invoicing.view_paymentfileformat": PROVIDER,
         **MESSAGES_VIEW,
         **INVITE,
     },
@@ -211,6 +228,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **BILLING_VIEW,
         **CALCULATOR,
         **INVOICING_VIEW,
+        "invoicing.view_paymentfile": PROVIDER,
         "auditing.view_auditlog": PROVIDER,
         "auditing.view_aiquery": PROVIDER,
         # Plain-language questions answered as read-only SQL over this provider's rows.
@@ -253,6 +271,7 @@ class Ownership:
 OWNERSHIP = {
     "invoicing.invoice": Ownership(owner="created_by", made_by="billing_run"),
     "invoicing.payment": Ownership(owner="received_by"),
+    "invoicing.paymentfile": Ownership(owner="uploaded_by"),
 }
 
 

@@ -54,6 +54,8 @@ AUDITED = (
     "invoicing.PaymentMethod",
     "invoicing.BillingRun",
     "invoicing.PendingCharge",
+    "invoicing.PaymentFileFormat",
+    "invoicing.PaymentFile",
 )
 
 

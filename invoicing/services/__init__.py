@@ -6,6 +6,7 @@ one module per subject. Callers import from `invoicing.services`; the lock order
 from invoicing.services.adjustments import adjustment_create
 from invoicing.services.errors import (
     AdjustmentRefused,
+    DuplicateReference,
     IdempotencyMismatch,
     InvoiceCancelled,
     InvoiceExists,
@@ -14,6 +15,8 @@ from invoicing.services.errors import (
     InvoiceRefused,
     MethodInactive,
     Overpayment,
+    PaymentFileRefused,
+    PaymentFileTooLarge,
     PaymentRefused,
 )
 from invoicing.services.issue import (
@@ -37,6 +40,14 @@ from invoicing.services.lifecycle import (
 from invoicing.services.notices import invoices_notify, invoices_remind_due_soon, payment_notify
 from invoicing.services.numbering import SERIES_FORMAT
 from invoicing.services.overdue import invoices_mark_overdue
+from invoicing.services.payment_files import (
+    payment_file_chunk_post,
+    payment_file_chunks,
+    payment_file_dispatched,
+    payment_file_format_create,
+    payment_file_format_update,
+    payment_file_upload,
+)
 from invoicing.services.payments import payment_post
 from invoicing.services.run import (
     DEFAULT_CHUNK_SIZE,
@@ -51,6 +62,7 @@ __all__ = [
     "MAX_AMOUNT",
     "SERIES_FORMAT",
     "AdjustmentRefused",
+    "DuplicateReference",
     "IdempotencyMismatch",
     "InvoiceCancelled",
     "InvoiceExists",
@@ -59,6 +71,8 @@ __all__ = [
     "InvoiceRefused",
     "MethodInactive",
     "Overpayment",
+    "PaymentFileRefused",
+    "PaymentFileTooLarge",
     "PaymentRefused",
     "adjustment_create",
     "bill_preview",
@@ -80,6 +94,12 @@ __all__ = [
     "invoices_remind_due_soon",
     "manual_usage",
     "overdue_balance",
+    "payment_file_chunk_post",
+    "payment_file_chunks",
+    "payment_file_dispatched",
+    "payment_file_format_create",
+    "payment_file_format_update",
+    "payment_file_upload",
     "payment_notify",
     "payment_post",
     "provider_snapshot",

@@ -45,3 +45,16 @@ class AdjustmentRefused(DomainError):
 
 class MethodInactive(DomainError):
     code = "payment_method_inactive"
+
+
+class DuplicateReference(Conflict):
+    code = "reference_posted"
+
+
+class PaymentFileRefused(DomainError):
+    code = "payment_file_refused"
+
+
+class PaymentFileTooLarge(DomainError):
+    code = "payment_file_too_large"
+    status = 413
