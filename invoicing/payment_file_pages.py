@@ -5,6 +5,7 @@ bill. They upload and read through the same functions as the API."""
 from typing import Any
 
 from django import forms
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -53,9 +54,11 @@ class RowFilterForm(forms.Form):
 def payment_file_list(request: HttpRequest) -> HttpResponse:
     user = request.user
     can_upload = role_allows(user.active_role, "invoicing.add_paymentfile", user=user)
+    if request.method == "POST" and not can_upload:
+        raise PermissionDenied
     formats = list(selectors.payment_file_formats_for(user=user)) if can_upload else []
     form = UploadForm(request.POST or None, request.FILES or None, formats=formats)
-    if request.method == "POST" and can_upload and form.is_valid():
+    if request.method == "POST" and form.is_valid():
         with refusals_into(form):
             payment_file = payment_file_receive(
                 request, form.cleaned_data["file"], form.cleaned_data["format"]
