@@ -76,7 +76,7 @@ def payment_file_list(request: HttpRequest) -> HttpResponse:
 @page("invoicing.view_paymentfile")
 def payment_file_detail(request: HttpRequest, file_id: int) -> HttpResponse:
     payment_file = selectors.payment_file_get_for(user=request.user, file_id=file_id)
-    filters = RowFilterForm(request.GET or None)
+    filters = RowFilterForm(request.GET)
     rows = selectors.payment_file_rows(payment_file)
     if filters.is_valid():
         outcome, search = filters.cleaned_data["outcome"], filters.cleaned_data["search"].strip()

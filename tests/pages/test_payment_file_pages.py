@@ -52,6 +52,7 @@ def test_a_clerk_uploads_a_file_and_filters_its_rows_by_outcome(signed_in, creat
     page = clerk.get(f"/payment-files/{payment_file.pk}").content.decode()
     assert 'data-testid="file-posted">1<' in page
     assert 'data-testid="file-refused">1<' in page
+    assert 'data-testid="row-2"' in page and 'data-testid="row-3"' in page
     refused = clerk.get(f"/payment-files/{payment_file.pk}?outcome=refused").content.decode()
     assert "No bill NOPE among the bills you may take payments on." in refused
     assert 'data-testid="row-2"' not in refused
