@@ -97,6 +97,7 @@ def payment_file_receive(request: Request, upload: Any, format_value: str) -> Pa
 class PaymentFileCollectionApi(generics.ListAPIView):
     serializer_class = PaymentFileOutput
     parser_classes = [MultiPartParser]
+    queryset = PaymentFile.objects.none()  # for the schema; requests use get_queryset
 
     def get_permissions(self) -> list:
         perm = "invoicing.add_paymentfile" if self.request.method == "POST" else "invoicing.view_paymentfile"
@@ -154,6 +155,7 @@ class PaymentFileFormatListApi(generics.ListAPIView):
     permission_classes = [Allowed.to("invoicing.add_paymentfile")]
     serializer_class = PaymentFileFormatOutput
     pagination_class = None
+    queryset = PaymentFileFormat.objects.none()  # for the schema; requests use get_queryset
 
     def get_queryset(self) -> QuerySet[PaymentFileFormat]:
         return selectors.payment_file_formats_for(user=self.request.user).select_related("default_method")

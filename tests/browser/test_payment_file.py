@@ -58,7 +58,7 @@ def test_a_clerk_uploads_a_bank_file_and_reads_its_results(
     csv_link = page.get_by_role("link", name="Download the results (CSV)")
     with page.expect_download() as download:
         csv_link.click()
-    lines = open(download.value.path(), encoding="utf-8").read().splitlines()
+    lines = download.value.path().read_text(encoding="utf-8").splitlines()
     assert (
         lines[0]
         == "line,bill number,connection number,amount,date,method,bank reference,outcome,receipt number,reason"

@@ -435,7 +435,7 @@ def test_a_file_of_semicolons_decimal_commas_and_day_first_dates_is_read_as_its_
             b"Bill No,Consumer No,Amount,Paid On,Channel,Txn Ref\r\n",
             "The file has no rows under its header line.",
         ),
-        ("Bill No,Amount\r\nX,1".encode(), "The file has no column 'Consumer No' (the connection number"),
+        (b"Bill No,Amount\r\nX,1", "The file has no column 'Consumer No' (the connection number"),
         (
             b"Bill No,Consumer No,Amount,Paid On,Channel,Txn Ref\r\n\xff\xfe,1",
             "The file is not UTF-8 text (line 2)",
