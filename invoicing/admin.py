@@ -557,6 +557,7 @@ class PaymentFileFormatAdmin(ProviderScopedAdmin, ServiceAdmin):
 
     list_display = ("name", "amount_column", "reference_column", "date_format", "decimal_comma", "is_active")
     list_filter = ("is_active", ("provider", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("provider",)
     search_fields = ("name",)
     editable_fields = FORMAT_FIELDS
 
