@@ -101,6 +101,7 @@ def file_status(payment_file: PaymentFile) -> tuple[str, int]:
     return PaymentFile.objects.values_list("status", "done").get(pk=payment_file.pk)
 
 
+@pytest.mark.timeout(3600)  # ten minutes or more on a busy two-core machine
 def test_real_workers_post_a_file_of_50000_rows(workers, provider, capsys):
     officer = UserFactory(provider=provider, roles=[Role.SUPER_CREATOR])
     bills = bills_of(provider, max(1, ROWS // ROWS_PER_BILL))
