@@ -143,6 +143,16 @@ INVOICING_MANAGE = {
     "invoicing.add_creditrefund": PROVIDER,
 }
 
+# Bank payment files: whoever may post payments uploads them; each row is posted in the uploader's role,
+# on the bills that role may take payments on (a clerk's: the bills they issued). The files are read
+# provider-wide by officers and auditors, a clerk reads their own. The file layouts (which column holds
+# what) are the administrators' to set.
+PAYMENT_FILES_MANAGE = {
+    "invoicing.add_paymentfile": PROVIDER,
+    "invoicing.view_paymentfile": PROVIDER,
+    "invoicing.view_paymentfileformat": PROVIDER,
+}
+
 # E-mails: the staff see what was sent to whom and how it went; those who look after customers invite
 # them to the portal (a login, and a link to set its password).
 MESSAGES_VIEW = {"accounts.view_message": PROVIDER}
@@ -178,6 +188,9 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **INVOICING_VIEW,
         **INVOICING_MANAGE,
         **BOOKS_VIEW,
+        **PAYMENT_FILES_MANAGE,
+        "invoicing.add_paymentfileformat": PROVIDER,
+        "invoicing.change_paymentfileformat": PROVIDER,
         "auditing.view_auditlog": PROVIDER,
         "auditing.view_aiquery": PROVIDER,
         **MESSAGES_VIEW,
@@ -207,6 +220,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **INVOICING_VIEW,
         **INVOICING_MANAGE,
         **BOOKS_VIEW,
+        **PAYMENT_FILES_MANAGE,
         **MESSAGES_VIEW,
         **INVITE,
     },
@@ -226,6 +240,9 @@ POLICY: dict[Role, dict[str, Reach]] = {
         "invoicing.view_payment": OWN,
         "invoicing.view_creditnote": OWN,  # those they issued, cancelling or re-rating their bills
         "invoicing.view_paymentmethod": PROVIDER,
+        "invoicing.add_paymentfile": PROVIDER,  # its rows post only where collect_payment reaches
+        "invoicing.view_paymentfile": OWN,
+        "invoicing.view_paymentfileformat": PROVIDER,
         **MESSAGES_VIEW,
         **INVITE,
     },
@@ -236,6 +253,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **CALCULATOR,
         **INVOICING_VIEW,
         **BOOKS_VIEW,
+        "invoicing.view_paymentfile": PROVIDER,
         "auditing.view_auditlog": PROVIDER,
         "auditing.view_aiquery": PROVIDER,
         # Plain-language questions answered as read-only SQL over this provider's rows.
@@ -282,6 +300,7 @@ OWNERSHIP = {
     "invoicing.invoice": Ownership(owner="created_by", made_by="billing_run"),
     "invoicing.payment": Ownership(owner="received_by"),
     "invoicing.creditnote": Ownership(owner="issued_by"),
+    "invoicing.paymentfile": Ownership(owner="uploaded_by"),
 }
 
 

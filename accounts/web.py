@@ -137,6 +137,7 @@ NAV: tuple[tuple[str, tuple[NavEntry, ...]], ...] = (
         ("Dashboard", "dashboard", "billing.view_customer", None),
         ("Find a bill", "bill-search", "billing.view_customer", None),
         ("Take a payment", "payment-new", "invoicing.collect_payment", None),
+        ("Bank payment files", "payment-file-list", "invoicing.view_paymentfile", None),
         ("Adjust a bill", "adjustment-new", "invoicing.add_adjustment", None),
         ("New invoice", "invoice-new", "invoicing.add_invoice", None),
         ("My invoices", "invoices-mine", "invoicing.add_invoice", None),

@@ -65,6 +65,8 @@ AUDITED = (
     "invoicing.DunningStep",
     "invoicing.PaymentPlan",
     "invoicing.PaymentInstalment",
+    "invoicing.PaymentFileFormat",
+    "invoicing.PaymentFile",
 )
 
 

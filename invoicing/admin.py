@@ -24,7 +24,7 @@ from django.views.decorators.http import require_POST
 
 from billing.models import Customer
 from config.queue import require_queue
-from config.spreadsheet import csv_text
+from config.spreadsheet import CsvEcho, csv_text
 from invoicing import (
     collections_admin,  # noqa: F401  (registers the collections' admin)
     lifecycle_admin,  # noqa: F401  (registers the lifecycle's admin)
@@ -47,6 +47,9 @@ from invoicing.models import (
     InvoiceLine,
     Payment,
     PaymentAllocation,
+    PaymentFile,
+    PaymentFileFormat,
+    PaymentFileRow,
     PaymentMethod,
     PaymentReversal,
 )
@@ -104,13 +107,6 @@ class MonthFilter(admin.SimpleListFilter):
         if self.value():
             return queryset.filter(period=f"{self.value()}-01")
         return queryset
-
-
-class CsvEcho:
-    """A file for `csv.writer` that hands each row back, to be streamed rather than held in memory."""
-
-    def write(self, value: str) -> str:
-        return value
 
 
 CSV_HEADER = (
@@ -731,3 +727,102 @@ class BillingRunProblemAdmin(ReadOnlyAdmin):
     def customer_name(self, problem: BillingRunProblem) -> str:
         customer = problem.connection.customer
         return f"{customer.name} ({customer.number})"
+
+
+# --- bank payment files ----------------------------------------------------------------------------
+
+FORMAT_FIELDS = (
+    "name",
+    "bill_number_column",
+    "connection_number_column",
+    "amount_column",
+    "date_column",
+    "method_column",
+    "reference_column",
+    "date_format",
+    "decimal_comma",
+    "delimiter",
+    "default_method",
+    "is_active",
+)
+
+
+@admin.register(PaymentFileFormat)
+class PaymentFileFormatAdmin(ProviderScopedAdmin, ServiceAdmin):
+    """Each bank's or collection agent's file layout: the header of each field's column, how dates and
+    amounts are written, the method of a row naming none. Retired (inactive), never deleted: the files
+    read with it point at it."""
+
+    list_display = ("name", "amount_column", "reference_column", "date_format", "decimal_comma", "is_active")
+    list_filter = ("is_active", ("provider", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("provider",)
+    search_fields = ("name",)
+    editable_fields = FORMAT_FIELDS
+
+    def get_fields(self, request: HttpRequest, obj: Model | None = None) -> Any:
+        # A provider's administrator sets their own provider's; only a platform user chooses one.
+        return FORMAT_FIELDS if obj is not None or request.user.provider_id else ("provider", *FORMAT_FIELDS)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> Any:
+        return ("provider",) if obj is not None and request.user.provider_id is None else ()
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "default_method":
+            kwargs["queryset"] = PaymentMethod.objects.filter(is_active=True)
+        if db_field.name == "provider":
+            kwargs["queryset"] = Provider.objects.filter(is_active=True)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def create(self, request: HttpRequest, values: dict) -> PaymentFileFormat:
+        fields = {name: values[name] for name in FORMAT_FIELDS if name in values}
+        return services.payment_file_format_create(
+            provider=values.get("provider") or request.user.provider, **fields
+        )
+
+    def update(self, request: HttpRequest, obj: PaymentFileFormat, changes: dict) -> None:
+        if changes:
+            services.payment_file_format_update(file_format=obj, **changes)
+
+
+@admin.register(PaymentFile)
+class PaymentFileAdmin(ReadOnlyAdmin):
+    """Uploaded payment files and their totals; each file's rows are under *Payment file rows*."""
+
+    list_display = (
+        "name",
+        "file_format",
+        "status",
+        "total",
+        "posted",
+        "duplicates",
+        "refused",
+        "posted_amount",
+        "uploaded_by",
+        "uploaded_at",
+    )
+    list_filter = ("status", ("file_format", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("file_format", "uploaded_by")
+    search_fields = ("name", "sha256")
+    date_hierarchy = "uploaded_at"
+
+
+@admin.register(PaymentFileRow)
+class PaymentFileRowAdmin(ReadOnlyAdmin):
+    """Each row of the payment files and what became of it."""
+
+    provider_field = "file__provider"
+    view_permission = "invoicing.view_paymentfile"
+    list_display = (
+        "file",
+        "line",
+        "bill_number",
+        "connection_number",
+        "amount",
+        "reference",
+        "outcome",
+        "payment",
+        "reason",
+    )
+    list_filter = ("outcome", ("file", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("file", "payment")
+    search_fields = ("reference", "bill_number", "connection_number")

@@ -330,6 +330,13 @@ class Payment(models.Model):
                 condition=~Q(idempotency_key=""),
                 name="payment_idempotency_key_unique",
             ),
+            # A bank's transaction is money received once: its reference is posted once per provider,
+            # whether by a payment file or by hand (services.payment_post answers DuplicateReference).
+            models.UniqueConstraint(
+                fields=["provider", "reference"],
+                condition=~Q(reference=""),
+                name="payment_reference_once_per_provider",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -977,3 +984,159 @@ class CreditRefund(models.Model):
 
     def __str__(self) -> str:
         return self.number
+
+
+class PaymentFileFormat(models.Model):
+    """How one bank's or collection agent's payment file is laid out, per provider: which header holds
+    which field, how dates and amounts are written, and the method of a row that names none."""
+
+    class Delimiter(models.TextChoices):
+        COMMA = ",", "Comma (,)"
+        SEMICOLON = ";", "Semicolon (;)"
+        TAB = "\t", "Tab"
+        PIPE = "|", "Pipe (|)"
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="payment_file_formats")
+    name = models.CharField(max_length=100, help_text="The bank or collection agent, e.g. HBL collections.")
+    # The header of each field's column, as the file writes it (matched ignoring case and spaces around).
+    # A row names its bill by number, or its connection (then the connection's latest bill is paid).
+    bill_number_column = models.CharField(max_length=60, blank=True)
+    connection_number_column = models.CharField(max_length=60, blank=True)
+    amount_column = models.CharField(max_length=60)
+    date_column = models.CharField(max_length=60)
+    method_column = models.CharField(
+        max_length=60, blank=True, help_text="Empty: every row is the default method."
+    )
+    reference_column = models.CharField(max_length=60, help_text="The bank's own transaction id.")
+    date_format = models.CharField(
+        max_length=30,
+        default="%Y-%m-%d",
+        help_text="As Python's strptime writes it: %d/%m/%Y for 31/07/2024.",
+    )
+    # True: 1.234,56 (comma before the cents, dots between thousands); False: 1,234.56.
+    decimal_comma = models.BooleanField(default=False)
+    delimiter = models.CharField(max_length=1, choices=Delimiter.choices, default=Delimiter.COMMA)
+    default_method = models.ForeignKey(
+        PaymentMethod,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The method of a row whose method column is empty (or of every row, without one).",
+    )
+    is_active = models.BooleanField(default=True, help_text="Only active formats are offered for uploads.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["provider_id", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "name"], name="payment_file_format_name_unique"),
+            models.CheckConstraint(
+                condition=~Q(bill_number_column="", connection_number_column=""),
+                name="payment_file_format_names_a_bill",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """Each field's column, for the fields this format maps."""
+        named = {
+            "bill_number": self.bill_number_column,
+            "connection_number": self.connection_number_column,
+            "amount": self.amount_column,
+            "date": self.date_column,
+            "method": self.method_column,
+            "reference": self.reference_column,
+        }
+        return {field: column for field, column in named.items() if column}
+
+
+class PaymentFileStatus(models.TextChoices):
+    PROCESSING = "processing", "Processing"
+    COMPLETED = "completed", "Completed"
+
+
+class PaymentFile(models.Model):
+    """A bank's payment file as uploaded: its rows are stored first (`rows`), then posted in chunks of
+    `chunk_size` lines by the workers, each row through the payment service."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="payment_files")
+    file_format = models.ForeignKey(PaymentFileFormat, on_delete=models.PROTECT, related_name="files")
+    name = models.CharField(max_length=255, help_text="The uploaded file's name.")
+    # Of the bytes uploaded: the same file loaded again shows as such (its rows come back duplicates).
+    sha256 = models.CharField(max_length=64)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # The role the uploader acted in: the rows are posted in it, on the bills it may take payments on.
+    uploaded_role = models.CharField(max_length=20)
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(
+        max_length=12, choices=PaymentFileStatus.choices, default=PaymentFileStatus.PROCESSING
+    )
+    chunk_size = models.PositiveIntegerField()
+    # The rows' outcomes so far, counted from the rows after each chunk.
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    posted = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    refused = models.PositiveIntegerField(default=0)
+    posted_amount = models.DecimalField(**MONEY, default=0)
+    # When its chunks were last handed to the broker, and when a chunk last finished: the reconciler
+    # sends the pending chunks of a file still since both (as a billing run's).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    progressed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-uploaded_at", "-id"]
+        indexes = [models.Index(fields=["provider", "uploaded_at"], name="payment_file_provider")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.uploaded_at:%Y-%m-%d %H:%M})" if self.uploaded_at else self.name
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else min(100, self.done * 100 // self.total)
+
+
+class RowOutcome(models.TextChoices):
+    PENDING = "pending", "Not posted yet"
+    POSTED = "posted", "Posted"
+    DUPLICATE = "duplicate", "Duplicate"
+    REFUSED = "refused", "Refused"
+
+
+class PaymentFileRow(models.Model):
+    """One row of a payment file, as read at upload, and what became of it."""
+
+    file = models.ForeignKey(PaymentFile, on_delete=models.PROTECT, related_name="rows", db_index=False)
+    line = models.PositiveIntegerField(help_text="The row's line in the file; the header is line 1.")
+    bill_number = models.CharField(max_length=40, blank=True)
+    connection_number = models.CharField(max_length=40, blank=True)
+    # The row's amount and date as read; empty when the row could not be read (then it is refused).
+    amount = models.DecimalField(**MONEY, null=True, blank=True)
+    paid_on = models.DateField(null=True, blank=True)
+    method = models.ForeignKey(
+        PaymentMethod, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reference = models.CharField(max_length=100, blank=True)
+    outcome = models.CharField(max_length=10, choices=RowOutcome.choices, default=RowOutcome.PENDING)
+    reason = models.CharField(max_length=500, blank=True)
+    # The payment it posted; for a duplicate, the earlier payment of its reference.
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["file_id", "line"]
+        constraints = [
+            models.UniqueConstraint(fields=["file", "line"], name="payment_file_row_line_unique"),
+            models.CheckConstraint(
+                condition=~Q(outcome="posted") | Q(payment__isnull=False),
+                name="payment_file_row_posted_payment",
+            ),
+        ]
+        indexes = [models.Index(fields=["file", "outcome"], name="payment_file_row_outcome")]
+
+    def __str__(self) -> str:
+        return f"{self.file_id}:{self.line}"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from invoicing import pages
+from invoicing import pages, payment_file_pages
 
 urlpatterns = [
     path("dashboard", pages.dashboard, name="dashboard"),
@@ -17,6 +17,8 @@ urlpatterns = [
     path("invoices/<int:invoice_id>/edit", pages.invoice_edit, name="invoice-edit"),
     path("billing-runs", pages.run_list, name="run-list"),
     path("billing-runs/<int:run_id>", pages.run_detail, name="run-detail"),
+    path("payment-files", payment_file_pages.payment_file_list, name="payment-file-list"),
+    path("payment-files/<int:file_id>", payment_file_pages.payment_file_detail, name="payment-file-detail"),
     path("messages", pages.message_list, name="message-list"),
     path("customers/<int:customer_id>/invite", pages.customer_invite, name="customer-invite-page"),
 ]

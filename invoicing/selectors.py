@@ -37,6 +37,10 @@ from invoicing.models import (
     InvoiceStatus,
     Payment,
     PaymentAllocation,
+    PaymentFile,
+    PaymentFileFormat,
+    PaymentFileRow,
+    PaymentFileStatus,
     PaymentMethod,
     PaymentReversal,
 )
@@ -546,4 +550,40 @@ def dashboard_for(*, user: Any) -> Dashboard:
         last_run=billing_run_list_for(user=user).order_by("-started_at").first(),
         by_month=by_month,
         by_connection_type=by_type,
+    )
+
+
+def payment_file_list_for(*, user: Any) -> QuerySet[PaymentFile]:
+    """Bank payment files the caller may read: the provider's (a clerk: those they uploaded)."""
+    return scope_to_reach(
+        PaymentFile.objects.select_related("file_format", "uploaded_by"),
+        user=user,
+        perm="invoicing.view_paymentfile",
+        account_field="uploaded_by",  # (no role reads files as a customer)
+    )
+
+
+def payment_file_get_for(*, user: Any, file_id: int) -> PaymentFile:
+    return get_object_or_404(payment_file_list_for(user=user), pk=file_id)
+
+
+def payment_file_rows(payment_file: PaymentFile) -> QuerySet[PaymentFileRow]:
+    """A file's rows in the file's order, with the receipt each posted (or a duplicate's original)."""
+    return (
+        PaymentFileRow.objects.filter(file=payment_file).select_related("payment", "method").order_by("line")
+    )
+
+
+def payment_file_formats_for(*, user: Any) -> QuerySet[PaymentFileFormat]:
+    """The active file layouts of the caller's provider, to upload a file with."""
+    return PaymentFileFormat.objects.filter(provider_id=user.provider_id, is_active=True).order_by("name")
+
+
+def payment_files_stalled(*, still_since: datetime) -> QuerySet[PaymentFile]:
+    """Unfinished files nothing has happened to since `still_since`: their chunks' messages were lost."""
+    return (
+        PaymentFile.objects.filter(status=PaymentFileStatus.PROCESSING, uploaded_at__lt=still_since)
+        .exclude(dispatched_at__gte=still_since)
+        .exclude(progressed_at__gte=still_since)
+        .order_by("pk")
     )

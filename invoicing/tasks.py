@@ -18,7 +18,7 @@ from django.utils import timezone
 from billing.months import previous_month
 from config.queue import send_on_commit
 from invoicing import selectors, services
-from invoicing.models import BillingRun
+from invoicing.models import BillingRun, PaymentFile
 from providers.models import Provider
 
 logger = logging.getLogger(__name__)
@@ -121,3 +121,41 @@ def dunning() -> None:
 def dunning_provider(provider_id: int) -> None:
     provider = Provider.objects.get(pk=provider_id)
     logger.info("%s: %s dunning steps taken", provider.code, services.dunning_run(provider=provider))
+
+
+def dispatch_payment_file(payment_file: PaymentFile) -> int:
+    """Send a task for each chunk of the file's pending rows, once the upload's transaction commits
+    (a broker down then: the reconciler sends them later, as a billing run's)."""
+    chunks = services.payment_file_chunks(payment_file)
+    file_id = payment_file.pk
+    send_on_commit(
+        lambda: [post_payment_file_chunk.delay(file_id, first, last) for first, last in chunks],
+        sent=lambda: services.payment_file_dispatched(file_id=file_id),
+        what=f"payment file {file_id}",
+    )
+    return len(chunks)
+
+
+# A lost connection or a deadlock: the rows posted so far are kept with their outcomes, the chunk
+# sent again posts the rest.
+@shared_task(
+    name="invoicing.post_payment_file_chunk",
+    autoretry_for=(OSError, DatabaseError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def post_payment_file_chunk(file_id: int, first_line: int, last_line: int) -> None:
+    services.payment_file_chunk_post(file_id=file_id, first_line=first_line, last_line=last_line)
+
+
+@shared_task(name="invoicing.reconcile_payment_files")
+def reconcile_payment_files() -> None:
+    """Every few minutes (celery beat): send again the pending chunks of every unfinished payment file
+    nothing has happened to for the grace period (a worker killed, a message lost)."""
+    still_since = timezone.now() - timedelta(seconds=settings.RECONCILE_GRACE_SECONDS)
+    for payment_file in selectors.payment_files_stalled(still_since=still_since):
+        logger.warning(
+            "payment file %s stalled: %s chunks sent again",
+            payment_file.pk,
+            dispatch_payment_file(payment_file),
+        )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from invoicing import api, credit_api
+from invoicing import api, credit_api, payment_files_api
 
 urlpatterns = [
     path("invoices", api.InvoiceCollectionApi.as_view(), name="invoices"),
@@ -46,6 +46,18 @@ urlpatterns = [
     ),
     path("billing-runs", api.BillingRunCollectionApi.as_view(), name="billing-runs"),
     path("billing-runs/<int:run_id>", api.BillingRunItemApi.as_view(), name="billing-run"),
+    path("payment-files", payment_files_api.PaymentFileCollectionApi.as_view(), name="payment-files"),
+    path("payment-files/<int:file_id>", payment_files_api.PaymentFileItemApi.as_view(), name="payment-file"),
+    path(
+        "payment-files/<int:file_id>/results.csv",
+        payment_files_api.PaymentFileResultsApi.as_view(),
+        name="payment-file-results",
+    ),
+    path(
+        "payment-file-formats",
+        payment_files_api.PaymentFileFormatListApi.as_view(),
+        name="payment-file-formats",
+    ),
     path("messages", api.MessageListApi.as_view(), name="messages"),
     path("messages/<int:message_id>", api.MessageItemApi.as_view(), name="message"),
 ]

@@ -8,6 +8,7 @@ from django.conf import settings
 from accounts.models import User, UserRole
 from accounts.roles import Role
 from billing.models import Customer, MeterReading, ServiceConnection
+from invoicing.models import PaymentFileFormat, PaymentMethod
 from providers.models import ConnectionType, Provider, TariffRow
 
 PASSWORD = "correct-horse-battery-9"
@@ -101,6 +102,23 @@ class ReadingFactory(factory.django.DjangoModelFactory):
     provider = factory.SelfAttribute("connection.provider")
     import_peak = Decimal("0")
     import_off_peak = Decimal("0")
+
+
+class PaymentFileFormatFactory(factory.django.DjangoModelFactory):
+    """A bank's file: bill, connection, amount, date (YYYY-MM-DD), method, reference; bank counter by default."""
+
+    class Meta:
+        model = PaymentFileFormat
+
+    provider = factory.SubFactory(ProviderFactory)
+    name = factory.Sequence(lambda n: f"Bank {n}")
+    bill_number_column = "Bill No"
+    connection_number_column = "Consumer No"
+    amount_column = "Amount"
+    date_column = "Paid On"
+    method_column = "Channel"
+    reference_column = "Txn Ref"
+    default_method = factory.LazyFunction(lambda: PaymentMethod.objects.get(code="bank-counter"))
 
 
 def billable_connection(

@@ -19,6 +19,7 @@ from invoicing.services.errors import (
     AdjustmentRefused,
     CreditRefused,
     DunningLevelRefused,
+    DuplicateReference,
     IdempotencyMismatch,
     InvoiceCancelled,
     InvoiceExists,
@@ -27,6 +28,8 @@ from invoicing.services.errors import (
     InvoiceRefused,
     MethodInactive,
     Overpayment,
+    PaymentFileRefused,
+    PaymentFileTooLarge,
     PaymentPlanExists,
     PaymentPlanRefused,
     PaymentRefused,
@@ -59,6 +62,14 @@ from invoicing.services.notices import (
 )
 from invoicing.services.numbering import SERIES_FORMAT
 from invoicing.services.overdue import invoices_mark_overdue
+from invoicing.services.payment_files import (
+    payment_file_chunk_post,
+    payment_file_chunks,
+    payment_file_dispatched,
+    payment_file_format_create,
+    payment_file_format_update,
+    payment_file_upload,
+)
 from invoicing.services.payments import payment_post, payment_reverse
 from invoicing.services.run import (
     DEFAULT_CHUNK_SIZE,
@@ -76,6 +87,7 @@ __all__ = [
     "AdjustmentRefused",
     "CreditRefused",
     "DunningLevelRefused",
+    "DuplicateReference",
     "IdempotencyMismatch",
     "InvoiceCancelled",
     "InvoiceExists",
@@ -84,6 +96,8 @@ __all__ = [
     "InvoiceRefused",
     "MethodInactive",
     "Overpayment",
+    "PaymentFileRefused",
+    "PaymentFileTooLarge",
     "PaymentPlanExists",
     "PaymentPlanRefused",
     "PaymentRefused",
@@ -117,6 +131,12 @@ __all__ = [
     "invoices_remind_due_soon",
     "manual_usage",
     "overdue_balance",
+    "payment_file_chunk_post",
+    "payment_file_chunks",
+    "payment_file_dispatched",
+    "payment_file_format_create",
+    "payment_file_format_update",
+    "payment_file_upload",
     "payment_notify",
     "payment_plan_create",
     "payment_post",

@@ -69,3 +69,16 @@ class PaymentPlanExists(Conflict):
 
 class CreditRefused(DomainError):
     code = "credit_refused"
+
+
+class DuplicateReference(Conflict):
+    code = "reference_posted"
+
+
+class PaymentFileRefused(DomainError):
+    code = "payment_file_refused"
+
+
+class PaymentFileTooLarge(DomainError):
+    code = "payment_file_too_large"
+    status = 413

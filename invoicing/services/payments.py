@@ -27,6 +27,7 @@ from invoicing.models import (
 )
 from invoicing.services.credit_balance import credit_add, credit_from_overpayment
 from invoicing.services.errors import (
+    DuplicateReference,
     InvoiceCancelled,
     InvoicePaid,
     MethodInactive,
@@ -97,12 +98,22 @@ def payment_post(
         )
     except IntegrityError:
         # The same key, posted at the same moment by a retry that won the race.
-        if not idempotency_key:
-            raise
-        earlier = _earlier_payment(received_by, idempotency_key, request_hash)
-        if earlier is None:
-            raise
-        return earlier, False
+        earlier = _earlier_payment(received_by, idempotency_key, request_hash) if idempotency_key else None
+        if earlier is not None:
+            return earlier, False
+        # The bank's reference was posted before (the constraint's answer: no statement more per payment).
+        posted = (
+            reference and Payment.objects.filter(provider_id=invoice.provider_id, reference=reference).first()
+        )
+        if posted:
+            raise DuplicateReference(
+                f"Reference {reference} was posted already, as receipt {posted.receipt_number}; "
+                "a bank's transaction is taken once.",
+                field="reference",
+                receiptNumber=posted.receipt_number,
+                paymentId=posted.pk,
+            ) from None
+        raise
 
 
 # The statements of a payment, in order (9 on PostgreSQL): the connection's lock; the invoices' locks

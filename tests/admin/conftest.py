@@ -25,9 +25,11 @@ from tests.factories import (
     ConnectionFactory,
     ConnectionTypeFactory,
     FlatTariffFactory,
+    PaymentFileFormatFactory,
     UserFactory,
     billable_connection,
 )
+from tests.invoicing.bank_files import bank_csv
 
 JANUARY = date(2024, 1, 1)
 AWAY, BACK = (datetime(2024, 2, day, 10, tzinfo=ZoneInfo(settings.TIME_ZONE)) for day in (11, 12))
@@ -141,6 +143,18 @@ def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
         services.connection_reconnect(
             connection=invoice.connection, reason="Back.", effective_at=BACK, by=officer
         )
+    # A bank's payment file of a row per bill, posted.
+    payment_file = services.payment_file_upload(
+        file_format=PaymentFileFormatFactory(provider=provider, default_method=cash),
+        name="bank.csv",
+        content=bank_csv(
+            *[(bill.number, "", "1.00", "2024-02-05", "", f"BANK-{bill.pk}") for bill in run.invoices.all()]
+        ),
+        uploaded_by=officer,
+        role=Role.ADMIN,
+    )
+    for first, last in services.payment_file_chunks(payment_file):
+        services.payment_file_chunk_post(file_id=payment_file.pk, first_line=first, last_line=last)
     # The January bills are long overdue: each debt reminded, then spread over two instalments.
     for days, action in ((5, "reminder"), (15, "final_notice")):
         services.dunning_level_create(

@@ -1,0 +1,515 @@
+"""Bank payment files: a bank's or collection agent's CSV of payments, each row posted through
+`payment_post` as if a clerk had typed it, its outcome kept.
+
+The upload is read and checked whole first (size, encoding, the format's columns), and its rows are
+stored in one transaction, each already refused where it cannot be read (no amount, a date not in the
+format, no reference). The rows are then posted in chunks of lines by Celery tasks (eager in the
+embedded default). Each row is posted in a transaction of its own, together with its outcome: one bad
+row never undoes another, and a worker killed mid-chunk leaves every row either posted with its
+outcome or still pending, so the chunk sent again (acks_late, or the reconciler) posts only what is
+pending. The bank's reference is unique per provider in the database: a row posted twice by two
+workers at once is refused there, whatever the rows say. Refusals change nothing and are written
+together at the end of the chunk; a row left pending by a crash is looked at again.
+"""
+
+import csv
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.roles import Role
+from billing.signals import rows_bulk_created
+from config import context
+from config.errors import DomainError
+from config.parsers import NUL, NUL_MESSAGE
+from invoicing.models import (
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PaymentFile,
+    PaymentFileFormat,
+    PaymentFileRow,
+    PaymentFileStatus,
+    PaymentMethod,
+    RowOutcome,
+)
+from invoicing.selectors import invoice_list_for
+from invoicing.services.errors import DuplicateReference, PaymentFileRefused, PaymentFileTooLarge
+from invoicing.services.payments import payment_post
+
+logger = logging.getLogger(__name__)
+
+MAX_FILE_BYTES = 16 * 2**20
+MAX_ROWS = 100_000
+DEFAULT_CHUNK_SIZE = 500
+CENT = Decimal("0.01")
+COLLECT = "invoicing.collect_payment"
+FIELD_NAMES = {
+    "bill_number": "bill number",
+    "connection_number": "connection number",
+    "amount": "amount",
+    "date": "date",
+    "method": "payment method",
+    "reference": "bank reference",
+}
+LIMITS = {"bill_number": 40, "connection_number": 40, "reference": 100}
+
+
+# --- file formats (Django admin) ---------------------------------------------------------------
+
+
+def _format_checked(file_format: PaymentFileFormat) -> None:
+    if not (file_format.bill_number_column or file_format.connection_number_column):
+        raise DomainError(
+            "Name the column of the bill number, of the connection number, or both: a row must name "
+            "what it pays.",
+            field="bill_number_column",
+        )
+    if "%" not in file_format.date_format:
+        raise DomainError("Write the date format with strptime codes, e.g. %d/%m/%Y.", field="date_format")
+    try:
+        sample = date(2024, 7, 31).strftime(file_format.date_format)
+        read = datetime.strptime(sample, file_format.date_format).date()  # noqa: DTZ007 (a calendar day)
+    except ValueError as problem:
+        raise DomainError(f"The date format cannot be read: {problem}.", field="date_format") from problem
+    if read != date(2024, 7, 31):
+        raise DomainError(
+            "The date format must give day, month and year (e.g. %d/%m/%Y).", field="date_format"
+        )
+    headers = [_header(column) for column in file_format.columns.values()]
+    if len(set(headers)) != len(headers):
+        raise DomainError("Each field needs a column of its own.", field="amount_column")
+    if file_format.default_method is not None and not file_format.default_method.is_active:
+        raise DomainError(f"{file_format.default_method.name} is no longer accepted.", field="default_method")
+
+
+@transaction.atomic
+def payment_file_format_create(*, provider: Any, **values: Any) -> PaymentFileFormat:
+    """A provider's layout of one bank's payment files (entered by an administrator in Django admin)."""
+    file_format = PaymentFileFormat(provider=provider, **values)
+    _format_checked(file_format)
+    if PaymentFileFormat.objects.filter(provider=provider, name=file_format.name).exists():
+        raise DomainError(f"{provider} has a file format named {file_format.name} already.", field="name")
+    file_format.save()
+    return file_format
+
+
+@transaction.atomic
+def payment_file_format_update(*, file_format: PaymentFileFormat, **changes: Any) -> PaymentFileFormat:
+    """Change a layout; the files read with it keep their rows as they were read."""
+    file_format = PaymentFileFormat.objects.select_for_update().get(pk=file_format.pk)
+    for name, value in changes.items():
+        setattr(file_format, name, value)
+    _format_checked(file_format)
+    clash = PaymentFileFormat.objects.filter(provider_id=file_format.provider_id, name=file_format.name)
+    if clash.exclude(pk=file_format.pk).exists():
+        raise DomainError(f"Another file format is named {file_format.name}.", field="name")
+    file_format.save()
+    return file_format
+
+
+# --- reading an upload -------------------------------------------------------------------------
+
+
+def _header(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+@dataclass
+class ReadRow:
+    line: int
+    values: dict[str, str]
+
+
+def read_rows(*, file_format: PaymentFileFormat, content: bytes) -> list[ReadRow]:
+    """The rows of an upload, each as {field: text}; the whole file is refused when it cannot be read
+    as the format says (too large, not UTF-8, a mapped column missing, no rows)."""
+    if len(content) > MAX_FILE_BYTES:
+        raise PaymentFileTooLarge(
+            f"The file is {len(content) / 2**20:.1f} MB; upload at most {MAX_FILE_BYTES // 2**20} MB at a "
+            "time (split it into several files).",
+            field="file",
+        )
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as problem:
+        line = content[: problem.start].count(b"\n") + 1
+        raise PaymentFileRefused(
+            f"The file is not UTF-8 text (line {line}); save it as CSV UTF-8.", field="file"
+        ) from problem
+    if NUL in text:
+        raise PaymentFileRefused(f"The file contains a NUL character. {NUL_MESSAGE}", field="file")
+    reader = csv.reader(text.splitlines(), delimiter=file_format.delimiter, strict=True)
+    try:
+        header = next(reader, None)
+        if not header or not any(cell.strip() for cell in header):
+            raise PaymentFileRefused(
+                "The file is empty: it needs a header line, then its rows.", field="file"
+            )
+        positions: dict[str, int] = {}
+        for index, name in enumerate(header):
+            positions.setdefault(_header(name), index)
+        where = {}
+        for field, column in file_format.columns.items():
+            if _header(column) not in positions:
+                raise PaymentFileRefused(
+                    f"The file has no column {column!r} (the {FIELD_NAMES[field]}, as {file_format.name}'s "
+                    f"format says). Its columns are: {', '.join(repr(name.strip()) for name in header)}.",
+                    field="file",
+                    column=column,
+                )
+            where[field] = positions[_header(column)]
+        rows = []
+        for cells in reader:
+            if not any(cell.strip() for cell in cells):
+                continue
+            if len(rows) == MAX_ROWS:
+                raise PaymentFileRefused(f"Upload at most {MAX_ROWS:,} rows at a time.", field="file")
+            values = {
+                field: cells[index].strip() if index < len(cells) else "" for field, index in where.items()
+            }
+            rows.append(ReadRow(line=reader.line_num, values=values))
+    except csv.Error as problem:
+        raise PaymentFileRefused(
+            f"The file is not valid CSV at line {reader.line_num}: {problem}.", field="file"
+        ) from problem
+    if not rows:
+        raise PaymentFileRefused("The file has no rows under its header line.", field="file")
+    return rows
+
+
+class RowProblem(ValueError):
+    """A row that cannot be read: stored refused, with this reason."""
+
+
+def parse_amount(text: str, *, decimal_comma: bool) -> Decimal:
+    """An amount as a bank writes it: 1,234.50 or 1234.5 (or 1.234,50 with a decimal comma)."""
+    thousands, point = (".", ",") if decimal_comma else (",", ".")
+    # Thousands grouped by threes or not at all: 1234,5 in a file of decimal points is refused, not
+    # read as 12345.
+    t, p = re.escape(thousands), re.escape(point)
+    if not re.fullmatch(rf"([0-9]{{1,3}}({t}[0-9]{{3}})+|[0-9]+)({p}[0-9]{{1,2}})?", text):
+        example = "1.234,50" if decimal_comma else "1,234.50"
+        raise RowProblem(f"Amount {text!r} is not an amount like {example}.")
+    amount = Decimal(text.replace(thousands, "").replace(point, "."))
+    if amount <= 0:
+        raise RowProblem(f"Amount {text!r} must be more than zero.")
+    if amount >= Decimal("1e12"):
+        raise RowProblem(f"Amount {text!r} is too large.")
+    return amount.quantize(CENT)
+
+
+def _row(read: ReadRow, file_format: PaymentFileFormat, methods: dict[str, PaymentMethod]) -> PaymentFileRow:
+    values = read.values
+    row = PaymentFileRow(
+        line=read.line,
+        **{field: values.get(field, "")[:limit] for field, limit in LIMITS.items()},
+    )
+    try:
+        for field, limit in LIMITS.items():
+            if len(values.get(field, "")) > limit:
+                raise RowProblem(f"The {FIELD_NAMES[field]} is longer than {limit} characters.")
+        if not (row.bill_number or row.connection_number):
+            raise RowProblem("The row names no bill number and no connection number.")
+        if not row.reference:
+            raise RowProblem("The row has no bank reference: without one it could be posted twice.")
+        if not values["amount"]:
+            raise RowProblem("The row has no amount.")
+        row.amount = parse_amount(values["amount"], decimal_comma=file_format.decimal_comma)
+        try:
+            row.paid_on = datetime.strptime(values["date"], file_format.date_format).date()  # noqa: DTZ007
+        except ValueError as problem:
+            example = date(2024, 7, 31).strftime(file_format.date_format)
+            raise RowProblem(f"Date {values['date']!r} is not a date like {example}.") from problem
+        row.method = _method(values.get("method", ""), file_format, methods)
+    except RowProblem as problem:
+        row.outcome, row.reason = RowOutcome.REFUSED, str(problem)
+    return row
+
+
+def _method(text: str, file_format: PaymentFileFormat, methods: dict[str, PaymentMethod]) -> PaymentMethod:
+    if not text:
+        if file_format.default_method is None:
+            raise RowProblem("The row names no payment method, and the file's format has no default.")
+        return file_format.default_method
+    method = methods.get(text.casefold())
+    if method is None:
+        codes = ", ".join(sorted({method.code for method in methods.values()}))
+        raise RowProblem(f"No payment method {text!r}; use one of: {codes}.")
+    return method
+
+
+# --- the upload ----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def payment_file_upload(
+    *,
+    file_format: PaymentFileFormat,
+    name: str,
+    content: bytes,
+    uploaded_by: User,
+    role: str,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> PaymentFile:
+    """Store a bank's payment file and its rows, to be posted by `payment_file_chunk_post` (the caller
+    sends its chunks once this commits: `invoicing.tasks.dispatch_payment_file`)."""
+    if uploaded_by.provider_id is None or uploaded_by.provider_id != file_format.provider_id:
+        raise PaymentFileRefused("Sign in as a user of the provider whose payments the file holds.")
+    if not file_format.is_active:
+        raise PaymentFileRefused(f"The file format {file_format.name} is retired.", field="format")
+    read = read_rows(file_format=file_format, content=content)
+    # A method by its code or its name, as banks write either.
+    methods = {}
+    for method in PaymentMethod.objects.all():
+        methods.setdefault(method.name.casefold(), method)
+        methods[method.code.casefold()] = method
+    rows = [_row(one, file_format, methods) for one in read]
+    payment_file = PaymentFile.objects.create(
+        provider_id=file_format.provider_id,
+        file_format=file_format,
+        name=(name or "payments.csv")[:255],
+        sha256=hashlib.sha256(content).hexdigest(),
+        uploaded_by=uploaded_by,
+        uploaded_role=Role(role),
+        chunk_size=chunk_size,
+        total=len(rows),
+    )
+    for row in rows:
+        row.file = payment_file
+    PaymentFileRow.objects.bulk_create(rows, batch_size=5000)
+    rows_bulk_created.send(sender=PaymentFileRow, rows=rows)
+    _progress(payment_file.pk)
+    payment_file.refresh_from_db()
+    return payment_file
+
+
+def payment_file_chunks(payment_file: PaymentFile) -> list[tuple[int, int]]:
+    """The (first, last) lines of each chunk of the file's rows still pending."""
+    lines = list(
+        payment_file.rows.filter(outcome=RowOutcome.PENDING).order_by("line").values_list("line", flat=True)
+    )
+    size = payment_file.chunk_size
+    return [(part[0], part[-1]) for part in (lines[at : at + size] for at in range(0, len(lines), size))]
+
+
+def payment_file_dispatched(*, file_id: int) -> None:
+    """Note that a file's pending chunks were just handed to the broker (bookkeeping for the reconciler)."""
+    PaymentFile.objects.filter(pk=file_id).update(dispatched_at=timezone.now())
+
+
+# --- posting -------------------------------------------------------------------------------------
+
+
+class _TakenMeanwhile(Exception):
+    """Another worker gave the row its outcome first: what this one posted for it rolls back."""
+
+
+def received_at(paid_on: date) -> datetime:
+    """A row's day as the moment of its payment: the day's start, where the provider keeps time."""
+    return timezone.make_aware(datetime.combine(paid_on, time.min))
+
+
+def payment_file_chunk_post(*, file_id: int, first_line: int, last_line: int) -> int:
+    """Post the pending rows of the file's lines `first_line` to `last_line`; returns how many were
+    looked at (0: done already, by this chunk sent before or by another worker)."""
+    payment_file = PaymentFile.objects.select_related("uploaded_by", "provider").get(pk=file_id)
+    rows = list(
+        payment_file.rows.filter(line__gte=first_line, line__lte=last_line, outcome=RowOutcome.PENDING)
+        .select_related("method")
+        .order_by("line")
+    )
+    if not rows:
+        _progress(file_id)
+        return 0
+    user = payment_file.uploaded_by
+    user.active_role = payment_file.uploaded_role
+    token = context.bind(
+        actor_id=user.pk, role=payment_file.uploaded_role, provider_id=payment_file.provider_id
+    )
+    try:
+        if not (user.is_active and payment_file.uploaded_role in user.role_names):
+            refused = [
+                _refusal(row, f"Not posted: {user.name} may no longer post payments as {user.active_role}.")
+                for row in rows
+            ]
+        else:
+            refused = _post_rows(payment_file, user, rows)
+        _record(refused)
+    finally:
+        context.reset(token)
+    _progress(file_id)
+    logger.info("payment file %s lines %s-%s: %s rows", file_id, first_line, last_line, len(rows))
+    return len(rows)
+
+
+def _refusal(
+    row: PaymentFileRow, reason: str, *, outcome: str = RowOutcome.REFUSED, payment_id: int | None = None
+) -> PaymentFileRow:
+    row.outcome, row.reason, row.payment_id = outcome, reason[:500], payment_id
+    return row
+
+
+def _post_rows(payment_file: PaymentFile, user: User, rows: list[PaymentFileRow]) -> list[PaymentFileRow]:
+    """Post each row in its own transaction; returns the rows refused or found duplicate (unrecorded)."""
+    # Read up front for the whole chunk, in the uploader's reach: the bills they may take payments on
+    # (another provider's, or for a clerk another clerk's, are not found), and the references taken.
+    # `payment_post` locks and reads each bill again.
+    bills = _bills(user, rows)
+    posted = {
+        reference: (pk, receipt)
+        for reference, pk, receipt in Payment.objects.filter(
+            provider_id=payment_file.provider_id, reference__in={row.reference for row in rows}
+        ).values_list("reference", "pk", "receipt_number")
+    }
+    left = []
+    for row in rows:
+        if row.reference in posted:
+            pk, receipt = posted[row.reference]
+            left.append(
+                _refusal(
+                    row,
+                    f"Reference {row.reference} was posted already, as receipt {receipt}.",
+                    outcome=RowOutcome.DUPLICATE,
+                    payment_id=pk,
+                )
+            )
+            continue
+        try:
+            bill = _bill_of(row, bills)
+            with transaction.atomic():
+                payment, _ = payment_post(
+                    invoice=bill,
+                    amount=row.amount,
+                    method=row.method,
+                    received_by=user,
+                    reference=row.reference,
+                    received_at=received_at(row.paid_on),
+                )
+                claimed = PaymentFileRow.objects.filter(pk=row.pk, outcome=RowOutcome.PENDING).update(
+                    outcome=RowOutcome.POSTED, payment=payment, reason=""
+                )
+                if not claimed:
+                    raise _TakenMeanwhile
+        except _TakenMeanwhile:
+            continue
+        except DuplicateReference as duplicate:
+            left.append(
+                _refusal(
+                    row,
+                    duplicate.detail,
+                    outcome=RowOutcome.DUPLICATE,
+                    payment_id=duplicate.extra["paymentId"],
+                )
+            )
+        except DomainError as refusal:
+            left.append(_refusal(row, refusal.detail))
+        else:
+            posted[row.reference] = (payment.pk, payment.receipt_number)
+    return left
+
+
+@dataclass
+class _Bills:
+    by_number: dict[str, Invoice]
+    of_connection: dict[str, list[Invoice]]  # newest first
+
+
+def _bills(user: User, rows: list[PaymentFileRow]) -> _Bills:
+    bills = invoice_list_for(user=user, perm=COLLECT).defer(*Invoice.DOCUMENTS)
+    numbers = {row.bill_number for row in rows if row.bill_number}
+    connections = {row.connection_number for row in rows if row.connection_number and not row.bill_number}
+    by_number = {bill.number: bill for bill in bills.filter(number__in=numbers)} if numbers else {}
+    of_connection: dict[str, list[Invoice]] = {}
+    if connections:
+        for bill in (
+            bills.filter(connection__number__in=connections)
+            .exclude(status=InvoiceStatus.CANCELLED)
+            .order_by("connection_id", "-period", "-pk")
+        ):
+            of_connection.setdefault(bill.connection.number, []).append(bill)
+    return _Bills(by_number, of_connection)
+
+
+def _bill_of(row: PaymentFileRow, bills: _Bills) -> Invoice:
+    """The bill a row pays: the one it numbers, else its connection's latest issued by the row's day
+    (which settles the connection's open bills oldest first, as a payment at the counter does)."""
+    if row.bill_number:
+        bill = bills.by_number.get(row.bill_number)
+        if bill is None:
+            raise DomainError(f"No bill {row.bill_number} among the bills you may take payments on.")
+        if row.connection_number and bill.connection.number != row.connection_number:
+            raise DomainError(
+                f"Bill {row.bill_number} is of connection {bill.connection.number}, not {row.connection_number}."
+            )
+    else:
+        issued = bills.of_connection.get(row.connection_number)
+        if not issued:
+            raise DomainError(
+                f"No bill of connection {row.connection_number} among the bills you may take payments on."
+            )
+        bill = next((bill for bill in issued if bill.issue_date <= row.paid_on), None)
+        if bill is None:
+            raise DomainError(
+                f"Paid on {row.paid_on:%Y-%m-%d}, before connection {row.connection_number}'s first bill "
+                f"was issued ({issued[-1].issue_date:%Y-%m-%d})."
+            )
+    if row.paid_on < bill.issue_date:
+        raise DomainError(
+            f"Paid on {row.paid_on:%Y-%m-%d}, before bill {bill.number} was issued ({bill.issue_date:%Y-%m-%d})."
+        )
+    return bill
+
+
+@transaction.atomic
+def _record(rows: list[PaymentFileRow]) -> None:
+    """Write the outcomes of rows refused or found duplicate, those still pending (a row another worker
+    posted meanwhile keeps its outcome)."""
+    if not rows:
+        return
+    pending = set(
+        PaymentFileRow.objects.select_for_update()
+        .filter(pk__in=[row.pk for row in rows], outcome=RowOutcome.PENDING)
+        .values_list("pk", flat=True)
+    )
+    PaymentFileRow.objects.bulk_update(
+        [row for row in rows if row.pk in pending], ["outcome", "reason", "payment"], batch_size=1000
+    )
+
+
+@transaction.atomic
+def _progress(file_id: int) -> None:
+    """Count the file's rows by outcome (under its lock, so two chunks finishing at once count in turn);
+    with none pending, the file is complete."""
+    PaymentFile.objects.select_for_update().filter(pk=file_id).values_list("pk").get()
+    counts = {
+        row["outcome"]: row
+        for row in PaymentFileRow.objects.filter(file_id=file_id)
+        .values("outcome")
+        .annotate(rows=Count("pk"), amount=Sum("amount", filter=Q(outcome=RowOutcome.POSTED)))
+    }
+
+    def count(outcome: str) -> int:
+        return counts.get(outcome, {}).get("rows", 0)
+
+    figures = {
+        "progressed_at": timezone.now(),
+        "done": sum(row["rows"] for key, row in counts.items() if key != RowOutcome.PENDING),
+        "posted": count(RowOutcome.POSTED),
+        "duplicates": count(RowOutcome.DUPLICATE),
+        "refused": count(RowOutcome.REFUSED),
+        "posted_amount": counts.get(RowOutcome.POSTED, {}).get("amount") or Decimal("0.00"),
+    }
+    if not count(RowOutcome.PENDING):
+        figures |= {"status": PaymentFileStatus.COMPLETED, "finished_at": timezone.now()}
+    # Progress counters, as a billing run's: bookkeeping, not a change the audit trail records.
+    PaymentFile.objects.filter(pk=file_id).exclude(status=PaymentFileStatus.COMPLETED).update(**figures)
