@@ -234,6 +234,11 @@ class PaymentOutput(serializers.Serializer):
     )
 
 
+class BillRefOutput(serializers.Serializer):
+    billId = serializers.IntegerField()
+    invoiceNumber = serializers.CharField()
+
+
 class InvoiceDetailOutput(InvoiceOutput):
     billingDays = serializers.DecimalField(source="billing_days", max_digits=12, decimal_places=6)
     energyCharge = serializers.DecimalField(source="energy_charge", **MONEY)
@@ -273,11 +278,11 @@ class InvoiceDetailOutput(InvoiceOutput):
         help_text="What settles this bill now, earlier bills included."
     )
 
-    @extend_schema_field(OpenApiTypes.OBJECT)
+    @extend_schema_field(BillRefOutput(allow_null=True))
     def get_replaces(self, invoice: Invoice) -> dict | None:
         return _bill_ref(invoice.replaces)
 
-    @extend_schema_field(OpenApiTypes.OBJECT)
+    @extend_schema_field(BillRefOutput(allow_null=True))
     def get_replacedBy(self, invoice: Invoice) -> dict | None:
         return _bill_ref(getattr(invoice, "replaced_by", None))
 
