@@ -72,12 +72,13 @@ def load_bills(
                 kwh_consumed, energy_charge, tax_total, fixed_total, subsidy_total, fee_total,
                 estimated_billed, credit_brought, credit_carried, current_charges, arrears,
                 payable_before_due, late_surcharge, payable_after_due, amount_paid, adjustment_total,
-                balance, status, paid_on, trace, customer_snapshot, provider_snapshot, created_at, updated_at)
+                balance, credited, credit_applied, status, paid_on, trace, customer_snapshot, provider_snapshot,
+                created_at, updated_at)
             SELECT %(invoice_base)s + m * %(customers)s + i, %(provider)s, %(customer_base)s + i,
                 %(connection_base)s + i, format('%%s-%%s-%%s', %(prefix)s, m, i), bill.period,
                 bill.issued, bill.issued + 10, %(source)s, false, 30, 0, kwh, kwh,
                 kwh * 32.50, 0, 0, 0, 0, 0, 0, 0, kwh * 32.50, 0, kwh * 32.50, kwh * 3.25, kwh * 35.75,
-                CASE WHEN m = 0 THEN kwh * 32.50 ELSE 0 END, 0, CASE WHEN m = 0 THEN 0 ELSE kwh * 32.50 END,
+                CASE WHEN m = 0 THEN kwh * 32.50 ELSE 0 END, 0, CASE WHEN m = 0 THEN 0 ELSE kwh * 32.50 END, 0, 0,
                 CASE WHEN m = 0 THEN %(paid)s ELSE %(pending)s END, CASE WHEN m = 0 THEN bill.issued + 5 END,
                 '{}', jsonb_build_object('name', 'Customer ' || i), '{"name": "Provider"}', now(), now()
             FROM generate_series(0, %(months)s - 1) m, generate_series(1, %(customers)s) i,
