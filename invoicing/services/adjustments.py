@@ -1,8 +1,9 @@
 """Adjustments: an officer's signed correction of a bill's balance, and the late surcharge's debit."""
 
 from decimal import Decimal
+from functools import partial
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -15,16 +16,13 @@ from invoicing.models import (
     InvoiceStatus,
 )
 from invoicing.services.errors import AdjustmentRefused, InvoiceCancelled, InvoicePaid
-from invoicing.services.idempotency import hash_request, replayed
+from invoicing.services.idempotency import created_once, earlier_request, hash_request
 from invoicing.services.issue import MAX_AMOUNT
 from invoicing.services.locks import lock_invoice
 from invoicing.services.numbering import take_numbers
 from invoicing.services.payments import settled_status
 
-
-def _earlier_adjustment(officer: User, idempotency_key: str, request_hash: str) -> Adjustment | None:
-    adjustments = Adjustment.objects.filter(officer=officer, idempotency_key=idempotency_key)
-    return replayed(adjustments.first(), request_hash)
+_earlier_adjustment = partial(earlier_request, Adjustment, "officer")
 
 
 def adjustment_create(
@@ -42,8 +40,8 @@ def adjustment_create(
     request_hash = hash_request(
         invoice=invoice.pk, amount=f"{amount:.2f}", direction=direction, reason=reason
     )
-    try:
-        return _adjustment_create(
+    return created_once(
+        lambda: _adjustment_create(
             invoice=invoice,
             amount=amount,
             direction=direction,
@@ -51,12 +49,10 @@ def adjustment_create(
             officer=officer,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
-        )
-    except IntegrityError:  # the same key at the same moment: the other request won
-        earlier = idempotency_key and _earlier_adjustment(officer, idempotency_key, request_hash)
-        if not earlier:
-            raise
-        return earlier, False
+        ),
+        lambda: _earlier_adjustment(officer, idempotency_key, request_hash),
+        idempotency_key=idempotency_key,
+    )
 
 
 @transaction.atomic

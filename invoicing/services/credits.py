@@ -10,8 +10,9 @@ counters last.
 """
 
 from decimal import Decimal
+from functools import partial
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -31,7 +32,7 @@ from invoicing.models import (
 )
 from invoicing.services.credit_balance import credit_add
 from invoicing.services.errors import CreditRefused, InvoiceCancelled, MethodInactive
-from invoicing.services.idempotency import hash_request, replayed
+from invoicing.services.idempotency import created_once, earlier_request, hash_request
 from invoicing.services.locks import lock_credit, lock_invoice
 from invoicing.services.numbering import take_numbers
 from invoicing.services.payments import settled_status
@@ -121,9 +122,7 @@ def whole_bill_lines(invoice: Invoice) -> list[tuple[str, Decimal]]:
     return lines
 
 
-def _earlier_note(issued_by: User, idempotency_key: str, request_hash: str) -> CreditNote | None:
-    notes = CreditNote.objects.filter(issued_by=issued_by, idempotency_key=idempotency_key)
-    return replayed(notes.first(), request_hash)
+_earlier_note = partial(earlier_request, CreditNote, "issued_by")
 
 
 def credit_note_issue(
@@ -133,20 +132,18 @@ def credit_note_issue(
     whether it is new. Beyond what the bill still owes, the credit becomes the customer's credit
     balance. With an `idempotency_key`, a retry returns the first note."""
     request_hash = hash_request(invoice=invoice.pk, amount=f"{amount:.2f}", reason=reason)
-    try:
-        return _credit_note_issue(
+    return created_once(
+        lambda: _credit_note_issue(
             invoice=invoice,
             amount=amount,
             reason=reason,
             issued_by=issued_by,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
-        )
-    except IntegrityError:  # the same key at the same moment: the other request won
-        earlier = idempotency_key and _earlier_note(issued_by, idempotency_key, request_hash)
-        if not earlier:
-            raise
-        return earlier, False
+        ),
+        lambda: _earlier_note(issued_by, idempotency_key, request_hash),
+        idempotency_key=idempotency_key,
+    )
 
 
 @transaction.atomic
@@ -202,9 +199,7 @@ def _credit_note_issue(
 # --- overpayments and refunds -----------------------------------------------------------------------
 
 
-def _earlier_refund(officer: User, idempotency_key: str, request_hash: str) -> CreditRefund | None:
-    refunds = CreditRefund.objects.filter(officer=officer, idempotency_key=idempotency_key)
-    return replayed(refunds.first(), request_hash)
+_earlier_refund = partial(earlier_request, CreditRefund, "officer")
 
 
 def credit_refund(
@@ -222,8 +217,8 @@ def credit_refund(
     request_hash = hash_request(
         customer=customer.pk, amount=f"{amount:.2f}", method=method.pk, reason=reason, reference=reference
     )
-    try:
-        return _credit_refund(
+    return created_once(
+        lambda: _credit_refund(
             customer=customer,
             amount=amount,
             method=method,
@@ -232,12 +227,10 @@ def credit_refund(
             reference=reference,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
-        )
-    except IntegrityError:  # the same key at the same moment: the other request won
-        earlier = idempotency_key and _earlier_refund(officer, idempotency_key, request_hash)
-        if not earlier:
-            raise
-        return earlier, False
+        ),
+        lambda: _earlier_refund(officer, idempotency_key, request_hash),
+        idempotency_key=idempotency_key,
+    )
 
 
 @transaction.atomic

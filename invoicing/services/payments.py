@@ -3,6 +3,7 @@ payment reversed (bounced, charged back, posted in error) gives back what it set
 
 from datetime import date, datetime
 from decimal import Decimal
+from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet, Sum
@@ -36,7 +37,7 @@ from invoicing.services.errors import (
     PaymentReversed,
     ReversalRefused,
 )
-from invoicing.services.idempotency import hash_request, replayed
+from invoicing.services.idempotency import created_once, earlier_request, hash_request, replayed
 from invoicing.services.locks import lock_credit, lock_for_payment, lock_for_reversal
 from invoicing.services.notices import payment_notify, reversal_notify
 from invoicing.services.numbering import take_numbers
@@ -253,9 +254,7 @@ def reopened_status(invoice: Invoice, today: date) -> None:
         invoice.status = InvoiceStatus.PARTIALLY_PAID if invoice.amount_paid > 0 else InvoiceStatus.PENDING
 
 
-def _same_reversal_key(reversed_by: User, idempotency_key: str, request_hash: str) -> PaymentReversal | None:
-    earlier = PaymentReversal.objects.filter(reversed_by=reversed_by, idempotency_key=idempotency_key)
-    return replayed(earlier.first(), request_hash)
+_same_reversal_key = partial(earlier_request, PaymentReversal, "reversed_by")
 
 
 def payment_reverse(
@@ -275,20 +274,18 @@ def payment_reverse(
     A payment is reversed once; with an `idempotency_key`, a retry returns the first reversal."""
     reason = reason.strip()
     request_hash = hash_request(payment=payment.pk, kind=kind, reason=reason)
-    try:
-        return _payment_reverse(
+    return created_once(
+        lambda: _payment_reverse(
             payment=payment,
             kind=kind,
             reason=reason,
             reversed_by=reversed_by,
             idempotency_key=idempotency_key or "",
             request_hash=request_hash,
-        )
-    except IntegrityError:  # the same key at the same moment: the other request won
-        earlier = idempotency_key and _same_reversal_key(reversed_by, idempotency_key, request_hash)
-        if not earlier:
-            raise
-        return earlier, False
+        ),
+        lambda: _same_reversal_key(reversed_by, idempotency_key, request_hash),
+        idempotency_key=idempotency_key,
+    )
 
 
 @transaction.atomic
