@@ -15,8 +15,10 @@ from invoicing import services
 
 
 @pytest.fixture
-def paid_in_part(connection, creator, super_creator, cash):
-    """January's bill (9,750.00), issued 2 February 2024, and 4,000.00 paid on it on 10 February."""
+def paid_in_part(connection, creator, super_creator, cash, time_machine):
+    """January's bill (9,750.00), issued 2 February 2024, and 4,000.00 paid on it on 10 February; the
+    clock stands (ticking) on 1 March 2024, when finance reads February."""
+    time_machine.move_to(datetime(2024, 3, 1, 10, tzinfo=ZoneInfo(settings.TIME_ZONE)))
     bill = services.invoice_issue(
         connection=connection,
         period=date(2024, 1, 1),
