@@ -121,6 +121,7 @@ INVOICING_VIEW = {
     "invoicing.view_creditnote": PROVIDER,
     "invoicing.view_customercredit": PROVIDER,
     "invoicing.view_creditrefund": PROVIDER,
+    "invoicing.view_disconnectionorder": PROVIDER,
 }
 # The books (the journal and the tax report): finance reads them as the super creator, the auditor or
 # the administrator.
@@ -141,6 +142,13 @@ INVOICING_MANAGE = {
     # their own: change_invoice), and refunds of a customer's credit balance.
     "invoicing.add_creditnote": PROVIDER,
     "invoicing.add_creditrefund": PROVIDER,
+}
+
+# Disconnection orders the dunning job issued wait for the field staff (clerks and officers alike), who
+# cut the supply on site with the meter's reading; the auditor reads the list.
+FIELD_ORDERS = {
+    "invoicing.view_disconnectionorder": PROVIDER,
+    "invoicing.carry_out_disconnectionorder": PROVIDER,
 }
 
 # Bank payment files: whoever may post payments uploads them; each row is posted in the uploader's role,
@@ -182,6 +190,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **ACCOUNTS_OPEN,
         **ACCOUNTS_CHANGE,
         **LIFECYCLE_ROUTINE,
+        **FIELD_ORDERS,
         **LIFECYCLE_OFFICER,
         **METER_EXCHANGE_ADD,
         **CALCULATOR,
@@ -214,6 +223,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **ACCOUNTS_OPEN,
         **ACCOUNTS_CHANGE,
         **LIFECYCLE_ROUTINE,
+        **FIELD_ORDERS,
         **LIFECYCLE_OFFICER,
         **METER_EXCHANGE_ADD,
         **CALCULATOR,
@@ -231,6 +241,7 @@ POLICY: dict[Role, dict[str, Reach]] = {
         **READINGS_ADD,
         **ACCOUNTS_OPEN,
         **LIFECYCLE_ROUTINE,
+        **FIELD_ORDERS,
         **METER_EXCHANGE_ADD,
         **CALCULATOR,
         "invoicing.add_invoice": PROVIDER,

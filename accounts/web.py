@@ -146,6 +146,7 @@ NAV: tuple[tuple[str, tuple[NavEntry, ...]], ...] = (
         ("The books", "books", "invoicing.view_books", None),
         ("E-mails", "message-list", "accounts.view_message", None),
         ("Meter exchanges", "meter-exchanges", "billing.view_meterexchange", None),
+        ("Disconnection orders", "disconnection-order-list", "invoicing.view_disconnectionorder", None),
         ("Usage calculator", "usage-calculator", "billing.view_customer", None),
     )),
     ("Customers", (

@@ -63,6 +63,7 @@ AUDITED = (
     "invoicing.DunningLevel",
     "invoicing.DunningCase",
     "invoicing.DunningStep",
+    "invoicing.DisconnectionOrder",
     "invoicing.PaymentPlan",
     "invoicing.PaymentInstalment",
     "invoicing.PaymentFileFormat",

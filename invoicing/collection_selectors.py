@@ -11,17 +11,40 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import QuerySet, Sum
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from billing.models import ServiceConnection
 from billing.rating import NO_MONEY, money
-from invoicing.models import DunningCase, DunningLevel, DunningStep, Invoice, PaymentInstalment, PaymentPlan
+from invoicing.models import (
+    DisconnectionOrder,
+    DunningCase,
+    DunningLevel,
+    DunningStep,
+    Invoice,
+    PaymentInstalment,
+    PaymentPlan,
+)
 from invoicing.selectors import unpaid_after_due
 from providers.tenancy import scope_to_provider
 
 
 def dunning_level_list_for(*, user: Any) -> QuerySet[DunningLevel]:
     return scope_to_provider(DunningLevel.objects.all(), user).order_by("days_after_due")
+
+
+def disconnection_order_list_for(*, user: Any, status: str = "") -> QuerySet[DisconnectionOrder]:
+    """The provider's disconnection orders, oldest first (the field staff's round); `status`: only those."""
+    orders = scope_to_provider(DisconnectionOrder.objects.all(), user).select_related(
+        "connection", "customer", "event"
+    )
+    if status:
+        orders = orders.filter(status=status)
+    return orders.order_by("issued_on", "pk")
+
+
+def disconnection_order_get_for(*, user: Any, order_id: int) -> DisconnectionOrder:
+    return get_object_or_404(disconnection_order_list_for(user=user), pk=order_id)
 
 
 def overdue_bills(connection: ServiceConnection) -> QuerySet[Invoice]:

@@ -11,7 +11,14 @@ from django.http import HttpRequest
 
 from billing.models import ServiceConnection
 from invoicing import services
-from invoicing.models import DunningCase, DunningLevel, DunningStep, PaymentInstalment, PaymentPlan
+from invoicing.models import (
+    DisconnectionOrder,
+    DunningCase,
+    DunningLevel,
+    DunningStep,
+    PaymentInstalment,
+    PaymentPlan,
+)
 from providers.admin import ProviderScopedAdmin, ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
 from providers.models import Provider
 from providers.tenancy import scope_to_provider
@@ -147,3 +154,14 @@ class PaymentInstalmentAdmin(ReadOnlyAdmin):
     list_display = ("plan", "position", "due_date", "amount")
     list_select_related = ("plan",)
     search_fields = ("plan__connection__number",)
+
+
+@admin.register(DisconnectionOrder)
+class DisconnectionOrderAdmin(ReadOnlyAdmin):
+    """Orders are issued by the dunning job or an officer's step and carried out on the staff pages."""
+
+    list_display = ("number", "issued_on", "connection", "customer", "overdue_balance", "status", "closed_at")
+    list_filter = ("status", ("provider", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("connection", "customer")
+    search_fields = ("number", "connection__number", "customer__number")
+    date_hierarchy = "issued_on"

@@ -1,6 +1,6 @@
 """Collections in the API: the provider's dunning levels (set in Django admin by its administrator), a
-connection's collection status (its debt, the dunning steps taken, its payment plans), and a payment
-plan made by an officer."""
+connection's collection status (its debt, the dunning steps taken, its payment plans), a payment
+plan made by an officer, and the disconnection orders the field staff carry out."""
 
 from typing import Any
 
@@ -12,11 +12,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import Allowed
+from billing.api import ReadingTimeField, RegistersInput, registers_of
 from billing.selectors import connection_get_for
 from invoicing import services
 from invoicing.api import ERRORS, MONEY
-from invoicing.collection_selectors import collection_status, dunning_level_list_for
-from invoicing.models import DunningLevel
+from invoicing.collection_selectors import (
+    collection_status,
+    disconnection_order_get_for,
+    disconnection_order_list_for,
+    dunning_level_list_for,
+)
+from invoicing.models import DisconnectionOrder, DisconnectionOrderStatus, DunningLevel
 
 
 class DunningLevelOutput(serializers.Serializer):
@@ -131,3 +137,82 @@ class PaymentPlanCreateApi(APIView):
             created_by=request.user,
         )
         return Response(CollectionOutput(collection_status(connection)).data, status=201)
+
+
+class DisconnectionOrderOutput(serializers.Serializer):
+    orderId = serializers.IntegerField(source="pk")
+    number = serializers.CharField()
+    status = serializers.CharField()
+    issuedOn = serializers.DateField(source="issued_on")
+    connectionId = serializers.IntegerField(source="connection_id")
+    connectionNumber = serializers.CharField(source="connection.number")
+    meterNumber = serializers.CharField(source="connection.meter_number")
+    subdivision = serializers.CharField(source="connection.subdivision")
+    customerName = serializers.CharField(source="customer.name")
+    address = serializers.CharField(
+        source="customer.address", help_text="The customer's, where the visit goes."
+    )
+    overdueBalance = serializers.DecimalField(
+        source="overdue_balance", **MONEY, help_text="What was overdue when the order was issued."
+    )
+    reason = serializers.CharField()
+    disconnectedAt = serializers.DateTimeField(source="event.effective_at", default=None, allow_null=True)
+    closedAt = serializers.DateTimeField(source="closed_at", allow_null=True)
+    withdrawnReason = serializers.CharField(source="withdrawn_reason")
+
+
+class DisconnectionOrderListApi(generics.ListAPIView):
+    """The provider's disconnection orders, oldest first: `?status=open` is the field staff's round."""
+
+    permission_classes = [Allowed.to("invoicing.view_disconnectionorder")]
+    serializer_class = DisconnectionOrderOutput
+
+    class OrderFilter(serializers.Serializer):
+        status = serializers.ChoiceField(choices=DisconnectionOrderStatus.choices, required=False)
+
+    @extend_schema(parameters=[OrderFilter], summary="Disconnection orders for non-payment")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> QuerySet[DisconnectionOrder]:
+        query = self.OrderFilter(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return disconnection_order_list_for(
+            user=self.request.user, status=query.validated_data.get("status", "")
+        )
+
+
+class DisconnectionOrderCarryOutInput(serializers.Serializer):
+    effectiveAt = ReadingTimeField(help_text="When the supply is cut.")
+    reading = RegistersInput(
+        help_text="The meter's reading as the supply is cut.", required=False, allow_null=True, default=None
+    )
+    note = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+
+
+class DisconnectionOrderCarryOutApi(APIView):
+    """Field staff at the meter cut the supply on an open order. When the debt was paid, or covered by
+    a kept payment plan, or the connection is no longer connected, the order is withdrawn instead (the
+    answer's status says which)."""
+
+    permission_classes = [Allowed.to("invoicing.carry_out_disconnectionorder")]
+
+    @extend_schema(
+        request=DisconnectionOrderCarryOutInput,
+        responses={200: DisconnectionOrderOutput, **ERRORS},
+        summary="Carry out a disconnection order on site",
+    )
+    def post(self, request: Request, order_id: int) -> Response:
+        order = disconnection_order_get_for(user=request.user, order_id=order_id)
+        data = DisconnectionOrderCarryOutInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        order = services.disconnection_order_carry_out(
+            order=order,
+            effective_at=values["effectiveAt"],
+            registers=registers_of(values["reading"]),
+            note=values["note"],
+            by=request.user,
+        )
+        order = disconnection_order_get_for(user=request.user, order_id=order.pk)
+        return Response(DisconnectionOrderOutput(order).data)

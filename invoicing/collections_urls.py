@@ -14,4 +14,14 @@ urlpatterns = [
         collections_api.PaymentPlanCreateApi.as_view(),
         name="connection-payment-plans",
     ),
+    path(
+        "disconnection-orders",
+        collections_api.DisconnectionOrderListApi.as_view(),
+        name="disconnection-orders",
+    ),
+    path(
+        "disconnection-orders/<int:order_id>/carry-out",
+        collections_api.DisconnectionOrderCarryOutApi.as_view(),
+        name="disconnection-order-carry-out",
+    ),
 ]

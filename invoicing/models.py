@@ -731,6 +731,78 @@ class DunningStep(models.Model):
         return f"{self.get_action_display()} on {self.taken_on}"
 
 
+class DisconnectionOrderStatus(models.TextChoices):
+    OPEN = "open", "Open"  # waiting for field staff to cut the supply
+    CARRIED_OUT = "carried_out", "Carried out"
+    WITHDRAWN = "withdrawn", "Withdrawn"  # paid, covered by a plan, or no longer connected before the visit
+
+
+class DisconnectionOrder(models.Model):
+    """A numbered order to cut a connection's supply for non-payment (CODE-DO-YYYY-000001).
+
+    The dunning job's order waits in the field staff's list until they carry it out on site, through the
+    connection's disconnect step; it is withdrawn when the debt is paid or covered by a kept plan before
+    then. An officer's order on site is carried out as it is issued."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="+")
+    connection = models.ForeignKey(
+        ServiceConnection, on_delete=models.PROTECT, related_name="disconnection_orders", db_index=False
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    number = models.CharField(max_length=30)
+    issued_on = models.DateField()
+    # The overdue balance it was issued for (money); the visit checks what is overdue again.
+    overdue_balance = models.DecimalField(**MONEY)
+    reason = models.CharField(max_length=300)
+    # The dunning step that issued it; empty for an officer's order.
+    step = models.OneToOneField(
+        DunningStep, on_delete=models.PROTECT, null=True, blank=True, related_name="order"
+    )
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(
+        max_length=12, choices=DisconnectionOrderStatus.choices, default=DisconnectionOrderStatus.OPEN
+    )
+    # Carried out: the connection's disconnection, and who took it; withdrawn: why.
+    event = models.OneToOneField(
+        ConnectionEvent, on_delete=models.PROTECT, null=True, blank=True, related_name="disconnection_order"
+    )
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["issued_on", "id"]
+        permissions = [("carry_out_disconnectionorder", "Can carry out a disconnection order on site")]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "number"], name="disconnection_order_number_unique"),
+            models.UniqueConstraint(
+                fields=["connection"], condition=Q(status="open"), name="disconnection_order_one_open"
+            ),
+            models.CheckConstraint(
+                condition=Q(overdue_balance__gt=0), name="disconnection_order_balance_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="open", closed_at__isnull=True)
+                | Q(status="carried_out", event__isnull=False, closed_at__isnull=False)
+                | Q(status="withdrawn", closed_at__isnull=False) & ~Q(withdrawn_reason=""),
+                name="disconnection_order_closed_consistently",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["connection", "issued_on"], name="disconnection_order_connection"),
+            models.Index(
+                fields=["provider", "issued_on"], condition=Q(status="open"), name="disconnection_order_open"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
 class PaymentPlanStatus(models.TextChoices):
     KEPT = "kept", "Kept"  # every instalment due so far is covered: dunning pauses
     BROKEN = "broken", "Broken"  # an instalment was missed: dunning resumes

@@ -6,6 +6,11 @@ one module per subject. Callers import from `invoicing.services`; the lock order
 from invoicing.services.adjustments import adjustment_create
 from invoicing.services.credit_balance import credit_balance_of
 from invoicing.services.credits import credit_note_issue, credit_refund
+from invoicing.services.disconnection_orders import (
+    OrderClosed,
+    disconnection_order_carry_out,
+    disconnection_order_issue,
+)
 from invoicing.services.dunning import (
     PLAN_MAX_INSTALMENTS,
     dunning_advance,
@@ -51,7 +56,6 @@ from invoicing.services.lifecycle import (
     connection_move,
     connection_reconnect,
     connection_type_change,
-    disconnection_order_issue,
     overdue_balance,
 )
 from invoicing.services.notices import (
@@ -95,6 +99,7 @@ __all__ = [
     "InvoicePaid",
     "InvoiceRefused",
     "MethodInactive",
+    "OrderClosed",
     "Overpayment",
     "PaymentFileRefused",
     "PaymentFileTooLarge",
@@ -118,6 +123,7 @@ __all__ = [
     "credit_refund",
     "customer_snapshot",
     "default_issue_date",
+    "disconnection_order_carry_out",
     "disconnection_order_issue",
     "dunning_advance",
     "dunning_level_create",

@@ -19,9 +19,10 @@ customer always gets at least the notice time the levels promise between a final
 disconnection order: a utility may not cut a customer who was never warned. Running it twice a day
 takes nothing the second time (the next level is at least a day later).
 
-The disconnection order goes through `disconnection_order_issue` (which checks the overdue balance
-again, numbers the order and disconnects the connection); the reconnection fee comes with the
-reconnection, as for any order. A connection that is not connected gets the notice, and no order.
+The disconnection order is numbered and listed for the field staff, who cut the supply on site
+(disconnection_orders.py); the job withdraws an open order once its debt is paid or covered by a kept
+plan. The reconnection fee comes with the reconnection, as for any order. A connection that is not
+connected gets the notice, and no order.
 """
 
 from datetime import date, timedelta
@@ -47,8 +48,8 @@ from invoicing.models import (
     PaymentPlanStatus,
 )
 from invoicing.selectors import unpaid_after_due
+from invoicing.services.disconnection_orders import disconnection_order_open, disconnection_orders_withdraw
 from invoicing.services.errors import DunningLevelRefused, PaymentPlanExists, PaymentPlanRefused
-from invoicing.services.lifecycle import disconnection_order_issue
 from invoicing.services.locks import lock_connection
 from invoicing.services.notices import dunning_notify
 from providers.models import Provider
@@ -274,6 +275,7 @@ def _advance(connection: ServiceConnection, levels: list[DunningLevel], today: d
     plan = connection.payment_plans.filter(status=PaymentPlanStatus.KEPT).first()
     if plan is not None:
         _plan_review(plan, today)
+    disconnection_orders_withdraw(connection=connection)
     case = (
         DunningCase.objects.filter(connection=connection, closed_on__isnull=True)
         .select_related("level")
@@ -337,13 +339,12 @@ def _step(
     step.invoices.set(bills)
     if level.action == DunningAction.DISCONNECTION:
         if connection.status == ConnectionStatus.ACTIVE:
-            event = disconnection_order_issue(
+            order = disconnection_order_open(
                 connection=connection,
                 reason=f"Dunning level at {level.days_after_due} days: {balance} overdue for {days_overdue} days.",
-                effective_at=timezone.now(),
-                by=None,
+                step=step,
             )
-            step.order_number = event.order_number
+            step.order_number = order.number
         else:
             step.note = f"No order issued: the connection is {connection.get_status_display().lower()}."
     notices = dunning_notify(kind=NOTICE_OF[level.action], step=step)

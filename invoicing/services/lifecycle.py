@@ -1,7 +1,6 @@
 """The lifecycle steps that bill or weigh money (the others are billing/lifecycle.py's):
 
-- a disconnection order for non-payment: only while the connection's customer owes a balance unpaid
-  after its due date; the order is numbered (CODE-DO-YYYY-000001) and the overdue balance kept on it;
+- a disconnection order for non-payment (disconnection_orders.py);
 - a reconnection: the provider's reconnection fee becomes a pending charge that the connection's next
   bill carries, once; after a disconnection for non-payment, only once nothing is overdue any more;
 - closing: the final reading, and at once the final bill, for the month of that reading, dated that
@@ -26,7 +25,6 @@ from accounts.models import User
 from billing.lifecycle import (
     LifecycleRefused,
     check_moment,
-    connection_disconnect,
     require_reason,
     require_status,
     step_record,
@@ -45,12 +43,11 @@ from billing.models import (
 from billing.months import first_of, month_end
 from billing.periods import calendar_day
 from billing.rating import NO_MONEY, money
-from invoicing.models import DocumentSeries, Invoice, InvoiceStatus
+from invoicing.models import Invoice, InvoiceStatus
 from invoicing.selectors import unpaid_after_due
 from invoicing.services.charges import reconnection_fee_charge
 from invoicing.services.issue import issue_locked
 from invoicing.services.locks import lock_connection
-from invoicing.services.numbering import take_numbers
 from providers.models import ConnectionType
 
 
@@ -62,49 +59,6 @@ def overdue_balance(connection: ServiceConnection) -> Decimal:
         .aggregate(total=Sum("balance"))["total"]
     )
     return money(owed) if owed else NO_MONEY  # SQLite sums decimals without their places
-
-
-@transaction.atomic
-def disconnection_order_issue(
-    *,
-    connection: ServiceConnection,
-    reason: str,
-    effective_at: datetime,
-    by: User | None,
-    registers: dict[str, Decimal] | None = None,
-) -> ConnectionEvent:
-    """Disconnect for non-payment: refused unless the customer owes an overdue balance, which the
-    numbered order keeps as it was. `by` is None for the dunning job's order (no person acted)."""
-    connection = lock_connection(connection)
-    require_status(
-        connection, (ConnectionStatus.ACTIVE,), step="disconnected", target=ConnectionStatus.DISCONNECTED
-    )
-    require_reason(reason)
-    check_moment(connection, effective_at, field="effectiveAt", takes_reading=registers is not None)
-    overdue = overdue_balance(connection)
-    if overdue <= 0:
-        raise LifecycleRefused(
-            f"{connection.customer.name} owes nothing overdue on connection {connection.number}: only a bill "
-            "unpaid after its due date is ground for a disconnection order. Disconnect on request instead "
-            "if the customer asked.",
-            field="ground",
-        )
-    (number,) = take_numbers(
-        provider=connection.provider,
-        series=DocumentSeries.DISCONNECTION,
-        year=timezone.localdate().year,
-        count=1,
-    )
-    return connection_disconnect(
-        connection=connection,
-        reason=reason,
-        effective_at=effective_at,
-        by=by,
-        registers=registers,
-        ground=DisconnectionGround.NON_PAYMENT,
-        order_number=number,
-        overdue_balance=overdue,
-    )
 
 
 @transaction.atomic

@@ -104,7 +104,7 @@ def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
     refunds, unbillable connections (a run's problems),
     meter exchanges and changes of type (recorded as their service would), a run of one chunk per
     connection, the e-mails of the bills and payments, sign-in tickets, AI questions, the provider's
-    notification settings, dunning steps and payment plans, and price schedule rows opening today (after the bills, which keep their
+    notification settings, dunning steps, a disconnection order and payment plans, and price schedule rows opening today (after the bills, which keep their
     prices)."""
     officer = UserFactory(provider=provider, roles=[Role.ADMIN], designation="Billing Manager")
     notification_settings_set(provider=provider, due_reminder_days=5)
@@ -161,6 +161,13 @@ def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
             provider=provider, days_after_due=days, action=action, created_by=officer
         )
     services.dunning_run(provider=provider)
+    # An officer's disconnection order on site, carried out as it is issued.
+    services.disconnection_order_issue(
+        connection=run.invoices.first().connection,
+        reason="Unpaid",
+        effective_at=BACK + timedelta(days=1),
+        by=officer,
+    )
     for invoice in run.invoices.all():
         services.payment_plan_create(
             connection=invoice.connection,

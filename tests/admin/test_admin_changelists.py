@@ -54,6 +54,7 @@ LISTS = [
     ("invoicing.dunninglevel", 2, "provider"),
     ("invoicing.dunningcase", MANY, "provider"),
     ("invoicing.dunningstep", MANY, "provider"),
+    ("invoicing.disconnectionorder", 1, "provider"),
     ("invoicing.paymentplan", MANY, "provider"),
     ("invoicing.paymentinstalment", MANY, "provider"),
     ("invoicing.paymentfileformat", 1, "provider"),

@@ -11,10 +11,13 @@ from django.conf import settings
 from django_celery_beat.models import PeriodicTask
 
 from accounts.models import Message, MessageKind
+from accounts.roles import Role
 from auditing.models import AuditLog
 from billing.models import ConnectionStatus, EventKind
 from invoicing import tasks
 from invoicing.models import (
+    DisconnectionOrder,
+    DisconnectionOrderStatus,
     DunningAction,
     DunningCase,
     DunningStep,
@@ -22,6 +25,7 @@ from invoicing.models import (
     PaymentPlanStatus,
 )
 from invoicing.services import (
+    disconnection_order_carry_out,
     dunning_level_create,
     dunning_run,
     invoice_issue,
@@ -88,7 +92,7 @@ def actions(connection) -> list[tuple[str, date]]:
 
 
 def test_an_unpaid_debt_climbs_reminder_final_notice_and_disconnection_order(
-    debtor, january, ladder, day, flat_provider
+    debtor, january, ladder, day, flat_provider, time_machine
 ):
     taken = [day(date(2024, 2, d)) for d in (11, 14, 15, 16, 24, 25)] + [
         day(date(2024, 3, 5)),
@@ -113,11 +117,26 @@ def test_an_unpaid_debt_climbs_reminder_final_notice_and_disconnection_order(
         MessageKind.DISCONNECTION_NOTICE,
     ]
     assert reminder.notice.recipient == debtor.customer.email
+    # The order waits for the field staff: the supply is still on.
+    debtor.refresh_from_db()
+    assert debtor.status == ConnectionStatus.ACTIVE
+    field_order = DisconnectionOrder.objects.get(connection=debtor)
+    assert (field_order.status, field_order.step, field_order.overdue_balance) == (
+        DisconnectionOrderStatus.OPEN,
+        order,
+        D("10725.00"),
+    )
+    assert order.order_number == field_order.number == f"{flat_provider.code}-DO-2024-000001"
+    lineman = UserFactory(provider=flat_provider, roles=[Role.INVOICE_CREATOR])
+    time_machine.move_to(datetime(2024, 3, 6, 15, tzinfo=ZONE), tick=False)
+    disconnection_order_carry_out(
+        order=field_order, effective_at=datetime(2024, 3, 6, 14, tzinfo=ZONE), by=lineman
+    )
     debtor.refresh_from_db()
     cut = debtor.events.get(kind=EventKind.DISCONNECTED)
     assert debtor.status == ConnectionStatus.DISCONNECTED
-    assert order.order_number == cut.order_number == f"{flat_provider.code}-DO-2024-000001"
-    assert (cut.overdue_balance, cut.recorded_by) == (D("10725.00"), None)
+    assert cut.order_number == field_order.number
+    assert (cut.overdue_balance, cut.recorded_by) == (D("10725.00"), lineman)
     case = DunningCase.objects.get(connection=debtor)
     assert (case.level, case.last_step_on, case.closed_on) == (ladder[2], date(2024, 3, 6), None)
     audited = AuditLog.objects.filter(object_type="invoicing.dunningstep", action="create")
