@@ -10,9 +10,10 @@ The schedule stays a history: the closed rows keep what they were, with who clos
 
 from dataclasses import fields
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
@@ -21,6 +22,7 @@ from config.errors import Conflict, DomainError
 from providers.models import ConnectionType, PriceOrder, PriceOrderStatus, Provider, TariffRow
 from providers.services import TariffSpec, schedule_lock, tariff_change_apply, tariff_change_plan
 
+SPEC_FIELDS = {field.name for field in fields(TariffSpec)}
 DECIMAL_FIELDS = {field.name for field in fields(TariffSpec) if "Decimal" in str(field.type)}
 
 
@@ -29,20 +31,41 @@ def spec_values(spec: TariffSpec) -> dict[str, Any]:
     return {name: (str(value) if isinstance(value, Decimal) else value) for name, value in vars(spec).items()}
 
 
-def price_order_specs(order: PriceOrder) -> list[TariffSpec]:
-    return [
-        TariffSpec(
-            **{
-                name: (Decimal(value) if name in DECIMAL_FIELDS and value is not None else value)
-                for name, value in row.items()
-            }
-        )
-        for row in order.rows
-    ]
-
-
 class PriceOrderRefused(DomainError):
     code = "price_order_refused"
+
+
+def specs_from_values(rows: Any) -> list[TariffSpec]:
+    """Tariff rows given as JSON (an administrator's, or an order's stored `rows`): one object per row
+    with TariffSpec's fields, at least `rate`."""
+    if not isinstance(rows, list) or not rows or not all(isinstance(row, dict) for row in rows):
+        raise PriceOrderRefused(
+            'Give the new tariff rows as a list of objects, e.g. [{"rate": "30.00"}].', field="rows"
+        )
+    specs = []
+    for number, row in enumerate(rows, start=1):
+        unknown = sorted(set(row) - SPEC_FIELDS)
+        if unknown or "rate" not in row:
+            raise PriceOrderRefused(
+                f"Row {number}: each row has a rate and may have {', '.join(sorted(SPEC_FIELDS - {'rate'}))}"
+                + (f"; {', '.join(unknown)} is not one of them." if unknown else "."),
+                field="rows",
+            )
+        try:
+            values = {
+                name: Decimal(str(value)) if name in DECIMAL_FIELDS and value is not None else value
+                for name, value in row.items()
+            }
+        except InvalidOperation as problem:
+            raise PriceOrderRefused(
+                f'Row {number}: amounts are numbers, e.g. "30.00".', field="rows"
+            ) from problem
+        specs.append(TariffSpec(**values))
+    return specs
+
+
+def price_order_specs(order: PriceOrder) -> list[TariffSpec]:
+    return specs_from_values(order.rows)
 
 
 def _refuse_unless_past(valid_from: date, today: date) -> None:
@@ -75,7 +98,14 @@ def price_order_enter(
     if PriceOrder.objects.filter(provider=provider, reference=reference).exists():
         raise Conflict(f"Price order {reference} is already entered for {provider.code}.", field="reference")
     _refuse_unless_past(valid_from, today or timezone.localdate())
-    tariff_change_plan(provider=provider, connection_type=connection_type, valid_from=valid_from, rows=rows)
+    _, opening = tariff_change_plan(
+        provider=provider, connection_type=connection_type, valid_from=valid_from, rows=rows
+    )
+    for row in opening:  # a bucket or slab mode the schedule does not know is refused now, not on confirming
+        try:
+            row.full_clean()
+        except ValidationError as invalid:
+            raise PriceOrderRefused(" ".join(invalid.messages), field="rows") from invalid
     order = PriceOrder(
         provider=provider,
         reference=reference,
