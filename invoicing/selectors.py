@@ -499,7 +499,7 @@ def payment_methods() -> QuerySet[PaymentMethod]:
 
 
 def billing_run_list_for(*, user: Any) -> QuerySet[BillingRun]:
-    return scope_to_provider(BillingRun.objects.select_related("provider", "started_by"), user)
+    return scope_to_provider(BillingRun.objects.select_related("provider", "started_by", "price_order"), user)
 
 
 def billing_run_get_for(*, user: Any, run_id: int) -> BillingRun:

@@ -132,6 +132,19 @@ def price_order_closing_rows(order: PriceOrder) -> QuerySet[TariffRow]:
     )
 
 
+def price_order_replaced_rows(order: PriceOrder) -> QuerySet[TariffRow]:
+    """The rows the order's rates take the place of: those it closes; for a connection type that had
+    no rows of its own, the all-types rows it was rated on (they stay in force for the other types)."""
+    closing = price_order_closing_rows(order)
+    if order.connection_type_id is None or closing.exists():
+        return closing
+    return (
+        TariffRow.objects.filter(provider_id=order.provider_id, connection_type=None)
+        .exclude(valid_to=F("valid_from"))
+        .in_force_on(order.valid_from)
+    )
+
+
 def price_order_apply(*, order: PriceOrder, confirmed_by: Any, today: date | None = None) -> PriceOrder:
     """Change the schedule as a draft order says, from its past first day, and mark it confirmed. Part
     of `invoicing.services.rebilling.price_order_confirm`, which re-bills in the same transaction."""

@@ -2,9 +2,10 @@
 issued again as a billing run of its own.
 
 A bill is affected when it was rated on a tariff row the order replaces for days from the order's first
-day on: an energy line names a row the order closes (or, as a draft, would close) and its period
-reaches that day (a bill of typed kWh, which has no period: its issue date does). Bills of types
-rated on rows of their own never name the all-types rows an order for all types closes.
+day on: an energy line names a row the order closes (or, as a draft, would close; for a connection type
+that had no rows of its own, the all-types rows its bills were rated on) and its period reaches that
+day (a bill of typed kWh, which has no period: its issue date does). Bills of types rated on rows of
+their own never name the all-types rows an order for all types closes.
 
 Confirming the order changes the schedule and plans the run in one transaction; the run is chunked by
 connection id as the monthly run is (run.py: SKIP LOCKED, each chunk done in the transaction of its
@@ -50,7 +51,7 @@ from invoicing.services.issue import credit_in_full, reissue
 from invoicing.services.locks import lock_connection, lock_invoice
 from invoicing.services.notices import invoices_notify
 from providers.models import PriceOrder
-from providers.orders import price_order_apply, price_order_closing_rows
+from providers.orders import price_order_apply, price_order_replaced_rows
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +61,13 @@ def price_order_affected_bills(*, order: PriceOrder) -> QuerySet[Invoice]:
     except those its own run issued."""
     first_moment = datetime.combine(order.valid_from, clock.min, tzinfo=timezone.get_current_timezone())
     on_replaced_rows = InvoiceLine.objects.filter(
-        invoice_id=OuterRef("pk"), kind="energy", row_id__in=price_order_closing_rows(order).values("pk")
+        invoice_id=OuterRef("pk"), kind="energy", row_id__in=price_order_replaced_rows(order).values("pk")
     )
+    bills = Invoice.objects.filter(provider_id=order.provider_id)
+    if order.connection_type_id is not None:  # its rows may replace all-types rows, for its type alone
+        bills = bills.filter(connection__connection_type_id=order.connection_type_id)
     return (
-        Invoice.objects.filter(provider_id=order.provider_id)
-        .exclude(status=InvoiceStatus.CANCELLED)
+        bills.exclude(status=InvoiceStatus.CANCELLED)
         # A period (start, end] reaches the day when it ends after the day's first moment.
         .filter(Q(period_end__gt=first_moment) | Q(period_end=None, issue_date__gte=order.valid_from))
         .filter(Exists(on_replaced_rows))

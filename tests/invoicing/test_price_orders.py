@@ -7,14 +7,17 @@ bill is 9750.00. The order charges 30.00 from 1 February 2024: January's bill (2
 28 January) keeps its price; February's period (29 January to 28 February, 31 days) is split, 3 days at
 32.50 and 28 at 30.00; March's (29 February to 28 March) is all at 30.00."""
 
+import re
 from datetime import date, datetime
 from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from django.test import Client
 
 from accounts.roles import Role
+from accounts.sessions import SESSION_ROLE_KEY
 from config.errors import Conflict
 from invoicing.models import BillingRunStatus, CreditNote, Invoice, InvoiceStatus, ProblemKind
 from invoicing.selectors import providers_without_run
@@ -354,3 +357,48 @@ def test_a_price_order_run_does_not_count_as_the_months_billing_run(flat_provide
     rebill(order, administrator)
 
     assert flat_provider in providers_without_run(period=FEBRUARY)
+
+
+def test_the_runs_progress_page_names_the_order_and_what_was_credited(
+    flat_provider, administrator, super_creator, bills
+):
+    run = rebill(enter(flat_provider, administrator), administrator)
+    client = Client()
+    client.force_login(super_creator)
+    session = client.session
+    session[SESSION_ROLE_KEY] = Role.SUPER_CREATOR
+    session.save()
+
+    page = client.get(f"/billing-runs/{run.pk}").content.decode()
+
+    assert "Re-billing under price order NEPRA/TRF-1/2024" in page
+    assert re.search(r'data-testid="run-credited">[^<]*19,?500\.00', page)
+    assert "re-billing under price order NEPRA/TRF-1/2024" in client.get("/billing-runs").content.decode()
+
+
+def test_an_order_for_a_type_priced_on_the_all_types_rate_re_bills_that_type_alone(
+    flat_provider, administrator, creator
+):
+    ordered, other = (
+        billable_connection(flat_provider, months=2),
+        billable_connection(flat_provider, months=2),
+    )
+    for connection in (ordered, other):
+        for month in (JANUARY, FEBRUARY):
+            invoice_issue(connection=connection, period=month, created_by=creator)
+    order = price_order_enter(
+        provider=flat_provider,
+        reference="NEPRA/TRF-3/2024",
+        valid_from=ORDER_FROM,
+        connection_type=ordered.connection_type,
+        rows=[TariffSpec(rate=D("30.00"))],
+        entered_by=administrator,
+    )
+
+    run = rebill(order, administrator)
+
+    assert (run.total, run.issued) == (1, 1)
+    assert [amount for _, amount, _ in standing(ordered)] == [D("9750.00"), FEBRUARY_AT_ORDER]
+    assert [amount for _, amount, _ in standing(other)] == [D("9750.00"), D("9750.00")]
+    assert TariffRow.objects.get(code="FLAT").valid_to is None  # still the other types' rate
+    assert_ledger_holds(ordered, other)
