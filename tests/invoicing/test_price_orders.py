@@ -226,6 +226,26 @@ def test_a_confirmed_order_is_not_confirmed_again(flat_provider, administrator):
         price_order_confirm(order=order, confirmed_by=administrator)
 
 
+def test_an_order_is_not_confirmed_once_a_later_change_was_made_after_it_was_entered(
+    flat_provider, administrator, bills
+):
+    order = enter(flat_provider, administrator)
+    tariff_change(
+        provider=flat_provider,
+        connection_type=None,
+        valid_from=date(2024, 5, 1),
+        rows=[TariffSpec(rate=D("31.00"))],
+        changed_by=administrator,
+    )
+
+    with pytest.raises(ChangeNotAllowed, match="A change from 2024-05-01 is already scheduled"):
+        price_order_confirm(order=order, confirmed_by=administrator)
+
+    order.refresh_from_db()
+    assert order.status == PriceOrderStatus.DRAFT
+    assert not Invoice.objects.filter(status=InvoiceStatus.CANCELLED).exists()
+
+
 def test_the_run_credits_each_affected_bill_and_issues_it_again_at_the_orders_price(
     flat_provider, administrator, connection, bills
 ):
