@@ -50,7 +50,16 @@ class Reach(Enum):
 
 PROVIDER, OWN, PLATFORM, SELF = Reach.PROVIDER, Reach.OWN, Reach.PLATFORM, Reach.SELF
 
-SCHEDULE_MODELS = ("connectiontype", "authority", "tariffrow", "taxrule", "fixedcharge", "subsidy")
+# With the regulator's retroactive price orders: entered (add) and confirmed (change) by an administrator.
+SCHEDULE_MODELS = (
+    "connectiontype",
+    "authority",
+    "tariffrow",
+    "taxrule",
+    "fixedcharge",
+    "subsidy",
+    "priceorder",
+)
 # Reading the price schedule and its history (the rows in force on any day, who changed what).
 SCHEDULE_VIEW = {f"providers.view_{model}": PROVIDER for model in SCHEDULE_MODELS}
 # Changing it: adding rows, price changes (change_tariffrow) and closing rows, always through services.

@@ -41,6 +41,7 @@ AUDITED = (
     "providers.TaxRule",
     "providers.FixedCharge",
     "providers.Subsidy",
+    "providers.PriceOrder",
     "billing.Customer",
     "billing.ServiceConnection",
     "billing.MeterReading",

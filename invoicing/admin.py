@@ -28,6 +28,7 @@ from config.spreadsheet import CsvEcho, csv_text
 from invoicing import (
     collections_admin,  # noqa: F401  (registers the collections' admin)
     lifecycle_admin,  # noqa: F401  (registers the lifecycle's admin)
+    price_order_admin,  # noqa: F401  (registers the price orders' admin)
     services,
 )
 from invoicing.models import (

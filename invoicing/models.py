@@ -19,7 +19,7 @@ from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from billing.models import ConnectionEvent, Customer, ServiceConnection
-from providers.models import Provider, TariffRow
+from providers.models import PriceOrder, Provider, TariffRow
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
 
@@ -486,6 +486,9 @@ class BillingRun(models.Model):
 
     At most one unfinished run per provider and month: starting again resumes it. A later run for a
     month already billed issues only what is missing (a connection is never billed twice a month).
+
+    A run of a retroactive price order (`price_order`) re-issues the bills the order affects instead,
+    connection by connection; its `period` is the month of the order's first day.
     """
 
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="billing_runs")
@@ -503,6 +506,12 @@ class BillingRun(models.Model):
     skipped = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     billed_amount = models.DecimalField(**MONEY, default=0)
+    # A price order's run: what the credit notes of the bills it replaced took back (billed_amount: the
+    # new bills' current charges).
+    credited_amount = models.DecimalField(**MONEY, default=0)
+    price_order = models.OneToOneField(
+        PriceOrder, on_delete=models.PROTECT, null=True, blank=True, related_name="billing_run"
+    )
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -517,7 +526,7 @@ class BillingRun(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["provider", "period"],
-                condition=Q(status="running"),
+                condition=Q(status="running", price_order__isnull=True),
                 name="billing_run_one_unfinished",
             ),
         ]

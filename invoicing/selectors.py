@@ -87,7 +87,10 @@ def billing_runs_stalled(*, still_since: datetime) -> QuerySet[BillingRun]:
 
 def providers_without_run(*, period: date) -> QuerySet[Provider]:
     """Active providers with no billing run of the month `period`, finished or not."""
-    return Provider.objects.filter(is_active=True).exclude(billing_runs__period=period).order_by("pk")
+    monthly = BillingRun.objects.filter(period=period, price_order=None)  # a price order's run bills no month
+    return (
+        Provider.objects.filter(is_active=True).exclude(pk__in=monthly.values("provider_id")).order_by("pk")
+    )
 
 
 def messages_of_customer(*, customer_number: str) -> Q:
@@ -496,7 +499,7 @@ def payment_methods() -> QuerySet[PaymentMethod]:
 
 
 def billing_run_list_for(*, user: Any) -> QuerySet[BillingRun]:
-    return scope_to_provider(BillingRun.objects.select_related("provider", "started_by"), user)
+    return scope_to_provider(BillingRun.objects.select_related("provider", "started_by", "price_order"), user)
 
 
 def billing_run_get_for(*, user: Any, run_id: int) -> BillingRun:

@@ -199,6 +199,13 @@ class TariffRow(DatedRow):
     # Minimum billed units and amount per 30 days, scaled by billing days / 30.
     min_units = models.DecimalField(max_digits=14, decimal_places=4, default=Decimal("0"))
     min_amount = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
+    # A row a retroactive price order opened, or closed: the order explains the bills re-issued on it.
+    price_order = models.ForeignKey(
+        "PriceOrder", on_delete=models.PROTECT, null=True, blank=True, related_name="opened_rows"
+    )
+    closed_by_order = models.ForeignKey(
+        "PriceOrder", on_delete=models.PROTECT, null=True, blank=True, related_name="closed_rows"
+    )
 
     class Meta:
         ordering = ["provider_id", "connection_type_id", "bucket", "band_low", "valid_from"]
@@ -318,3 +325,53 @@ class Subsidy(DatedRow):
 
     def __str__(self) -> str:
         return self.code
+
+
+class PriceOrderStatus(models.TextChoices):
+    DRAFT = "draft", "Entered, not confirmed"
+    CONFIRMED = "confirmed", "Confirmed: prices changed and bills re-issued"
+
+
+class PriceOrder(models.Model):
+    """A regulator's order changing energy rates from a day in the past (DESIGN.md "Corrections").
+
+    Entered as a draft, which changes nothing and lists the issued bills it affects; confirmed, it
+    closes the tariff rows in force on `valid_from`, opens its own rows, and re-issues the affected
+    bills by credit note and new bill (a billing run of its own, invoicing/services/rebilling.py).
+    """
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="price_orders")
+    reference = models.CharField(
+        max_length=100, help_text="The regulator's reference, e.g. NEPRA/TRF-100/2024."
+    )
+    description = models.CharField(max_length=500, blank=True)
+    # The first day the order's rates apply: before today (an upcoming change is an ordinary one).
+    valid_from = models.DateField()
+    # Empty: the rates of every connection type that has none of its own.
+    connection_type = models.ForeignKey(
+        ConnectionType, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # The new tariff rows, as providers.services.TariffSpec fields (decimals as strings), opened on
+    # confirmation.
+    rows = models.JSONField()
+    status = models.CharField(max_length=10, choices=PriceOrderStatus.choices, default=PriceOrderStatus.DRAFT)
+    entered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    entered_at = models.DateTimeField(auto_now_add=True)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-valid_from", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "reference"], name="price_order_reference_unique"),
+            models.CheckConstraint(
+                condition=models.Q(status="draft", confirmed_at__isnull=True)
+                | models.Q(status="confirmed", confirmed_at__isnull=False),
+                name="price_order_confirmed_when_confirmed",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Price order {self.reference} from {self.valid_from}"

@@ -148,7 +148,7 @@ class TariffSpec:
     description: str = ""
 
 
-def _lock(provider: Provider) -> Provider:
+def schedule_lock(provider: Provider) -> Provider:
     """Schedule changes of one provider are serialised on its row, so checks see every other change."""
     return Provider.objects.select_for_update().get(pk=provider.pk)
 
@@ -173,11 +173,22 @@ def tariff_change(
     kept with who closed them and when. A bill issued in between keeps the superseded rate it was
     rated with (its lines name the row); bills issued after use the correction.
     """
-    provider = _lock(provider)
-    today = today or timezone.localdate()
+    provider = schedule_lock(provider)
+    _refuse_unless_upcoming(valid_from, today or timezone.localdate())
+    closing, opening = tariff_change_plan(
+        provider=provider, connection_type=connection_type, valid_from=valid_from, rows=rows
+    )
+    return tariff_change_apply(closing=closing, opening=opening, changed_by=changed_by)
+
+
+def tariff_change_plan(
+    *, provider: Provider, connection_type: ConnectionType | None, valid_from: date, rows: list[TariffSpec]
+) -> tuple[list[TariffRow], list[TariffRow]]:
+    """The rows a change from `valid_from` closes and the unsaved rows it opens, refused unless the
+    schedule stays sound and no later change is scheduled. Nothing is saved; the caller holds the
+    provider's lock (`schedule_lock`) and has checked the date."""
     if not rows:
         raise DomainError("A price change needs at least one tariff row.", field="rows")
-    _refuse_unless_upcoming(valid_from, today)
     if connection_type is not None and connection_type.provider_id != provider.pk:
         raise NotFound("No such connection type for this provider.", field="connectionType")
     of_type = TariffRow.objects.filter(provider=provider, connection_type=connection_type).exclude(
@@ -191,17 +202,11 @@ def tariff_change(
             field="validFrom",
         )
     closing = list(of_type.in_force_on(valid_from))
-    now = timezone.now()
+    now = timezone.now()  # closed now: a row closed the day it starts is a superseded one (schedule.py)
     for row in closing:
-        row.valid_to, row.closed_by, row.closed_at = valid_from, changed_by, now
+        row.valid_to, row.closed_at = valid_from, now
     opening = [
-        TariffRow(
-            provider=provider,
-            connection_type=connection_type,
-            valid_from=valid_from,
-            created_by=changed_by,
-            **vars(spec),
-        )
+        TariffRow(provider=provider, connection_type=connection_type, valid_from=valid_from, **vars(spec))
         for spec in rows
     ]
     closing_ids = {row.pk for row in closing}
@@ -211,9 +216,18 @@ def tariff_change(
         .select_related("connection_type")
     )
     _refuse_if_unsound(tariff_problems([*others, *closing, *opening]))
+    return closing, opening
+
+
+def tariff_change_apply(
+    *, closing: list[TariffRow], opening: list[TariffRow], changed_by: Any
+) -> list[TariffRow]:
+    """Save a planned change (`tariff_change_plan`): who closed and opened the rows."""
     for row in closing:
-        row.save(update_fields=["valid_to", "closed_by", "closed_at"])
+        row.closed_by = changed_by
+        row.save(update_fields=["valid_to", "closed_by", "closed_at", "closed_by_order"])
     for row in opening:
+        row.created_by = changed_by
         row.full_clean()
         row.save()
     return opening
@@ -265,7 +279,7 @@ def schedule_row_add(
     *, row: TaxRule | FixedCharge | Subsidy, created_by: Any, today: date | None = None
 ) -> DatedRow:
     """Open a tax rule, fixed charge or subsidy (an unsaved instance), refused if it overlaps another."""
-    _lock(row.provider)
+    schedule_lock(row.provider)
     _refuse_unless_upcoming(row.valid_from, today or timezone.localdate())
     related = [row.connection_type, getattr(row, "authority", None), getattr(row, "payer", None)]
     if any(other is not None and other.provider_id != row.provider_id for other in related):
@@ -284,7 +298,7 @@ def schedule_row_close(
     *, row: DatedRow, valid_to: date, closed_by: Any, today: date | None = None
 ) -> DatedRow:
     """End a row of the schedule from `valid_to` on (not before today: bills may have used it)."""
-    _lock(row.provider)
+    schedule_lock(row.provider)
     row = type(row).objects.select_for_update().get(pk=row.pk)
     today = today or timezone.localdate()
     if valid_to < today or valid_to <= row.valid_from:

@@ -75,6 +75,7 @@ from invoicing.services.payment_files import (
     payment_file_upload,
 )
 from invoicing.services.payments import payment_post, payment_reverse
+from invoicing.services.rebilling import price_order_affected_bills, price_order_confirm
 from invoicing.services.run import (
     DEFAULT_CHUNK_SIZE,
     billing_run_chunk_bill,
@@ -147,6 +148,8 @@ __all__ = [
     "payment_plan_create",
     "payment_post",
     "payment_reverse",
+    "price_order_affected_bills",
+    "price_order_confirm",
     "provider_snapshot",
     "reversal_notify",
 ]

@@ -659,21 +659,57 @@ def _cancel(invoice: Invoice, *, updated_by: User, reason: str) -> Invoice:
 
 
 def _replace(invoice: Invoice, *, updated_by: User, manual: dict | None, reason: str) -> Invoice:
-    """Re-rate a bill: rated again on the prices of its issue date, for the same period (never moving
-    the end of a bill already issued, a final bill's), credited in full and replaced by a new bill
-    issued today, which carries the same pending charges."""
+    """Re-rate a bill: credited in full and replaced by a new bill issued today (`reissue`)."""
     connection = ServiceConnection.objects.select_related("customer", "connection_type").get(
         pk=invoice.connection_id
     )
-    source = InvoiceSource.KWH if manual else InvoiceSource.READINGS
     charges = list(invoice.charges.select_for_update().order_by("pk"))
+    credit_in_full(invoice, issued_by=updated_by, reason=reason)
+    new = reissue(invoice, connection=connection, charges=charges, created_by=updated_by, manual=manual)
+    invoices_notify(kind=MessageKind.BILL_ISSUED, invoices=[new], told_before=False)
+    return new
+
+
+def credit_in_full(invoice: Invoice, *, issued_by: User, reason: str) -> Decimal:
+    """Cancel a locked bill by a credit note for all it still may credit (what was paid on it becomes
+    the customer's credit balance); returns the amount credited."""
+    amount = creditable(invoice)
+    if amount > 0:
+        credit_note_record(
+            invoice,
+            amount=amount,
+            reason=reason,
+            issued_by=issued_by,
+            lines=whole_bill_lines(invoice),
+            cancel=True,
+        )
+    else:  # credited in full before: only its month is freed
+        invoice.status = InvoiceStatus.CANCELLED
+        invoice.save(update_fields=["status", "updated_at"])
+    return max(amount, NO_MONEY)
+
+
+def reissue(
+    invoice: Invoice,
+    *,
+    connection: ServiceConnection,
+    charges: list[PendingCharge],
+    created_by: User | None,
+    manual: dict | None,
+    billing_run: BillingRun | None = None,
+) -> Invoice:
+    """The new bill replacing a cancelled one: rated again, on the prices in force on each day of its
+    period (typed kWh: on its issue date), for the same period (never moving the end of a bill already
+    issued, a final bill's); issued today with a new number, naming the bill it replaces, carrying its
+    pending `charges`, with the customer's credit balance applied."""
+    source = InvoiceSource.KWH if manual else InvoiceSource.READINGS
     rating = issue_terms(
         provider=invoice.provider,
         period=invoice.period,
         issue_date=invoice.issue_date,
         due_date=invoice.due_date,
         source=source,
-        created_by=updated_by,
+        created_by=created_by,
     )
     usage, bill, billed = _rate_one(
         connection=connection, terms=rating, manual=manual, charges=charges, until=invoice.period_end
@@ -684,29 +720,16 @@ def _replace(invoice: Invoice, *, updated_by: User, manual: dict | None, reason:
         issue_date=max(timezone.localdate(), invoice.issue_date),
         due_date=None,
         source=source,
-        created_by=updated_by,
+        created_by=created_by,
+        billing_run=billing_run,
     )
     try:
         built = build_invoice(terms, connection, usage, bill, billed)
     except RatingError as problem:
         raise InvoiceRefused(str(problem)) from problem
-    amount = creditable(invoice)
-    if amount > 0:
-        credit_note_record(
-            invoice,
-            amount=amount,
-            reason=reason,
-            issued_by=updated_by,
-            lines=whole_bill_lines(invoice),
-            cancel=True,
-        )
-    else:  # credited in full before: only its month is freed
-        invoice.status = InvoiceStatus.CANCELLED
-        invoice.save(update_fields=["status", "updated_at"])
     built[0].replaces_id = invoice.pk
     new = _save_with_credit(terms, built)
     charges_billed([(new, charges)])
-    invoices_notify(kind=MessageKind.BILL_ISSUED, invoices=[new], told_before=False)
     return new
 
 

@@ -6,7 +6,6 @@ transaction as its invoices, so a chunk delivered twice, or after a crash, issue
 
 import logging
 import time
-from collections.abc import Iterable
 from datetime import date
 
 from django.db import transaction
@@ -31,6 +30,7 @@ from invoicing.models import (
     ProblemKind,
 )
 from invoicing.services.charges import charges_billed, charges_pending_in, fee_lines
+from invoicing.services.chunks import DEFAULT_CHUNK_SIZE, plan_chunks
 from invoicing.services.credit_balance import credits_applied_record, credits_apply, credits_for_new_bills
 from invoicing.services.issue import (
     arrears_of,
@@ -42,11 +42,10 @@ from invoicing.services.issue import (
 )
 from invoicing.services.notices import invoices_notify
 from invoicing.services.periods import NotBillable, Schedules, bill_month, month_inputs
+from invoicing.services.rebilling import price_order_chunk_rebill
 from providers.models import Provider
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_CHUNK_SIZE = 1000
 
 
 @transaction.atomic
@@ -65,7 +64,7 @@ def billing_run_start(
         raise DomainError(f"{period:%B %Y} has not ended; a month is billed once it is over.", field="period")
     Provider.objects.select_for_update().get(pk=provider.pk)  # one planner per provider at a time
     unfinished = BillingRun.objects.filter(
-        provider=provider, period=period, status=BillingRunStatus.RUNNING
+        provider=provider, period=period, status=BillingRunStatus.RUNNING, price_order=None
     ).first()
     if unfinished:
         return unfinished, False
@@ -81,7 +80,7 @@ def billing_run_start(
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    chunks = list(_plan(run, ids.iterator(chunk_size=10_000), chunk_size))
+    chunks = list(plan_chunks(run, ids.iterator(chunk_size=10_000), chunk_size))
     BillingRunChunk.objects.bulk_create(chunks)
     rows_bulk_created.send(sender=BillingRunChunk, rows=chunks)
     run.total = sum(chunk.size for chunk in chunks)
@@ -97,7 +96,7 @@ def billing_run_start_once(*, provider: Provider, period: date) -> BillingRun | 
     (the daily catch-up, a task delivered twice); None when the month has a run already, finished
     or not (an unfinished one is the reconciler's to send on)."""
     Provider.objects.select_for_update().get(pk=provider.pk)  # as billing_run_start: one planner
-    if BillingRun.objects.filter(provider=provider, period=first_of(period)).exists():
+    if BillingRun.objects.filter(provider=provider, period=first_of(period), price_order=None).exists():
         return None
     run, _ = billing_run_start(provider=provider, period=period)
     return run
@@ -109,20 +108,6 @@ def billing_run_dispatched(*, run_id: int) -> None:
     Bookkeeping for the reconciler, not a change to the run's figures: written without the audit
     trail's model signals, as the chunks' progress counters are."""
     BillingRun.objects.filter(pk=run_id).update(dispatched_at=timezone.now())
-
-
-def _plan(run: BillingRun, ids: Iterable[int], chunk_size: int) -> Iterable[BillingRunChunk]:
-    """Chunks of `chunk_size` consecutive ids; only their bounds are kept, whatever the number of ids."""
-    index = first = last = size = 0
-    for pk in ids:
-        if size == 0:
-            first = pk
-        last, size = pk, size + 1
-        if size == chunk_size:
-            yield BillingRunChunk(run=run, index=index, first_id=first, last_id=last, size=size)
-            index, size = index + 1, 0
-    if size:
-        yield BillingRunChunk(run=run, index=index, first_id=first, last_id=last, size=size)
 
 
 @transaction.atomic
@@ -138,6 +123,9 @@ def billing_run_chunk_bill(*, chunk_id: int, worker: str = "") -> bool:
     )
     if chunk is None:
         return False
+    if chunk.run.price_order_id is not None:
+        price_order_chunk_rebill(chunk=chunk, worker=worker, started=started)
+        return True
     run = chunk.run
     provider, period = run.provider, run.period
     in_chunk = ServiceConnection.objects.filter(
