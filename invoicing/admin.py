@@ -641,6 +641,7 @@ class BillingRunAdmin(ProviderScopedAdmin, ServiceAdmin):
     form = BillingRunForm
     list_display = (
         "period",
+        "price_order",
         "status",
         "done",
         "total",
@@ -649,12 +650,13 @@ class BillingRunAdmin(ProviderScopedAdmin, ServiceAdmin):
         "skipped",
         "failed",
         "billed_amount",
+        "credited_amount",
         "started_by",
         "started_at",
         "finished_at",
     )
     list_filter = ("status", ("provider", admin.RelatedOnlyFieldListFilter))
-    list_select_related = ("started_by",)
+    list_select_related = ("started_by", "price_order")
     date_hierarchy = "period"
 
     def get_inlines(self, request: HttpRequest, obj: BillingRun | None) -> list[type[admin.TabularInline]]:

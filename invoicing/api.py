@@ -990,6 +990,15 @@ class BillingRunOutput(serializers.ModelSerializer):
     issueDate = serializers.DateField(source="issue_date")
     alreadyBilled = serializers.IntegerField(source="already_billed")
     billedAmount = serializers.DecimalField(source="billed_amount", **MONEY)
+    priceOrder = serializers.CharField(
+        source="price_order.reference",
+        default=None,
+        allow_null=True,
+        help_text="The retroactive price order the run re-bills under; null for a monthly run.",
+    )
+    creditedAmount = serializers.DecimalField(
+        source="credited_amount", **MONEY, help_text="What the re-billed bills' credit notes took back."
+    )
     startedBy = serializers.CharField(source="started_by.name", default=None, allow_null=True)
     startedAt = serializers.DateTimeField(source="started_at")
     finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
@@ -999,7 +1008,8 @@ class BillingRunOutput(serializers.ModelSerializer):
         model = BillingRun
         fields = [
             "runId", "providerCode", "billingMonth", "issueDate", "status", "total", "done", "issued",
-            "alreadyBilled", "skipped", "failed", "billedAmount", "startedBy", "startedAt", "finishedAt", "percent",
+            "alreadyBilled", "skipped", "failed", "billedAmount", "priceOrder", "creditedAmount", "startedBy",
+            "startedAt", "finishedAt", "percent",
         ]  # fmt: skip
 
 

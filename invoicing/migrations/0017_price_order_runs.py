@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('invoicing', '0015_bank_payment_files'),
+        ('invoicing', '0016_disconnection_orders'),
         ('providers', '0007_price_orders'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -396,6 +396,20 @@ def test_the_runs_progress_page_names_the_order_and_what_was_credited(
     assert "re-billing under price order NEPRA/TRF-1/2024" in client.get("/billing-runs").content.decode()
 
 
+def test_the_run_in_the_api_names_the_order_and_what_was_credited(
+    flat_provider, administrator, super_creator, bills, as_role
+):
+    run = rebill(enter(flat_provider, administrator), administrator)
+
+    body = as_role(super_creator, Role.SUPER_CREATOR).get(f"/api/billing-runs/{run.pk}").json()
+
+    assert (body["priceOrder"], body["creditedAmount"], body["status"]) == (
+        "NEPRA/TRF-1/2024",
+        "19500.00",
+        "completed",
+    )
+
+
 def test_an_order_for_a_type_priced_on_the_all_types_rate_re_bills_that_type_alone(
     flat_provider, administrator, creator
 ):
