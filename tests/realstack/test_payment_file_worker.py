@@ -2,9 +2,12 @@
 time and peak memory printed), and a worker killed with SIGKILL mid-file, the file's chunks sent again
 (as the reconciler does) and every row posted exactly once.
 
+A reference the API posts while a worker decides a file's rows is found on the rows' second try.
+
 PAYMENT_FILE_ROWS changes the size of the large file (e.g. 2000 for a quick look)."""
 
 import os
+import threading
 import time
 import tracemalloc
 from datetime import date
@@ -17,7 +20,8 @@ from django.db.models import Sum
 
 from accounts.roles import Role
 from invoicing.models import Invoice, Payment, PaymentFile, PaymentFileStatus, PaymentMethod, RowOutcome
-from invoicing.services import billing_run_chunk_bill, billing_run_start, payment_file_upload
+from invoicing.services import billing_run_chunk_bill, billing_run_start, payment_file_upload, payment_post
+from invoicing.services.payment_files import received_at
 from invoicing.tasks import dispatch_payment_file
 from tests.factories import (
     ConnectionFactory,
@@ -31,6 +35,7 @@ from tests.factories import (
 from tests.invoicing.bank_files import bank_csv
 from tests.invoicing.ledger import assert_ledger_holds
 from tests.realstack.conftest import row_locked, wait_until, waiting_for_a_lock
+from tests.realstack.threads import start_together
 
 pytestmark = [pytest.mark.realstack, pytest.mark.django_db(transaction=True)]
 
@@ -198,4 +203,60 @@ def test_a_worker_killed_mid_file_is_taken_over_and_no_row_is_posted_twice(worke
     assert (payment_file.posted, payment_file.duplicates, payment_file.refused) == (2000, 0, 0)
     assert Payment.objects.filter(provider=provider).count() == 2000
     assert set(Payment.objects.values_list("reference", flat=True)) == {row[5] for row in rows}
+    assert_ledger_holds(*[bill.connection for bill in bills])
+
+
+def test_a_reference_the_api_posts_while_the_rows_are_decided_is_a_duplicate_and_posted_once(
+    workers, provider
+):
+    officer = UserFactory(provider=provider, roles=[Role.SUPER_CREATOR])
+    bills = bills_of(provider, 2)
+    bank = bank_of(provider)
+    workers.start()
+    written, commit = threading.Event(), threading.Event()
+
+    def by_hand() -> Payment:
+        with transaction.atomic():
+            payment, _ = payment_post(
+                invoice=bills[1],
+                amount=AMOUNT,
+                method=PaymentMethod.objects.get(code="ibft"),
+                received_by=officer,
+                reference="RACE-2",
+                received_at=received_at(date(2024, 2, 5)),  # in the file's year: one receipt series
+            )
+            written.set()
+            commit.wait(timeout=120)  # uncommitted till then: it holds the receipt counter
+        return payment
+
+    finished = start_together([by_hand])
+    assert written.wait(timeout=60)
+    rows = [(bills[0].number, "", f"{AMOUNT}", "2024-02-05", "", f"RACE-{n}") for n in (1, 2, 3)]
+    with transaction.atomic():
+        payment_file = payment_file_upload(
+            file_format=bank,
+            name="race.csv",
+            content=bank_csv(*rows),
+            uploaded_by=officer,
+            role=Role.SUPER_CREATOR,
+        )
+        dispatch_payment_file(payment_file)
+    # The worker read the references posted (RACE-2 not yet) and waits for the counter to write its rows.
+    wait_until(waiting_for_a_lock, seconds=120, message="the worker never waited for the receipt counter")
+    commit.set()
+    [by_hand_payment] = finished()
+
+    wait_until(
+        lambda: file_status(payment_file)[0] == PaymentFileStatus.COMPLETED,
+        seconds=120,
+        message="the worker did not finish the file",
+    )
+    assert list(payment_file.rows.order_by("line").values_list("reference", "outcome", "payment_id")) == [
+        ("RACE-1", RowOutcome.POSTED, Payment.objects.get(reference="RACE-1").pk),
+        ("RACE-2", RowOutcome.DUPLICATE, by_hand_payment.pk),
+        ("RACE-3", RowOutcome.POSTED, Payment.objects.get(reference="RACE-3").pk),
+    ]
+    assert Payment.objects.filter(reference="RACE-2").count() == 1
+    receipts = sorted(Payment.objects.values_list("receipt_number", flat=True))
+    assert receipts == [f"{provider.code}-PAY-2024-{n:06d}" for n in (1, 2, 3)]
     assert_ledger_holds(*[bill.connection for bill in bills])
