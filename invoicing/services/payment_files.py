@@ -56,8 +56,9 @@ logger = logging.getLogger(__name__)
 MAX_FILE_BYTES = 16 * 2**20
 MAX_ROWS = 100_000
 DEFAULT_CHUNK_SIZE = 500
-# Rows posted in one transaction: the receipt counter is held from their payments' insert to its
-# commit, and a worker killed mid-chunk loses only the transaction it was in.
+# Rows posted in one transaction: their connections stay locked until it commits, and the provider's
+# receipt counter from their numbering (a clerk's payment meanwhile waits that long); a worker killed
+# mid-chunk loses only the transaction it was in.
 ROWS_PER_TRANSACTION = 100
 CENT = Decimal("0.01")
 COLLECT = "invoicing.collect_payment"
