@@ -32,14 +32,13 @@ lint: $(VENV)/.dev
 # demo's test loads the whole demo on days it freezes itself (a shifted clock changes nothing there):
 # it runs in the first pass only. The SQLite passes run in one pytest-xdist process per core, each on a
 # test database of its own; the real-stack pass runs in one process (its Celery worker, Redis
-# databases and queue are the session's). Its bank payment file is 5,000 rows there (the 50,000-row run
-# takes longer than the rest of the pass: `PAYMENT_FILE_ROWS=50000 make test` runs it).
+# databases and queue are the session's), its bank payment file 50,000 rows posted by two workers.
 test: lint
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
 	$(PY) -m pytest -n auto -m "not realstack"
 	CLOCK_SHIFT_DAYS=400 $(PY) -m pytest -n auto -m "not realstack and not browser and not demo"
-	PAYMENT_FILE_ROWS=$${PAYMENT_FILE_ROWS:-5000} $(PY) tests/realstack.py -m "not browser and not schemathesis and not demo"
+	$(PY) tests/realstack.py -m "not browser and not schemathesis and not demo"
 
 # Every benchmark, each printing its figures beside their aims as ratios measured in the same run
 # (tests/benchmarks, README "Benchmarks"): on PostgreSQL and Redis at 127.0.0.1, each in databases of

@@ -3,7 +3,8 @@
 Money moves under one lock per connection. Issuing (which reads the arrears), paying (which settles
 the oldest open invoices first) and adjusting all lock the connection's row first, so two of them on
 one connection never interleave; invoice rows are then locked in id order, as the overdue job locks
-them, so no two writers wait on each other in a cycle. A payment being reversed is locked after its
+them, so no two writers wait on each other in a cycle. A bank file's rows, paid a hundred at a time,
+lock all their connections in one statement in id order, then their invoices. A payment being reversed is locked after its
 connection and before the invoices it settled. A connection's pending charges (charges.py) are
 locked after it, by the bill that carries them (a billing run's chunk locks those of its id range
 after the connections that owe). A customer's credit balance (credits.py) is locked after their
@@ -79,8 +80,55 @@ def lock_for_payment(
     presented = next(row for row in rows if row.pk == invoice.pk)
     for name in carried:
         setattr(presented, name, getattr(invoice, name))
-    settle = sorted((row for row in rows if row.is_open), key=lambda row: (row.period, row.pk))
-    return presented, settle, getattr(presented, "earlier_id", None)
+    return presented, settled_by(presented, rows), getattr(presented, "earlier_id", None)
+
+
+def settled_by(presented: Invoice, rows: list[Invoice]) -> list[Invoice]:
+    """What a payment on `presented` settles, oldest first, among locked `rows` of its connection: the
+    open ones of its customer up to its period, itself included."""
+    return sorted(
+        (
+            row
+            for row in rows
+            if row.is_open
+            and (
+                row.pk == presented.pk
+                or (row.customer_id == presented.customer_id and row.period <= presented.period)
+            )
+        ),
+        key=lambda row: (row.period, row.pk),
+    )
+
+
+def lock_for_payments(invoices: list[Invoice]) -> tuple[dict[int, Invoice], dict[int, list[Invoice]]]:
+    """Lock for many payments at once (a bank file's rows), as `lock_for_payment` does for one: the
+    invoices' connections in id order, then, in the next statement and in id order, the invoices and
+    their connections' open ones, read again. Returns each invoice by id (its provider, customer and
+    connection carried from `invoices`, read with them) and each connection's locked invoices (for
+    `settled_by`)."""
+    given = {invoice.pk: invoice for invoice in invoices}
+    connection_ids = sorted({invoice.connection_id for invoice in invoices})
+    list(
+        ServiceConnection.objects.select_for_update()
+        .filter(pk__in=connection_ids)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    rows = list(
+        Invoice.objects.select_for_update()
+        .defer(*Invoice.DOCUMENTS)
+        .filter(Q(pk__in=given) | Q(connection_id__in=connection_ids, status__in=OPEN_STATUSES))
+        .order_by("id")
+    )
+    of_connection: dict[int, list[Invoice]] = {}
+    presented = {}
+    for row in rows:
+        of_connection.setdefault(row.connection_id, []).append(row)
+        if row.pk in given:
+            for name in CARRIED:
+                setattr(row, name, getattr(given[row.pk], name))
+            presented[row.pk] = row
+    return presented, of_connection
 
 
 def lock_for_reversal(payment: Payment) -> tuple[Payment, list[tuple[Invoice, PaymentAllocation]]]:

@@ -86,6 +86,26 @@ def payment_notify(*, payment: Payment) -> list[int]:
     )
 
 
+def payments_notify(*, payments: Sequence[Payment]) -> list[int]:
+    """Record the receipt e-mails of payments just posted together (a bank file's rows), for the
+    customers who should get them, in one statement."""
+    kind = MessageKind.PAYMENT_RECEIVED
+    wanted = [
+        payment.pk
+        for payment in payments
+        if payment.invoice.customer.email and getattr(payment.invoice.customer, CHOICE_OF[kind])
+    ]
+    if _muted.get() or not wanted:
+        return []
+    return messages_queue_selected(
+        kind=kind,
+        rows=Payment.objects.filter(_wanting(kind, customer="invoice__customer"), pk__in=wanted),
+        recipient="invoice__customer__email",
+        user="invoice__customer__user_id",
+        language="invoice__customer__preferred_language",
+    )
+
+
 def reversal_notify(*, reversal: PaymentReversal) -> list[int]:
     """Record the e-mail telling a customer their payment was reversed and what they owe again, if
     they take payment e-mails (the reversal is of a payment they were sent a receipt for)."""

@@ -1,15 +1,18 @@
-"""Bank payment files: a bank's or collection agent's CSV of payments, each row posted through
-`payment_post` as if a clerk had typed it, its outcome kept.
+"""Bank payment files: a bank's or collection agent's CSV of payments, each row decided as `payment_post`
+decides a payment a clerk typed (its rules, its refusals, its audit records), its outcome kept.
 
 The upload is read and checked whole first (size, encoding, the format's columns), and its rows are
 stored in one transaction, each already refused where it cannot be read (no amount, a date not in the
 format, no reference). The rows are then posted in chunks of lines by Celery tasks (eager in the
-embedded default). Each row is posted in a transaction of its own, together with its outcome: one bad
-row never undoes another, and a worker killed mid-chunk leaves every row either posted with its
-outcome or still pending, so the chunk sent again (acks_late, or the reconciler) posts only what is
-pending. The bank's reference is unique per provider in the database: a row posted twice by two
-workers at once is refused there, whatever the rows say. Refusals change nothing and are written
-together at the end of the chunk; a row left pending by a crash is looked at again.
+embedded default), a hundred rows a transaction: the rows are held, their connections and bills
+locked in id order, each payment decided in turn in memory (a refused row changes nothing; the next
+row on the same bill finds what the one before it left), then every payment, allocation, bill,
+receipt number, audit record and row outcome written at once. A worker killed mid-chunk leaves every
+row either posted with its outcome or still pending, so the chunk sent again (acks_late, or the
+reconciler) posts only what is pending; a chunk delivered twice at once waits for the rows the other
+delivery holds, then finds them done. The bank's reference is unique per provider in the database: a
+reference another payment took meanwhile (the API, another file) fails the transaction's insert
+whole, and the rows are posted again, that reference found posted.
 """
 
 import csv
@@ -21,7 +24,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
@@ -29,6 +32,7 @@ from accounts.models import User
 from accounts.roles import Role
 from billing.signals import rows_bulk_created
 from config import context
+from config.bulk import insert_objects, update_objects
 from config.errors import DomainError
 from config.parsers import NUL, NUL_MESSAGE
 from invoicing.models import (
@@ -43,14 +47,19 @@ from invoicing.models import (
     RowOutcome,
 )
 from invoicing.selectors import invoice_list_for
-from invoicing.services.errors import DuplicateReference, PaymentFileRefused, PaymentFileTooLarge
-from invoicing.services.payments import payment_post
+from invoicing.services.errors import PaymentFileRefused, PaymentFileTooLarge
+from invoicing.services.locks import lock_for_payments, settled_by
+from invoicing.services.payments import payment_planned, payments_write
 
 logger = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 16 * 2**20
 MAX_ROWS = 100_000
 DEFAULT_CHUNK_SIZE = 500
+# Rows posted in one transaction: their connections stay locked until it commits, and the provider's
+# receipt counter from their numbering (a clerk's payment meanwhile waits that long); a worker killed
+# mid-chunk loses only the transaction it was in.
+ROWS_PER_TRANSACTION = 100
 CENT = Decimal("0.01")
 COLLECT = "invoicing.collect_payment"
 FIELD_NAMES = {
@@ -286,7 +295,7 @@ def payment_file_upload(
     )
     for row in rows:
         row.file = payment_file
-    PaymentFileRow.objects.bulk_create(rows, batch_size=5000)
+    insert_objects(PaymentFileRow, rows)
     rows_bulk_created.send(sender=PaymentFileRow, rows=rows)
     _progress(payment_file.pk)
     payment_file.refresh_from_db()
@@ -310,10 +319,6 @@ def payment_file_dispatched(*, file_id: int) -> None:
 # --- posting -------------------------------------------------------------------------------------
 
 
-class _TakenMeanwhile(Exception):
-    """Another worker gave the row its outcome first: what this one posted for it rolls back."""
-
-
 def received_at(paid_on: date) -> datetime:
     """A row's day as the moment of its payment: the day's start, where the provider keeps time."""
     return timezone.make_aware(datetime.combine(paid_on, time.min))
@@ -324,27 +329,28 @@ def payment_file_chunk_post(*, file_id: int, first_line: int, last_line: int) ->
     looked at (0: done already, by this chunk sent before or by another worker)."""
     payment_file = PaymentFile.objects.select_related("uploaded_by", "provider").get(pk=file_id)
     rows = list(
-        payment_file.rows.filter(line__gte=first_line, line__lte=last_line, outcome=RowOutcome.PENDING)
-        .select_related("method")
-        .order_by("line")
+        payment_file.rows.filter(
+            line__gte=first_line, line__lte=last_line, outcome=RowOutcome.PENDING
+        ).order_by("line")
     )
     if not rows:
         _progress(file_id)
         return 0
+    methods = PaymentMethod.objects.in_bulk()  # a few, each shared by many rows
+    for row in rows:
+        row.method = methods[row.method_id]
     user = payment_file.uploaded_by
     user.active_role = payment_file.uploaded_role
     token = context.bind(
         actor_id=user.pk, role=payment_file.uploaded_role, provider_id=payment_file.provider_id
     )
     try:
-        if not (user.is_active and payment_file.uploaded_role in user.role_names):
-            refused = [
-                _refusal(row, f"Not posted: {user.name} may no longer post payments as {user.active_role}.")
-                for row in rows
-            ]
-        else:
-            refused = _post_rows(payment_file, user, rows)
-        _record(refused)
+        # Read once for the chunk, in the uploader's reach: the bills they may take payments on (another
+        # provider's, or for a clerk another clerk's, are not found); locked and read again to be paid.
+        allowed = user.is_active and payment_file.uploaded_role in user.role_names
+        bills = _bills(user, rows) if allowed else None
+        for at in range(0, len(rows), ROWS_PER_TRANSACTION):
+            _post_rows(payment_file, user, bills, rows[at : at + ROWS_PER_TRANSACTION])
     finally:
         context.reset(token)
     _progress(file_id)
@@ -359,63 +365,107 @@ def _refusal(
     return row
 
 
-def _post_rows(payment_file: PaymentFile, user: User, rows: list[PaymentFileRow]) -> list[PaymentFileRow]:
-    """Post each row in its own transaction; returns the rows refused or found duplicate (unrecorded)."""
-    # Read up front for the whole chunk, in the uploader's reach: the bills they may take payments on
-    # (another provider's, or for a clerk another clerk's, are not found), and the references taken.
-    # `payment_post` locks and reads each bill again.
-    bills = _bills(user, rows)
+def _post_rows(
+    payment_file: PaymentFile, user: User, bills: "_Bills | None", rows: list[PaymentFileRow]
+) -> None:
+    """Post rows of a chunk together (`bills`: those the uploader may take payments on; None: they may
+    take none any more); a reference another payment took meanwhile (the database's constraint refused
+    the rows' payments whole) is found by the rows read again."""
+    try:
+        _post_together(payment_file, user, bills, rows)
+    except IntegrityError:
+        _post_together(payment_file, user, bills, rows)
+
+
+@transaction.atomic
+def _post_together(
+    payment_file: PaymentFile, user: User, bills: "_Bills | None", rows: list[PaymentFileRow]
+) -> None:
+    """Post rows in one transaction, each with its outcome: each payment decided in turn under the locks
+    of all of them (a refused row changes nothing), then all written at once."""
+    # The rows still pending, held until this commits: the same chunk sent twice waits here for the
+    # other delivery, then finds them done.
+    held = set(
+        PaymentFileRow.objects.select_for_update()
+        .filter(pk__in=[row.pk for row in rows], outcome=RowOutcome.PENDING)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    rows = [row for row in rows if row.pk in held]
+    if not rows:
+        return
+    for row in rows:  # as read (a first try that lost its reference rolled back)
+        row.outcome, row.reason, row.payment_id = RowOutcome.PENDING, "", None
+    if bills is None:
+        reason = f"Not posted: {user.name} may no longer post payments as {user.active_role}."
+        _outcomes_write([_refusal(row, reason) for row in rows])
+        return
+    found: dict[int, Invoice | str] = {}  # each row's bill, or why it has none
+    for row in rows:
+        try:
+            found[row.pk] = _bill_of(row, bills)
+        except DomainError as refusal:
+            found[row.pk] = refusal.detail
+    locked, of_connection = lock_for_payments([bill for bill in found.values() if isinstance(bill, Invoice)])
+    # Read under the locks: a reference posted by a payment that held one of them is seen.
     posted = {
         reference: (pk, receipt)
         for reference, pk, receipt in Payment.objects.filter(
             provider_id=payment_file.provider_id, reference__in={row.reference for row in rows}
         ).values_list("reference", "pk", "receipt_number")
     }
-    left = []
+    plans, posting = [], {}
     for row in rows:
         if row.reference in posted:
             pk, receipt = posted[row.reference]
-            left.append(
-                _refusal(
-                    row,
-                    f"Reference {row.reference} was posted already, as receipt {receipt}.",
-                    outcome=RowOutcome.DUPLICATE,
-                    payment_id=pk,
-                )
+            _refusal(
+                row,
+                f"Reference {row.reference} was posted already, as receipt {receipt}.",
+                outcome=RowOutcome.DUPLICATE,
+                payment_id=pk,
             )
             continue
+        if row.reference in posting:  # twice among these rows: the first is posted below
+            continue
+        if isinstance(found[row.pk], str):
+            _refusal(row, found[row.pk])
+            continue
+        bill = locked[found[row.pk].pk]
         try:
-            bill = _bill_of(row, bills)
-            with transaction.atomic():
-                payment, _ = payment_post(
+            plans.append(
+                payment_planned(
                     invoice=bill,
+                    settle=settled_by(bill, of_connection[bill.connection_id]),
                     amount=row.amount,
                     method=row.method,
-                    received_by=user,
                     reference=row.reference,
                     received_at=received_at(row.paid_on),
                 )
-                claimed = PaymentFileRow.objects.filter(pk=row.pk, outcome=RowOutcome.PENDING).update(
-                    outcome=RowOutcome.POSTED, payment=payment, reason=""
-                )
-                if not claimed:
-                    raise _TakenMeanwhile
-        except _TakenMeanwhile:
-            continue
-        except DuplicateReference as duplicate:
-            left.append(
-                _refusal(
-                    row,
-                    duplicate.detail,
-                    outcome=RowOutcome.DUPLICATE,
-                    payment_id=duplicate.extra["paymentId"],
-                )
             )
         except DomainError as refusal:
-            left.append(_refusal(row, refusal.detail))
+            _refusal(row, refusal.detail)
         else:
-            posted[row.reference] = (payment.pk, payment.receipt_number)
-    return left
+            posting[row.reference] = row
+    payments = payments_write(plans=plans, received_by=user)
+    by_reference = {payment.reference: payment for payment in payments}
+    for row in rows:
+        if row.outcome != RowOutcome.PENDING:
+            continue
+        payment = by_reference[row.reference]  # its own, or the one of the row before it posting it
+        if posting[row.reference] is row:
+            row.outcome, row.reason, row.payment_id = RowOutcome.POSTED, "", payment.pk
+        else:
+            _refusal(
+                row,
+                f"Reference {row.reference} was posted already, as receipt {payment.receipt_number}.",
+                outcome=RowOutcome.DUPLICATE,
+                payment_id=payment.pk,
+            )
+    _outcomes_write(rows)
+
+
+def _outcomes_write(rows: list[PaymentFileRow]) -> None:
+    update_objects(PaymentFileRow, rows, ["outcome", "reason", "payment"])
 
 
 @dataclass
@@ -468,22 +518,6 @@ def _bill_of(row: PaymentFileRow, bills: _Bills) -> Invoice:
             f"Paid on {row.paid_on:%Y-%m-%d}, before bill {bill.number} was issued ({bill.issue_date:%Y-%m-%d})."
         )
     return bill
-
-
-@transaction.atomic
-def _record(rows: list[PaymentFileRow]) -> None:
-    """Write the outcomes of rows refused or found duplicate, those still pending (a row another worker
-    posted meanwhile keeps its outcome)."""
-    if not rows:
-        return
-    pending = set(
-        PaymentFileRow.objects.select_for_update()
-        .filter(pk__in=[row.pk for row in rows], outcome=RowOutcome.PENDING)
-        .values_list("pk", flat=True)
-    )
-    PaymentFileRow.objects.bulk_update(
-        [row for row in rows if row.pk in pending], ["outcome", "reason", "payment"], batch_size=1000
-    )
 
 
 @transaction.atomic

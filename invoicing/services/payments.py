@@ -1,18 +1,21 @@
 """Payments: money received against a bill settles the connection's open bills, oldest first; a
 payment reversed (bounced, charged back, posted in error) gives back what it settled."""
 
+import copy
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
 
 from django.db import IntegrityError, transaction
+from django.db import connection as db_connection
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import User
 from billing.rating import NO_MONEY
 from billing.signals import audit_batch, rows_bulk_created, rows_bulk_updated
-from config.bulk import insert_objects
+from config.bulk import PreparedCopy, insert_objects, update_objects
 from invoicing.models import (
     OPEN_STATUSES,
     Adjustment,
@@ -39,7 +42,7 @@ from invoicing.services.errors import (
 )
 from invoicing.services.idempotency import created_once, earlier_request, hash_request, replayed
 from invoicing.services.locks import lock_credit, lock_for_payment, lock_for_reversal
-from invoicing.services.notices import payment_notify, reversal_notify
+from invoicing.services.notices import payment_notify, payments_notify, reversal_notify
 from invoicing.services.numbering import take_numbers
 from invoicing.services.overdue import late_surcharges
 
@@ -134,34 +137,13 @@ def _payment_post(
     request_hash: str,
     received_at: datetime | None,
 ) -> tuple[Payment, bool]:
-    if amount <= 0:
-        raise PaymentRefused("A payment must be more than zero.", field="amount")
-    if received_at is not None and received_at > timezone.now():
-        raise PaymentRefused("A payment cannot be dated in the future.", field="receivedAt")
+    _check_request(amount, received_at)
     # The key is checked under the lock: a retry that waited for the first one finds it here.
     earlier = _same_key(received_by, idempotency_key) if idempotency_key else None
     invoice, settle, earlier_id = lock_for_payment(invoice, earlier=earlier)
     if earlier_id is not None:
         return replayed(Payment.objects.get(pk=earlier_id), request_hash), False
-    if not method.is_active:
-        raise MethodInactive(
-            f"{method.name} is no longer accepted; choose another payment method.", field="method"
-        )
-    if invoice.status == InvoiceStatus.CANCELLED:
-        raise InvoiceCancelled(f"Invoice {invoice.number} is cancelled; it takes no payments.")
-    if not settle:  # a paid bill may still carry earlier bills' arrears: those are paid against it
-        raise InvoicePaid(f"Invoice {invoice.number} is fully paid; nothing is owed on it.")
-    payable = sum((row.balance for row in settle), NO_MONEY)
-    # Above what is owed: the excess is the customer's credit where the provider allows it.
-    excess = max(amount - payable, NO_MONEY) if invoice.provider.allow_overpayment else NO_MONEY
-    if amount - excess > payable:
-        raise Overpayment(
-            f"{amount} is more than the {payable} payable on invoice {invoice.number}"
-            + (" and the earlier bills it carries" if len(settle) > 1 else "")
-            + f"; take at most {payable}.",
-            field="amount",
-            payable=f"{payable}",
-        )
+    payable, excess = _payable(invoice, settle, amount, method)
     received_at = received_at or timezone.now()  # taken under the lock: receipts follow their order
     today = timezone.localdate(received_at)
     with audit_batch():
@@ -206,6 +188,41 @@ def _payment_post(
     return payment, True
 
 
+def _check_request(amount: Decimal, received_at: datetime | None) -> None:
+    """The refusals a payment needs no lock for."""
+    if amount <= 0:
+        raise PaymentRefused("A payment must be more than zero.", field="amount")
+    if received_at is not None and received_at > timezone.now():
+        raise PaymentRefused("A payment cannot be dated in the future.", field="receivedAt")
+
+
+def _payable(
+    invoice: Invoice, settle: list[Invoice], amount: Decimal, method: PaymentMethod
+) -> tuple[Decimal, Decimal]:
+    """The refusals of a payment on a locked bill (`settle`: what it would settle, oldest first);
+    returns what is payable and the excess above it the customer keeps as credit."""
+    if not method.is_active:
+        raise MethodInactive(
+            f"{method.name} is no longer accepted; choose another payment method.", field="method"
+        )
+    if invoice.status == InvoiceStatus.CANCELLED:
+        raise InvoiceCancelled(f"Invoice {invoice.number} is cancelled; it takes no payments.")
+    if not settle:  # a paid bill may still carry earlier bills' arrears: those are paid against it
+        raise InvoicePaid(f"Invoice {invoice.number} is fully paid; nothing is owed on it.")
+    payable = sum((row.balance for row in settle), NO_MONEY)
+    # Above what is owed: the excess is the customer's credit where the provider allows it.
+    excess = max(amount - payable, NO_MONEY) if invoice.provider.allow_overpayment else NO_MONEY
+    if amount - excess > payable:
+        raise Overpayment(
+            f"{amount} is more than the {payable} payable on invoice {invoice.number}"
+            + (" and the earlier bills it carries" if len(settle) > 1 else "")
+            + f"; take at most {payable}.",
+            field="amount",
+            payable=f"{payable}",
+        )
+    return payable, excess
+
+
 SETTLED_FIELDS = ("amount_paid", "balance", "status", "paid_on")
 
 
@@ -214,6 +231,21 @@ def _settle(
 ) -> tuple[list[tuple[Invoice, Decimal]], dict[int, dict]]:
     """Settle `amount` on the open invoices, oldest first, in one update; returns each invoice settled
     with its share, and what the changed fields were before (for the audit trail)."""
+    settled, before = _shares(settle, amount, today)
+    if len(settled) == 1:  # the common case, in the plain UPDATE that bulk_update's CASE costs more than
+        row = settled[0][0]
+        Invoice.objects.filter(pk=row.pk).update(
+            **{name: getattr(row, name) for name in (*SETTLED_FIELDS, "updated_at")}
+        )
+    else:
+        Invoice.objects.bulk_update([row for row, _ in settled], [*SETTLED_FIELDS, "updated_at"])
+    return settled, before
+
+
+def _shares(
+    settle: list[Invoice], amount: Decimal, today: date
+) -> tuple[list[tuple[Invoice, Decimal]], dict[int, dict]]:
+    """`_settle`'s shares, changed on the rows in memory only."""
     settled, before, left, now = [], {}, amount, timezone.now()
     for row in settle:
         if left == 0:
@@ -228,14 +260,128 @@ def _settle(
         row.updated_at = now
         settled_status(row, today)
         settled.append((row, share))
-    if len(settled) == 1:  # the common case, in the plain UPDATE that bulk_update's CASE costs more than
-        row = settled[0][0]
-        Invoice.objects.filter(pk=row.pk).update(
-            **{name: getattr(row, name) for name in (*SETTLED_FIELDS, "updated_at")}
-        )
-    else:
-        Invoice.objects.bulk_update([row for row, _ in settled], [*SETTLED_FIELDS, "updated_at"])
     return settled, before
+
+
+# --- many payments in one transaction (a bank file's rows) -------------------------------------
+
+
+@dataclass
+class PlannedPayment:
+    """A payment decided under its locks, its shares settled on the locked rows in memory, not yet
+    written (`payments_write`)."""
+
+    invoice: Invoice
+    amount: Decimal
+    method: PaymentMethod
+    reference: str
+    received_at: datetime
+    payable: Decimal
+    excess: Decimal
+    settled: list[tuple[Invoice, Decimal]]
+    before: dict[int, dict]
+    after: list[Invoice]  # the settled rows as this payment left them: its own audit record of them
+
+
+def payment_planned(
+    *,
+    invoice: Invoice,
+    settle: list[Invoice],
+    amount: Decimal,
+    method: PaymentMethod,
+    reference: str,
+    received_at: datetime,
+) -> PlannedPayment:
+    """A payment on `invoice`, locked with what it settles (`locks.lock_for_payments`, then
+    `locks.settled_by`), refused as `payment_post` refuses it, else settled on those rows in memory: a
+    payment planned after it on the same rows finds what this one left."""
+    _check_request(amount, received_at)
+    payable, excess = _payable(invoice, settle, amount, method)
+    settled, before = _shares(settle, amount - excess, timezone.localdate(received_at))
+    return PlannedPayment(
+        invoice=invoice,
+        amount=amount,
+        method=method,
+        reference=reference,
+        received_at=received_at,
+        payable=payable,
+        excess=excess,
+        settled=settled,
+        before=before,
+        after=[copy.copy(row) for row, _ in settled],
+    )
+
+
+def payments_write(*, plans: list[PlannedPayment], received_by: User) -> list[Payment]:
+    """Write planned payments (in their order) in the caller's transaction, under the locks they were
+    planned under: the settled bills in one update, the receipts numbered in one statement a year (the
+    counter taken last, as late as the receipts allow), the payments, their allocations and their
+    receipt e-mails in one insert each, and the audit rows of all in one append, each payment's as
+    `payment_post` records them (the payment, its bills as it left them, its allocations, its credit)."""
+    if not plans:
+        return []
+    with audit_batch():
+        bills = list({row.pk: row for plan in plans for row, _ in plan.settled}.values())
+        update_objects(Invoice, bills, [*SETTLED_FIELDS, "updated_at"])
+        credited = {plan.invoice.customer for plan in plans if plan.excess}
+        for customer in sorted(credited, key=lambda customer: customer.pk):  # credits before counters
+            lock_credit(customer)
+        payments = [
+            Payment(
+                provider=plan.invoice.provider,
+                connection=plan.invoice.connection,
+                invoice=plan.invoice,
+                amount=plan.amount,
+                method=plan.method,
+                reference=plan.reference,
+                payable_before=plan.payable,
+                payable_after=plan.payable - plan.amount + plan.excess,
+                received_by=received_by,
+                received_at=plan.received_at,
+                request_hash=hash_request(
+                    invoice=plan.invoice.pk,
+                    amount=f"{plan.amount:.2f}",
+                    method=plan.method.pk,
+                    reference=plan.reference,
+                    received_at=plan.received_at.isoformat(),
+                ),
+            )
+            for plan in plans
+        ]
+        if db_connection.vendor == "postgresql":
+            # Encoded before the counter is taken: every payment of the provider waits for it to commit.
+            prepared = PreparedCopy(Payment, payments)
+            _number_receipts(payments)
+            prepared.insert("receipt_number")
+        else:  # no ids before the insert; one writer at a time anyway
+            _number_receipts(payments)
+            insert_objects(Payment, payments)
+        allocations = [
+            [PaymentAllocation(payment=payment, invoice=row, amount=share) for row, share in plan.settled]
+            for plan, payment in zip(plans, payments, strict=True)
+        ]
+        insert_objects(PaymentAllocation, [one for each in allocations for one in each])
+        for plan, payment, allocated in zip(plans, payments, allocations, strict=True):
+            rows_bulk_created.send(sender=Payment, rows=[payment])
+            rows_bulk_updated.send(sender=Invoice, rows=plan.after, fields=SETTLED_FIELDS, before=plan.before)
+            rows_bulk_created.send(sender=PaymentAllocation, rows=allocated)
+            if plan.excess:
+                credit_from_overpayment(payment=payment, amount=plan.excess)
+        payments_notify(payments=payments)
+    return payments
+
+
+def _number_receipts(payments: list[Payment]) -> None:
+    """Receipt numbers for new payments in their order, in one statement for each year they fall in."""
+    by_year: dict[int, list[Payment]] = {}
+    for payment in payments:
+        by_year.setdefault(timezone.localdate(payment.received_at).year, []).append(payment)
+    for year in sorted(by_year):
+        numbers = take_numbers(
+            provider=payments[0].provider, series=DocumentSeries.RECEIPT, year=year, count=len(by_year[year])
+        )
+        for payment, number in zip(by_year[year], numbers, strict=True):
+            payment.receipt_number = number
 
 
 # --- reversal ------------------------------------------------------------------------------------

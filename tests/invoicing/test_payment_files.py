@@ -10,7 +10,10 @@ import time_machine
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from accounts.models import Message, MessageKind
 from accounts.roles import Role
+from auditing.models import AuditLog
+from auditing.services import audit_verify
 from config.errors import DomainError
 from invoicing import services
 from invoicing.models import (
@@ -23,7 +26,9 @@ from invoicing.models import (
 )
 from invoicing.selectors import payment_files_stalled
 from invoicing.services import payment_files as payment_files_module
+from invoicing.services.credit_balance import credit_balance_of
 from invoicing.tasks import dispatch_payment_file
+from providers.services import provider_update
 from tests.factories import FlatTariffFactory, PaymentFileFormatFactory, UserFactory, billable_connection
 from tests.invoicing.bank_files import bank_csv
 from tests.invoicing.ledger import assert_ledger_holds
@@ -162,6 +167,51 @@ def test_a_reference_posted_before_is_a_duplicate_in_the_same_file_in_another_an
     assert (first.posted, first.duplicates, again.duplicates) == (1, 2, 1)
     assert Payment.objects.filter(reference="TX-1").count() == 1
     assert Invoice.objects.get(pk=january.pk).amount_paid == Decimal("300.00")
+
+
+def test_a_files_payments_are_audited_e_mailed_and_credited_as_a_clerks_are(
+    upload, flat_provider, bank, bills, super_creator
+):
+    provider_update(provider=flat_provider, allow_overpayment=True)
+    january, february = bills
+    customer = january.customer
+    assert customer.email and customer.notify_payments
+    content = bank_csv(
+        (january.number, "", "100.00", "2024-02-05", "", "E-1"),
+        (january.number, "", "200.00", "2024-02-05", "", "E-2"),
+        (february.number, "", "20000.00", "2024-03-05", "", "E-3"),  # 19,200.00 owed: 800.00 over
+    )
+
+    payment_file = upload(content, user=super_creator, file_format=bank)
+
+    assert (payment_file.posted, payment_file.refused) == (3, 0)
+    payments = list(Payment.objects.order_by("pk"))
+    assert [(payment.payable_before, payment.payable_after) for payment in payments] == [
+        (Decimal("9750.00"), Decimal("9650.00")),
+        (Decimal("9650.00"), Decimal("9450.00")),
+        (Decimal("19200.00"), Decimal("0.00")),
+    ]
+    assert credit_balance_of(customer) == Decimal("800.00")
+    # Each payment's own record of the bill it settled: the balance before and after it, in turn.
+    balances = [
+        (old["balance"], new["balance"])
+        for old, new in AuditLog.objects.filter(
+            object_type="invoicing.invoice", object_id=str(january.pk), action="update"
+        )
+        .order_by("pk")
+        .values_list("old_values", "new_values")
+    ]
+    assert balances == [("9750.00", "9650.00"), ("9650.00", "9450.00"), ("9450.00", "0.00")]
+    created = AuditLog.objects.filter(action="create", actor_id=super_creator.pk)
+    assert sorted(
+        created.filter(object_type="invoicing.payment").values_list("object_id", flat=True)
+    ) == sorted(str(payment.pk) for payment in payments)
+    assert created.filter(object_type="invoicing.paymentallocation").count() == 4
+    assert created.filter(object_type="invoicing.creditentry").count() == 1
+    receipts = Message.objects.filter(kind=MessageKind.PAYMENT_RECEIVED, about_type="invoicing.payment")
+    assert sorted(receipts.values_list("about_id", flat=True)) == [payment.pk for payment in payments]
+    assert audit_verify(chain=flat_provider.pk) == []
+    assert_ledger_holds(january.connection)
 
 
 def test_the_database_refuses_a_reference_twice_for_a_provider_but_not_across_providers(
@@ -352,19 +402,22 @@ def test_a_chunk_taken_up_again_after_a_crash_posts_only_the_rows_not_posted(
     payment_file = services.payment_file_upload(
         file_format=bank, name="bank.csv", content=content, uploaded_by=super_creator, role=Role.SUPER_CREATOR
     )
-    real_post, calls = payment_files_module.payment_post, []
+    # Two rows a transaction: the worker dies writing the second two.
+    monkeypatch.setattr(payment_files_module, "ROWS_PER_TRANSACTION", 2)
+    real_write, calls = payment_files_module.payments_write, []
 
-    def dies_on_the_third(**values):
-        calls.append(values["reference"])
-        if len(calls) == 3:
+    def dies_on_the_second(**values):
+        calls.append([plan.reference for plan in values["plans"]])
+        if len(calls) == 2:
             raise WorkerKilled
-        return real_post(**values)
+        return real_write(**values)
 
-    monkeypatch.setattr(payment_files_module, "payment_post", dies_on_the_third)
+    monkeypatch.setattr(payment_files_module, "payments_write", dies_on_the_second)
     with pytest.raises(WorkerKilled):
         services.payment_file_chunk_post(file_id=payment_file.pk, first_line=2, last_line=6)
+    assert calls == [["K-1", "K-2"], ["K-3", "K-4"]]
     assert [row[1] for row in outcomes(payment_file)] == ["posted", "posted", "pending", "pending", "pending"]
-    monkeypatch.setattr(payment_files_module, "payment_post", real_post)
+    monkeypatch.setattr(payment_files_module, "payments_write", real_write)
 
     assert services.payment_file_chunk_post(file_id=payment_file.pk, first_line=2, last_line=6) == 3
     assert services.payment_file_chunk_post(file_id=payment_file.pk, first_line=2, last_line=6) == 0
