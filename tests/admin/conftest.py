@@ -19,7 +19,8 @@ from billing.services import connection_create, customer_create, meter_exchange_
 from invoicing import selectors, services
 from invoicing.models import PaymentMethod
 from providers.models import Authority, FixedCharge, Provider, Subsidy, TaxRule
-from providers.services import provider_price_set, provider_update, schedule_row_add
+from providers.orders import price_order_enter
+from providers.services import TariffSpec, provider_price_set, provider_update, schedule_row_add
 from tests.factories import (
     PASSWORD,
     ConnectionFactory,
@@ -104,7 +105,7 @@ def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
     refunds, unbillable connections (a run's problems),
     meter exchanges and changes of type (recorded as their service would), a run of one chunk per
     connection, the e-mails of the bills and payments, sign-in tickets, AI questions, the provider's
-    notification settings, dunning steps, a disconnection order and payment plans, and price schedule rows opening today (after the bills, which keep their
+    notification settings, dunning steps, a price order, a disconnection order and payment plans, and price schedule rows opening today (after the bills, which keep their
     prices)."""
     officer = UserFactory(provider=provider, roles=[Role.ADMIN], designation="Billing Manager")
     notification_settings_set(provider=provider, due_reminder_days=5)
@@ -161,6 +162,15 @@ def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
             provider=provider, days_after_due=days, action=action, created_by=officer
         )
     services.dunning_run(provider=provider)
+    # A regulator's order dated back to January, entered and not yet confirmed.
+    price_order_enter(
+        provider=provider,
+        reference="SRO-1/2024",
+        valid_from=JANUARY,
+        connection_type=None,
+        rows=[TariffSpec(rate=Decimal("30.00"))],
+        entered_by=officer,
+    )
     # An officer's disconnection order on site, carried out as it is issued.
     services.disconnection_order_issue(
         connection=run.invoices.first().connection,

@@ -55,6 +55,7 @@ LISTS = [
     ("invoicing.dunningcase", MANY, "provider"),
     ("invoicing.dunningstep", MANY, "provider"),
     ("invoicing.disconnectionorder", 1, "provider"),
+    ("providers.priceorder", 1, "provider"),
     ("invoicing.paymentplan", MANY, "provider"),
     ("invoicing.paymentinstalment", MANY, "provider"),
     ("invoicing.paymentfileformat", 1, "provider"),
