@@ -88,8 +88,10 @@ Rules:
   anything, read files or reach other databases.
 - Do not filter by provider: the system limits every table to the auditor's own provider.
 - Return at most {ROW_CAP} rows (LIMIT {ROW_CAP} or fewer) and give computed columns readable aliases.
-- People's names are users.name (join users.id to customers.user_id, invoices.created_by_id,
-  payments.received_by_id, adjustments.officer_id, billing_runs.started_by_id, audit_log.actor_id).
+- A customer's name is customers.name (join customers.id to the customer_id of a table). Staff names
+  are users.name (join users.id to invoices.created_by_id, payments.received_by_id,
+  adjustments.officer_id, billing_runs.started_by_id, payment_reversals.reversed_by_id,
+  audit_log.actor_id).
 - invoices.period is the first day of the billing month: filter and group months on it. Write dates as
   'YYYY-MM-DD' literals; for the month of a timestamp use {month_of}. Today is {today.isoformat()}.
 - For a series of days or months to join the data to, use generate_series('YYYY-MM-DD', 'YYYY-MM-DD',

@@ -481,6 +481,178 @@ LIMIT {ROW_CAP}
 """)
 
 
+def _credit_notes(a: _Ask) -> str:
+    if a.by_month:
+        month = a.month_of("n.issue_date")
+        return _sql(f"""
+SELECT {month} AS month, COUNT(*) AS credit_notes, SUM(n.amount) AS credited,
+       SUM(n.applied) AS taken_off_bills, SUM(n.to_balance) AS to_credit_balances
+FROM credit_notes n
+{_where(a.in_period("n.issue_date"))}
+GROUP BY {month}
+ORDER BY {month} DESC
+LIMIT {ROW_CAP}
+""")
+    if a.has(r"\btotal|\bsum\b|how much|how many|\bcount\b"):
+        return _sql(f"""
+SELECT COUNT(*) AS credit_notes, SUM(n.amount) AS credited, SUM(n.applied) AS taken_off_bills,
+       SUM(n.to_balance) AS to_credit_balances
+FROM credit_notes n
+{_where(a.in_period("n.issue_date"))}
+""")
+    return _sql(f"""
+SELECT n.number AS credit_note_number, i.number AS invoice_number, c.number AS customer_number,
+       c.name AS customer_name, n.issue_date, n.amount, n.applied, n.to_balance, n.reason, n.issued_by_name
+FROM credit_notes n
+JOIN invoices i ON i.id = n.invoice_id
+JOIN customers c ON c.id = n.customer_id
+{_where(a.in_period("n.issue_date"))}
+ORDER BY n.issue_date DESC, n.id DESC
+LIMIT {ROW_CAP}
+""")
+
+
+def _credit_balances(a: _Ask) -> str:
+    return _sql(f"""
+SELECT c.number AS customer_number, c.name AS customer_name, cc.balance AS credit_balance, cc.updated_at
+FROM customer_credits cc
+JOIN customers c ON c.id = cc.customer_id
+WHERE cc.balance > {a.amount()}
+ORDER BY cc.balance DESC, c.number
+LIMIT {ROW_CAP}
+""")
+
+
+def _refunds(a: _Ask) -> str:
+    return _sql(f"""
+SELECT r.number AS refund_number, c.number AS customer_number, c.name AS customer_name, r.amount,
+       m.name AS method, r.reference, r.reason, r.officer_name, r.created_at
+FROM credit_refunds r
+JOIN customers c ON c.id = r.customer_id
+JOIN payment_methods m ON m.id = r.method_id
+{_where(a.in_period("r.created_at"))}
+ORDER BY r.created_at DESC, r.id DESC
+LIMIT {ROW_CAP}
+""")
+
+
+def _reversals(a: _Ask) -> str:
+    kinds = [
+        kind
+        for kind, pattern in (
+            ("bounced", r"bounced?"),
+            ("charged_back", r"charge[- ]?backs?|charged back"),
+            ("posted_in_error", r"in error|by mistake|wrong(ly)?"),
+        )
+        if a.has(pattern)
+    ]
+    only = f"r.kind IN ({', '.join(repr(kind) for kind in kinds)})" if kinds else ""
+    return _sql(f"""
+SELECT r.number AS reversal_number, p.receipt_number, r.kind, r.reason, r.amount, r.surcharge_total,
+       u.name AS reversed_by, r.reversed_at
+FROM payment_reversals r
+JOIN payments p ON p.id = r.payment_id
+LEFT JOIN users u ON u.id = r.reversed_by_id
+{_where(only, a.in_period("r.reversed_at"))}
+ORDER BY r.reversed_at DESC, r.id DESC
+LIMIT {ROW_CAP}
+""")
+
+
+_DUNNING_ACTIONS = (
+    ("final_notice", r"final notices?"),
+    ("disconnection", r"disconnect"),
+    ("reminder", r"reminders?"),
+)
+
+
+def _dunning(a: _Ask) -> str:
+    """Open debts at the level asked (any level when none was), with the balance their last step chased."""
+    action = next((action for action, pattern in _DUNNING_ACTIONS if a.has(pattern)), "")
+    return _sql(f"""
+SELECT c.number AS customer_number, c.name AS customer_name, s.number AS connection_number,
+       l.action AS dunning_level, l.days_after_due, d.opened_on, d.last_step_on,
+       st.balance AS overdue_balance, st.days_overdue, st.order_number
+FROM dunning_cases d
+JOIN dunning_levels l ON l.id = d.level_id
+JOIN dunning_steps st ON st.case_id = d.id AND st.level_id = d.level_id
+JOIN customers c ON c.id = d.customer_id
+JOIN connections s ON s.id = d.connection_id
+{_where("d.closed_on IS NULL", f"l.action = '{action}'" if action else "", a.in_period("st.taken_on"))}
+ORDER BY st.balance DESC, c.number
+LIMIT {ROW_CAP}
+""")
+
+
+def _disconnection_orders(a: _Ask) -> str:
+    return _sql(f"""
+SELECT st.order_number, st.taken_on, c.number AS customer_number, c.name AS customer_name,
+       s.number AS connection_number, s.status AS connection_status, st.balance AS overdue_balance,
+       st.days_overdue
+FROM dunning_steps st
+JOIN customers c ON c.id = st.customer_id
+JOIN connections s ON s.id = st.connection_id
+{_where("st.action = 'disconnection'", a.in_period("st.taken_on"))}
+ORDER BY st.taken_on DESC, st.id DESC
+LIMIT {ROW_CAP}
+""")
+
+
+def _payment_plans(a: _Ask) -> str:
+    status = next(
+        (
+            status
+            for status, pattern in (
+                ("broken", r"\bbroken\b|\bmissed\b|\bdefaulted\b"),
+                ("completed", r"\bcompleted?\b|\bfinished\b|\bpaid off\b"),
+                ("kept", r"\bkept\b|\bactive\b|\bcurrent\b|\bon track\b"),
+            )
+            if a.has(pattern)
+        ),
+        "",
+    )
+    return _sql(f"""
+SELECT p.id AS plan_id, c.number AS customer_number, c.name AS customer_name,
+       s.number AS connection_number, p.arrears, p.status, COUNT(n.id) AS instalments,
+       MIN(n.due_date) AS first_due_date, MAX(n.due_date) AS last_due_date, p.created_at, p.ended_on
+FROM payment_plans p
+JOIN customers c ON c.id = p.customer_id
+JOIN connections s ON s.id = p.connection_id
+LEFT JOIN payment_instalments n ON n.plan_id = p.id
+{_where(f"p.status = '{status}'" if status else "", a.in_period("p.created_at"))}
+GROUP BY p.id, c.number, c.name, s.number, p.arrears, p.status, p.created_at, p.ended_on
+ORDER BY p.created_at DESC, p.id DESC
+LIMIT {ROW_CAP}
+""")
+
+
+def _pending_charges(a: _Ask) -> str:
+    return _sql(f"""
+SELECT c.number AS customer_number, c.name AS customer_name, s.number AS connection_number, g.kind,
+       g.label, g.amount, g.created_at, i.number AS billed_on_invoice
+FROM pending_charges g
+JOIN customers c ON c.id = g.customer_id
+JOIN connections s ON s.id = g.connection_id
+LEFT JOIN invoices i ON i.id = g.invoice_id
+{_where("g.invoice_id IS NULL" if a.has(_UNPAID + r"|unbilled|not (yet )?billed") else "", a.in_period("g.created_at"))}
+ORDER BY g.created_at DESC, g.id DESC
+LIMIT {ROW_CAP}
+""")
+
+
+def _payment_files(a: _Ask) -> str:
+    return _sql(f"""
+SELECT f.name AS file_name, b.name AS bank, f.uploaded_at, u.name AS uploaded_by, f.status, f.total AS row_count,
+       f.posted, f.duplicates, f.refused, f.posted_amount, f.finished_at
+FROM payment_files f
+JOIN payment_file_formats b ON b.id = f.file_format_id
+LEFT JOIN users u ON u.id = f.uploaded_by_id
+{_where(a.in_period("f.uploaded_at"))}
+ORDER BY f.uploaded_at DESC, f.id DESC
+LIMIT {ROW_CAP}
+""")
+
+
 @dataclass(frozen=True)
 class _Rule:
     name: str
@@ -511,6 +683,33 @@ RULES: tuple[_Rule, ...] = (
         lambda a: _CUSTOMER_NUMBER.search(a.text) is not None,
         _invoices_of_customer,
     ),
+    _Rule("credit_notes", _all(r"credit[- ]notes?|credit memos?"), _credit_notes),
+    _Rule(
+        "credit_balances",
+        _all(r"credit balances?|\bin credit\b|customer credits?|credits? (left|remaining|held)"),
+        _credit_balances,
+    ),
+    _Rule("refunds", _all(r"\brefund"), _refunds),
+    _Rule(
+        "reversals",
+        _all(r"\brevers(al|als|ed|e)\b|\bbounced?\b|charge[- ]?backs?|charged back"),
+        _reversals,
+    ),
+    _Rule(
+        "disconnection_orders", _all(r"disconnection orders?|orders? to disconnect"), _disconnection_orders
+    ),
+    _Rule(
+        "dunning",
+        _all(r"dunning|final notices?|\breminders?\b|collection (stages?|levels?|ladder)"),
+        _dunning,
+    ),
+    _Rule("payment_plans", _all(r"payment plans?|instal+ments?"), _payment_plans),
+    _Rule(
+        "pending_charges",
+        _all(r"reconnection fees?|pending charges?|one[- ]off (fees|charges)|unbilled (fees|charges)"),
+        _pending_charges,
+    ),
+    _Rule("payment_files", _all(r"payment files?|bank files?|uploaded files?"), _payment_files),
     _Rule(
         "late_surcharges",
         _all(r"surcharge|late fees?|late (payment )?(charges?|penalt)|penalt"),
@@ -567,7 +766,7 @@ RULES: tuple[_Rule, ...] = (
     ),
     _Rule(
         "adjustments_per_officer",
-        _all(r"adjust|credit notes?|write[- ]?offs?|corrections?|\bofficers?\b"),
+        _all(r"adjust|write[- ]?offs?|corrections?|\bofficers?\b"),
         _adjustments_per_officer,
     ),
     _Rule(
@@ -650,6 +849,15 @@ EXAMPLES: tuple[str, ...] = (
     "Payments received by each cashier",
     "Audit log activity by user",
     "Invoices issued last month",
+    "Total credit notes this year",
+    "Customers in dunning at final notice",
+    "Disconnection orders last month",
+    "Broken payment plans",
+    "Customers with a credit balance",
+    "Refunds last month",
+    "Bounced payment reversals",
+    "Reconnection fees not billed yet",
+    "Payment files uploaded this month",
 )
 
 

@@ -120,8 +120,7 @@ def _rewrite(
                 provider_id=int(provider_id),
                 dialect=dialect,
                 source=reads[logical.name],
-                invoices=reads["invoices"],
-                payments=reads["payments"],
+                parents=tuple((parent, reads[parent]) for parent in logical.parents),
             )
         tables[id(table)] = (table, scoped)
     names = _column_names(tree)
@@ -134,29 +133,28 @@ def _rewrite(
 
 
 def provider_condition(table: schema.Table, *, provider_id: int, sources: Mapping[str, str]) -> str | None:
-    """The table's provider filter with the provider id and the sources filled in."""
+    """The table's provider filter with the provider id and the sources of the tables it reads filled in."""
     if table.provider_filter is None:
         return None
     return table.provider_filter.format(
-        provider=int(provider_id), invoices=sources["invoices"], payments=sources["payments"]
+        provider=int(provider_id), **{parent: sources[parent] for parent in table.parents}
     )
 
 
 @lru_cache(maxsize=4096)
 def _scoped_select(
-    name: str, *, provider_id: int, dialect: str, source: str, invoices: str, payments: str
+    name: str, *, provider_id: int, dialect: str, source: str, parents: tuple[tuple[str, str], ...]
 ) -> str:
     """`SELECT t."col", ... FROM <source> AS t WHERE <provider filter>` for one logical table, written
-    once per provider, sources and dialect: a string, so no query can change what the next one reads."""
+    once per provider, sources and dialect: a string, so no query can change what the next one reads.
+    `parents`: (logical name, source) of each table its provider filter reads."""
     logical = schema.BY_NAME[name]
     select = exp.Select(
         expressions=[
             exp.column(exp.to_identifier(column, quoted=True), table="t") for column in logical.columns
         ]
     ).from_(exp.alias_(exp.to_table(source, dialect=dialect), "t", table=True), copy=False)
-    condition = provider_condition(
-        logical, provider_id=provider_id, sources={"invoices": invoices, "payments": payments}
-    )
+    condition = provider_condition(logical, provider_id=provider_id, sources=dict(parents))
     if condition is not None:
         select = select.where(sqlglot.parse_one(condition, read=dialect), copy=False)
     return select.sql(dialect=dialect, comments=False)

@@ -585,6 +585,41 @@ def test_every_template_is_reached_by_an_example(today):
         ("payments received by each cashier", "payments_by_staff", {"payments", "users"}),
         ("who did what in the audit log last month", "audit_activity", {"audit_log", "users"}),
         ("invoices issued in January 2025", "invoices_in_period", {"invoices", "customers", "users"}),
+        ("total credit notes this year", "credit_notes", {"credit_notes"}),
+        ("credit notes by month", "credit_notes", {"credit_notes"}),
+        (
+            "list the credit notes issued last month",
+            "credit_notes",
+            {"credit_notes", "invoices", "customers"},
+        ),
+        (
+            "customers in dunning at final notice",
+            "dunning",
+            {"dunning_cases", "dunning_levels", "dunning_steps", "customers", "connections"},
+        ),
+        (
+            "disconnection orders issued in 2024",
+            "disconnection_orders",
+            {"dunning_steps", "customers", "connections"},
+        ),
+        (
+            "which payment plans were broken?",
+            "payment_plans",
+            {"payment_plans", "customers", "connections", "payment_instalments"},
+        ),
+        (
+            "customers holding a credit balance above 500",
+            "credit_balances",
+            {"customer_credits", "customers"},
+        ),
+        ("refunds paid this year", "refunds", {"credit_refunds", "customers", "payment_methods"}),
+        ("charge-backs last month", "reversals", {"payment_reversals", "payments", "users"}),
+        (
+            "unbilled reconnection fees",
+            "pending_charges",
+            {"pending_charges", "customers", "connections", "invoices"},
+        ),
+        ("bank files loaded last month", "payment_files", {"payment_files", "payment_file_formats", "users"}),
     ],
 )
 def test_offline_understands_phrasings(today, question, template, tables):
@@ -785,3 +820,21 @@ def test_generator_is_offline_when_the_setting_is_absent(settings):
         del settings.GEMINI_API_KEY
 
     assert isinstance(llm.generator(), llm.OfflineGenerator)
+
+
+def test_collections_questions_read_their_filters_from_the_question(today):
+    generator = llm.OfflineGenerator()
+
+    def sql(question: str) -> str:
+        return generator.generate(question, dialect="postgres")
+
+    assert "l.action = 'final_notice'" in sql("customers in dunning at final notice")
+    assert "l.action = 'reminder'" in sql("who got a dunning reminder?")
+    assert "l.action =" not in sql("dunning cases")
+    assert "p.status = 'broken'" in sql("broken payment plans")
+    assert "p.status =" not in sql("payment plans")
+    assert "r.kind IN ('charged_back')" in sql("charge-backs")
+    assert "r.kind IN" not in sql("payment reversals")
+    assert "cc.balance > 500" in sql("customers with a credit balance above 500")
+    assert "g.invoice_id IS NULL" in sql("reconnection fees not billed yet")
+    assert "g.invoice_id IS NULL" not in sql("reconnection fees")

@@ -762,12 +762,11 @@ def assert_scoped(
             if logical.provider_filter is None:
                 assert where is None
             else:
-                condition = logical.provider_filter.format(
-                    provider=provider_id, invoices=sources["invoices"], payments=sources["payments"]
-                )
+                # `{provider}` is the id; any other name in braces is the logical table it reads.
+                condition = logical.provider_filter.format(**{**sources, "provider": provider_id})
                 assert where.this == sqlglot.parse_one(condition, read=dialect)
                 assert f"= {provider_id}" in where.sql(dialect=dialect)
-        else:  # the inner query of invoice_lines' or payment_allocations' filter
+        else:  # the inner query of a filter through another table (invoice_lines': invoices)
             assert where.this == sqlglot.parse_one(f"provider_id = {provider_id}", read=dialect)
     assert scoped_reads == len(named)
 
@@ -829,6 +828,10 @@ def oracle(sql: str, provider_id: int | None) -> list[tuple]:
     only = {
         "invoice_lines": "invoice_id IN (SELECT id FROM invoicing_invoice WHERE provider_id = {p})",
         "payment_allocations": "payment_id IN (SELECT id FROM invoicing_payment WHERE provider_id = {p})",
+        "credit_note_lines": "credit_note_id IN (SELECT id FROM invoicing_creditnote WHERE provider_id = {p})",
+        "dunning_step_invoices": "invoice_id IN (SELECT id FROM invoicing_invoice WHERE provider_id = {p})",
+        "payment_plan_invoices": "invoice_id IN (SELECT id FROM invoicing_invoice WHERE provider_id = {p})",
+        "payment_file_rows": "file_id IN (SELECT id FROM invoicing_paymentfile WHERE provider_id = {p})",
         "payment_methods": None,
         "provider": "id = {p}",
     }
