@@ -214,6 +214,32 @@ TABLES: tuple[Table, ...] = (
         "disconnection order's number (CODE-DO-YYYY-000001).",
     ),
     Table(
+        "disconnection_orders",
+        "invoicing_disconnectionorder",
+        (
+            "id", "provider_id", "connection_id", "customer_id", "number", "issued_on", "overdue_balance",
+            "reason", "step_id", "issued_by_id", "status", "event_id", "closed_by_id", "closed_at",
+            "withdrawn_reason",
+        ),
+        _provider_column(),
+        "Orders to cut a connection's supply for non-payment (CODE-DO-YYYY-000001): status open (waiting "
+        "for field staff), carried_out (event_id: the disconnection) or withdrawn (paid or covered by a "
+        "payment plan before the visit; withdrawn_reason says why); step_id: the dunning step that issued "
+        "it, empty for an officer's order on site.",
+    ),
+    Table(
+        "price_orders",
+        "providers_priceorder",
+        (
+            "id", "provider_id", "reference", "description", "valid_from", "connection_type_id", "status",
+            "entered_by_id", "entered_at", "confirmed_by_id", "confirmed_at",
+        ),
+        _provider_column(),
+        "A regulator's retroactive price orders: new tariff rates from valid_from (a past day) for one "
+        "connection type (empty: all types); status draft, or confirmed (the affected bills were credited "
+        "and re-billed by a billing run of their own).",
+    ),
+    Table(
         "dunning_step_invoices",
         "invoicing_dunningstep_invoices",
         ("id", "dunningstep_id", "invoice_id"),

@@ -492,6 +492,7 @@ def test_the_executor_refuses_to_run_as_a_role_with_more_than_a_readers_powers(t
 reader_migration = importlib.import_module("auditing.migrations.0002_ai_reader")
 catalog_migration = importlib.import_module("auditing.migrations.0004_ai_reader_catalog")
 collections_migration = importlib.import_module("auditing.migrations.0008_ai_reader_collections")
+orders_migration = importlib.import_module("auditing.migrations.0009_ai_reader_orders")
 
 
 def test_the_reader_migrations_run_again_without_changing_anything(tenants, monkeypatch):
@@ -507,6 +508,7 @@ def test_the_reader_migrations_run_again_without_changing_anything(tenants, monk
         reader_migration.forwards(apps, editor)
         catalog_migration.forwards(apps, editor)
         collections_migration.forwards(apps, editor)
+        orders_migration.forwards(apps, editor)
 
     assert cluster_state() == before
 
