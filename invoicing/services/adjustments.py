@@ -7,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from billing.rating import NO_MONEY
 from invoicing.models import (
     Adjustment,
     AdjustmentDirection,
@@ -15,6 +16,7 @@ from invoicing.models import (
     Invoice,
     InvoiceStatus,
 )
+from invoicing.services.credits import creditable
 from invoicing.services.errors import AdjustmentRefused, InvoiceCancelled, InvoicePaid
 from invoicing.services.idempotency import created_once, earlier_request, hash_request
 from invoicing.services.issue import MAX_AMOUNT
@@ -94,6 +96,16 @@ def _adjustment_create(
             f"its balance is {invoice.balance}.",
             field="amount",
             balance=f"{invoice.balance}",
+        )
+    # A bill credited by credit notes and reopened since (a payment reversed) owes again, yet what it
+    # charged may not fall below what the notes took back of it.
+    most = creditable(invoice)
+    if direction == AdjustmentDirection.CREDIT and amount > most:
+        raise AdjustmentRefused(
+            f"A credit of {amount} would take invoice {invoice.number} below what its credit notes took "
+            f"back of it; credit at most {max(most, NO_MONEY)}.",
+            field="amount",
+            creditable=f"{max(most, NO_MONEY)}",
         )
     if invoice.balance + signed > MAX_AMOUNT:
         raise AdjustmentRefused("That debit is larger than an invoice can hold.", field="amount")

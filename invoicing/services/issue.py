@@ -608,6 +608,17 @@ def invoice_update(
                 "as arrears; cancel or correct that bill first, or issue a credit note on this one.",
                 later=later.number,
             )
+        # A payment reversed after the bill was credited leaves it owing more than credit notes may
+        # still take back: a cancelling credit note could not cover it, and the debt would vanish.
+        most = creditable(invoice)
+        if invoice.balance > most:
+            raise InvoiceLocked(
+                f"Invoice {invoice.number} owes {invoice.balance}, more than credit notes may still take "
+                f"back of it ({max(most, NO_MONEY)}): a payment on it was reversed after it was credited. "
+                "Collect that balance first.",
+                balance=f"{invoice.balance}",
+                creditable=f"{max(most, NO_MONEY)}",
+            )
     if cancel:
         return _cancel(invoice, updated_by=updated_by, reason=reason.strip() or "Bill cancelled")
     if rerate or manual_given:

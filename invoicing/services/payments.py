@@ -463,6 +463,17 @@ def _payment_reverse(
             f"({done.number}); a payment is reversed only once.",
             reversal=done.number,
         )
+    # A bill cancelled since the payment settled it (re-rated or cancelled) cannot owe again: its month
+    # may be billed anew, and the credit note that cancelled it counted what was paid on it.
+    cancelled = [row.number for row, _ in settled if row.status == InvoiceStatus.CANCELLED]
+    if cancelled:
+        raise ReversalRefused(
+            f"Payment {payment.receipt_number} settled {', '.join(cancelled)}, cancelled since by a credit "
+            "note that counted what was paid on it; the bill cannot reopen. Charge the amount back with a "
+            "debit adjustment on the customer's open bill instead.",
+            field="payment",
+            cancelled=cancelled,
+        )
     # What the payment paid above what was owed (a provider allowing overpayments) went to the
     # customer's credit balance: the reversal takes it back from there, if the balance still holds it.
     excess = payment.amount - sum((allocation.amount for _, allocation in settled), NO_MONEY)

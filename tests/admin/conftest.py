@@ -33,6 +33,9 @@ from tests.factories import (
 from tests.invoicing.bank_files import bank_csv
 
 JANUARY = date(2024, 1, 1)
+# The day `populate` and the tests over its rows stand on: after January's bills fell due (10 February),
+# so the bounced payments' reversals surcharge them and the dunning job reminds them, whatever today is.
+POPULATED_ON = datetime(2024, 3, 20, 10, tzinfo=ZoneInfo(settings.TIME_ZONE))
 AWAY, BACK = (datetime(2024, 2, day, 10, tzinfo=ZoneInfo(settings.TIME_ZONE)) for day in (11, 12))
 MANY = 21  # rows of each kind: more than a changelist's fixed queries, so one query per row would show
 
@@ -105,8 +108,9 @@ def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
     refunds, unbillable connections (a run's problems),
     meter exchanges and changes of type (recorded as their service would), a run of one chunk per
     connection, the e-mails of the bills and payments, sign-in tickets, AI questions, the provider's
-    notification settings, dunning steps, a price order, a disconnection order and payment plans, and price schedule rows opening today (after the bills, which keep their
-    prices)."""
+    notification settings, dunning steps, a price order, a disconnection order and payment plans, and price
+    schedule rows opening today (after the bills, which keep their prices). Its callers stand the clock at
+    POPULATED_ON (the `populated_on` fixture)."""
     officer = UserFactory(provider=provider, roles=[Role.ADMIN], designation="Billing Manager")
     notification_settings_set(provider=provider, due_reminder_days=5)
     provider_update(provider=provider, reconnection_fee=Decimal("500.00"))
@@ -222,13 +226,19 @@ def populate(provider: Provider, *, count: int, cash: PaymentMethod) -> None:
 
 
 @pytest.fixture
-def busy_provider(flat_provider, cash):
+def populated_on(time_machine):
+    """The clock stands at POPULATED_ON (ticking) for the rest of the test."""
+    time_machine.move_to(POPULATED_ON)
+
+
+@pytest.fixture
+def busy_provider(populated_on, flat_provider, cash):
     populate(flat_provider, count=MANY, cash=cash)
     return flat_provider
 
 
 @pytest.fixture
-def foreign_rows(other_provider, cash):
+def foreign_rows(populated_on, other_provider, cash):
     """Another provider with one row of every kind, added after the caller's (newest first in lists)."""
     FlatTariffFactory(provider=other_provider)
     populate(other_provider, count=1, cash=cash)

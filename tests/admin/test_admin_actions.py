@@ -482,7 +482,9 @@ def admin_url(label: str, view: str, *args: object) -> str:
     return reverse(f"admin:{label.replace('.', '_')}_{view}", args=args)
 
 
-def test_money_and_audit_records_are_shown_but_never_changed_or_deleted(browser: Client, flat_provider, cash):
+def test_money_and_audit_records_are_shown_but_never_changed_or_deleted(
+    browser: Client, populated_on, flat_provider, cash
+):
     populate(flat_provider, count=1, cash=cash)
     answers = {}
     for label, path in RECORDS:

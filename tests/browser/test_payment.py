@@ -1,17 +1,21 @@
 """A clerk takes part of a bill, then the rest: each payment has a receipt page and a PDF receipt."""
 
 import re
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings
 from playwright.sync_api import Page, expect
 
 from invoicing import services
 
 
 @pytest.fixture
-def january(connection, creator):
-    """The connection's only bill: 9,750.00."""
+def january(connection, creator, time_machine):
+    """The connection's only bill: 9,750.00, due 10 February 2024; paid on a clock (ticking) standing
+    before that, so no late surcharge or overdue state can enter the figures."""
+    time_machine.move_to(datetime(2024, 2, 5, 10, tzinfo=ZoneInfo(settings.TIME_ZONE)))
     return services.invoice_issue(connection=connection, period=date(2024, 1, 1), created_by=creator)
 
 

@@ -3,16 +3,19 @@
 Schemathesis generates requests from the schema (`manage.py spectacular`) and sends them in-process
 to the WSGI application, as each role and unauthenticated, over a provider with a bill, a payment,
 an adjustment, a billing run and an AI question, so that the ids it tries find real objects. The
-seed and the example count are fixed: the run is the same on every machine and every day.
+seed, the example count and the clock are fixed: the run is the same on every machine and every day.
 """
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 import schemathesis
+import time_machine
 import weasyprint
+from django.conf import settings
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections, transaction
@@ -34,6 +37,9 @@ from tests.factories import FlatTariffFactory, ProviderFactory, UserFactory, bil
 
 pytestmark = [pytest.mark.schemathesis, pytest.mark.django_db]
 
+# The module's clock (ticking) from the world's making to its last request: February 2024 is over (its
+# run may start), January's bill fell due on 10 February.
+WORLD_DAY = datetime(2024, 3, 15, 10, tzinfo=ZoneInfo(settings.TIME_ZONE))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 ROLES = [Role.ADMIN, Role.SUPER_CREATOR, Role.AUDITOR, Role.CUSTOMER, None]
 
@@ -62,7 +68,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker):
     """One provider's data for every test of the module, rolled back when the module ends."""
-    with django_db_blocker.unblock(), transaction.atomic():
+    with time_machine.travel(WORLD_DAY), django_db_blocker.unblock(), transaction.atomic():
         provider = ProviderFactory()
         FlatTariffFactory(provider=provider, rate=Decimal("32.50"))
         connection = billable_connection(provider, months=3)

@@ -1,7 +1,7 @@
 """adjustment_create: an officer's signed correction of an issued bill's balance, with a reason and
 the officer as their account names them; never below zero, never on a paid or cancelled bill."""
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -14,9 +14,11 @@ from invoicing.services import (
     InvoiceCancelled,
     InvoicePaid,
     adjustment_create,
+    credit_note_issue,
     invoice_issue,
     invoice_update,
     payment_post,
+    payment_reverse,
 )
 from tests.factories import UserFactory
 from tests.invoicing.ledger import assert_ledger_holds
@@ -115,6 +117,28 @@ def test_adjustment_create_refuses_a_credit_below_what_is_left_after_payments(
 
     assert refused.value.extra == {"balance": "750.00"}
     unchanged(january)
+    assert_ledger_holds(connection)
+
+
+def test_adjustment_create_refuses_a_credit_below_what_credit_notes_took_back(
+    connection, january, super_creator, creator, cash, time_machine
+):
+    # Found by the ledger's state machine (test_ledger_properties.py): a bill credited in full, then
+    # reopened by a bounced payment, took a credit adjustment, and its credit notes came to more
+    # than it charged.
+    time_machine.move_to(datetime(2024, 2, 5, 9, tzinfo=UTC), tick=False)  # before the due date
+    payment, _ = payment_post(invoice=january, amount=D("4000.00"), method=cash, received_by=creator)
+    credit_note_issue(invoice=january, amount=D("9750.00"), reason="Meter misread", issued_by=super_creator)
+    payment_reverse(payment=payment, kind="bounced", reason="Cheque returned", reversed_by=super_creator)
+    january.refresh_from_db()
+    assert january.balance == D("4000.00")  # owed again, though credited in full
+
+    with pytest.raises(AdjustmentRefused, match="below what its credit notes took back") as refused:
+        adjust(january, super_creator, "0.01", "credit")
+
+    assert (refused.value.field, refused.value.extra) == ("amount", {"creditable": "0.00"})
+    assert not Adjustment.objects.exists()
+    assert adjust(january, super_creator, "10.00", "debit").balance_after == D("4010.00")
     assert_ledger_holds(connection)
 
 

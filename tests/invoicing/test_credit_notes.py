@@ -25,6 +25,7 @@ from invoicing.services import (
     invoice_update,
     invoices_mark_overdue,
     payment_post,
+    payment_reverse,
 )
 from tests.invoicing.ledger import assert_ledger_holds
 
@@ -211,6 +212,31 @@ def test_rerating_a_bill_with_a_late_surcharge_credits_its_adjustments_too(conne
         D("9750.00"),
         D("9750.00"),
         InvoiceStatus.PENDING,
+    )
+    assert_ledger_holds(connection)
+
+
+@pytest.mark.parametrize("change", [{"kwh": D("0")}, {"cancel": True}])
+def test_a_bill_owing_more_than_is_creditable_is_neither_re_rated_nor_cancelled(
+    connection, january, creator, super_creator, cash, change
+):
+    # Found by the ledger's state machine (test_ledger_properties.py): a bill credited in full and
+    # reopened by a reversal was re-rated, and came out cancelled with its bounced 4000.00 still owed.
+    payment, _ = payment_post(invoice=january, amount=D("4000.00"), method=cash, received_by=creator)
+    credit_note_issue(invoice=january, amount=D("9750.00"), reason="Meter misread", issued_by=super_creator)
+    payment_reverse(payment=payment, kind="bounced", reason="Cheque returned", reversed_by=super_creator)
+    january.refresh_from_db()
+    assert (january.status, january.balance) == (InvoiceStatus.OVERDUE, D("4975.00"))  # 975.00 surcharge
+
+    with pytest.raises(InvoiceLocked, match="a payment on it was reversed after it was credited") as refused:
+        invoice_update(invoice=january, updated_by=super_creator, **change)
+
+    assert refused.value.extra == {"balance": "4975.00", "creditable": "975.00"}
+    january.refresh_from_db()
+    assert (january.status, january.balance, CreditNote.objects.count()) == (
+        InvoiceStatus.OVERDUE,
+        D("4975.00"),
+        1,
     )
     assert_ledger_holds(connection)
 

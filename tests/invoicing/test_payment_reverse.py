@@ -27,6 +27,7 @@ from invoicing.services import (
     credit_balance_of,
     credit_refund,
     invoice_issue,
+    invoice_update,
     invoices_mark_overdue,
     payment_post,
     payment_reverse,
@@ -348,3 +349,27 @@ def test_an_overpayment_whose_credit_was_refunded_is_not_reversed_until_the_rest
     assert not PaymentReversal.objects.exists()
     assert credit_balance_of(january.customer) == D("50.00")
     assert_ledger_holds(january.connection)
+
+
+def test_a_payment_on_a_bill_re_rated_since_is_refused_and_changes_nothing(
+    connection, january, super_creator, cash
+):
+    # Found by the ledger's state machine (test_ledger_properties.py): the reversal reopened the
+    # cancelled bill beside the one replacing it, and the month's unique bill constraint failed (500).
+    payment, _ = payment_post(invoice=january, amount=D("4000.00"), method=cash, received_by=super_creator)
+    replacement = invoice_update(invoice=january, updated_by=super_creator, kwh=D("100"), reason="Misread")
+
+    with pytest.raises(ReversalRefused, match="cancelled since") as refused:
+        reverse(payment, super_creator)
+
+    assert (refused.value.code, refused.value.field, refused.value.extra) == (
+        "reversal_refused",
+        "payment",
+        {"cancelled": [january.number]},
+    )
+    assert not PaymentReversal.objects.exists()
+    assert ledger_of(january)[:3] == (InvoiceStatus.CANCELLED, D("4000.00"), D("0.00"))
+    # The 4000.00 paid went to the credit balance and paid the new bill of 3250.00 in full.
+    assert ledger_of(replacement)[:3] == (InvoiceStatus.PAID, D("0.00"), D("0.00"))
+    assert credit_balance_of(connection.customer) == D("750.00")
+    assert_ledger_holds(connection)
