@@ -43,7 +43,7 @@ test: lint
 # Every benchmark, each printing its figures beside their aims as ratios measured in the same run
 # (tests/benchmarks, README "Benchmarks"): on PostgreSQL and Redis at 127.0.0.1, each in databases of
 # its own. `make bench BENCH_ARGS=--quick` runs them small.
-BENCHMARKS := rating_engine ai_check billing_run bill_emails bill_retrieval payments
+BENCHMARKS := rating_engine ai_check billing_run bill_emails bill_retrieval payments rebilling
 BENCH_ARGS ?=
 bench: $(VENV)/.dev
 	@for name in $(BENCHMARKS); do \
