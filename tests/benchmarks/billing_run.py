@@ -533,16 +533,8 @@ class RunResult:
         return max(w["peak"] for w in self.workers)
 
 
-def billing_run(setup: Setup, count: int, *, workers: int, chunk_size: int, label: str) -> RunResult:
-    provider = setup.provider
-    connections.close_all()
-    machine_before = _machine_cpu_seconds()
-    started = time.perf_counter()
-    run, _ = billing_run_start(
-        provider=provider, period=PERIOD, started_by=setup.officer, chunk_size=chunk_size
-    )
-    chunk_ids = pending_chunks(run)
-    planned = time.perf_counter()
+def bill_chunks(chunk_ids: list[int], workers: int) -> list[dict]:
+    """Bill the chunks in `workers` fresh processes taking ids from one queue; their reports."""
     connections.close_all()
     # Fresh processes, as Celery's workers are: a fork would share (and count) what generating the
     # connections left in this process's memory.
@@ -564,12 +556,26 @@ def billing_run(setup: Setup, count: int, *, workers: int, chunk_size: int, labe
                 break
     for process in processes:
         process.join()
+    if any(process.exitcode for process in processes):
+        sys.exit(f"A worker failed: exit codes {[p.exitcode for p in processes]}")
+    return sorted(reports, key=lambda report: report["worker"])
+
+
+def billing_run(setup: Setup, count: int, *, workers: int, chunk_size: int, label: str) -> RunResult:
+    provider = setup.provider
+    connections.close_all()
+    machine_before = _machine_cpu_seconds()
+    started = time.perf_counter()
+    run, _ = billing_run_start(
+        provider=provider, period=PERIOD, started_by=setup.officer, chunk_size=chunk_size
+    )
+    chunk_ids = pending_chunks(run)
+    planned = time.perf_counter()
+    reports = bill_chunks(chunk_ids, workers)
     elapsed = time.perf_counter() - started
     machine_busy, machine_total = (
         after - before for after, before in zip(_machine_cpu_seconds(), machine_before, strict=True)
     )
-    if any(process.exitcode for process in processes):
-        sys.exit(f"A worker failed: exit codes {[p.exitcode for p in processes]}")
     result = RunResult(
         label=label,
         run=run,
@@ -578,7 +584,7 @@ def billing_run(setup: Setup, count: int, *, workers: int, chunk_size: int, labe
         plan_seconds=planned - started,
         invoices=Invoice.objects.filter(billing_run=run).count(),
         lines=InvoiceLine.objects.filter(invoice__billing_run=run).count(),
-        workers=sorted(reports, key=lambda report: report["worker"]),
+        workers=reports,
         machine_busy=machine_busy,
         machine_total=machine_total,
     )

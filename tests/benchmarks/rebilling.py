@@ -27,20 +27,17 @@ if not any(arg == "--database" or arg.startswith("--database=") for arg in sys.a
 
 import argparse
 import logging
-import multiprocessing
 import os
-import queue as queue_module
 import time
 from datetime import timedelta
 from decimal import Decimal
 
 import billing_run as bench
 from django.core.management import call_command
-from django.db import connections
 from django.db.models import Sum
 
 from auditing.services import audit_verify
-from invoicing.models import BillingRun, CreditNote, Invoice, InvoiceStatus
+from invoicing.models import CreditNote, Invoice, InvoiceStatus
 from invoicing.selectors import pending_chunks
 from invoicing.services import price_order_confirm
 from invoicing.services.rebilling import price_order_affected_bills
@@ -49,33 +46,6 @@ from providers.orders import price_order_enter
 from providers.services import TariffSpec
 
 RAISE = Decimal("1.05")
-
-
-def run_chunks(run: BillingRun, workers: int) -> tuple[float, list[dict]]:
-    """The run's pending chunks taken by `workers` spawned processes (the monthly benchmark's worker)."""
-    connections.close_all()
-    context = multiprocessing.get_context("spawn")
-    queue, results = context.Queue(), context.Queue()
-    for chunk_id in pending_chunks(run):
-        queue.put(chunk_id)
-    for _ in range(workers):
-        queue.put(None)
-    started = time.perf_counter()
-    processes = [context.Process(target=bench.worker, args=(i, queue, results)) for i in range(workers)]
-    for process in processes:
-        process.start()
-    reports = []
-    while len(reports) < workers:
-        try:
-            reports.append(results.get(timeout=1))
-        except queue_module.Empty:
-            if any(process.exitcode for process in processes):
-                break
-    for process in processes:
-        process.join()
-    if any(process.exitcode for process in processes):
-        sys.exit(f"A worker failed: exit codes {[p.exitcode for p in processes]}")
-    return time.perf_counter() - started, reports
 
 
 def order_rows(setup: bench.Setup) -> list[TariffSpec]:
@@ -100,6 +70,7 @@ def order_rows(setup: bench.Setup) -> list[TariffSpec]:
 
 
 def cpu_per_thousand(reports: list[dict], bills: int) -> float:
+    """CPU seconds per 1,000 bills: the workers' own and their PostgreSQL backends'."""
     return sum(report["cpu"] + report["server_cpu"] for report in reports) * 1000 / max(bills, 1)
 
 
@@ -135,7 +106,9 @@ def main() -> None:
     started = time.perf_counter()
     run = price_order_confirm(order=order, confirmed_by=setup.officer, chunk_size=args.chunk_size)
     confirm_seconds = time.perf_counter() - started
-    rebill_seconds, reports = run_chunks(run, args.workers)
+    started = time.perf_counter()
+    reports = bench.bill_chunks(pending_chunks(run), args.workers)
+    rebill_seconds = time.perf_counter() - started
     run.refresh_from_db()
     print(
         f"re-billing run: {run.issued:,} bills in {rebill_seconds:.1f} s (confirming: {confirm_seconds:.1f} s)"
@@ -155,7 +128,7 @@ def main() -> None:
         ("the audit trail verifies", not audit_verify()),
     ]  # fmt: skip
 
-    monthly_cost = sum(w["cpu"] + w["server_cpu"] for w in monthly.workers) * 1000 / monthly.invoices
+    monthly_cost = cpu_per_thousand(monthly.workers, monthly.invoices)
     rebill_cost = cpu_per_thousand(reports, run.issued)
     ratio = rebill_cost / monthly_cost
     rule = "-" * 96
