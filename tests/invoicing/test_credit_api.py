@@ -1,11 +1,13 @@
 """The credit endpoints end to end: who may credit a bill or refund a credit balance, what each role
 sees, another provider's rows not found, retries answered once, and the documents as PDFs."""
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal as D
 from io import BytesIO
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings
 from pypdf import PdfReader
 
 from accounts.roles import Role
@@ -17,6 +19,12 @@ from tests.factories import FlatTariffFactory, UserFactory, billable_connection
 pytestmark = pytest.mark.django_db
 
 JANUARY, FEBRUARY = date(2024, 1, 1), date(2024, 2, 1)
+
+
+@pytest.fixture(autouse=True)
+def early_march(time_machine):
+    """The bills are issued, paid and credited on 1 March 2024, once January and February are over."""
+    time_machine.move_to(datetime(2024, 3, 1, 9, tzinfo=ZoneInfo(settings.TIME_ZONE)), tick=True)
 
 
 def text_of(pdf: bytes) -> str:
