@@ -356,9 +356,7 @@ def check(directory: Path) -> None:
             ]
         )  # fmt: skip
         started = time.monotonic()
-        step(
-            "migrate and the demo cut to a few customers, collectstatic beside them (config.settings.production)"
-        )
+        step("migrate and the demo cut to two customers, collectstatic beside them (production settings)")
         # collectstatic compresses every file (a minute on a busy machine) and needs no database.
         collect = subprocess.Popen(
             [sys.executable, "manage.py", "collectstatic", "--noinput"],
@@ -388,9 +386,13 @@ def check(directory: Path) -> None:
             start_new_session=True,
         )
         client = Client(port)
-        wait_for(
-            f"{READY_PATH} answering 200", lambda: stack.poll() is None and answers(client, READY_PATH), 60
-        )
+
+        def ready() -> bool:
+            if stack.poll() is not None:
+                raise CheckFailed(f"honcho exited ({stack.returncode}) before the web answered")
+            return answers(client, READY_PATH)
+
+        wait_for(f"{READY_PATH} answering 200", ready, 60)
         smoke(client)
     except Exception:
         if stack is not None:
