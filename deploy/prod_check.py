@@ -2,7 +2,7 @@
 
 Steps (README "Production"): a fresh PostgreSQL database; the DBA's SQL for the AI reader role
 (deploy/ai_reader_role.sql, run by psql exactly as the README shows); migrate, collectstatic and a
-small demo (the sample company cut to a few customers) with config.settings.production; then
+small demo (the sample company cut to two customers) with config.settings.production; then
 `honcho start` runs the Procfile's web (gunicorn), worker and beat, and the check talks to gunicorn
 as nginx would (X-Forwarded-Proto: https, X-Forwarded-For): a static file, the sign-in page, the
 API's sign-in, a bill, a payment, a billing run finished by the worker, an AI question answered.
@@ -39,7 +39,7 @@ REDIS_URL = os.environ.get("PROD_CHECK_REDIS_URL", "redis://127.0.0.1:6379/3")
 BROKER_URL = os.environ.get("PROD_CHECK_BROKER_URL", "redis://127.0.0.1:6379/4")
 AI_ROLE = os.environ.get("PROD_CHECK_AI_ROLE", "prod_check_ai_reader")
 SAMPLE = Path(os.environ.get("PROD_CHECK_SAMPLE", ROOT.parent / "shared" / "data" / "disco_sample.json"))
-CUSTOMERS = 2  # of the sample's 75: enough for every step, and the demo loads in seconds
+CUSTOMERS = 2  # of the sample's 75: enough for every step; its months billed (3 years) cost the rest
 HOST = "billing.prod-check.test"  # what nginx would pass on as Host
 # What the check polls until the web answers: /readyz once it exists (it also waits for the worker).
 READY_PATH = "/sign-in"
