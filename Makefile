@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench
+.PHONY: run test lint bench prod-check
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,3 +49,9 @@ bench: $(VENV)/.dev
 	@for name in $(BENCHMARKS); do \
 		echo "== $$name"; $(PY) tests/benchmarks/$$name.py $(BENCH_ARGS) || exit 1; \
 	done
+
+# The production stack of the Procfile (gunicorn, a Celery worker, celery beat under honcho) on
+# PostgreSQL and Redis with config.settings.production, smoke-tested through gunicorn over HTTP
+# (deploy/prod_check.py; README "Production").
+prod-check: $(VENV)/.runtime
+	$(PY) deploy/prod_check.py

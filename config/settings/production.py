@@ -12,6 +12,10 @@ SITE_URL = env.str("SITE_URL", default=f"https://{ALLOWED_HOSTS[0]}")
 # E-mail goes through an SMTP server: the machine's own relay unless EMAIL_HOST names another.
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# Where `manage.py collectstatic` puts the files nginx (and whitenoise) serve.
+STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "staticfiles")  # noqa: F405
+# Worker processes per `celery worker`; unset: one per CPU.
+CELERY_WORKER_CONCURRENCY = env.int("CELERY_CONCURRENCY", default=None)
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
