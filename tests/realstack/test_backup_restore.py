@@ -169,7 +169,8 @@ def test_a_database_that_holds_anything_is_refused_unless_forced_and_forcing_rep
         restored(backup)  # into the test's own database, which holds the books
     with django_on(fresh_database):
         with pytest.raises(
-            CommandError, match=r"is not empty \(1 table\(s\), view\(s\) or sequence\(s\), such as public\.stray\)"
+            CommandError,
+            match=r"is not empty \(1 table\(s\), view\(s\) or sequence\(s\), such as public\.stray\)",
         ):
             restored(backup)
         restored(backup, "--force")
