@@ -122,7 +122,14 @@ def backup_write(*, path: Path) -> Contents:
         raise BackupError(f"{path} exists already: name a new file (a backup never overwrites one).")
     partial = path.with_name(path.name + ".partial")
     # Created here, exclusively and private (the dump holds customers' details): pg_dump writes into it.
-    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    try:
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        raise BackupError(
+            f"{partial} exists: another backup to {path} is running, or one was interrupted (then remove it)."
+        ) from None
+    except OSError as problem:
+        raise BackupError(f"{partial} cannot be written: {problem.strerror}.") from problem
     try:
         with transaction.atomic():
             with connection.cursor() as cursor:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 from psycopg import sql
@@ -35,6 +36,15 @@ BOOKS = {
     "FROM invoicing_adjustment ORDER BY id",
     "audit rows": "SELECT id, provider_id, action, object_type, object_id, hash FROM auditing_auditlog ORDER BY id",
 }
+
+READER_PRIVILEGES = """
+SELECT
+  (SELECT count(*) FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+   WHERE n.nspname IN ('pg_catalog', 'information_schema') AND c.relkind IN ('r', 'v')
+     AND has_table_privilege(%s, c.oid, 'SELECT')),
+  (SELECT %s IN (SELECT a.grantee::regrole::text FROM pg_database AS d, aclexplode(d.datacl) AS a
+   WHERE d.datname = current_database()))
+"""
 
 
 @pytest.fixture
@@ -105,6 +115,14 @@ def django_on(database: str) -> Iterator[None]:
         connection.settings_dict["NAME"] = saved
 
 
+def reader_privileges() -> tuple[int, bool]:
+    """How many system catalog relations the AI reader may read here, and whether it was granted
+    CONNECT on this database itself (not only through PUBLIC)."""
+    with connection.cursor() as cursor:
+        cursor.execute(READER_PRIVILEGES, [settings.AI_QUERY_DB_USER] * 2)
+        return cursor.fetchone()
+
+
 def read_books() -> dict[str, list[tuple]]:
     with connection.cursor() as cursor:
         found = {}
@@ -129,13 +147,13 @@ def restored(path: Path, *options: str) -> str:
 def test_a_backup_restored_into_a_fresh_database_holds_every_bill_and_payment_and_an_intact_trail(
     books, tmp_path, fresh_database
 ):
-    original = read_books()
+    original, original_privileges = read_books(), reader_privileges()
     backup = tmp_path / "billing.dump"
 
     said = backed_up(backup)
     with django_on(fresh_database):
         restore_said = restored(backup)
-        copy = read_books()
+        copy, privileges = read_books(), reader_privileges()
         breaks = audit_verify()
         answer = run("SELECT number, balance FROM invoices ORDER BY number", provider_id=books.pk)
 
@@ -149,7 +167,9 @@ def test_a_backup_restored_into_a_fresh_database_holds_every_bill_and_payment_an
     assert [len(rows) for rows in original.values()][:3] == [4, 2, 1]
     assert copy == original
     assert breaks == []
-    # The reader role's grants came back: the AI reader sees the provider's bills through its views.
+    # The reader role's grants came back (what a dump carries and what the restore grants again):
+    # the AI reader reads no catalog, and sees the provider's bills through its views.
+    assert privileges == original_privileges == (0, True)
     assert answer.rows == [[number, str(balance)] for number, *_, balance, _ in original["invoices"]]
 
 
