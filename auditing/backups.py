@@ -293,8 +293,8 @@ def _grants_again(reader: str, *, superuser: bool) -> list[str]:
     if _one(f"SELECT {_CATALOG_OPEN}", [reader, reader]):
         return [
             f"Not a superuser: PostgreSQL's catalogs stay readable by {reader} in this database, so AI "
-            "queries refuse to run. A superuser must restore (or re-run the revocations of migration "
-            "auditing 0004)."
+            "queries refuse to run until a superuser restores it (DATABASE_URL naming a superuser: "
+            "the backup's owners are kept, the catalogs closed as migration auditing 0004 does)."
         ]
     return []
 
