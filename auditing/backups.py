@@ -17,10 +17,12 @@ A superuser restores the dump's owners; anyone else restores with `--no-owner`, 
 become the restoring role's (the app's role, which owns them after `migrate` too).
 """
 
+import contextlib
 import importlib
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -175,34 +177,53 @@ def backup_restore(*, path: Path, replace: bool = False) -> Restored:
         prelude += PUBLIC_SCHEMA
     # Never kept idle in a transaction while psql drops and creates: closed, reopened after.
     connection.close()
-    script = subprocess.Popen(  # noqa: S603 (our tools, found on PATH; the path is an argument)
-        [tools["pg_restore"], *([] if superuser else ["--no-owner"]), "--file=-", str(path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=_environment(),
-    )
-    try:
-        _run(
-            [
-                tools["psql"],
-                "--no-psqlrc",
-                "--quiet",
-                "--set=ON_ERROR_STOP=1",
-                "--single-transaction",
-                *("--command", prelude, "--file=-"),
-            ],
-            stdin=script.stdout,
-        )
-    finally:
-        script.stdout.close()
-        dump_problem = script.stderr.read().decode(errors="replace").strip()
-        script.stderr.close()
-        script.wait()
-    if script.returncode:
-        raise BackupError(f"pg_restore could not read {path}: {dump_problem}")
+    _restore_script(tools, path, prelude=prelude, keep_owners=superuser)
     warnings = _grants_again(reader, superuser=superuser)
     _check_migrations()
     return Restored(contents=database_contents(), breaks=audit_verify(), warnings=warnings)
+
+
+def _restore_script(tools: dict[str, str], path: Path, *, prelude: str, keep_owners: bool) -> None:
+    """`pg_restore`'s SQL, run by psql in one transaction after `prelude`, committed only once
+    pg_restore has read the whole backup: a file cut short (its table of contents is at its start,
+    so `--list` passes) leaves the database as it was. (pg_restore's script opens transactions of its
+    own only for large objects, which this app never stores.)"""
+    environment = _environment()
+    with tempfile.TemporaryFile() as read_problems, tempfile.TemporaryFile() as run_problems:
+        script = subprocess.Popen(  # noqa: S603 (our tools, found on PATH; the path is an argument)
+            [tools["pg_restore"], *([] if keep_owners else ["--no-owner"]), "--file=-", str(path)],
+            stdout=subprocess.PIPE,
+            stderr=read_problems,
+            env=environment,
+        )
+        psql = subprocess.Popen(  # noqa: S603
+            [tools["psql"], "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--file=-"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=run_problems,
+            env=environment,
+        )
+        try:
+            psql.stdin.write(f"BEGIN;\n{prelude}\n".encode())
+            shutil.copyfileobj(script.stdout, psql.stdin)
+            if script.wait() == 0:
+                psql.stdin.write(b"COMMIT;\n")
+        except BrokenPipeError:
+            pass  # psql stopped at an error (ON_ERROR_STOP), which it wrote down
+        finally:
+            script.stdout.close()  # a pg_restore still writing stops
+            with contextlib.suppress(BrokenPipeError):
+                psql.stdin.close()
+            script.wait()
+            psql.wait()
+        if psql.returncode:
+            run_problems.seek(0)
+            problem = run_problems.read().decode(errors="replace").strip()
+            raise BackupError(f"The restore failed and changed nothing: {problem}")
+        if script.returncode:
+            read_problems.seek(0)
+            problem = read_problems.read().decode(errors="replace").strip()
+            raise BackupError(f"pg_restore could not read all of {path}; nothing was changed: {problem}")
 
 
 def _tools(*names: str) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """Backup and restore on the real PostgreSQL (`manage.py backup`, `manage.py restore`): a backup of a
 provider's billed, paid and adjusted books restored into a fresh database holds every bill, payment
 and adjustment as they were, with the audit trail intact and AI queries working as the reader role;
-a database that holds anything is refused unless forced; a broken trail in a backup is named."""
+a database that holds anything is refused unless forced, a backup cut short changes nothing; a broken
+trail in a backup is named."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -187,7 +188,14 @@ def test_a_database_that_holds_anything_is_refused_unless_forced_and_forcing_rep
         CommandError, match=rf"database {own} on .* is not empty \(\d+ table\(s\), .*pass --force"
     ):
         restored(backup)  # into the test's own database, which holds the books
+    cut_short = tmp_path / "cut-short.dump"
+    cut_short.write_bytes(backup.read_bytes()[:-100])  # its last table's rows cut
     with django_on(fresh_database):
+        with pytest.raises(
+            CommandError, match=r"could not read all of .*cut-short.dump; nothing was changed"
+        ):
+            restored(cut_short, "--force")
+        assert connection.introspection.table_names() == ["stray"]  # not even dropped
         with pytest.raises(
             CommandError,
             match=r"is not empty \(1 table\(s\), view\(s\) or sequence\(s\), such as public\.stray\)",
