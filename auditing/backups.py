@@ -6,8 +6,9 @@ file holds. Connection settings come from Django's DATABASES, passed to the tool
 variables: a password never appears on a command line (`ps` shows those to every user).
 
 A restore fills an empty database (or, with `replace`, drops what is there first) in one
-transaction: `pg_restore` writes the SQL and `psql --single-transaction` runs it, so a failure leaves
-the database as it was. Then it checks what a backup cannot carry:
+transaction: `pg_restore` writes the SQL, psql runs it, and the transaction commits only once
+pg_restore has read the whole file, so any failure leaves the database as it was. Then it checks
+what a backup cannot carry:
 - roles are cluster-wide, not in a dump: the AI reader role (`settings.AI_QUERY_DB_USER`) must exist
   before the restore (the dump grants it its views), and gets CONNECT on the new database again;
 - `pg_dump` carries the privileges auditing migration 0004 revoked on pg_catalog but never those on
