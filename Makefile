@@ -30,15 +30,15 @@ lint: $(VENV)/.dev
 # run tests the API against its schema: each runs on SQLite only. The SQLite pass runs once more with the
 # clock 400 days ahead (tests/conftest.py): no test may lean on today's date without freezing it. The
 # demo's test loads the whole demo on days it freezes itself (a shifted clock changes nothing there):
-# it runs in the first pass only. The SQLite passes run in one pytest-xdist process per core, each on a
-# test database of its own; the real-stack pass runs in one process (its Celery worker, Redis
-# databases and queue are the session's), its bank payment file 50,000 rows posted by two workers.
+# it runs in the first pass only. Every pass runs in one pytest-xdist process per core, each on a
+# test database of its own; on the real stack each process also has its own Celery queue and Redis
+# cache database (config/settings/test.py). Its bank payment file: 50,000 rows posted by two workers.
 test: lint
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
 	$(PY) -m pytest -n auto -m "not realstack"
 	CLOCK_SHIFT_DAYS=400 $(PY) -m pytest -n auto -m "not realstack and not browser and not demo"
-	$(PY) tests/realstack.py -m "not browser and not schemathesis and not demo"
+	$(PY) tests/realstack.py -n auto -m "not browser and not schemathesis and not demo"
 
 # Every benchmark, each printing its figures beside their aims as ratios measured in the same run
 # (tests/benchmarks, README "Benchmarks"): on PostgreSQL and Redis at 127.0.0.1, each in databases of

@@ -48,21 +48,221 @@ ROLE_SETTINGS_SUPERUSER = {"track_activities": "off", "temp_file_limit": "256MB"
 PROVIDER = "t.provider_id = (SELECT ai_scope.provider())"
 # (view, real table, columns, condition over the table aliased t); None: shared reference data.
 VIEWS = (
-    ("invoices", "invoicing_invoice", ("id", "number", "provider_id", "customer_id", "connection_id", "period", "issue_date", "due_date", "source", "billing_run_id", "billing_days", "peak_units", "off_peak_units", "kwh_consumed", "energy_charge", "tax_total", "fixed_total", "subsidy_total", "current_charges", "arrears", "payable_before_due", "late_surcharge", "payable_after_due", "amount_paid", "adjustment_total", "balance", "status", "paid_on", "created_by_id", "created_at"), PROVIDER),
-    ("invoice_lines", "invoicing_invoiceline", ("id", "invoice_id", "position", "kind", "label", "code", "amount"), "t.invoice_id IN (SELECT i.id FROM invoicing_invoice AS i WHERE i.provider_id = (SELECT ai_scope.provider()))"),
-    ("payments", "invoicing_payment", ("id", "provider_id", "connection_id", "invoice_id", "receipt_number", "amount", "method_id", "reference", "payable_before", "payable_after", "received_by_id", "received_at"), PROVIDER),
-    ("payment_allocations", "invoicing_paymentallocation", ("id", "payment_id", "invoice_id", "amount"), "t.payment_id IN (SELECT p.id FROM invoicing_payment AS p WHERE p.provider_id = (SELECT ai_scope.provider()))"),
+    (
+        "invoices",
+        "invoicing_invoice",
+        (
+            "id",
+            "number",
+            "provider_id",
+            "customer_id",
+            "connection_id",
+            "period",
+            "issue_date",
+            "due_date",
+            "source",
+            "billing_run_id",
+            "billing_days",
+            "peak_units",
+            "off_peak_units",
+            "kwh_consumed",
+            "energy_charge",
+            "tax_total",
+            "fixed_total",
+            "subsidy_total",
+            "current_charges",
+            "arrears",
+            "payable_before_due",
+            "late_surcharge",
+            "payable_after_due",
+            "amount_paid",
+            "adjustment_total",
+            "balance",
+            "status",
+            "paid_on",
+            "created_by_id",
+            "created_at",
+        ),
+        PROVIDER,
+    ),
+    (
+        "invoice_lines",
+        "invoicing_invoiceline",
+        ("id", "invoice_id", "position", "kind", "label", "code", "amount"),
+        "t.invoice_id IN (SELECT i.id FROM invoicing_invoice AS i WHERE i.provider_id = (SELECT ai_scope.provider()))",
+    ),
+    (
+        "payments",
+        "invoicing_payment",
+        (
+            "id",
+            "provider_id",
+            "connection_id",
+            "invoice_id",
+            "receipt_number",
+            "amount",
+            "method_id",
+            "reference",
+            "payable_before",
+            "payable_after",
+            "received_by_id",
+            "received_at",
+        ),
+        PROVIDER,
+    ),
+    (
+        "payment_allocations",
+        "invoicing_paymentallocation",
+        ("id", "payment_id", "invoice_id", "amount"),
+        "t.payment_id IN (SELECT p.id FROM invoicing_payment AS p WHERE p.provider_id = (SELECT ai_scope.provider()))",
+    ),
     ("payment_methods", "invoicing_paymentmethod", ("id", "code", "name", "is_active"), None),
-    ("adjustments", "invoicing_adjustment", ("id", "provider_id", "invoice_id", "number", "kind", "direction", "amount", "reason", "officer_id", "officer_name", "officer_designation", "original_amount", "balance_before", "balance_after", "created_at"), PROVIDER),
-    ("billing_runs", "invoicing_billingrun", ("id", "provider_id", "period", "issue_date", "status", "total", "done", "issued", "already_billed", "skipped", "failed", "billed_amount", "started_by_id", "started_at", "finished_at"), PROVIDER),
-    ("customers", "billing_customer", ("id", "provider_id", "user_id", "number", "kind", "organisation", "created_at"), PROVIDER),
-    ("connections", "billing_serviceconnection", ("id", "provider_id", "customer_id", "number", "connection_type_id", "meter_number", "meter_type", "division", "subdivision", "installation_date", "status", "created_at"), PROVIDER),
-    ("meter_readings", "billing_meterreading", ("id", "provider_id", "connection_id", "taken_at", "import_peak", "import_off_peak", "export_peak", "export_off_peak", "meter_replaced", "source"), PROVIDER),
-    ("connection_types", "providers_connectiontype", ("id", "provider_id", "code", "description", "sanctioned_load_kw"), PROVIDER),
-    ("tariffs", "providers_tariffrow", ("id", "provider_id", "connection_type_id", "code", "bucket", "mode", "slab", "band_low", "band_high", "rate", "min_units", "min_amount", "valid_from", "valid_to", "created_by_id", "created_at"), PROVIDER),
-    ("tax_rules", "providers_taxrule", ("id", "provider_id", "connection_type_id", "name", "rate", "valid_from", "valid_to"), PROVIDER),
-    ("users", "accounts_user", ("id", "provider_id", "name", "designation", "is_active", "created_at"), PROVIDER),
-    ("audit_log", "auditing_auditlog", ("id", "provider_id", "actor_id", "actor_role", "action", "object_type", "object_id", "object_repr", "old_values", "new_values", "request_id", "created_at"), PROVIDER),
+    (
+        "adjustments",
+        "invoicing_adjustment",
+        (
+            "id",
+            "provider_id",
+            "invoice_id",
+            "number",
+            "kind",
+            "direction",
+            "amount",
+            "reason",
+            "officer_id",
+            "officer_name",
+            "officer_designation",
+            "original_amount",
+            "balance_before",
+            "balance_after",
+            "created_at",
+        ),
+        PROVIDER,
+    ),
+    (
+        "billing_runs",
+        "invoicing_billingrun",
+        (
+            "id",
+            "provider_id",
+            "period",
+            "issue_date",
+            "status",
+            "total",
+            "done",
+            "issued",
+            "already_billed",
+            "skipped",
+            "failed",
+            "billed_amount",
+            "started_by_id",
+            "started_at",
+            "finished_at",
+        ),
+        PROVIDER,
+    ),
+    (
+        "customers",
+        "billing_customer",
+        ("id", "provider_id", "user_id", "number", "kind", "organisation", "created_at"),
+        PROVIDER,
+    ),
+    (
+        "connections",
+        "billing_serviceconnection",
+        (
+            "id",
+            "provider_id",
+            "customer_id",
+            "number",
+            "connection_type_id",
+            "meter_number",
+            "meter_type",
+            "division",
+            "subdivision",
+            "installation_date",
+            "status",
+            "created_at",
+        ),
+        PROVIDER,
+    ),
+    (
+        "meter_readings",
+        "billing_meterreading",
+        (
+            "id",
+            "provider_id",
+            "connection_id",
+            "taken_at",
+            "import_peak",
+            "import_off_peak",
+            "export_peak",
+            "export_off_peak",
+            "meter_replaced",
+            "source",
+        ),
+        PROVIDER,
+    ),
+    (
+        "connection_types",
+        "providers_connectiontype",
+        ("id", "provider_id", "code", "description", "sanctioned_load_kw"),
+        PROVIDER,
+    ),
+    (
+        "tariffs",
+        "providers_tariffrow",
+        (
+            "id",
+            "provider_id",
+            "connection_type_id",
+            "code",
+            "bucket",
+            "mode",
+            "slab",
+            "band_low",
+            "band_high",
+            "rate",
+            "min_units",
+            "min_amount",
+            "valid_from",
+            "valid_to",
+            "created_by_id",
+            "created_at",
+        ),
+        PROVIDER,
+    ),
+    (
+        "tax_rules",
+        "providers_taxrule",
+        ("id", "provider_id", "connection_type_id", "name", "rate", "valid_from", "valid_to"),
+        PROVIDER,
+    ),
+    (
+        "users",
+        "accounts_user",
+        ("id", "provider_id", "name", "designation", "is_active", "created_at"),
+        PROVIDER,
+    ),
+    (
+        "audit_log",
+        "auditing_auditlog",
+        (
+            "id",
+            "provider_id",
+            "actor_id",
+            "actor_role",
+            "action",
+            "object_type",
+            "object_id",
+            "object_repr",
+            "old_values",
+            "new_values",
+            "request_id",
+            "created_at",
+        ),
+        PROVIDER,
+    ),
 )
 
 # The temporary table's owner is the functions' owner (current_user inside SECURITY DEFINER): a
@@ -142,12 +342,16 @@ def _reader_role(cursor, role: str, raw) -> None:
         )
     if existing is None:
         if not may_manage:
-            raise RuntimeError(f"The AI query role {role} does not exist and this user cannot create it: {manual}.")
+            raise RuntimeError(
+                f"The AI query role {role} does not exist and this user cannot create it: {manual}."
+            )
         # Another database's migration may create it at the same moment.
         cursor.execute(
             sql.SQL(
-                "DO $$ BEGIN CREATE ROLE {} {}; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
-            ).format(ident, attributes).as_string(raw)
+                "DO $$ BEGIN CREATE ROLE {} {}; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+            )
+            .format(ident, attributes)
+            .as_string(raw)
         )
     elif existing[0]:
         if not may_manage:
@@ -191,9 +395,13 @@ def _reader_role(cursor, role: str, raw) -> None:
     for name, value in wanted.items():
         if current.get(name) != value:
             if not may_manage:
-                raise RuntimeError(f"The AI query role {role} needs ALTER ROLE {role} SET {name} = {value}: {manual}.")
+                raise RuntimeError(
+                    f"The AI query role {role} needs ALTER ROLE {role} SET {name} = {value}: {manual}."
+                )
             cursor.execute(
-                sql.SQL("ALTER ROLE {} SET {} = {}").format(ident, sql.SQL(name), sql.Literal(value)).as_string(raw)
+                sql.SQL("ALTER ROLE {} SET {} = {}")
+                .format(ident, sql.SQL(name), sql.Literal(value))
+                .as_string(raw)
             )
 
 
@@ -235,7 +443,9 @@ def forwards(apps, schema_editor):
             ]
         statements += [
             sql.SQL("GRANT USAGE ON SCHEMA ai_scope, ai_views TO {}").format(ident),
-            sql.SQL("GRANT EXECUTE ON FUNCTION ai_scope.bind(bigint), ai_scope.provider() TO {}").format(ident),
+            sql.SQL("GRANT EXECUTE ON FUNCTION ai_scope.bind(bigint), ai_scope.provider() TO {}").format(
+                ident
+            ),
         ]
         for statement in statements:
             cursor.execute(statement.as_string(raw))

@@ -210,7 +210,9 @@ def waiting_for_a_lock() -> bool:
         return cursor.fetchone()[0] > 0
 
 
-def wait_until(condition, *, seconds: float = 30, message: str) -> None:
+def wait_until(condition, *, seconds: float = 120, message: str) -> None:
+    """Waits for work of another process: a generous bound, as a busy machine (CI's two processes of
+    tests, each with its workers, on two cores) slows every worker; a failing wait fails late only."""
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, message

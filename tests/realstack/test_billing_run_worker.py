@@ -171,7 +171,7 @@ def test_a_billing_run_killed_mid_way_resumes_and_bills_every_connection_exactly
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_until(lambda: done_chunks.exists(), seconds=20, message="the run billed nothing")
+        wait_until(lambda: done_chunks.exists(), seconds=120, message="the run billed nothing")
     finally:
         first.kill()  # SIGKILL: no cleanup, a chunk's transaction may be left half-way
         first.wait(timeout=10)

@@ -132,7 +132,7 @@ def test_a_question_whose_worker_is_killed_mid_answer_is_answered_by_a_new_worke
 
     reconcile_ai_queries()
 
-    wait_until(lambda: status_of(query) != AIQueryStatus.PENDING, seconds=60, message="no answer")
+    wait_until(lambda: status_of(query) != AIQueryStatus.PENDING, seconds=120, message="no answer")
     assert_answered(query)
 
 
@@ -149,5 +149,5 @@ def test_a_question_a_redis_restart_lost_is_answered_with_the_reconciler(
 
     reconcile_ai_queries()
 
-    wait_until(lambda: status_of(query) != AIQueryStatus.PENDING, seconds=60, message="no answer")
+    wait_until(lambda: status_of(query) != AIQueryStatus.PENDING, seconds=120, message="no answer")
     assert_answered(query)
