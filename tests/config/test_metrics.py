@@ -1,10 +1,14 @@
 """/metrics: off without a token, refused without the right one, and the figures a scrape reads after
 requests, payments, a billing run, AI questions and e-mails (on the embedded default)."""
 
+import os
+import subprocess
+import sys
 from datetime import date
 from decimal import Decimal
 
 import pytest
+from django.conf import settings as django_settings
 from prometheus_client.parser import text_string_to_metric_families
 
 from accounts import services as accounts_services
@@ -172,3 +176,33 @@ def test_emails_are_counted_sent_and_failed(provider, mailbox, scrape, django_ca
 
     assert figures["billing_messages", ("status", "sent")] == 1
     assert figures["billing_messages", ("status", "failed")] == 1
+
+
+def test_under_gunicorn_a_scrape_adds_up_what_every_process_counted(scrape, tmp_path, monkeypatch):
+    """PROMETHEUS_MULTIPROC_DIR set: another process (a gunicorn worker) answers requests, and this
+    one's scrape reads its counts from the shared folder."""
+    other_process = (
+        "import django; django.setup()\n"
+        "from django.test import Client\n"
+        "for _ in range(3): Client(HTTP_HOST='localhost').get('/healthz')\n"
+    )
+    environment = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+    }
+    subprocess.run(
+        [sys.executable, "-c", other_process], env=environment, check=True, cwd=django_settings.BASE_DIR
+    )
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+
+    figures = scrape()
+
+    assert (
+        figures[
+            "django_http_requests_latency_seconds_by_view_method_count",
+            ("method", "GET"),
+            ("view", "healthz"),
+        ]
+        == 3
+    )
