@@ -2,8 +2,10 @@
 
 `/healthz` says the process answers and touches nothing else. `/readyz` checks what a request or a
 task needs (the database and its migrations, the cache, the broker, a worker's heartbeat) and answers
-503 when any fails, naming it. Each check gives up within a second or two; a failure's details go to
-the log, the answer says only what failed and why in general terms (no address, user or password).
+503 when any fails, naming it. The Redis checks give up within a second; the database's is as quick
+as its connection (a refused port at once, a host that does not answer after libpq's connect_timeout).
+A failure's details go to the log; the answer says only what failed, in general terms (no address,
+user or password).
 """
 
 import logging
