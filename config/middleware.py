@@ -26,6 +26,8 @@ class RequestContextMiddleware:
         context.bind(request_id=request_id, actor_id=None, role="", provider_id=None)
         response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
+        # Django logs a refused or failed request once this returns: that line names who acted too.
+        request.acting = context.current()
         context.bind(actor_id=None, role="", provider_id=None)  # whoever acted, acted in this request only
         return response
 

@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config import health, metrics
+
 handler400 = "config.errors.bad_request"
 handler403 = "config.errors.permission_denied"
 handler404 = "config.errors.not_found"
@@ -11,6 +13,10 @@ admin.site.site_header = "Electricity billing administration"
 admin.site.site_title = "Billing admin"
 
 urlpatterns = [
+    # For probes and Prometheus: no sign-in (metrics take their own token).
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
     # Pages: the staff's, the officers' and the customer portal (server-rendered, session sign-in).
     path("", include("accounts.page_urls")),
     path("", include("billing.page_urls")),

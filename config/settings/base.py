@@ -41,6 +41,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",  # request latency and status by view
     "config.middleware.RequestContextMiddleware",
     "config.middleware.RefuseNulMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -52,6 +53,7 @@ MIDDLEWARE = [
     "config.middleware.SessionActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -243,9 +245,20 @@ LOGGING = {
     "filters": {"request_context": {"()": "config.logging.RequestContextFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"},
+        # One JSON object a line, for a log collector: with who acted, in which role, for which provider.
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(levelname)s %(name)s %(message)s %(request_id)s %(user_id)s %(role)s %(provider_id)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",  # ISO 8601, in UTC
+        },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_context"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": env.str("LOG_FORMAT", default="plain"),  # "json" in production
+            "filters": ["request_context"],
+        },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
@@ -255,6 +268,9 @@ LOGGING = {
         "fontTools": {"level": "WARNING"},
     },
 }
+
+# The bearer token Prometheus sends to scrape /metrics; empty: /metrics is off (config.metrics).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # AI queries: Gemini writes the SQL when a key is set; without one the offline assistant answers the
 # common questions. The checked SQL runs on PostgreSQL as a role that reads only provider-scoped views.

@@ -19,6 +19,8 @@ CELERY_WORKER_CONCURRENCY = env.int("CELERY_CONCURRENCY", default=None)
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+# Probes and Prometheus call the server directly, over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
@@ -38,3 +40,6 @@ CACHES = {
         "OPTIONS": REDIS_CACHE_OPTIONS,  # noqa: F405
     },
 }
+
+# One JSON object a log line (config.logging), for web and workers alike; LOG_FORMAT=plain for reading.
+LOGGING["handlers"]["console"]["formatter"] = env.str("LOG_FORMAT", default="json")  # noqa: F405
