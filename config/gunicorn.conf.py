@@ -3,6 +3,10 @@ from the environment, so one env file configures every host. README "Production"
 
 import os
 
+# Prometheus's multiprocess mode (PROMETHEUS_MULTIPROC_DIR): the workers' counts start from none and
+# a dead worker's live gauges stop counting (config.gunicorn_hooks).
+from config.gunicorn_hooks import child_exit, on_starting  # noqa: F401
+
 # Behind nginx on the same host: only nginx should reach gunicorn. `PORT` is what honcho gives the web.
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))

@@ -41,9 +41,10 @@ AI_ROLE = os.environ.get("PROD_CHECK_AI_ROLE", "prod_check_ai_reader")
 SAMPLE = Path(os.environ.get("PROD_CHECK_SAMPLE", ROOT.parent / "shared" / "data" / "disco_sample.json"))
 CUSTOMERS = 2  # of the sample's 75: enough for every step; its months billed (3 years) cost the rest
 HOST = "billing.prod-check.test"  # what nginx would pass on as Host
-# What the check polls until the web answers: /readyz once it exists (it also waits for the worker).
-READY_PATH = "/sign-in"
-PASSWORD = "billing-demo-2026"  # the demo's (README "Demo logins")
+# Polled until the stack is ready: the database, Redis and a worker's heartbeat (config.health).
+READY_PATH = "/readyz"
+PASSWORD = "billing-demo-2026"
+METRICS_TOKEN = secrets.token_urlsafe(24)  # the demo's (README "Demo logins")
 
 
 class CheckFailed(Exception):
@@ -120,7 +121,11 @@ def env_file(directory: Path, port: int, ai_password: str) -> Path:
         "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",  # no mail server here
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": "2",
+        "METRICS_TOKEN": METRICS_TOKEN,
+        "PROMETHEUS_MULTIPROC_DIR": str(directory / "metrics"),
+        "LOG_FORMAT": "json",
     }
+    (directory / "metrics").mkdir()
     path = directory / "billing.env"
     path.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
     return path
@@ -289,6 +294,46 @@ def smoke(client: Client) -> None:
         raise CheckFailed(f"the AI question: {answer}")
     step(f"  answered: {answer['rows']}")
 
+    step("readiness names every dependency, and Prometheus scrapes the metrics with its token")
+    status, _, content = client.request("GET", READY_PATH)
+    checks = json.loads(content)["checks"]
+    if status != 200 or any(check["status"] != "ok" for check in checks.values()):
+        raise CheckFailed(f"{READY_PATH}: {status} {checks}")
+    status, _, _ = client.request("GET", "/metrics")
+    if status != 401:
+        raise CheckFailed(f"/metrics without the token: {status}, expected 401")
+    client.token = METRICS_TOKEN
+    status, _, content = client.request("GET", "/metrics")
+    client.token = ""
+    metrics = content.decode()
+    wanted = (
+        "billing_payments_total{",
+        'billing_runs{status="completed"}',
+        "django_http_requests_total_by_view",
+    )
+    missing = [name for name in wanted if name not in metrics]
+    if status != 200 or missing:
+        raise CheckFailed(f"/metrics: {status}, missing {missing}")
+    step(f"  {READY_PATH}: {', '.join(checks)} ok; /metrics: {len(metrics.splitlines())} lines")
+
+
+def json_logs(log: Path) -> None:
+    """Every line the web and the worker log is one JSON object; a task's names its id as request id."""
+    step("the web's and the worker's log lines are JSON, a task's carrying its id")
+    task_lines = 0
+    for line in log.read_text().splitlines():
+        process, _, text = line.partition(" | ")
+        if not process.split()[-1:] or process.split()[-1] not in ("web.1", "worker.1"):
+            continue
+        if not text.startswith("{"):
+            continue  # gunicorn's own lines (its access log) and Celery's banner are not Django's
+        record = json.loads(text)
+        if process.endswith("worker.1") and "succeeded" in record["message"] and record["request_id"] != "-":
+            task_lines += 1
+    if not task_lines:
+        raise CheckFailed("no JSON log line of a finished task carrying its request id")
+    step(f"  {task_lines} task lines")
+
 
 def process_tree(root: int) -> set[int]:
     """The pids under `root` (honcho puts each Procfile process in a session of its own)."""
@@ -409,6 +454,7 @@ def check(directory: Path) -> None:
             redis.Redis.from_url(url).flushdb()
     if stack is not None and left:
         raise CheckFailed(f"processes still running after the stack stopped (killed): {left}")
+    json_logs(directory / "stack.log")
 
 
 def main() -> int:

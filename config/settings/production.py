@@ -7,6 +7,11 @@ DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
 DATABASES = {"default": env.db("DATABASE_URL")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+# A database host that does not answer (rather than refusing) fails fast: requests and /readyz alike.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
+        "DATABASE_CONNECT_TIMEOUT", default=5
+    )
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 SITE_URL = env.str("SITE_URL", default=f"https://{ALLOWED_HOSTS[0]}")
 # E-mail goes through an SMTP server: the machine's own relay unless EMAIL_HOST names another.
