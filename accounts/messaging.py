@@ -86,7 +86,8 @@ def content_of(message: Message) -> Content:
         builder = _builders[message.kind]
     except KeyError:
         raise LookupError(f"no builder is registered for {message.kind} messages") from None
-    return builder(message)
+    with translation.override(message.language):  # its attachments (PDFs) in the message's language
+        return builder(message)
 
 
 def render(kind: str, language: str, context: dict[str, Any], attachments: tuple = ()) -> Content:

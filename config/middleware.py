@@ -80,9 +80,10 @@ class UserLanguageMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
-            language = chosen_language_of(user)
-            if language:
-                translation.activate(language)
-                request.LANGUAGE_CODE = language
+        language = chosen_language_of(user) if user is not None and user.is_authenticated else None
+        if language:
+            translation.activate(language)
+            request.LANGUAGE_CODE = language
+        # The page's language switch is shown only where it decides: a chosen language outranks it.
+        request.language_chosen = bool(language)
         return self.get_response(request)
