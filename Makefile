@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench prod-check
+.PHONY: run test lint bench prod-check messages
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,14 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(VENV)/.runtime $@
 
-run: $(VENV)/.runtime
+# The translation catalogues (locale/*/LC_MESSAGES/django.po) compiled by Babel, a requirement: a
+# fresh machine needs no GNU gettext. The .mo files are built, never committed.
+CATALOGUES := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/django.po))
+messages: $(CATALOGUES)
+locale/%.mo: locale/%.po $(VENV)/.runtime
+	$(VENV)/bin/pybabel --quiet compile --input-file $< --output-file $@
+
+run: $(VENV)/.runtime messages
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_data
 	$(PY) manage.py runserver 127.0.0.1:8000
@@ -33,7 +40,7 @@ lint: $(VENV)/.dev
 # it runs in the first pass only. Every pass runs in one pytest-xdist process per core, each on a
 # test database of its own; on the real stack each process also has its own Celery queue and Redis
 # cache database (config/settings/test.py). Its bank payment file: 50,000 rows posted by two workers.
-test: lint
+test: lint messages
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
 	$(PY) -m pytest -n auto -m "not realstack"
@@ -53,5 +60,5 @@ bench: $(VENV)/.dev
 # The production stack of the Procfile (gunicorn, a Celery worker, celery beat under honcho) on
 # PostgreSQL and Redis with config.settings.production, smoke-tested through gunicorn over HTTP
 # (deploy/prod_check.py; README "Production").
-prod-check: $(VENV)/.runtime
+prod-check: $(VENV)/.runtime messages
 	$(PY) deploy/prod_check.py

@@ -36,7 +36,7 @@ class RolesFormMixin(forms.Form):
 class UserChangeAdminForm(RolesFormMixin, UserChangeForm):
     class Meta:
         model = User
-        fields = ("email", "name", "phone", "address", "designation", "provider", "is_active")
+        fields = ("email", "name", "phone", "address", "designation", "language", "provider", "is_active")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -72,7 +72,7 @@ class UserAdmin(ServiceAdmin, DjangoUserAdmin):
     filter_horizontal = ()
     fieldsets = (
         (None, {"fields": ("email", "password")}),
-        ("Person", {"fields": ("name", "phone", "address", "designation")}),
+        ("Person", {"fields": ("name", "phone", "address", "designation", "language")}),
         ("Access", {"fields": ("provider", "roles", "is_active", "is_staff")}),
         ("Dates", {"fields": ("last_login", "created_at", "updated_at")}),
     )

@@ -64,13 +64,21 @@ def register_language_source(source: LanguageSource) -> None:
         _language_sources.append(source)
 
 
-def language_of(user: User) -> str:
-    """The language `user` reads e-mail in: the first source that knows it, else English."""
+def chosen_language_of(user: User) -> str | None:
+    """The language `user` chose (on their own profile, else the first source that knows it, such as
+    a customer's language for e-mails); None when they chose none."""
+    if user.language in Language.values:
+        return user.language
     for source in _language_sources:
         language = source(user)
         if language in Language.values:
             return language
-    return Language.ENGLISH
+    return None
+
+
+def language_of(user: User) -> str:
+    """The language `user` reads e-mail and pages in: the one they chose, else English."""
+    return chosen_language_of(user) or Language.ENGLISH
 
 
 def content_of(message: Message) -> Content:
@@ -78,7 +86,8 @@ def content_of(message: Message) -> Content:
         builder = _builders[message.kind]
     except KeyError:
         raise LookupError(f"no builder is registered for {message.kind} messages") from None
-    return builder(message)
+    with translation.override(message.language):  # its attachments (PDFs) in the message's language
+        return builder(message)
 
 
 def render(kind: str, language: str, context: dict[str, Any], attachments: tuple = ()) -> Content:

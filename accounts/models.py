@@ -32,6 +32,16 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
+class Language(models.TextChoices):
+    """The languages pages and messages are written in; Urdu reads right to left."""
+
+    ENGLISH = "en", "English"
+    URDU = "ur", "اردو (Urdu)"
+
+
+RIGHT_TO_LEFT = frozenset({Language.URDU})
+
+
 class User(AbstractBaseUser, PermissionsMixin):
     """A person who signs in: staff of a provider, a customer, or a platform administrator.
 
@@ -45,6 +55,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     address = models.CharField(max_length=300, blank=True)
     # Printed on adjustment receipts beside the officer's name.
     designation = models.CharField(max_length=100, blank=True)
+    # The language of pages (and e-mails) this user chose; blank: their browser's. A customer's
+    # choice is kept on their customer record (billing's customer_language_of).
+    language = models.CharField(max_length=5, blank=True, choices=Language.choices)
     provider = models.ForeignKey(
         "providers.Provider", on_delete=models.PROTECT, null=True, blank=True, related_name="users"
     )
@@ -125,16 +138,6 @@ class RoleSelectionTicket(models.Model):
 
     def __str__(self) -> str:
         return f"role selection ticket of user {self.user_id}"
-
-
-class Language(models.TextChoices):
-    """The languages messages are written in; Urdu reads right to left."""
-
-    ENGLISH = "en", "English"
-    URDU = "ur", "اردو (Urdu)"
-
-
-RIGHT_TO_LEFT = frozenset({Language.URDU})
 
 
 class MessageKind(models.TextChoices):

@@ -9,6 +9,7 @@ from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from accounts import services
@@ -35,9 +36,14 @@ ROLE_CARDS = {
 
 
 class SignInForm(forms.Form):
-    email = forms.EmailField(max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "username"}))
+    email = forms.EmailField(
+        max_length=254, label=_("Email"), widget=forms.EmailInput(attrs={"autocomplete": "username"})
+    )
     password = forms.CharField(
-        max_length=128, strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+        max_length=128,
+        strip=False,
+        label=_("Password"),
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
     )
 
 
@@ -45,7 +51,7 @@ def sign_in(request: HttpRequest) -> HttpResponse:
     # After a password is set, the address to sign in with is filled in (`?email=`).
     form = SignInForm(request.POST or None, initial={"email": request.GET.get("email", "")})
     if request.method == "POST" and not _attempt_allowed(request):
-        form.add_error(None, "Too many sign-in attempts. Wait a minute, then try again.")
+        form.add_error(None, _("Too many sign-in attempts. Wait a minute, then try again."))
         return render(
             request, "accounts/sign_in.html", {"form": form, "next": safe_next(request)}, status=429
         )
@@ -124,7 +130,9 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 class ForgotPasswordForm(forms.Form):
-    email = forms.EmailField(max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "username"}))
+    email = forms.EmailField(
+        max_length=254, label=_("Email"), widget=forms.EmailInput(attrs={"autocomplete": "username"})
+    )
 
 
 def forgot_password(request: HttpRequest) -> HttpResponse:
@@ -135,7 +143,7 @@ def forgot_password(request: HttpRequest) -> HttpResponse:
             throttle.allow_request(request, None)
             for throttle in (PasswordResetAddressThrottle(), PasswordResetEmailThrottle())
         ):
-            form.add_error(None, "Too many requests for a new password. Wait a while, then try again.")
+            form.add_error(None, _("Too many requests for a new password. Wait a while, then try again."))
             return render(request, "accounts/forgot_password.html", {"form": form}, status=429)
         if form.is_valid():
             services.password_reset_request(email=form.cleaned_data["email"])
@@ -147,14 +155,16 @@ def forgot_password(request: HttpRequest) -> HttpResponse:
 
 class SetPasswordForm(forms.Form):
     password = forms.CharField(
-        label="New password",
+        label=_("New password"),
         strip=False,
         max_length=128,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="At least 10 characters; not only digits, not a common password, not like your name or e-mail.",
+        help_text=_(
+            "At least 10 characters; not only digits, not a common password, not like your name or e-mail."
+        ),
     )
     password_again = forms.CharField(
-        label="Confirm the password",
+        label=_("Confirm the password"),
         strip=False,
         max_length=128,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
@@ -163,7 +173,7 @@ class SetPasswordForm(forms.Form):
     def clean(self) -> dict:
         values = super().clean()
         if values.get("password") and values.get("password_again") not in (None, values["password"]):
-            self.add_error("password_again", "The two passwords differ: type the same one twice.")
+            self.add_error("password_again", _("The two passwords differ: type the same one twice."))
         return values
 
 
@@ -190,7 +200,7 @@ def set_password(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
             )
             del request.session[SET_PASSWORD_SESSION_KEY]
             messages.success(
-                request, "Your password is set. Sign in with your e-mail address and the new password."
+                request, _("Your password is set. Sign in with your e-mail address and the new password.")
             )
             return redirect(f"{reverse('sign-in')}?{urlencode({'email': user.email})}")
     return render(

@@ -272,7 +272,7 @@ def user_create(
     return user
 
 
-USER_EDITABLE_FIELDS = ("name", "phone", "address", "designation", "is_active")
+USER_EDITABLE_FIELDS = ("name", "phone", "address", "designation", "language", "is_active")
 
 
 @transaction.atomic

@@ -20,6 +20,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext_lazy as _
 
 from accounts.permissions import PROVIDER, SELF, Reach, reach_of, role_allows
 from accounts.roles import Role
@@ -163,11 +164,11 @@ NAV: tuple[tuple[str, tuple[NavEntry, ...]], ...] = (
         ("Users", "manage-users", "accounts.view_user", None),
         ("Providers and prices", "manage-providers", "providers.change_provider", None),
     )),
-    ("My account", (
-        ("My bills", "portal-home", "invoicing.view_invoice", SELF),
-        ("My payments", "portal-payments", "invoicing.view_payment", SELF),
-        ("My details and e-mails", "portal-profile", "billing.change_own_customer", SELF),
-        ("Usage calculator", "usage-calculator", "invoicing.view_invoice", SELF),
+    (_("My account"), (  # the customer's own section, in their language
+        (_("My bills"), "portal-home", "invoicing.view_invoice", SELF),
+        (_("My payments"), "portal-payments", "invoicing.view_payment", SELF),
+        (_("My details and e-mails"), "portal-profile", "billing.change_own_customer", SELF),
+        (_("Usage calculator"), "usage-calculator", "invoicing.view_invoice", SELF),
     )),
 )  # fmt: skip
 

@@ -2,7 +2,9 @@ import re
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.utils import translation
 
+from accounts.messaging import chosen_language_of
 from config import context, errors
 from config.parsers import NUL, NUL_MESSAGE
 
@@ -68,4 +70,22 @@ class RefuseNulMiddleware:
         if any(NUL in key or NUL in value for key, value in request.COOKIES.items()):
             # The session cookie is looked up in the database as it comes.
             return errors.bad_input(request, f"A cookie contains a NUL character. {NUL_MESSAGE}")
+        return self.get_response(request)
+
+
+class UserLanguageMiddleware:
+    """Pages in the signed-in user's language when they chose one (a customer's is the language of
+    their e-mails); otherwise LocaleMiddleware's choice from the browser's Accept-Language stands."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        language = chosen_language_of(user) if user is not None and user.is_authenticated else None
+        if language:
+            translation.activate(language)
+            request.LANGUAGE_CODE = language
+        # The page's language switch is shown only where it decides: a chosen language outranks it.
+        request.language_chosen = bool(language)
         return self.get_response(request)

@@ -28,6 +28,8 @@ urlpatterns = [
     path("portal/", include("invoicing.portal_urls")),
     path("audit/", include("auditing.page_urls")),
     path("admin/", admin.site.urls),
+    # Django's set_language: the language switch of someone who chose none on their profile (a cookie).
+    path("i18n/", include("django.conf.urls.i18n")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("accounts.urls")),

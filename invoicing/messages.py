@@ -33,6 +33,7 @@ def _about_bill(invoice: Invoice) -> dict[str, Any]:
         "invoice": invoice,
         "customer": invoice.customer_snapshot,
         "provider": invoice.provider_snapshot,
+        "currency": invoice.provider_snapshot.get("currency") or settings.DEFAULT_CURRENCY,
         "bill_url": _link("portal-bill", invoice.pk),
         "portal_url": _link("portal-home"),
     }
@@ -120,6 +121,7 @@ def dunning_notice(message: Message) -> Content:
             "step": step,
             "customer": step.customer,
             "provider": step.provider,
+            "currency": step.provider.currency,
             "connection": step.connection,
             "amount_due": money(owed) if owed else NO_MONEY,  # SQLite sums decimals without their places
             "fee": step.provider.reconnection_fee,

@@ -17,6 +17,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Round
 from django.db.models.lookups import Exact
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from billing.models import ConnectionEvent, Customer, ServiceConnection
 from providers.models import PriceOrder, Provider, TariffRow
@@ -37,11 +38,11 @@ KWH = {"max_digits": 14, "decimal_places": 4}
 
 
 class InvoiceStatus(models.TextChoices):
-    PENDING = "Pending"
-    PARTIALLY_PAID = "Partially_Paid"
-    PAID = "Paid"
-    OVERDUE = "Overdue"
-    CANCELLED = "Cancelled"
+    PENDING = "Pending", _("Pending")
+    PARTIALLY_PAID = "Partially_Paid", _("Partially Paid")
+    PAID = "Paid", _("Paid")
+    OVERDUE = "Overdue", _("Overdue")
+    CANCELLED = "Cancelled", _("Cancelled")
 
 
 OPEN_STATUSES = (InvoiceStatus.PENDING, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.OVERDUE)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from billing.months import parse_month
 from billing.rating import GRADUATED, SUBTRACTED
@@ -57,14 +58,14 @@ BUCKET_NAMES = {"peak": "Peak hours", "off_peak": "Off-peak hours", "all": "All 
 # The sample price schedule writes an open slab as this high bound; printed as "and above".
 OPEN_BAND = Decimal("999999")
 SECTIONS = (
-    ("energy", "Energy charges", "Total energy charges"),
-    ("tax", "Taxes and duties", "Total taxes and duties"),
-    ("fixed", "Fixed charges", "Total fixed charges"),
-    ("fee", "Other charges", "Total other charges"),  # one-off: a reconnection fee
-    ("subsidy", "Subsidies (subtracted)", "Total subsidies"),
-    ("estimate", "Charged on estimates, taken back by this reading", "Total taken back"),
-    ("credit", "Credit from your previous bill", "Total credit"),
-    ("carried", "Credit carried to your next bill (this bill cannot be below zero)", "Total carried"),
+    ("energy", _("Energy charges"), _("Total energy charges")),
+    ("tax", _("Taxes and duties"), _("Total taxes and duties")),
+    ("fixed", _("Fixed charges"), _("Total fixed charges")),
+    ("fee", _("Other charges"), _("Total other charges")),  # one-off: a reconnection fee
+    ("subsidy", _("Subsidies (subtracted)"), _("Total subsidies")),
+    ("estimate", _("Charged on estimates, taken back by this reading"), _("Total taken back")),
+    ("credit", _("Credit from your previous bill"), _("Total credit")),
+    ("carried", _("Credit carried to your next bill (this bill cannot be below zero)"), _("Total carried")),
 )
 
 
@@ -81,7 +82,8 @@ def _pdf(template: str, context: dict[str, Any]) -> bytes:
     # memory, and the billing run's workers, the web's API and the beat never render a PDF.
     import weasyprint
 
-    html = render_to_string(template, {**context, "generated_at": timezone.now()})
+    currency = context["provider"].get("currency") or settings.DEFAULT_CURRENCY
+    html = render_to_string(template, {**context, "currency": currency, "generated_at": timezone.now()})
     document = weasyprint.HTML(string=html, base_url=str(settings.BASE_DIR), url_fetcher=local_fetcher())
     return document.write_pdf()
 

@@ -16,6 +16,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.permissions import SELF, reach_of
 from accounts.web import form_page, page, paginate, refusals_into
@@ -39,7 +40,10 @@ from providers.selectors import connection_types_of
 PAGE_SIZE = 24
 # The calculator's bounds are the API's (billing.api.CalculatorApi), so both accept the same usage.
 KWH = {"max_digits": 14, "decimal_places": 4, "min_value": 0}
-KWH_ERRORS = {"min_value": "kWh cannot be negative: enter 0 or more.", "invalid": "Enter a number of kWh."}
+KWH_ERRORS = {
+    "min_value": _("kWh cannot be negative: enter 0 or more."),
+    "invalid": _("Enter a number of kWh."),
+}
 DEFAULT_DAYS = Decimal(30)
 
 
@@ -84,30 +88,32 @@ class CalculatorForm(forms.Form):
         queryset=ConnectionType.objects.none(),
         to_field_name="code",
         empty_label=None,
-        label="Connection type",
-        error_messages={"invalid_choice": "Choose one of the connection types listed."},
+        label=_("Connection type"),
+        error_messages={"invalid_choice": _("Choose one of the connection types listed.")},
     )
     kwh = forms.DecimalField(
         **KWH,
         required=False,
-        label="Units used (kWh)",
-        help_text="All the month's units; or give peak and off-peak kWh instead.",
+        label=_("Units used (kWh)"),
+        help_text=_("All the month's units; or give peak and off-peak kWh instead."),
         error_messages=KWH_ERRORS,
     )
-    peak_kwh = forms.DecimalField(**KWH, required=False, label="Peak kWh", error_messages=KWH_ERRORS)
-    off_peak_kwh = forms.DecimalField(**KWH, required=False, label="Off-peak kWh", error_messages=KWH_ERRORS)
+    peak_kwh = forms.DecimalField(**KWH, required=False, label=_("Peak kWh"), error_messages=KWH_ERRORS)
+    off_peak_kwh = forms.DecimalField(
+        **KWH, required=False, label=_("Off-peak kWh"), error_messages=KWH_ERRORS
+    )
     days = forms.DecimalField(
         max_digits=6,
         decimal_places=2,
         min_value=1,
         max_value=62,
         required=False,
-        label="Billing days",
-        help_text="Empty: 30 days.",
+        label=_("Billing days"),
+        help_text=_("Empty: 30 days."),
         error_messages={
-            "min_value": "A month of billing is at least 1 day.",
-            "max_value": "Estimate at most 62 days at a time.",
-            "invalid": "Enter a number of days.",
+            "min_value": _("A month of billing is at least 1 day."),
+            "max_value": _("Estimate at most 62 days at a time."),
+            "invalid": _("Enter a number of days."),
         },
     )
 
@@ -122,10 +128,10 @@ class CalculatorForm(forms.Form):
             return values
         kwh, peak, off_peak = values["kwh"], values["peak_kwh"], values["off_peak_kwh"]
         if kwh is not None and (peak is not None or off_peak is not None):
-            self.add_error("kwh", "Give either the total kWh or peak and off-peak kWh, not both.")
+            self.add_error("kwh", _("Give either the total kWh or peak and off-peak kWh, not both."))
         elif kwh is None and (peak is None or off_peak is None):
             missing = "off_peak_kwh" if peak is not None else "peak_kwh" if off_peak is not None else "kwh"
-            self.add_error(missing, "Enter the kWh to estimate (or both peak and off-peak kWh).")
+            self.add_error(missing, _("Enter the kWh to estimate (or both peak and off-peak kWh)."))
         return values
 
 
@@ -141,7 +147,9 @@ def _estimate(form: CalculatorForm, provider: Provider) -> RatedBill | None:
         if schedule.for_type(connection_type.pk).time_of_use:
             form.add_error(
                 "kwh",
-                "This connection type is priced apart at peak and off-peak hours: give peak and off-peak kWh.",
+                _(
+                    "This connection type is priced apart at peak and off-peak hours: give peak and off-peak kWh."
+                ),
             )
             return None
         peak, off_peak = Decimal(0), values["kwh"]
@@ -192,17 +200,19 @@ class ProfileForm(forms.Form):
     email = forms.EmailField(
         required=False,
         max_length=254,
-        label="E-mail for bills and notices",
-        help_text="Empty: no e-mails. You still sign in with your login's address.",
+        label=_("E-mail for bills and notices"),
+        help_text=_("Empty: no e-mails. You still sign in with your login's address."),
     )
-    phone = forms.CharField(required=False, max_length=30, label="Phone")
-    address = forms.CharField(required=False, max_length=300, label="Address")
-    preferred_language = forms.ChoiceField(choices=Language.choices, label="Language of your e-mails")
-    notify_bills = forms.BooleanField(required=False, label="E-mail me each bill when it is issued")
+    phone = forms.CharField(required=False, max_length=30, label=_("Phone"))
+    address = forms.CharField(required=False, max_length=300, label=_("Address"))
+    preferred_language = forms.ChoiceField(
+        choices=Language.choices, label=_("Language of your pages and e-mails")
+    )
+    notify_bills = forms.BooleanField(required=False, label=_("E-mail me each bill when it is issued"))
     notify_reminders = forms.BooleanField(
-        required=False, label="Remind me before a bill is due, and tell me when it is overdue"
+        required=False, label=_("Remind me before a bill is due, and tell me when it is overdue")
     )
-    notify_payments = forms.BooleanField(required=False, label="E-mail me a receipt for each payment")
+    notify_payments = forms.BooleanField(required=False, label=_("E-mail me a receipt for each payment"))
 
 
 @page("billing.change_own_customer", reach=SELF)
@@ -214,17 +224,17 @@ def portal_profile(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         with refusals_into(form, fields={api: name for name, api in PROFILE_API_NAMES.items()}):
             customer_profile_update(customer=customer, **form.cleaned_data)
-            messages.success(request, "Your details are saved.")
+            messages.success(request, _("Your details are saved."))
             return redirect("portal-profile")
     return form_page(request, "portal/profile.html", {"form": form, "customer": customer}, form=form)
 
 
 REGISTER_FIELD = {"max_digits": 14, "decimal_places": 4, "min_value": 0}
 REGISTER_ERRORS = {
-    "min_value": "A meter register is never below 0.",
-    "invalid": "Enter the number the meter shows, in kWh.",
-    "max_decimal_places": "Enter at most 4 decimals.",
-    "max_digits": "Enter at most 10 digits before the decimal point.",
+    "min_value": _("A meter register is never below 0."),
+    "invalid": _("Enter the number the meter shows, in kWh."),
+    "max_decimal_places": _("Enter at most 4 decimals."),
+    "max_digits": _("Enter at most 10 digits before the decimal point."),
 }
 
 
@@ -232,33 +242,33 @@ class SelfReadingForm(forms.Form):
     """What the customer reads off their meter. A meter exchange is the provider's to record."""
 
     taken_at = forms.DateTimeField(
-        label="Read on",
+        label=_("Read on"),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
-        help_text="The date and time you read the meter.",
-        error_messages={"invalid": "Enter the date and time you read the meter."},
+        help_text=_("The date and time you read the meter."),
+        error_messages={"invalid": _("Enter the date and time you read the meter.")},
     )
     import_peak = forms.DecimalField(
-        **REGISTER_FIELD, label="Peak register (kWh)", error_messages=REGISTER_ERRORS
+        **REGISTER_FIELD, label=_("Peak register (kWh)"), error_messages=REGISTER_ERRORS
     )
     import_off_peak = forms.DecimalField(
         **REGISTER_FIELD,
-        label="Off-peak register (kWh)",
-        help_text="A meter with one register: enter its reading here and 0 as peak.",
+        label=_("Off-peak register (kWh)"),
+        help_text=_("A meter with one register: enter its reading here and 0 as peak."),
         error_messages=REGISTER_ERRORS,
     )
     export_peak = forms.DecimalField(
         **REGISTER_FIELD,
         required=False,
-        label="Export, peak (kWh)",
-        help_text="Solar panels: what the meter sent to the grid. Empty: 0.",
+        label=_("Export, peak (kWh)"),
+        help_text=_("Solar panels: what the meter sent to the grid. Empty: 0."),
         error_messages=REGISTER_ERRORS,
     )
     export_off_peak = forms.DecimalField(
         **REGISTER_FIELD,
         required=False,
-        label="Export, off-peak (kWh)",
-        help_text="Empty: 0.",
+        label=_("Export, off-peak (kWh)"),
+        help_text=_("Empty: 0."),
         error_messages=REGISTER_ERRORS,
     )
 
@@ -280,7 +290,10 @@ def portal_reading(request: HttpRequest, connection_id: int) -> HttpResponse:
                 source=ReadingSource.SELF,
                 recorded_by=request.user,
             )
-            messages.success(request, f"Your reading of {connection.number} is recorded. Thank you.")
+            messages.success(
+                request,
+                _("Your reading of %(number)s is recorded. Thank you.") % {"number": connection.number},
+            )
             return redirect("portal-home")
     (connection,) = with_last_reading(own_connections_for(user=request.user).filter(pk=connection.pk))
     return form_page(request, "portal/reading.html", {"form": form, "connection": connection}, form=form)

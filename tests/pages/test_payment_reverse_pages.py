@@ -49,7 +49,7 @@ def test_an_officer_reverses_a_payment_and_its_page_shows_the_bill_reopened(
 ):
     client = signed_in(super_creator, Role.SUPER_CREATOR)
     form = html(client.get(f"/payments/{payment.pk}/reverse"))
-    assert "Rs. 9,750.00" in form and 'name="reason"' in form
+    assert "Rs9,750.00" in form and 'name="reason"' in form
 
     response = client.post(
         f"/payments/{payment.pk}/reverse",
@@ -61,7 +61,7 @@ def test_an_officer_reverses_a_payment_and_its_page_shows_the_bill_reopened(
     reversal = PaymentReversal.objects.get()
     assert f'data-testid="reversal-number">{reversal.number}<' in page
     assert "Cheque returned: account closed" in page
-    assert 'data-testid="payable-after-reversal">Rs. 10,725.00<' in page  # 975.00 late surcharge added
+    assert 'data-testid="payable-after-reversal">Rs10,725.00<' in page  # 975.00 late surcharge added
     assert "Overdue" in page and f'href="/api/payments/{payment.pk}/reversal-receipt"' in page
     invoice.refresh_from_db()
     assert (invoice.status, invoice.balance) == (InvoiceStatus.OVERDUE, Decimal("10725.00"))
