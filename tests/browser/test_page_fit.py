@@ -2,9 +2,10 @@
 sticks out of the page or out of its box, and no text is cut. Only on a phone may a wide table scroll
 sideways inside its own frame (.table-wrap); on a desktop it must fit as it is.
 
-One test per role signs in once and goes through every page at both widths: the pages show a provider
-with a row of everything (tests/admin/conftest.py's `populate`), and a page the role may not open
-(403) is left out. The failure names each page and what overflows on it."""
+One test per role signs in once and goes through every page at both widths, each page and width a
+subtest of its own: the pages show a provider with a row of everything (tests/admin/conftest.py's
+`populate`), and a page the role may not open (403) is left out. A failure names the page, the width
+and what overflows there."""
 
 from __future__ import annotations
 
@@ -120,22 +121,20 @@ def page_urls(provider, invoice: Invoice) -> list[str]:
 @pytest.mark.parametrize(
     "role", ["clerk", "super-creator", "auditor", "officer", "platform-admin", "customer"]
 )
-def test_every_page_of_a_role_fits_a_desktop_and_a_phone(page: Page, sign_in, site, role):
+def test_every_page_of_a_role_fits_a_desktop_and_a_phone(page: Page, sign_in, site, role, subtests):
     sign_in(site["users"][role])  # once: the role's session serves every page at both widths
-    opened, overflowing = [], {}
+    opened = []
     for url in site["urls"]:
         for label, width in WIDTHS.items():
             page.set_viewport_size({"width": width, "height": 900})
             answer = page.goto(url)
             if answer.status in (403, 404):  # not this role's page
                 break
-            # A refused form (400: a filter that needs its fields) is a page to fit too.
-            assert answer.status in (200, 400), f"{url} answered {answer.status}"
-            found = page.evaluate(OVERFLOWS, width < 600)
-            if found:
-                overflowing[f"{url} ({label}, {width} px)"] = found
+            with subtests.test(msg=f"{url} on a {label} ({width} px)"):
+                # A refused form (400: a filter that needs its fields) is a page to fit too.
+                assert answer.status in (200, 400)
+                assert page.evaluate(OVERFLOWS, width < 600) == []
         else:
             opened.append(url)
 
     assert len(opened) >= 5, f"{role} opened only {opened}"
-    assert overflowing == {}
