@@ -138,3 +138,12 @@ def test_every_page_of_a_role_fits_a_desktop_and_a_phone(page: Page, sign_in, si
             opened.append(url)
 
     assert len(opened) >= 5, f"{role} opened only {opened}"
+
+
+def test_the_pages_before_signing_in_fit_a_desktop_and_a_phone(page: Page, subtests):
+    for url in ["/", "/sign-in", "/forgot-password"]:
+        for label, width in WIDTHS.items():
+            page.set_viewport_size({"width": width, "height": 900})
+            with subtests.test(msg=f"{url} on a {label} ({width} px)"):
+                assert page.goto(url).status == 200
+                assert page.evaluate(OVERFLOWS, width < 600) == []
