@@ -141,8 +141,21 @@ def _trail(rows: Any) -> list[TrailRow]:
     ]
 
 
-def _date_input() -> forms.DateInput:
-    return forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+class IsoDateField(forms.DateField):
+    """A day typed as year-month-day: the browser's own date box shows mm/dd/yyyy or dd/mm/yyyy by the
+    machine's locale, and Django would also read 03/04/2024 as 4 March; 2024-03-04 is one day."""
+
+    input_formats = ["%Y-%m-%d"]
+    default_error_messages = {"invalid": "Enter the date as year-month-day, e.g. 2024-07-01."}
+    widget = forms.DateInput(
+        format="%Y-%m-%d",
+        attrs={
+            "placeholder": "yyyy-mm-dd",
+            "pattern": r"\d{4}-\d{2}-\d{2}",
+            "inputmode": "numeric",
+            "size": 10,
+        },
+    )
 
 
 def _check_date_order(form: forms.Form, start: str, end: str) -> None:
@@ -166,8 +179,8 @@ class AuditLogFilterForm(forms.Form):
     actor = forms.CharField(
         label="Done by", required=False, max_length=100, help_text="Part of a name or email address."
     )
-    since = forms.DateField(label="From", required=False, widget=_date_input())
-    until = forms.DateField(label="To", required=False, widget=_date_input(), help_text="Inclusive.")
+    since = IsoDateField(label="From", required=False, help_text="yyyy-mm-dd")
+    until = IsoDateField(label="To", required=False, help_text="yyyy-mm-dd, inclusive.")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -326,11 +339,11 @@ def ai_query_detail(request: HttpRequest, query_id: int) -> HttpResponse:
 class PricingFilterForm(forms.Form):
     connection_type = forms.ChoiceField(label="Connection type", required=False)
     bucket = forms.ChoiceField(label="Hours", required=False, choices=[("", "Any hours"), *Bucket.choices])
-    since = forms.DateField(
-        label="In force from", required=False, widget=_date_input(), help_text="Changes starting on or after."
+    since = IsoDateField(
+        label="In force from", required=False, help_text="yyyy-mm-dd: changes starting on or after."
     )
-    until = forms.DateField(
-        label="Up to", required=False, widget=_date_input(), help_text="Changes starting on or before."
+    until = IsoDateField(
+        label="Up to", required=False, help_text="yyyy-mm-dd: changes starting on or before."
     )
 
     def __init__(self, *args: Any, connection_types: list[tuple[str, str]], **kwargs: Any) -> None:

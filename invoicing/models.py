@@ -16,6 +16,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Round
 from django.db.models.lookups import Exact
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -539,6 +540,21 @@ class BillingRun(models.Model):
     def percent(self) -> int:
         """How far the run has got, in whole percent (a run with nothing to bill is complete)."""
         return 100 if not self.total else min(100, self.done * 100 // self.total)
+
+    @property
+    def outcome(self) -> str:
+        """The status, saying what a completed run left unbilled: "Completed" alone would read as a
+        month billed when every connection was skipped (a month with no readings yet)."""
+        status = self.get_status_display()
+        if self.status != BillingRunStatus.COMPLETED or not (self.skipped or self.failed):
+            return status
+        left = [
+            f"{count} connection{pluralize(count)} {what}"
+            for count, what in ((self.skipped, "skipped"), (self.failed, "failed"))
+            if count
+        ]
+        billed = "nothing billed" if not self.issued else f"{self.issued} billed"
+        return f"{status}: {billed}, {', '.join(left)}"
 
 
 class BillingRunChunk(models.Model):

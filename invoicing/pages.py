@@ -7,6 +7,7 @@ a service's refusal is shown next to the field it concerns, with the form as it 
 """
 
 import json
+import re
 import uuid
 from datetime import date
 from decimal import Decimal
@@ -596,10 +597,29 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "run": run,
             "running": run.status == BillingRunStatus.RUNNING,
             "finished_status": BillingRunStatus.COMPLETED,
-            "problems": problems,
+            "problem_groups": _problem_groups(problems),
             "api_url": reverse("billing-run", args=[run.pk]),
         },
     )
+
+
+def _problem_groups(problems: Any) -> list[dict[str, Any]]:
+    """A run's skipped and failed connections, one row per kind and reason (with its connections), most
+    connections first: a month with no readings yet is one reason for every connection, not 75 rows.
+    A reason names its connection; the group's reason says "the connection" instead."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for problem in problems:
+        number = problem.connection.number
+        reason = re.sub(rf"\b([Cc])onnection {re.escape(number)}\b", _the_connection, problem.reason)
+        group = groups.setdefault(
+            (problem.kind, reason), {"kind": problem.get_kind_display(), "reason": reason, "connections": []}
+        )
+        group["connections"].append(problem.connection)
+    return sorted(groups.values(), key=lambda group: -len(group["connections"]))
+
+
+def _the_connection(match: re.Match) -> str:
+    return "The connection" if match.group(1) == "C" else "the connection"
 
 
 # --- e-mail messages, and inviting a customer --------------------------------------------------------

@@ -53,7 +53,7 @@ def test_a_billing_run_shows_live_progress_then_counts_and_skipped_connections(
     page.clock.run_for(1_000)
     expect(page.get_by_role("heading", name="Connections not billed")).to_be_visible()
     expect(progress).to_have_js_property("value", 100)
-    expect(page.get_by_test_id("run-status")).to_have_text("Completed")
+    expect(page.get_by_test_id("run-status")).to_have_text("Completed: 1 billed, 1 connection skipped")
     expect(page.get_by_test_id("run-issued")).to_have_text("1")
     expect(page.get_by_test_id("run-skipped")).to_have_text("1")
     skipped = page.get_by_role("row").filter(has_text=no_readings.number)

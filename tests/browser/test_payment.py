@@ -58,3 +58,21 @@ def test_a_part_payment_then_the_rest_settle_the_bill_with_a_receipt_each(
     page.get_by_role("link", name="Back to the bill").click()
     expect(page.get_by_test_id("balance")).to_have_text("Rs0.00")
     expect(page.get_by_role("region", name="Bill", exact=True).locator(".status")).to_have_text("Paid")
+
+
+def test_a_refused_payment_comes_back_with_the_amount_the_clerk_typed(
+    page: Page, sign_in, creator, cash, january
+):
+    sign_in(creator)
+    page.goto(f"/payments/new?bill={january.pk}")
+    amount = page.get_by_role("spinbutton", name="Amount", exact=True)
+    expect(amount).to_have_value("9750.00")
+    amount.fill("4000.125")  # a tenth of a paisa: refused
+    page.get_by_label("Payment method").select_option(label=cash.name)
+    page.get_by_role("button", name="Record payment").click()
+
+    expect(page.locator(".has-error")).to_contain_text("decimal places")
+    # The bill's figures are looked up again, but the field keeps what was typed.
+    expect(page.get_by_test_id("amount-payable")).to_have_text("9750.00")
+    expect(amount).to_have_value("4000.125")
+    assert not january.allocations.exists()

@@ -203,3 +203,35 @@ def test_the_pricing_history_shows_a_price_change_with_the_old_and_new_rate(
 
     assert "32.50 →" in html and "<strong>41.25</strong>" in html
     assert "Omar Officer" in html
+
+
+def test_the_pricing_history_is_filtered_by_days_typed_year_month_day(
+    signed_in, auditor, flat_provider, time_machine
+):
+    time_machine.move_to(date(2024, 3, 4))  # a price change starts today or later
+    officer = UserFactory(provider=flat_provider, roles=[Role.ADMIN])
+    provider_price_set(provider=flat_provider, price=Decimal("41.25"), changed_by=officer)
+    client = signed_in(auditor, Role.AUDITOR)
+
+    shown = client.get("/audit/pricing", {"since": "2024-03-04"})
+    form = client.get("/audit/pricing").content.decode()
+
+    assert shown.status_code == 200
+    assert shown.content.decode().count(
+        'data-testid="price-row"'
+    ) == 1 and "<strong>41.25</strong>" in html_of(shown)
+    # A text box asking for year-month-day, not the browser's date box in the machine's own order.
+    assert 'name="since"' in form and 'placeholder="yyyy-mm-dd"' in form and 'type="date"' not in form
+
+
+@pytest.mark.parametrize("typed", ["03/04/2024", "4 March 2024", "2024-13-01"])
+def test_a_day_not_typed_year_month_day_is_refused_with_how_to_type_it(signed_in, auditor, typed):
+    response = signed_in(auditor, Role.AUDITOR).get("/audit/pricing", {"since": typed})
+
+    assert response.status_code == 400
+    assert "Enter the date as year-month-day, e.g. 2024-07-01." in html_of(response)
+    assert f'value="{escape(typed)}"' in html_of(response)  # kept as typed, to correct
+
+
+def html_of(response) -> str:
+    return response.content.decode()

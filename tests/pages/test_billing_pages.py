@@ -1,9 +1,11 @@
 """The staff's billing pages: what they show, what they refuse and why, and what stays typed."""
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings
 
 from accounts.roles import Role
 from invoicing import services
@@ -320,6 +322,30 @@ def test_billing_run_page_bills_the_month_and_lists_skipped_connections(
     assert 'data-testid="run-issued">1<' in page and 'data-testid="run-skipped">1<' in page
     assert silent.number in page and "<progress" in page
     assert Invoice.objects.filter(connection=connection, period=JAN).exists()
+
+
+def test_a_run_that_billed_nothing_says_so_and_groups_its_skipped_connections(
+    signed_in, super_creator, flat_provider, time_machine, django_capture_on_commit_callbacks
+):
+    time_machine.move_to(datetime(2024, 2, 15, 10, tzinfo=ZoneInfo(settings.TIME_ZONE)))
+    silent = [
+        ConnectionFactory(customer=CustomerFactory(provider=flat_provider), provider=flat_provider)
+        for _ in range(5)
+    ]
+    client = signed_in(super_creator, Role.SUPER_CREATOR)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        started = client.post("/billing-runs", {"month": "2024-01"})
+    page = html(client.get(started.url))
+    listed = html(client.get("/billing-runs"))
+
+    status = "Completed: nothing billed, 5 connections skipped"
+    assert f'data-testid="run-status">{status}<' in page and f"<td>{status}</td>" in listed
+    # One row for the one reason, naming "the connection", with the five connections listed under it.
+    assert page.count('data-testid="problem-group"') == 1
+    assert "The connection has no reading in January 2024" in page
+    assert all(connection.number in page for connection in silent)
+    assert "Show the 5 connections" in page
 
 
 def test_a_billing_run_for_a_month_not_over_is_refused_next_to_the_month(

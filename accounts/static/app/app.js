@@ -19,19 +19,23 @@ function drawCharts() {
 }
 
 // A bill number field that fills in what the bill says: <input data-bill-lookup="/api/invoices/">;
-// elements with data-bill-field="amountPayable" receive that field of the API's answer.
+// elements with data-bill-field="amountPayable" receive that field of the API's answer. On a page shown
+// with the bill already chosen (a refused form, ?bill=) a field that holds a value keeps it: it is what
+// the clerk typed, or the server's own figure.
 function billLookups() {
   document.querySelectorAll("input[data-bill-lookup]").forEach((input) => {
     const form = input.form;
     const status = form.querySelector("[data-bill-status]");
-    const fill = async () => {
+    const fill = async (keepTyped) => {
       const id = input.value.trim();
       if (!/^\d+$/.test(id)) return;
       try {
         const bill = await getJson(input.dataset.billLookup + id);
         form.querySelectorAll("[data-bill-field]").forEach((target) => {
           const value = bill[target.dataset.billField] ?? "";
-          if ("value" in target && target.tagName !== "OUTPUT") target.value = value;
+          if ("value" in target && target.tagName !== "OUTPUT") {
+            if (!(keepTyped && target.value)) target.value = value;
+          }
           else target.textContent = value;
         });
         if (status) status.textContent = `Bill ${bill.invoiceNumber}: ${bill.paymentStatus.replace("_", " ")}.`;
@@ -39,8 +43,8 @@ function billLookups() {
         if (status) status.textContent = error.message;
       }
     };
-    input.addEventListener("change", fill);
-    if (input.value) fill();
+    input.addEventListener("change", () => fill(false));
+    if (input.value) fill(true);
   });
 }
 
