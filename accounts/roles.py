@@ -1,14 +1,15 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Role(models.TextChoices):
     """The five roles, spelled as the API and the original system spell them."""
 
-    CUSTOMER = "Customer", "Customer"
-    INVOICE_CREATOR = "Invoice_Creator", "Invoice creator"
-    SUPER_CREATOR = "Super_Creator", "Super creator"
-    AUDITOR = "Auditor", "Auditor"
-    ADMIN = "Admin", "Administrator"
+    CUSTOMER = "Customer", _("Customer")
+    INVOICE_CREATOR = "Invoice_Creator", _("Invoice creator")
+    SUPER_CREATOR = "Super_Creator", _("Super creator")
+    AUDITOR = "Auditor", _("Auditor")
+    ADMIN = "Admin", _("Administrator")
 
 
 # A platform user (no provider) administers providers; every other role works inside a provider.

@@ -46,6 +46,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -120,6 +121,9 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="Asia/Karachi")
 USE_I18N = True
+LANGUAGES = [("en", "English"), ("ur", "اردو")]
+# locale_staff holds the staff pages' Urdu; the merge folds it into locale/.
+LOCALE_PATHS = [BASE_DIR / "locale", BASE_DIR / "locale_staff"]
 USE_TZ = True
 
 STATIC_URL = "static/"
