@@ -16,6 +16,7 @@ from django import forms
 from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext_lazy as _
 
 from accounts.roles import Role
 from accounts.web import form_page, page, paginate, refusals_into
@@ -156,18 +157,18 @@ def _check_date_order(form: forms.Form, start: str, end: str) -> None:
 
 class AuditLogFilterForm(forms.Form):
     invoice_number = forms.CharField(
-        label="Invoice number",
+        label=_("Invoice number"),
         required=False,
         max_length=NUMBER_LENGTH,
-        help_text="All or part of a number, e.g. 2024-000123: that invoice's records only.",
+        help_text=_("All or part of a number, e.g. 2024-000123: that invoice's records only."),
     )
-    action = forms.ChoiceField(label="Action", required=False)
-    object_type = forms.ChoiceField(label="Record type", required=False)
+    action = forms.ChoiceField(label=_("Action"), required=False)
+    object_type = forms.ChoiceField(label=_("Record type"), required=False)
     actor = forms.CharField(
-        label="Done by", required=False, max_length=100, help_text="Part of a name or email address."
+        label=_("Done by"), required=False, max_length=100, help_text=_("Part of a name or email address.")
     )
-    since = forms.DateField(label="From", required=False, widget=_date_input())
-    until = forms.DateField(label="To", required=False, widget=_date_input(), help_text="Inclusive.")
+    since = forms.DateField(label=_("From"), required=False, widget=_date_input())
+    until = forms.DateField(label=_("To"), required=False, widget=_date_input(), help_text=_("Inclusive."))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -208,9 +209,9 @@ def _filtered(rows: QuerySet[AuditLog], filters: dict[str, Any], *, user: Any) -
 
 class InvoiceSearchForm(forms.Form):
     number = forms.CharField(
-        label="Number of the invoice",
+        label=_("Number of the invoice"),
         max_length=NUMBER_LENGTH,
-        help_text="All or part of it; one match opens its history.",
+        help_text=_("All or part of it; one match opens its history."),
         error_messages={"required": "Give all or part of an invoice number to search for."},
     )
 
@@ -268,7 +269,7 @@ FINISHED = ",".join(status for status in AIQueryStatus.values if status != AIQue
 class QuestionForm(forms.Form):
     # Not required here: the service refuses an empty question in its own words, next to the field.
     question = forms.CharField(
-        label="Your question",
+        label=_("Your question"),
         required=False,
         max_length=MAX_QUESTION,
         widget=forms.Textarea(attrs={"rows": 4}),
@@ -324,13 +325,16 @@ def ai_query_detail(request: HttpRequest, query_id: int) -> HttpResponse:
 
 
 class PricingFilterForm(forms.Form):
-    connection_type = forms.ChoiceField(label="Connection type", required=False)
-    bucket = forms.ChoiceField(label="Hours", required=False, choices=[("", "Any hours"), *Bucket.choices])
+    connection_type = forms.ChoiceField(label=_("Connection type"), required=False)
+    bucket = forms.ChoiceField(label=_("Hours"), required=False, choices=[("", "Any hours"), *Bucket.choices])
     since = forms.DateField(
-        label="In force from", required=False, widget=_date_input(), help_text="Changes starting on or after."
+        label=_("In force from"),
+        required=False,
+        widget=_date_input(),
+        help_text=_("Changes starting on or after."),
     )
     until = forms.DateField(
-        label="Up to", required=False, widget=_date_input(), help_text="Changes starting on or before."
+        label=_("Up to"), required=False, widget=_date_input(), help_text=_("Changes starting on or before.")
     )
 
     def __init__(self, *args: Any, connection_types: list[tuple[str, str]], **kwargs: Any) -> None:

@@ -102,3 +102,14 @@ def test_the_apis_refusals_follow_the_language_asked_for(client):
     assert urdu.status_code == english.status_code == 404
     assert urdu.json() == {"detail": "API میں ایسا کوئی پتہ نہیں ہے۔", "code": "not_found"}  # noqa: RUF001
     assert english.json() == {"detail": "No such address in the API.", "code": "not_found"}
+
+
+def test_the_payment_form_labels_its_fields_in_urdu(signed_in, super_creator, cash):
+    client = signed_in(super_creator, Role.SUPER_CREATOR)
+
+    urdu = page(client, "/payments/new", **URDU)
+    english = page(client, "/payments/new")
+
+    assert "<h1>ادائیگی وصول کریں</h1>" in urdu and "ادائیگی کا طریقہ" in urdu and "ادائیگی درج کریں" in urdu
+    assert 'data-testid="amount-payable"' in urdu and 'name="billId"' in urdu
+    assert "<h1>Take a payment</h1>" in english and "Payment method" in english
