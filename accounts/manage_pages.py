@@ -230,7 +230,10 @@ def user_new(request: HttpRequest) -> HttpResponse:
                 provider=form.provider_for_new_user(),
                 created_by=request.user,
             )
-            added = f"{user.name} is added as {', '.join(_role_labels(user))}."
+            added = _("%(name)s is added as %(roles)s.") % {
+                "name": user.name,
+                "roles": ", ".join(_role_labels(user)),
+            }
             if not user.has_usable_password():
                 added += " They cannot sign in until an administrator sets a password."
             messages.success(request, added)
@@ -257,7 +260,7 @@ def user_detail(request: HttpRequest, user_id: int) -> HttpResponse:
                     account_services.user_roles_set(
                         user=person, roles=roles.cleaned_data["roles"], changed_by=request.user
                     )
-                    messages.success(request, f"The roles of {person.name} are saved.")
+                    messages.success(request, _("The roles of %(name)s are saved.") % {"name": person.name})
                     return redirect("user-detail", user_id=person.pk)
         else:
             details = UserDetailsForm(request.POST, initial=details.initial)
@@ -266,7 +269,7 @@ def user_detail(request: HttpRequest, user_id: int) -> HttpResponse:
                     changes = {field: details.cleaned_data[field] for field in details.changed_data}
                     if changes:
                         account_services.user_update(user=person, updated_by=request.user, **changes)
-                    messages.success(request, f"The details of {person.name} are saved.")
+                    messages.success(request, _("The details of %(name)s are saved.") % {"name": person.name})
                     return redirect("user-detail", user_id=person.pk)
     return render(
         request,
@@ -386,7 +389,7 @@ def provider_list(request: HttpRequest) -> HttpResponse:
                     kwh_price=values["kwh_price"],
                     created_by=request.user,
                 )
-                messages.success(request, f"{provider} is set up.")
+                messages.success(request, _("%(provider)s is set up.") % {"provider": provider})
                 return redirect("provider-detail", provider_id=provider.pk)
     return render(
         request,
@@ -407,7 +410,7 @@ def provider_detail(request: HttpRequest, provider_id: int) -> HttpResponse:
             changes = {field: form.cleaned_data[field] for field in form.changed_data}
             if changes:
                 provider_services.provider_update(provider=provider, **changes)
-            messages.success(request, f"The settings of {provider.name} are saved.")
+            messages.success(request, _("The settings of %(name)s are saved.") % {"name": provider.name})
             return redirect("provider-detail", provider_id=provider.pk)
     return render(
         request,

@@ -163,7 +163,11 @@ def customer_new(request: HttpRequest) -> HttpResponse:
             customer = services.customer_create(
                 provider=provider, **form.cleaned_data, created_by=request.user
             )
-            messages.success(request, f"Customer {customer.number}, {customer.name}, is added.")
+            messages.success(
+                request,
+                _("Customer %(number)s, %(name)s, is added.")
+                % {"number": customer.number, "name": customer.name},
+            )
             return redirect("customer-detail", customer_id=customer.pk)
     return form_page(request, "billing/customer_form.html", {"form": form}, form=form)
 
@@ -197,7 +201,7 @@ def customer_edit(request: HttpRequest, customer_id: int) -> HttpResponse:
         with refusals_into(form, fields=FORM_FIELDS):
             changes = {name: form.cleaned_data[name] for name in form.changed_data}
             services.customer_update(customer=customer, **changes)
-            messages.success(request, f"The details of {customer.number} are saved.")
+            messages.success(request, _("The details of %(number)s are saved.") % {"number": customer.number})
             return redirect("customer-detail", customer_id=customer.pk)
     return form_page(request, "billing/customer_form.html", {"form": form, "customer": customer}, form=form)
 
@@ -352,7 +356,9 @@ def connection_edit(request: HttpRequest, connection_id: int) -> HttpResponse:
         with refusals_into(form, fields=FORM_FIELDS):
             changes = {name: form.cleaned_data[name] for name in form.changed_data}
             services.connection_update(connection=connection, **changes)
-            messages.success(request, f"The details of connection {connection.number} are saved.")
+            messages.success(
+                request, _("The details of connection %(number)s are saved.") % {"number": connection.number}
+            )
             return redirect("connection-detail", connection_id=connection.pk)
     return form_page(
         request, "billing/connection_form.html", {"form": form, "connection": connection}, form=form
@@ -388,7 +394,11 @@ def connection_income(request: HttpRequest, connection_id: int) -> HttpResponse:
                 declared_on=form.cleaned_data["declared_on"],
                 recorded_by=request.user,
             )
-            messages.success(request, f"The declared income of connection {connection.number} is recorded.")
+            messages.success(
+                request,
+                _("The declared income of connection %(number)s is recorded.")
+                % {"number": connection.number},
+            )
             return redirect("connection-detail", connection_id=connection.pk)
     return form_page(
         request, "billing/connection_income.html", {"form": form, "connection": connection}, form=form

@@ -473,7 +473,7 @@ def invoice_new(request: HttpRequest) -> HttpResponse:
                 peak_kwh=values["peakKwh"],
                 off_peak_kwh=values["offPeakKwh"],
             )
-            messages.success(request, f"Invoice {invoice.number} issued.")
+            messages.success(request, _("Invoice %(number)s issued.") % {"number": invoice.number})
             return redirect("bill-detail", invoice_id=invoice.pk)
     return render(request, "invoicing/invoice_form.html", {"form": form}, status=400 if form.errors else 200)
 
@@ -516,7 +516,7 @@ def invoice_edit(request: HttpRequest, invoice_id: int) -> HttpResponse:
                 off_peak_kwh=values["offPeakKwh"],
                 rerate=values["rerate"],
             )
-            messages.success(request, f"Invoice {invoice.number} updated.")
+            messages.success(request, _("Invoice %(number)s updated.") % {"number": invoice.number})
             return redirect("bill-detail", invoice_id=invoice.pk)
     return render(
         request,
@@ -643,5 +643,9 @@ def customer_invite(request: HttpRequest, customer_id: int) -> HttpResponse:
     except DomainError as refusal:
         messages.error(request, refusal.detail)
     else:
-        messages.success(request, f"An invitation to the portal is on its way to {message.recipient}.")
+        messages.success(
+            request,
+            _("An invitation to the portal is on its way to %(recipient)s.")
+            % {"recipient": message.recipient},
+        )
     return redirect(safe_next(request, fallback="message-list"))
