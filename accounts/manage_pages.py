@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts import services as account_services
@@ -95,7 +96,7 @@ class PersonForm(forms.Form):
     """What an administrator may say of a person (the fields `user_update` changes)."""
 
     name = forms.CharField(max_length=150)
-    phone = forms.CharField(label="Phone number", max_length=30, required=False)
+    phone = forms.CharField(label=_("Phone number"), max_length=30, required=False)
     address = forms.CharField(max_length=300, required=False)
     designation = forms.CharField(max_length=100, required=False, help_text=DESIGNATION_HELP)
 
@@ -107,13 +108,13 @@ class UserCreateForm(RolesMixin, PersonForm):
         required=False,
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="Optional. Without one the user cannot sign in until an administrator sets one.",
+        help_text=_("Optional. Without one the user cannot sign in until an administrator sets one."),
     )
     provider = forms.ModelChoiceField(
         queryset=Provider.objects.none(),
         required=False,
-        empty_label="None: a platform administrator",
-        help_text="The provider this person works for. Only administrators may have none.",
+        empty_label=_("None: a platform administrator"),
+        help_text=_("The provider this person works for. Only administrators may have none."),
     )
 
     field_order = ["name", "email", "phone", "address", "designation", "password", "provider", "roles"]
@@ -137,9 +138,9 @@ class UserCreateForm(RolesMixin, PersonForm):
 
 class UserDetailsForm(PersonForm):
     is_active = forms.BooleanField(
-        label="Active",
+        label=_("Active"),
         required=False,
-        help_text="Untick to stop this person signing in; they are signed out at their next request.",
+        help_text=_("Untick to stop this person signing in; they are signed out at their next request."),
     )
 
 
@@ -154,13 +155,13 @@ PLATFORM_USERS = "platform"  # the provider filter's value for users with no pro
 
 class UserFilterForm(forms.Form):
     q = forms.CharField(
-        label="Name or email",
+        label=_("Name or email"),
         required=False,
         max_length=100,
         widget=forms.TextInput(attrs={"type": "search"}),
     )
-    role = forms.ChoiceField(label="Role", required=False, choices=[("", "Any role"), *Role.choices])
-    provider = forms.ChoiceField(label="Provider", required=False)
+    role = forms.ChoiceField(label=_("Role"), required=False, choices=[("", "Any role"), *Role.choices])
+    provider = forms.ChoiceField(label=_("Provider"), required=False)
 
     def __init__(self, *args: Any, caller: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -189,7 +190,7 @@ class UserFilterForm(forms.Form):
 
 
 def _role_labels(user: User) -> list[str]:
-    return [Role(role).label for role in user.role_names]
+    return [str(Role(role).label) for role in user.role_names]
 
 
 @require_GET
@@ -229,7 +230,10 @@ def user_new(request: HttpRequest) -> HttpResponse:
                 provider=form.provider_for_new_user(),
                 created_by=request.user,
             )
-            added = f"{user.name} is added as {', '.join(_role_labels(user))}."
+            added = _("%(name)s is added as %(roles)s.") % {
+                "name": user.name,
+                "roles": ", ".join(_role_labels(user)),
+            }
             if not user.has_usable_password():
                 added += " They cannot sign in until an administrator sets a password."
             messages.success(request, added)
@@ -256,7 +260,7 @@ def user_detail(request: HttpRequest, user_id: int) -> HttpResponse:
                     account_services.user_roles_set(
                         user=person, roles=roles.cleaned_data["roles"], changed_by=request.user
                     )
-                    messages.success(request, f"The roles of {person.name} are saved.")
+                    messages.success(request, _("The roles of %(name)s are saved.") % {"name": person.name})
                     return redirect("user-detail", user_id=person.pk)
         else:
             details = UserDetailsForm(request.POST, initial=details.initial)
@@ -265,7 +269,7 @@ def user_detail(request: HttpRequest, user_id: int) -> HttpResponse:
                     changes = {field: details.cleaned_data[field] for field in details.changed_data}
                     if changes:
                         account_services.user_update(user=person, updated_by=request.user, **changes)
-                    messages.success(request, f"The details of {person.name} are saved.")
+                    messages.success(request, _("The details of %(name)s are saved.") % {"name": person.name})
                     return redirect("user-detail", user_id=person.pk)
     return render(
         request,
@@ -289,48 +293,50 @@ class ProviderSettingsForm(forms.Form):
 
     name = forms.CharField(max_length=200)
     city = forms.CharField(max_length=100)
-    email = forms.EmailField(label="Billing email")
-    phone = forms.CharField(label="Phone number", max_length=30, required=False)
+    email = forms.EmailField(label=_("Billing email"))
+    phone = forms.CharField(label=_("Phone number"), max_length=30, required=False)
     currency = forms.RegexField(
         regex=r"^[A-Za-z]{3}$",
         max_length=3,
         initial="PKR",
-        help_text="Three letters (ISO 4217), e.g. PKR. Every amount of this provider is in it.",
+        help_text=_("Three letters (ISO 4217), e.g. PKR. Every amount of this provider is in it."),
         error_messages={"invalid": "Use the three-letter currency code, e.g. PKR."},
     )
     due_days = forms.IntegerField(
-        label="Days to pay",
+        label=_("Days to pay"),
         min_value=1,
         max_value=90,
         initial=10,
-        help_text="Days from a bill's issue to its due date (1 to 90).",
+        help_text=_("Days from a bill's issue to its due date (1 to 90)."),
     )
     late_surcharge_percent = forms.DecimalField(
-        label="Late surcharge (%)",
+        label=_("Late surcharge (%)"),
         max_digits=5,
         decimal_places=2,
         min_value=Decimal("0"),
         max_value=Decimal("100"),
         initial=Decimal("10.00"),
-        help_text="Percent of the current charges added once when a bill passes its due date unpaid.",
+        help_text=_("Percent of the current charges added once when a bill passes its due date unpaid."),
     )
     reconnection_fee = forms.DecimalField(
-        label="Reconnection fee",
+        label=_("Reconnection fee"),
         max_digits=14,
         decimal_places=2,
         min_value=Decimal("0"),
         initial=Decimal("0.00"),
         required=False,
-        help_text="Charged on the next bill of a connection reconnected after a disconnection; empty or 0 for none.",
+        help_text=_(
+            "Charged on the next bill of a connection reconnected after a disconnection; empty or 0 for none."
+        ),
     )
     is_active = forms.BooleanField(
-        label="Active", required=False, initial=True, help_text="Inactive providers are not billed."
+        label=_("Active"), required=False, initial=True, help_text=_("Inactive providers are not billed.")
     )
     estimate_missing_readings = forms.BooleanField(
-        label="Estimate a month without a reading",
+        label=_("Estimate a month without a reading"),
         required=False,
         initial=True,
-        help_text="Bill it on the connection's past usage; the next actual reading trues the estimate up.",
+        help_text=_("Bill it on the connection's past usage; the next actual reading trues the estimate up."),
     )
 
     def clean_currency(self) -> str:
@@ -349,12 +355,14 @@ class ProviderCreateForm(ProviderSettingsForm):
         error_messages={"invalid": "Use 2 to 12 letters or digits, starting with a letter, e.g. DISCO."},
     )
     kwh_price = forms.DecimalField(
-        label="First price per kWh",
+        label=_("First price per kWh"),
         max_digits=14,
         decimal_places=4,
         min_value=Decimal("0"),
         required=False,
-        help_text="Optional: one flat price for every connection from today. Leave empty to set prices later.",
+        help_text=_(
+            "Optional: one flat price for every connection from today. Leave empty to set prices later."
+        ),
         error_messages={"min_value": "A price cannot be negative."},
     )
 
@@ -381,7 +389,7 @@ def provider_list(request: HttpRequest) -> HttpResponse:
                     kwh_price=values["kwh_price"],
                     created_by=request.user,
                 )
-                messages.success(request, f"{provider} is set up.")
+                messages.success(request, _("%(provider)s is set up.") % {"provider": provider})
                 return redirect("provider-detail", provider_id=provider.pk)
     return render(
         request,
@@ -402,7 +410,7 @@ def provider_detail(request: HttpRequest, provider_id: int) -> HttpResponse:
             changes = {field: form.cleaned_data[field] for field in form.changed_data}
             if changes:
                 provider_services.provider_update(provider=provider, **changes)
-            messages.success(request, f"The settings of {provider.name} are saved.")
+            messages.success(request, _("The settings of %(name)s are saved.") % {"name": provider.name})
             return redirect("provider-detail", provider_id=provider.pk)
     return render(
         request,
@@ -441,22 +449,24 @@ class PriceChangeForm(forms.Form):
     """
 
     row = TariffRowChoice(
-        label="Rate to change",
+        label=_("Rate to change"),
         queryset=TariffRow.objects.none(),
-        help_text="The other rates of its connection type are kept as they are.",
+        help_text=_("The other rates of its connection type are kept as they are."),
     )
     rate = forms.DecimalField(
-        label="New price per kWh",
+        label=_("New price per kWh"),
         max_digits=14,
         decimal_places=4,
         min_value=Decimal("0"),
         error_messages={"min_value": "A price cannot be negative."},
     )
     valid_from = forms.DateField(
-        label="Effective from",
+        label=_("Effective from"),
         initial=timezone.localdate,
         widget=forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"}),
-        help_text="Today or later, at most three years ahead: bills already issued keep the price they used.",
+        help_text=_(
+            "Today or later, at most three years ahead: bills already issued keep the price they used."
+        ),
     )
 
     def __init__(self, *args: Any, provider: Provider, shown: Any, **kwargs: Any) -> None:
@@ -504,7 +514,7 @@ class PriceChangeForm(forms.Form):
 
 class ScheduleDayForm(forms.Form):
     on = forms.DateField(
-        label="Schedule in force on",
+        label=_("Schedule in force on"),
         required=False,
         widget=forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"}),
         error_messages={"invalid": "Use a date like 2024-07-31."},

@@ -3,6 +3,7 @@ from django.contrib.auth.models import PermissionsMixin
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils.translation import gettext_lazy as _
 
 from accounts.roles import Role
 
@@ -158,12 +159,12 @@ ALWAYS_SENT = frozenset({MessageKind.INVITATION, MessageKind.PASSWORD_RESET})
 
 
 class MessageStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    SENT = "sent", "Sent"
+    QUEUED = "queued", _("Queued")
+    SENT = "sent", _("Sent")
     # A transient failure (the mail server unreachable or busy): tried again later, a bounded number of times.
-    RETRYING = "retrying", "Retrying"
+    RETRYING = "retrying", _("Retrying")
     # A hard failure (the address refused, retries used up): never tried again; staff see it.
-    FAILED = "failed", "Failed"
+    FAILED = "failed", _("Failed")
 
 
 UNSENT = (MessageStatus.QUEUED, MessageStatus.RETRYING)

@@ -134,35 +134,35 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
 # the permission (with that reach, when one is named), so a role sees exactly the pages it may open.
 NavEntry = tuple[str, str, str, Reach | None]
 NAV: tuple[tuple[str, tuple[NavEntry, ...]], ...] = (
-    ("Billing", (
-        ("Dashboard", "dashboard", "billing.view_customer", None),
-        ("Find a bill", "bill-search", "billing.view_customer", None),
-        ("Take a payment", "payment-new", "invoicing.collect_payment", None),
-        ("Bank payment files", "payment-file-list", "invoicing.view_paymentfile", None),
-        ("Adjust a bill", "adjustment-new", "invoicing.add_adjustment", None),
-        ("New invoice", "invoice-new", "invoicing.add_invoice", None),
-        ("My invoices", "invoices-mine", "invoicing.add_invoice", None),
-        ("All invoices", "invoices-all", "invoicing.view_invoice", PROVIDER),
-        ("Billing runs", "run-list", "invoicing.view_billingrun", None),
-        ("The books", "books", "invoicing.view_books", None),
-        ("E-mails", "message-list", "accounts.view_message", None),
-        ("Meter exchanges", "meter-exchanges", "billing.view_meterexchange", None),
-        ("Disconnection orders", "disconnection-order-list", "invoicing.view_disconnectionorder", None),
-        ("Usage calculator", "usage-calculator", "billing.view_customer", None),
+    (_("Billing"), (
+        (_("Dashboard"), "dashboard", "billing.view_customer", None),
+        (_("Find a bill"), "bill-search", "billing.view_customer", None),
+        (_("Take a payment"), "payment-new", "invoicing.collect_payment", None),
+        (_("Bank payment files"), "payment-file-list", "invoicing.view_paymentfile", None),
+        (_("Adjust a bill"), "adjustment-new", "invoicing.add_adjustment", None),
+        (_("New invoice"), "invoice-new", "invoicing.add_invoice", None),
+        (_("My invoices"), "invoices-mine", "invoicing.add_invoice", None),
+        (_("All invoices"), "invoices-all", "invoicing.view_invoice", PROVIDER),
+        (_("Billing runs"), "run-list", "invoicing.view_billingrun", None),
+        (_("The books"), "books", "invoicing.view_books", None),
+        (_("E-mails"), "message-list", "accounts.view_message", None),
+        (_("Meter exchanges"), "meter-exchanges", "billing.view_meterexchange", None),
+        (_("Disconnection orders"), "disconnection-order-list", "invoicing.view_disconnectionorder", None),
+        (_("Usage calculator"), "usage-calculator", "billing.view_customer", None),
     )),
-    ("Customers", (
-        ("Customers", "customer-list", "billing.view_customer", None),
-        ("New customer", "customer-new", "billing.add_customer", None),
-        ("Import customers", "customer-import", "billing.add_serviceconnection", None),
+    (_("Customers"), (
+        (_("Customers"), "customer-list", "billing.view_customer", None),
+        (_("New customer"), "customer-new", "billing.add_customer", None),
+        (_("Import customers"), "customer-import", "billing.add_serviceconnection", None),
     )),
-    ("Audit", (
-        ("Audit log", "audit-log", "auditing.view_auditlog", None),
-        ("Ask a question", "ai-query", "auditing.add_aiquery", None),
-        ("Pricing history", "pricing-history", "auditing.view_auditlog", None),
+    (_("Audit"), (
+        (_("Audit log"), "audit-log", "auditing.view_auditlog", None),
+        (_("Ask a question"), "ai-query", "auditing.add_aiquery", None),
+        (_("Pricing history"), "pricing-history", "auditing.view_auditlog", None),
     )),
-    ("Administration", (
-        ("Users", "manage-users", "accounts.view_user", None),
-        ("Providers and prices", "manage-providers", "providers.change_provider", None),
+    (_("Administration"), (
+        (_("Users"), "manage-users", "accounts.view_user", None),
+        (_("Providers and prices"), "manage-providers", "providers.change_provider", None),
     )),
     (_("My account"), (  # the customer's own section, in their language
         (_("My bills"), "portal-home", "invoicing.view_invoice", SELF),

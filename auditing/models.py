@@ -9,6 +9,7 @@ whichever lane is free, so one writer's append never waits for another's transac
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class AuditLogQuerySet(models.QuerySet):
@@ -84,10 +85,10 @@ class ChainHead(models.Model):
 
 
 class AIQueryStatus(models.TextChoices):
-    PENDING = "pending", "Waiting for a worker"
-    ANSWERED = "answered", "Answered"
-    REFUSED = "refused", "Refused"
-    FAILED = "failed", "Failed"
+    PENDING = "pending", _("Waiting for a worker")
+    ANSWERED = "answered", _("Answered")
+    REFUSED = "refused", _("Refused")
+    FAILED = "failed", _("Failed")
 
 
 class AIQuery(models.Model):

@@ -16,6 +16,7 @@ from django import forms
 from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext_lazy as _
 
 from accounts.roles import Role
 from accounts.web import form_page, page, paginate, refusals_into
@@ -146,7 +147,7 @@ class IsoDateField(forms.DateField):
     machine's locale, and Django would also read 03/04/2024 as 4 March; 2024-03-04 is one day."""
 
     input_formats = ["%Y-%m-%d"]
-    default_error_messages = {"invalid": "Enter the date as year-month-day, e.g. 2024-07-01."}
+    default_error_messages = {"invalid": _("Enter the date as year-month-day, e.g. 2024-07-01.")}
     widget = forms.DateInput(
         format="%Y-%m-%d",
         attrs={
@@ -161,7 +162,7 @@ class IsoDateField(forms.DateField):
 def _check_date_order(form: forms.Form, start: str, end: str) -> None:
     first, last = form.cleaned_data.get(start), form.cleaned_data.get(end)
     if first and last and last < first:
-        form.add_error(end, "This date is before the start date; choose a later one.")
+        form.add_error(end, _("This date is before the start date; choose a later one."))
 
 
 # --- the audit log ------------------------------------------------------------------------------
@@ -169,18 +170,18 @@ def _check_date_order(form: forms.Form, start: str, end: str) -> None:
 
 class AuditLogFilterForm(forms.Form):
     invoice_number = forms.CharField(
-        label="Invoice number",
+        label=_("Invoice number"),
         required=False,
         max_length=NUMBER_LENGTH,
-        help_text="All or part of a number, e.g. 2024-000123: that invoice's records only.",
+        help_text=_("All or part of a number, e.g. 2024-000123: that invoice's records only."),
     )
-    action = forms.ChoiceField(label="Action", required=False)
-    object_type = forms.ChoiceField(label="Record type", required=False)
+    action = forms.ChoiceField(label=_("Action"), required=False)
+    object_type = forms.ChoiceField(label=_("Record type"), required=False)
     actor = forms.CharField(
-        label="Done by", required=False, max_length=100, help_text="Part of a name or email address."
+        label=_("Done by"), required=False, max_length=100, help_text=_("Part of a name or email address.")
     )
-    since = IsoDateField(label="From", required=False, help_text="yyyy-mm-dd")
-    until = IsoDateField(label="To", required=False, help_text="yyyy-mm-dd, inclusive.")
+    since = IsoDateField(label=_("From"), required=False, help_text="yyyy-mm-dd")
+    until = IsoDateField(label=_("To"), required=False, help_text=_("yyyy-mm-dd, inclusive."))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -221,9 +222,9 @@ def _filtered(rows: QuerySet[AuditLog], filters: dict[str, Any], *, user: Any) -
 
 class InvoiceSearchForm(forms.Form):
     number = forms.CharField(
-        label="Number of the invoice",
+        label=_("Number of the invoice"),
         max_length=NUMBER_LENGTH,
-        help_text="All or part of it; one match opens its history.",
+        help_text=_("All or part of it; one match opens its history."),
         error_messages={"required": "Give all or part of an invoice number to search for."},
     )
 
@@ -281,7 +282,7 @@ FINISHED = ",".join(status for status in AIQueryStatus.values if status != AIQue
 class QuestionForm(forms.Form):
     # Not required here: the service refuses an empty question in its own words, next to the field.
     question = forms.CharField(
-        label="Your question",
+        label=_("Your question"),
         required=False,
         max_length=MAX_QUESTION,
         widget=forms.Textarea(attrs={"rows": 4}),
@@ -337,13 +338,13 @@ def ai_query_detail(request: HttpRequest, query_id: int) -> HttpResponse:
 
 
 class PricingFilterForm(forms.Form):
-    connection_type = forms.ChoiceField(label="Connection type", required=False)
-    bucket = forms.ChoiceField(label="Hours", required=False, choices=[("", "Any hours"), *Bucket.choices])
+    connection_type = forms.ChoiceField(label=_("Connection type"), required=False)
+    bucket = forms.ChoiceField(label=_("Hours"), required=False, choices=[("", _("Any hours")), *Bucket.choices])
     since = IsoDateField(
-        label="In force from", required=False, help_text="yyyy-mm-dd: changes starting on or after."
+        label=_("In force from"), required=False, help_text=_("yyyy-mm-dd: changes starting on or after.")
     )
     until = IsoDateField(
-        label="Up to", required=False, help_text="yyyy-mm-dd: changes starting on or before."
+        label=_("Up to"), required=False, help_text=_("yyyy-mm-dd: changes starting on or before.")
     )
 
     def __init__(self, *args: Any, connection_types: list[tuple[str, str]], **kwargs: Any) -> None:

@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from accounts.permissions import role_allows
 from accounts.web import page, paginate, refusals_into
@@ -47,20 +48,23 @@ def _register_field(meter: str, name: str) -> forms.DecimalField:
 
 class MeterExchangeForm(forms.Form):
     connectionNumber = forms.CharField(
-        label="Connection ID", max_length=40, help_text="As printed on the bill, e.g. DISCO-RES-1101"
+        label=_("Connection ID"), max_length=40, help_text=_("As printed on the bill, e.g. DISCO-RES-1101")
     )
     exchangedAt = forms.DateTimeField(
-        label="Exchanged at",
+        label=_("Exchanged at"),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        help_text="When the old meter was read for the last time and the new one for the first.",
+        help_text=_("When the old meter was read for the last time and the new one for the first."),
     )
-    newMeterNumber = forms.CharField(label="New meter number", max_length=40)
+    newMeterNumber = forms.CharField(label=_("New meter number"), max_length=40)
     newMeterType = forms.CharField(
-        label="New meter type", max_length=60, required=False, help_text="Empty: the same type as the old."
+        label=_("New meter type"),
+        max_length=60,
+        required=False,
+        help_text=_("Empty: the same type as the old."),
     )
     reason = forms.CharField(
-        label="Reason", max_length=300, widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Why the meter was exchanged: faulty, burnt, upgraded to a net meter, ...",
+        label=_("Reason"), max_length=300, widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("Why the meter was exchanged: faulty, burnt, upgraded to a net meter, ..."),
     )  # fmt: skip
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

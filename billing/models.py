@@ -2,16 +2,17 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Language
 from providers.models import ConnectionType, Provider
 
 
 class CustomerKind(models.TextChoices):
-    RESIDENTIAL = "Residential"
-    COMMERCIAL = "Commercial"
-    INDUSTRIAL = "Industrial"
-    PUBLIC = "Public"
+    RESIDENTIAL = "Residential", _("Residential")
+    COMMERCIAL = "Commercial", _("Commercial")
+    INDUSTRIAL = "Industrial", _("Industrial")
+    PUBLIC = "Public", _("Public")
 
 
 class Customer(models.Model):
@@ -52,10 +53,10 @@ class Customer(models.Model):
 
 
 class ConnectionStatus(models.TextChoices):
-    PENDING = "Pending"  # created, not yet connected: no first reading
-    ACTIVE = "Active"
-    DISCONNECTED = "Disconnected"
-    CLOSED = "Closed"  # final reading taken and final bill issued; never billed again
+    PENDING = "Pending", _("Pending")  # created, not yet connected: no first reading
+    ACTIVE = "Active", _("Active")
+    DISCONNECTED = "Disconnected", _("Disconnected")
+    CLOSED = "Closed", _("Closed")  # final reading taken and final bill issued; never billed again
 
 
 class ServiceConnection(models.Model):
@@ -126,11 +127,11 @@ class NumberCounter(models.Model):
 
 
 class ReadingSource(models.TextChoices):
-    API = "api", "Entered through the API"
-    UPLOAD = "upload", "Bulk upload"
-    IMPORT = "import", "Imported"
-    SELF = "self", "Read by the customer (a self-read)"
-    EXCHANGE = "exchange", "A new meter's first reading, at a meter exchange"
+    API = "api", _("Entered through the API")
+    UPLOAD = "upload", _("Bulk upload")
+    IMPORT = "import", _("Imported")
+    SELF = "self", _("Read by the customer (a self-read)")
+    EXCHANGE = "exchange", _("A new meter's first reading, at a meter exchange")
 
 
 class MeterReading(models.Model):
@@ -274,18 +275,18 @@ class ConnectionTypeChange(models.Model):
 
 
 class EventKind(models.TextChoices):
-    CONNECTED = "connected", "Connected"
-    DISCONNECTED = "disconnected", "Disconnected"
-    RECONNECTED = "reconnected", "Reconnected"
-    CLOSED = "closed", "Closed"
-    TYPE_CHANGED = "type_changed", "Connection type changed"
-    MOVED_OUT = "moved_out", "Customer moved out"
-    MOVED_IN = "moved_in", "Customer moved in"
+    CONNECTED = "connected", _("Connected")
+    DISCONNECTED = "disconnected", _("Disconnected")
+    RECONNECTED = "reconnected", _("Reconnected")
+    CLOSED = "closed", _("Closed")
+    TYPE_CHANGED = "type_changed", _("Connection type changed")
+    MOVED_OUT = "moved_out", _("Customer moved out")
+    MOVED_IN = "moved_in", _("Customer moved in")
 
 
 class DisconnectionGround(models.TextChoices):
-    ON_REQUEST = "on_request", "At the customer's request"
-    NON_PAYMENT = "non_payment", "For non-payment (a disconnection order)"
+    ON_REQUEST = "on_request", _("At the customer's request")
+    NON_PAYMENT = "non_payment", _("For non-payment (a disconnection order)")
 
 
 class ConnectionEvent(models.Model):

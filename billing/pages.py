@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.permissions import PROVIDER, reach_of, role_allows
@@ -79,41 +80,48 @@ class CustomerDetailsForm(forms.Form):
 
     name = forms.CharField(max_length=150)
     national_id = forms.CharField(
-        label="National id (CNIC)", max_length=20, required=False, help_text="For example 35202-1234567-1."
+        label=_("National id (CNIC)"),
+        max_length=20,
+        required=False,
+        help_text=_("For example 35202-1234567-1."),
     )
     email = forms.EmailField(
-        label="E-mail", required=False, help_text="Where bills and notices are sent; empty: none are."
+        label=_("E-mail"), required=False, help_text=_("Where bills and notices are sent; empty: none are.")
     )
     phone = forms.CharField(
-        label="Phone number", max_length=30, required=False, help_text="For example 0300-1234567."
+        label=_("Phone number"), max_length=30, required=False, help_text=_("For example 0300-1234567.")
     )
     address = forms.CharField(max_length=300, required=False)
     kind = forms.ChoiceField(choices=CustomerKind.choices, initial=CustomerKind.RESIDENTIAL)
-    organisation = forms.CharField(max_length=200, required=False, help_text="For a business or public body.")
-    preferred_language = forms.ChoiceField(
-        label="Language of bills and e-mails", choices=Language.choices, initial=Language.ENGLISH
+    organisation = forms.CharField(
+        max_length=200, required=False, help_text=_("For a business or public body.")
     )
-    notify_bills = forms.BooleanField(label="E-mail each bill", required=False, initial=True)
+    preferred_language = forms.ChoiceField(
+        label=_("Language of bills and e-mails"), choices=Language.choices, initial=Language.ENGLISH
+    )
+    notify_bills = forms.BooleanField(label=_("E-mail each bill"), required=False, initial=True)
     notify_reminders = forms.BooleanField(
-        label="E-mail before the due date and when overdue", required=False, initial=True
+        label=_("E-mail before the due date and when overdue"), required=False, initial=True
     )
     notify_payments = forms.BooleanField(
-        label="E-mail a receipt for each payment", required=False, initial=True
+        label=_("E-mail a receipt for each payment"), required=False, initial=True
     )
 
 
 class CustomerCreateForm(CustomerDetailsForm):
     number = forms.CharField(
-        label="Customer number",
+        label=_("Customer number"),
         max_length=40,
         required=False,
-        help_text="As printed on the provider's papers; leave empty to have the next number given.",
+        help_text=_("As printed on the provider's papers; leave empty to have the next number given."),
     )
     invite = forms.BooleanField(
-        label="E-mail an invitation to the portal",
+        label=_("E-mail an invitation to the portal"),
         required=False,
         initial=True,
-        help_text="With an e-mail address: a login is made from it, and a link to set its password is sent.",
+        help_text=_(
+            "With an e-mail address: a login is made from it, and a link to set its password is sent."
+        ),
     )
 
     field_order = ["number", "name"]
@@ -155,7 +163,11 @@ def customer_new(request: HttpRequest) -> HttpResponse:
             customer = services.customer_create(
                 provider=provider, **form.cleaned_data, created_by=request.user
             )
-            messages.success(request, f"Customer {customer.number}, {customer.name}, is added.")
+            messages.success(
+                request,
+                _("Customer %(number)s, %(name)s, is added.")
+                % {"number": customer.number, "name": customer.name},
+            )
             return redirect("customer-detail", customer_id=customer.pk)
     return form_page(request, "billing/customer_form.html", {"form": form}, form=form)
 
@@ -189,14 +201,14 @@ def customer_edit(request: HttpRequest, customer_id: int) -> HttpResponse:
         with refusals_into(form, fields=FORM_FIELDS):
             changes = {name: form.cleaned_data[name] for name in form.changed_data}
             services.customer_update(customer=customer, **changes)
-            messages.success(request, f"The details of {customer.number} are saved.")
+            messages.success(request, _("The details of %(number)s are saved.") % {"number": customer.number})
             return redirect("customer-detail", customer_id=customer.pk)
     return form_page(request, "billing/customer_form.html", {"form": form, "customer": customer}, form=form)
 
 
 class ImportForm(forms.Form):
     file = forms.FileField(
-        label="CSV file",
+        label=_("CSV file"),
         help_text=f"UTF-8, with a header line; at most {MAX_ONBOARDING_ROWS:,} rows and "
         f"{MAX_UPLOAD_BYTES // 2**20} MB.",
     )
@@ -232,15 +244,17 @@ class ConnectionDetailsForm(forms.Form):
     """What `connection_update` changes."""
 
     meter_number = forms.CharField(
-        label="Meter number",
+        label=_("Meter number"),
         max_length=40,
         required=False,
-        help_text="Changed here only before the meter's first reading; later, a meter exchange replaces it.",
+        help_text=_(
+            "Changed here only before the meter's first reading; later, a meter exchange replaces it."
+        ),
     )
-    meter_type = forms.CharField(label="Meter type", max_length=60, required=False)
+    meter_type = forms.CharField(label=_("Meter type"), max_length=60, required=False)
     division = forms.CharField(max_length=100, required=False)
     subdivision = forms.CharField(max_length=100, required=False)
-    installation_date = forms.DateField(label="Installation date", required=False, widget=DATE_INPUT)
+    installation_date = forms.DateField(label=_("Installation date"), required=False, widget=DATE_INPUT)
 
 
 class ConnectionTypeChoice(forms.ModelChoiceField):
@@ -250,12 +264,12 @@ class ConnectionTypeChoice(forms.ModelChoiceField):
 
 class ConnectionCreateForm(ConnectionDetailsForm):
     number = forms.CharField(
-        label="Connection number",
+        label=_("Connection number"),
         max_length=40,
         required=False,
-        help_text="As printed on the provider's papers; leave empty to have the next number given.",
+        help_text=_("As printed on the provider's papers; leave empty to have the next number given."),
     )
-    connection_type = ConnectionTypeChoice(label="Connection type", queryset=ConnectionType.objects.none())
+    connection_type = ConnectionTypeChoice(label=_("Connection type"), queryset=ConnectionType.objects.none())
 
     field_order = ["number", "connection_type"]
 
@@ -342,7 +356,9 @@ def connection_edit(request: HttpRequest, connection_id: int) -> HttpResponse:
         with refusals_into(form, fields=FORM_FIELDS):
             changes = {name: form.cleaned_data[name] for name in form.changed_data}
             services.connection_update(connection=connection, **changes)
-            messages.success(request, f"The details of connection {connection.number} are saved.")
+            messages.success(
+                request, _("The details of connection %(number)s are saved.") % {"number": connection.number}
+            )
             return redirect("connection-detail", connection_id=connection.pk)
     return form_page(
         request, "billing/connection_form.html", {"form": form, "connection": connection}, form=form
@@ -351,14 +367,17 @@ def connection_edit(request: HttpRequest, connection_id: int) -> HttpResponse:
 
 class IncomeForm(forms.Form):
     monthly_income = forms.DecimalField(
-        label="Declared monthly income",
+        label=_("Declared monthly income"),
         max_digits=14,
         decimal_places=2,
         min_value=Decimal("0"),
-        help_text="In the provider's currency, as the customer declared it.",
+        help_text=_("In the provider's currency, as the customer declared it."),
     )
     declared_on = forms.DateField(
-        label="Declared on", initial=timezone.localdate, widget=DATE_INPUT, help_text="Today or earlier."
+        label=_("Declared on"),
+        initial=timezone.localdate,
+        widget=DATE_INPUT,
+        help_text=_("Today or earlier."),
     )
 
 
@@ -375,7 +394,11 @@ def connection_income(request: HttpRequest, connection_id: int) -> HttpResponse:
                 declared_on=form.cleaned_data["declared_on"],
                 recorded_by=request.user,
             )
-            messages.success(request, f"The declared income of connection {connection.number} is recorded.")
+            messages.success(
+                request,
+                _("The declared income of connection %(number)s is recorded.")
+                % {"number": connection.number},
+            )
             return redirect("connection-detail", connection_id=connection.pk)
     return form_page(
         request, "billing/connection_income.html", {"form": form, "connection": connection}, form=form
@@ -384,17 +407,17 @@ def connection_income(request: HttpRequest, connection_id: int) -> HttpResponse:
 
 class FirstReadingForm(forms.Form):
     taken_at = forms.DateTimeField(
-        label="Taken at",
+        label=_("Taken at"),
         widget=forms.DateTimeInput(format="%Y-%m-%dT%H:%M", attrs={"type": "datetime-local"}),
-        help_text="The date and time on the meter reading slip (local time).",
+        help_text=_("The date and time on the meter reading slip (local time)."),
     )
-    import_peak = forms.DecimalField(label="Import, peak (kWh)", **KWH_FIELD)
-    import_off_peak = forms.DecimalField(label="Import, off-peak (kWh)", **KWH_FIELD)
+    import_peak = forms.DecimalField(label=_("Import, peak (kWh)"), **KWH_FIELD)
+    import_off_peak = forms.DecimalField(label=_("Import, off-peak (kWh)"), **KWH_FIELD)
     export_peak = forms.DecimalField(
-        label="Export, peak (kWh)", required=False, initial=Decimal("0"), **KWH_FIELD
+        label=_("Export, peak (kWh)"), required=False, initial=Decimal("0"), **KWH_FIELD
     )
     export_off_peak = forms.DecimalField(
-        label="Export, off-peak (kWh)", required=False, initial=Decimal("0"), **KWH_FIELD
+        label=_("Export, off-peak (kWh)"), required=False, initial=Decimal("0"), **KWH_FIELD
     )
 
 

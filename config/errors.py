@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template import loader
+from django.utils.translation import gettext as _
 from django.views.defaults import bad_request as bad_request_page
 from django.views.defaults import page_not_found, server_error
 from django.views.defaults import permission_denied as permission_denied_page
@@ -89,7 +90,11 @@ def _validation_body(exc: exceptions.ValidationError) -> dict:
     if general and not fields:
         return error_body(" ".join(general), _first_code(exc.get_codes()))
     named = ", ".join(fields)
-    detail = " ".join([*general, f"Please correct: {named}."]) if named else "The request is not valid."
+    detail = (
+        " ".join([*general, _("Please correct: %(fields)s.") % {"fields": named}])
+        if named
+        else _("The request is not valid.")
+    )
     return error_body(detail, "invalid", fields=fields)
 
 
@@ -129,7 +134,7 @@ def api_exception_handler(exc: Exception, ctx: dict) -> Response | None:
     else:
         detail, code = exc.detail, _first_code(exc.get_codes())
         if isinstance(detail, dict):  # simplejwt nests its reason under "detail", "code" and "messages"
-            detail, code = detail.get("detail", "The request was refused."), str(detail.get("code", code))
+            detail, code = detail.get("detail", _("The request was refused.")), str(detail.get("code", code))
         response.data = error_body(str(detail), code)
     return response
 
@@ -155,24 +160,25 @@ def bad_request(request: HttpRequest, exception: Exception) -> Any:
     if isinstance(exception, RequestDataTooBig | TooManyFieldsSent | TooManyFilesSent):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         body = error_body(
-            f"The request is too large: send at most {limit:,} bytes of data (files aside) at a time.",
+            _("The request is too large: send at most %(limit)s bytes of data (files aside) at a time.")
+            % {"limit": f"{limit:,}"},
             "too_large",
             extra={"limitBytes": limit},
         )
         return JsonResponse(body, status=413)
-    return JsonResponse(error_body("The request could not be understood.", "bad_request"), status=400)
+    return JsonResponse(error_body(_("The request could not be understood."), "bad_request"), status=400)
 
 
 def permission_denied(request: HttpRequest, exception: Exception) -> Any:
     if _wants_json(request):
-        body = error_body("You may not do this in your current role.", "permission_denied")
+        body = error_body(_("You may not do this in your current role."), "permission_denied")
         return JsonResponse(body, status=403)
     return permission_denied_page(request, exception)
 
 
 def not_found(request: HttpRequest, exception: Exception) -> Any:
     if _wants_json(request):
-        return JsonResponse(error_body("No such address in the API.", "not_found"), status=404)
+        return JsonResponse(error_body(_("No such address in the API."), "not_found"), status=404)
     return page_not_found(request, exception)
 
 
@@ -186,7 +192,7 @@ def internal_error(request: HttpRequest) -> Any:
         return _database_unavailable(request)
     if _wants_json(request):
         body = error_body(
-            "Something went wrong on our side. Quote the request id if you report it.",
+            _("Something went wrong on our side. Quote the request id if you report it."),
             "server_error",
             extra={"requestId": context.current().request_id or getattr(request, "request_id", "")},
         )
@@ -200,8 +206,11 @@ def _database_unavailable(request: HttpRequest) -> HttpResponse:
     The page is rendered without a request context: its context processors would need the database."""
     if _wants_json(request):
         body = error_body(
-            "The service cannot reach its database right now. Nothing was saved: try again in "
-            f"{DATABASE_RETRY_AFTER} seconds, and tell the administrator if it lasts.",
+            _(
+                "The service cannot reach its database right now. Nothing was saved: try again in "
+                "%(seconds)s seconds, and tell the administrator if it lasts."
+            )
+            % {"seconds": DATABASE_RETRY_AFTER},
             "database_unavailable",
             extra={"requestId": context.current().request_id or getattr(request, "request_id", "")},
         )

@@ -3,6 +3,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 from django.utils import translation
+from django.utils.translation import gettext as _
 
 from accounts.messaging import chosen_language_of
 from config import context, errors
@@ -60,16 +61,22 @@ class RefuseNulMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if NUL in request.path:
-            return errors.bad_input(request, f"The address contains a NUL character. {NUL_MESSAGE}")
+            return errors.bad_input(
+                request, _("The address contains a NUL character. %(rule)s") % {"rule": NUL_MESSAGE}
+            )
         named = sorted(
             {key for key, value in request.GET.lists() if NUL in key or any(NUL in v for v in value)}
         )
         if named:
             fields = {key.replace(NUL, "\\u0000"): [NUL_MESSAGE] for key in named}
-            return errors.bad_input(request, f"Please correct: {', '.join(fields)}.", fields=fields)
+            return errors.bad_input(
+                request, _("Please correct: %(fields)s.") % {"fields": ", ".join(fields)}, fields=fields
+            )
         if any(NUL in key or NUL in value for key, value in request.COOKIES.items()):
             # The session cookie is looked up in the database as it comes.
-            return errors.bad_input(request, f"A cookie contains a NUL character. {NUL_MESSAGE}")
+            return errors.bad_input(
+                request, _("A cookie contains a NUL character. %(rule)s") % {"rule": NUL_MESSAGE}
+            )
         return self.get_response(request)
 
 

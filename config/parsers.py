@@ -7,13 +7,15 @@ because PostgreSQL cannot store or compare text holding one.
 
 from typing import Any
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from rest_framework import exceptions
 from rest_framework.parsers import JSONParser
 
 # The deepest body an endpoint takes is a list of readings, each an object of plain values (depth 2).
 MAX_DEPTH = 32
 NUL = "\x00"
-NUL_MESSAGE = "Remove the NUL character (\\u0000): text may not contain one."
+NUL_MESSAGE = gettext_lazy("Remove the NUL character (\\u0000): text may not contain one.")
 
 
 class SafeJSONParser(JSONParser):
@@ -28,7 +30,8 @@ class SafeJSONParser(JSONParser):
 
 def _too_deep() -> exceptions.ParseError:
     return exceptions.ParseError(
-        f"The JSON body is nested too deeply: at most {MAX_DEPTH} levels of lists and objects.",
+        _("The JSON body is nested too deeply: at most %(depth)s levels of lists and objects.")
+        % {"depth": MAX_DEPTH},
         code="too_deep",
     )
 

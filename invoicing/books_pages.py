@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 from django import forms
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
 from accounts.web import form_page, page, refusals_into
@@ -16,9 +17,9 @@ DATE_WIDGET = forms.DateInput(attrs={"type": "date"})
 
 
 class RangeForm(forms.Form):
-    first = forms.DateField(label="From", widget=DATE_WIDGET)
+    first = forms.DateField(label=_("From"), widget=DATE_WIDGET)
     last = forms.DateField(
-        label="To", widget=DATE_WIDGET, help_text=f"Included; at most {books.MAX_DAYS} days."
+        label=_("To"), widget=DATE_WIDGET, help_text=f"Included; at most {books.MAX_DAYS} days."
     )
 
 

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
 from accounts.permissions import role_allows
@@ -25,10 +26,12 @@ class PaymentPlanForm(forms.Form):
         help_text=f"Monthly, 1 to {services.PLAN_MAX_INSTALMENTS}; the last takes what the others leave.",
     )
     first_due_date = forms.DateField(
-        label="First due date", widget=forms.DateInput(attrs={"type": "date"}), help_text="Today or later."
+        label=_("First due date"),
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("Today or later."),
     )
     reason = forms.CharField(
-        max_length=300, widget=forms.Textarea(attrs={"rows": 2}), help_text="Kept with the plan."
+        max_length=300, widget=forms.Textarea(attrs={"rows": 2}), help_text=_("Kept with the plan.")
     )
 
 

@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
 from accounts.permissions import role_allows
@@ -23,7 +24,7 @@ CARRY_OUT = "invoicing.carry_out_disconnectionorder"
 
 class StatusFilterForm(forms.Form):
     status = forms.ChoiceField(
-        label="Orders",
+        label=_("Orders"),
         required=False,
         choices=[(DisconnectionOrderStatus.OPEN, "Open"), *DisconnectionOrderStatus.choices[1:], ("", "All")],
     )
@@ -32,7 +33,9 @@ class StatusFilterForm(forms.Form):
 class CarryOutForm(ReadingForm):
     at = moment_field("Disconnected at", "When the supply is cut")
     note = forms.CharField(
-        max_length=200, required=False, help_text="What was found on site; kept in the connection's history."
+        max_length=200,
+        required=False,
+        help_text=_("What was found on site; kept in the connection's history."),
     )
     field_order = ["at", "note"]
 

@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.permissions import role_allows
@@ -51,7 +52,7 @@ def reason_field(required: bool = True) -> forms.CharField:
         max_length=300,
         required=required,
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Why: kept in the connection's history.",
+        help_text=_("Why: kept in the connection's history."),
     )
 
 
@@ -73,10 +74,10 @@ class StepForm(forms.Form):
 class ReadingForm(StepForm):
     """A step's meter reading; optional unless `reading_required`."""
 
-    import_peak = forms.DecimalField(label="Import, peak (kWh)", required=False, **KWH_FIELD)
-    import_off_peak = forms.DecimalField(label="Import, off-peak (kWh)", required=False, **KWH_FIELD)
-    export_peak = forms.DecimalField(label="Export, peak (kWh)", required=False, **KWH_FIELD)
-    export_off_peak = forms.DecimalField(label="Export, off-peak (kWh)", required=False, **KWH_FIELD)
+    import_peak = forms.DecimalField(label=_("Import, peak (kWh)"), required=False, **KWH_FIELD)
+    import_off_peak = forms.DecimalField(label=_("Import, off-peak (kWh)"), required=False, **KWH_FIELD)
+    export_peak = forms.DecimalField(label=_("Export, peak (kWh)"), required=False, **KWH_FIELD)
+    export_off_peak = forms.DecimalField(label=_("Export, off-peak (kWh)"), required=False, **KWH_FIELD)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -125,7 +126,7 @@ class MoveForm(ReadingForm):
         "Moved at", "When the move-out reading is taken; the outgoing customer's final bill is dated that day"
     )
     incoming_customer = forms.CharField(
-        label="Incoming customer number", max_length=40, help_text="As printed, e.g. LHR-RES-0002."
+        label=_("Incoming customer number"), max_length=40, help_text=_("As printed, e.g. LHR-RES-0002.")
     )
     reason = reason_field()
     field_order = ["at", "incoming_customer", "reason"]
@@ -133,12 +134,14 @@ class MoveForm(ReadingForm):
 
 class TypeChangeForm(StepForm):
     connection_type = forms.ModelChoiceField(
-        label="New connection type", queryset=ConnectionType.objects.none()
+        label=_("New connection type"), queryset=ConnectionType.objects.none()
     )
     effective_from = forms.DateField(
-        label="From",
+        label=_("From"),
         widget=forms.DateInput(attrs={"type": "date"}),
-        help_text="The first day billed on the new type: after the last day a bill covers, not after today.",
+        help_text=_(
+            "The first day billed on the new type: after the last day a bill covers, not after today."
+        ),
     )
     reason = reason_field()
 

@@ -368,9 +368,9 @@ class PaymentAllocation(models.Model):
 
 
 class ReversalKind(models.TextChoices):
-    BOUNCED = "bounced", "Bounced (the cheque or transfer came back unpaid)"
-    CHARGED_BACK = "charged_back", "Charged back (the card issuer or bank took it back)"
-    POSTED_IN_ERROR = "posted_in_error", "Posted in error"
+    BOUNCED = "bounced", _("Bounced (the cheque or transfer came back unpaid)")
+    CHARGED_BACK = "charged_back", _("Charged back (the card issuer or bank took it back)")
+    POSTED_IN_ERROR = "posted_in_error", _("Posted in error")
 
 
 class PaymentReversal(models.Model):
@@ -421,8 +421,8 @@ class PaymentReversal(models.Model):
 
 
 class AdjustmentDirection(models.TextChoices):
-    CREDIT = "credit", "Credit (lowers the balance)"
-    DEBIT = "debit", "Debit (raises the balance)"
+    CREDIT = "credit", _("Credit (lowers the balance)")
+    DEBIT = "debit", _("Debit (raises the balance)")
 
 
 class AdjustmentKind(models.TextChoices):
@@ -479,8 +479,8 @@ class Adjustment(models.Model):
 
 
 class BillingRunStatus(models.TextChoices):
-    RUNNING = "running", "Running"
-    COMPLETED = "completed", "Completed"
+    RUNNING = "running", _("Running")
+    COMPLETED = "completed", _("Completed")
 
 
 class BillingRun(models.Model):
@@ -579,8 +579,8 @@ class BillingRunChunk(models.Model):
 
 
 class ProblemKind(models.TextChoices):
-    SKIPPED = "skipped", "Skipped"
-    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", _("Skipped")
+    FAILED = "failed", _("Failed")
 
 
 class BillingRunProblem(models.Model):
@@ -651,9 +651,9 @@ class PendingCharge(models.Model):
 
 
 class DunningAction(models.TextChoices):
-    REMINDER = "reminder", "Reminder"
-    FINAL_NOTICE = "final_notice", "Final notice"
-    DISCONNECTION = "disconnection", "Disconnection order"
+    REMINDER = "reminder", _("Reminder")
+    FINAL_NOTICE = "final_notice", _("Final notice")
+    DISCONNECTION = "disconnection", _("Disconnection order")
 
 
 class DunningLevel(models.Model):
@@ -758,9 +758,12 @@ class DunningStep(models.Model):
 
 
 class DisconnectionOrderStatus(models.TextChoices):
-    OPEN = "open", "Open"  # waiting for field staff to cut the supply
-    CARRIED_OUT = "carried_out", "Carried out"
-    WITHDRAWN = "withdrawn", "Withdrawn"  # paid, covered by a plan, or no longer connected before the visit
+    OPEN = "open", _("Open")  # waiting for field staff to cut the supply
+    CARRIED_OUT = "carried_out", _("Carried out")
+    WITHDRAWN = (
+        "withdrawn",
+        _("Withdrawn"),
+    )  # paid, covered by a plan, or no longer connected before the visit
 
 
 class DisconnectionOrder(models.Model):
@@ -830,9 +833,9 @@ class DisconnectionOrder(models.Model):
 
 
 class PaymentPlanStatus(models.TextChoices):
-    KEPT = "kept", "Kept"  # every instalment due so far is covered: dunning pauses
-    BROKEN = "broken", "Broken"  # an instalment was missed: dunning resumes
-    COMPLETED = "completed", "Completed"  # its arrears are paid
+    KEPT = "kept", _("Kept")  # every instalment due so far is covered: dunning pauses
+    BROKEN = "broken", _("Broken")  # an instalment was missed: dunning resumes
+    COMPLETED = "completed", _("Completed")  # its arrears are paid
 
 
 class PaymentPlan(models.Model):
@@ -1153,8 +1156,8 @@ class PaymentFileFormat(models.Model):
 
 
 class PaymentFileStatus(models.TextChoices):
-    PROCESSING = "processing", "Processing"
-    COMPLETED = "completed", "Completed"
+    PROCESSING = "processing", _("Processing")
+    COMPLETED = "completed", _("Completed")
 
 
 class PaymentFile(models.Model):
@@ -1200,10 +1203,10 @@ class PaymentFile(models.Model):
 
 
 class RowOutcome(models.TextChoices):
-    PENDING = "pending", "Not posted yet"
-    POSTED = "posted", "Posted"
-    DUPLICATE = "duplicate", "Duplicate"
-    REFUSED = "refused", "Refused"
+    PENDING = "pending", _("Not posted yet")
+    POSTED = "posted", _("Posted")
+    DUPLICATE = "duplicate", _("Duplicate")
+    REFUSED = "refused", _("Refused")
 
 
 class PaymentFileRow(models.Model):

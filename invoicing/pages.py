@@ -18,6 +18,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from accounts.models import MessageStatus
@@ -153,15 +154,15 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 class BillSearchForm(forms.Form):
     customerId = forms.CharField(
-        label="Customer ID", max_length=40, help_text="As printed, e.g. LHR-RES-0001"
+        label=_("Customer ID"), max_length=40, help_text=_("As printed, e.g. LHR-RES-0001")
     )
     connectionId = forms.CharField(
-        label="Connection ID", max_length=40, help_text="As printed, e.g. DISCO-RES-1101"
+        label=_("Connection ID"), max_length=40, help_text=_("As printed, e.g. DISCO-RES-1101")
     )
     month = forms.TypedChoiceField(
-        label="Month", coerce=int, choices=[(m, date(2000, m, 1).strftime("%B")) for m in range(1, 13)]
+        label=_("Month"), coerce=int, choices=[(m, date(2000, m, 1).strftime("%B")) for m in range(1, 13)]
     )
-    year = forms.IntegerField(label="Year", min_value=2000, max_value=2100)
+    year = forms.IntegerField(label=_("Year"), min_value=2000, max_value=2100)
 
 
 @page("invoicing.view_invoice")
@@ -208,10 +209,10 @@ def bill_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
 class BillIdField(forms.IntegerField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
-            label="Bill ID",
+            label=_("Bill ID"),
             min_value=1,
             max_value=MAX_ID,
-            help_text="The bill's ID (shown on the bill's page). The amounts fill in from the bill.",
+            help_text=_("The bill's ID (shown on the bill's page). The amounts fill in from the bill."),
             widget=forms.NumberInput(attrs={"data-bill-lookup": "/api/invoices/", "inputmode": "numeric"}),
             **kwargs,
         )
@@ -220,15 +221,18 @@ class BillIdField(forms.IntegerField):
 class PaymentForm(forms.Form):
     billId = BillIdField()
     amount = forms.DecimalField(
-        label="Amount",
+        label=_("Amount"),
         min_value=Decimal("0.01"),
-        help_text="The amount payable fills in; enter less for a part payment.",
+        help_text=_("The amount payable fills in; enter less for a part payment."),
         widget=forms.NumberInput(attrs={"step": "0.01", "data-bill-field": "amountPayable"}),
         **MONEY_FIELD,
     )
-    method = forms.ChoiceField(label="Payment method")
+    method = forms.ChoiceField(label=_("Payment method"))
     reference = forms.CharField(
-        label="Reference", max_length=100, required=False, help_text="Cheque, transfer or card slip number."
+        label=_("Reference"),
+        max_length=100,
+        required=False,
+        help_text=_("Cheque, transfer or card slip number."),
     )
     # A form shown once is one payment: sent twice (a double click, a refresh), it is recorded once.
     idempotencyKey = forms.CharField(widget=forms.HiddenInput, max_length=64)
@@ -307,9 +311,9 @@ def payment_done(request: HttpRequest, payment_id: int) -> HttpResponse:
 
 
 class ReversalForm(forms.Form):
-    kind = forms.ChoiceField(label="What happened", choices=ReversalKind.choices, widget=forms.RadioSelect)
+    kind = forms.ChoiceField(label=_("What happened"), choices=ReversalKind.choices, widget=forms.RadioSelect)
     reason = forms.CharField(
-        label="Reason",
+        label=_("Reason"),
         max_length=500,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="The bank's return memo, the dispute number or what was posted wrongly: it is printed on "
@@ -360,7 +364,7 @@ def payment_reverse(request: HttpRequest, payment_id: int) -> HttpResponse:
 class AdjustmentForm(forms.Form):
     billId = BillIdField()
     direction = forms.ChoiceField(
-        label="Credit or debit",
+        label=_("Credit or debit"),
         choices=[
             (AdjustmentDirection.CREDIT, "Credit: lower the bill"),
             (AdjustmentDirection.DEBIT, "Debit: raise the bill"),
@@ -368,14 +372,14 @@ class AdjustmentForm(forms.Form):
         widget=forms.RadioSelect,
     )
     amount = forms.DecimalField(
-        label="Adjustment amount", min_value=Decimal("0.01"), widget=forms.NumberInput(attrs={"step": "0.01"}),
+        label=_("Adjustment amount"), min_value=Decimal("0.01"), widget=forms.NumberInput(attrs={"step": "0.01"}),
         **MONEY_FIELD,
     )  # fmt: skip
     reason = forms.CharField(
-        label="Reason",
+        label=_("Reason"),
         max_length=500,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="What was wrong, and on whose request: it is printed on the receipt.",
+        help_text=_("What was wrong, and on whose request: it is printed on the receipt."),
     )
     idempotencyKey = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
@@ -424,22 +428,22 @@ def adjustment_done(request: HttpRequest, adjustment_id: int) -> HttpResponse:
 
 class InvoiceForm(forms.Form):
     connectionNumber = forms.CharField(
-        label="Connection ID", max_length=40, help_text="As printed on the bill, e.g. DISCO-RES-1101"
+        label=_("Connection ID"), max_length=40, help_text=_("As printed on the bill, e.g. DISCO-RES-1101")
     )
-    month = MonthField(label="Billing month")
+    month = MonthField(label=_("Billing month"))
     kwhConsumed = forms.DecimalField(
-        label="Units (kWh)", required=False, help_text="Leave empty to bill the month's meter readings.",
+        label=_("Units (kWh)"), required=False, help_text=_("Leave empty to bill the month's meter readings."),
         **KWH_FIELD,
     )  # fmt: skip
-    peakKwh = forms.DecimalField(label="Peak units (kWh)", required=False, **KWH_FIELD)
-    offPeakKwh = forms.DecimalField(label="Off-peak units (kWh)", required=False, **KWH_FIELD)
+    peakKwh = forms.DecimalField(label=_("Peak units (kWh)"), required=False, **KWH_FIELD)
+    offPeakKwh = forms.DecimalField(label=_("Off-peak units (kWh)"), required=False, **KWH_FIELD)
     issueDate = forms.DateField(
-        label="Issue date", required=False, widget=forms.DateInput(attrs={"type": "date"}),
-        help_text="Default: the month's last day, or today.",
+        label=_("Issue date"), required=False, widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("Default: the month's last day, or today."),
     )  # fmt: skip
     dueDate = forms.DateField(
-        label="Due date", required=False, widget=forms.DateInput(attrs={"type": "date"}),
-        help_text="Default: the issue date plus the provider's due days.",
+        label=_("Due date"), required=False, widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("Default: the issue date plus the provider's due days."),
     )  # fmt: skip
 
 
@@ -470,24 +474,26 @@ def invoice_new(request: HttpRequest) -> HttpResponse:
                 peak_kwh=values["peakKwh"],
                 off_peak_kwh=values["offPeakKwh"],
             )
-            messages.success(request, f"Invoice {invoice.number} issued.")
+            messages.success(request, _("Invoice %(number)s issued.") % {"number": invoice.number})
             return redirect("bill-detail", invoice_id=invoice.pk)
     return render(request, "invoicing/invoice_form.html", {"form": form}, status=400 if form.errors else 200)
 
 
 class InvoiceEditForm(forms.Form):
     dueDate = forms.DateField(
-        label="Due date", required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=_("Due date"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
     kwhConsumed = forms.DecimalField(
-        label="Units (kWh)", required=False, help_text="New units re-rate the bill at the prices it was issued on.",
+        label=_("Units (kWh)"), required=False, help_text=_("New units re-rate the bill at the prices it was issued on."),
         **KWH_FIELD,
     )  # fmt: skip
-    peakKwh = forms.DecimalField(label="Peak units (kWh)", required=False, **KWH_FIELD)
-    offPeakKwh = forms.DecimalField(label="Off-peak units (kWh)", required=False, **KWH_FIELD)
-    rerate = forms.BooleanField(label="Rate the month's meter readings again", required=False)
+    peakKwh = forms.DecimalField(label=_("Peak units (kWh)"), required=False, **KWH_FIELD)
+    offPeakKwh = forms.DecimalField(label=_("Off-peak units (kWh)"), required=False, **KWH_FIELD)
+    rerate = forms.BooleanField(label=_("Rate the month's meter readings again"), required=False)
     cancel = forms.BooleanField(
-        label="Cancel this bill", required=False, help_text="Only a bill nothing was paid or adjusted on."
+        label=_("Cancel this bill"),
+        required=False,
+        help_text=_("Only a bill nothing was paid or adjusted on."),
     )
 
 
@@ -511,7 +517,7 @@ def invoice_edit(request: HttpRequest, invoice_id: int) -> HttpResponse:
                 off_peak_kwh=values["offPeakKwh"],
                 rerate=values["rerate"],
             )
-            messages.success(request, f"Invoice {invoice.number} updated.")
+            messages.success(request, _("Invoice %(number)s updated.") % {"number": invoice.number})
             return redirect("bill-detail", invoice_id=invoice.pk)
     return render(
         request,
@@ -545,13 +551,13 @@ def _invoice_list(request: HttpRequest, invoices: Any, *, title: str, mine: bool
 @page("invoicing.add_invoice")
 def invoices_mine(request: HttpRequest) -> HttpResponse:
     invoices = selectors.invoice_list_for(user=request.user).filter(created_by=request.user)
-    return _invoice_list(request, invoices, title="My invoices", mine=True)
+    return _invoice_list(request, invoices, title=_("My invoices"), mine=True)
 
 
 @page("invoicing.view_invoice", reach=PROVIDER)
 def invoices_all(request: HttpRequest) -> HttpResponse:
     return _invoice_list(
-        request, selectors.invoice_list_for(user=request.user), title="All invoices", mine=False
+        request, selectors.invoice_list_for(user=request.user), title=_("All invoices"), mine=False
     )
 
 
@@ -559,7 +565,7 @@ def invoices_all(request: HttpRequest) -> HttpResponse:
 
 
 class RunForm(forms.Form):
-    month = MonthField(label="Billing month", help_text="The month to bill, once it has ended: YYYY-MM")
+    month = MonthField(label=_("Billing month"), help_text=_("The month to bill, once it has ended: YYYY-MM"))
 
 
 @page("invoicing.view_billingrun")
@@ -657,5 +663,9 @@ def customer_invite(request: HttpRequest, customer_id: int) -> HttpResponse:
     except DomainError as refusal:
         messages.error(request, refusal.detail)
     else:
-        messages.success(request, f"An invitation to the portal is on its way to {message.recipient}.")
+        messages.success(
+            request,
+            _("An invitation to the portal is on its way to %(recipient)s.")
+            % {"recipient": message.recipient},
+        )
     return redirect(safe_next(request, fallback="message-list"))

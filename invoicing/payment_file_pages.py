@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
 from accounts.permissions import role_allows
@@ -24,10 +25,10 @@ ROWS_PAGE_SIZE = 50
 
 class UploadForm(forms.Form):
     format = forms.ChoiceField(
-        label="File format", help_text="The bank or collection agent the file comes from."
+        label=_("File format"), help_text=_("The bank or collection agent the file comes from.")
     )
     file = forms.FileField(
-        label="Payment file (CSV)",
+        label=_("Payment file (CSV)"),
         help_text=f"UTF-8, with the format's header line; at most {MAX_ROWS:,} rows and "
         f"{MAX_FILE_BYTES // 2**20} MB.",
     )
@@ -39,13 +40,13 @@ class UploadForm(forms.Form):
 
 class RowFilterForm(forms.Form):
     outcome = forms.ChoiceField(
-        label="Outcome", required=False, choices=[("", "All rows"), *RowOutcome.choices]
+        label=_("Outcome"), required=False, choices=[("", "All rows"), *RowOutcome.choices]
     )
     search = forms.CharField(
-        label="Reference, bill or connection",
+        label=_("Reference, bill or connection"),
         required=False,
         max_length=100,
-        help_text="Exact, as in the file.",
+        help_text=_("Exact, as in the file."),
     )
 
 

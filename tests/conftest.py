@@ -1,6 +1,7 @@
 import os
 import socket
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -24,6 +25,14 @@ CLOCK_SHIFT_DAYS = int(os.environ.get("CLOCK_SHIFT_DAYS") or 0)
 
 
 def pytest_configure(config):
+    stale = [
+        po
+        for po in Path(__file__).parent.parent.glob("locale/*/LC_MESSAGES/*.po")
+        if not po.with_suffix(".mo").exists() or po.with_suffix(".mo").stat().st_mtime < po.stat().st_mtime
+    ]
+    if stale:
+        # Pages would silently fall back to English: compiled by `make messages` (make test runs it).
+        pytest.exit(f"The translation catalogues are not compiled ({stale[0]}): run `make messages`.", 2)
     if CLOCK_SHIFT_DAYS:
         shifted = time_machine.travel(datetime.now(tz=UTC) + timedelta(days=CLOCK_SHIFT_DAYS), tick=True)
         shifted.start()
