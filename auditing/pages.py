@@ -339,7 +339,9 @@ def ai_query_detail(request: HttpRequest, query_id: int) -> HttpResponse:
 
 class PricingFilterForm(forms.Form):
     connection_type = forms.ChoiceField(label=_("Connection type"), required=False)
-    bucket = forms.ChoiceField(label=_("Hours"), required=False, choices=[("", _("Any hours")), *Bucket.choices])
+    bucket = forms.ChoiceField(
+        label=_("Hours"), required=False, choices=[("", _("Any hours")), *Bucket.choices]
+    )
     since = IsoDateField(
         label=_("In force from"), required=False, help_text=_("yyyy-mm-dd: changes starting on or after.")
     )

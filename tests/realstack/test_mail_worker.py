@@ -44,7 +44,9 @@ def test_a_billing_run_on_a_real_worker_emails_each_bill_with_its_pdf(mail_worke
         ),
         message="the worker did not finish the run",
     )
-    wait_until(lambda: len(smtp_server.inbox.received) == 4, seconds=120, message="the e-mails did not arrive")
+    wait_until(
+        lambda: len(smtp_server.inbox.received) == 4, seconds=120, message="the e-mails did not arrive"
+    )
 
     invoices = {invoice.customer.email: invoice for invoice in Invoice.objects.select_related("customer")}
     received = {mail.rcpt_tos[0]: mail for mail in smtp_server.inbox.received}
