@@ -16,8 +16,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Round
 from django.db.models.lookups import Exact
-from django.template.defaultfilters import pluralize
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.models import ConnectionEvent, Customer, ServiceConnection
@@ -548,13 +548,25 @@ class BillingRun(models.Model):
         status = self.get_status_display()
         if self.status != BillingRunStatus.COMPLETED or not (self.skipped or self.failed):
             return status
-        left = [
-            f"{count} connection{pluralize(count)} {what}"
-            for count, what in ((self.skipped, "skipped"), (self.failed, "failed"))
-            if count
-        ]
-        billed = "nothing billed" if not self.issued else f"{self.issued} billed"
-        return f"{status}: {billed}, {', '.join(left)}"
+        left = []
+        if self.skipped:
+            left.append(
+                ngettext("%(count)d connection skipped", "%(count)d connections skipped", self.skipped)
+                % {"count": self.skipped}
+            )
+        if self.failed:
+            left.append(
+                ngettext("%(count)d connection failed", "%(count)d connections failed", self.failed)
+                % {"count": self.failed}
+            )
+        billed = (
+            gettext("%(count)d billed") % {"count": self.issued} if self.issued else gettext("nothing billed")
+        )
+        return gettext("%(status)s: %(billed)s, %(left)s") % {
+            "status": status,
+            "billed": billed,
+            "left": ", ".join(left),
+        }
 
 
 class BillingRunChunk(models.Model):

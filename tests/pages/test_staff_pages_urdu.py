@@ -36,7 +36,7 @@ def test_all_invoices_in_urdu_keep_the_numbers_and_say_the_rest_in_urdu(signed_i
     assert bills[0].number in urdu and bills[1].number in urdu
     # The filter form and the count, ending in Urdu's full stop.
     assert "انوائسیں فلٹر کریں" in urdu and "2 انوائسیں۔" in urdu  # noqa: RUF001
-    assert "زیر التوا" in urdu and "ڈیش بورڈ" in urdu  # a bill's status and the navigation
+    assert "زیرِ ادائیگی" in urdu and "ڈیش بورڈ" in urdu  # a bill's status and the navigation
     assert "Filter the invoices" not in urdu
     assert "Filter the invoices" in english and "2 invoices." in english and "Dashboard" in english
 
@@ -56,8 +56,9 @@ def test_a_billing_run_page_in_urdu_shows_progress_and_the_skipped_connection(
 
     assert 'data-testid="run-issued">1<' in urdu and 'data-testid="run-skipped">1<' in urdu
     assert "پیش رفت:" in urdu and "کنکشن جن کا بل نہیں بنا" in urdu and silent.number in urdu
-    assert 'data-testid="run-status">مکمل<' in urdu
-    assert 'data-testid="run-status">Completed<' in english and "Connections not billed" in english
+    assert 'data-testid="run-status">مکمل: 1 کا بل بنا، 1 کنکشن چھوڑا گیا<' in urdu
+    assert 'data-testid="run-status">Completed: 1 billed, 1 connection skipped<' in english
+    assert "Connections not billed" in english
 
 
 def test_the_audit_log_in_urdu(signed_in, flat_provider, bills):
