@@ -1,5 +1,7 @@
 """The auth and user-administration API, with the JSON keys of the original contract."""
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -194,7 +196,9 @@ class MeApi(APIView):
         )
 
 
-RESET_ANSWER = "If an account uses this address, an e-mail with a link to set a new password is on its way."
+RESET_ANSWER = gettext_lazy(
+    "If an account uses this address, an e-mail with a link to set a new password is on its way."
+)
 
 
 class PasswordResetApi(APIView):
@@ -219,7 +223,7 @@ class PasswordResetApi(APIView):
         data = self.PasswordResetInput(data=request.data)
         data.is_valid(raise_exception=True)
         services.password_reset_request(email=data.validated_data["email"])
-        return Response({"detail": RESET_ANSWER}, status=status.HTTP_202_ACCEPTED)
+        return Response({"detail": str(RESET_ANSWER)}, status=status.HTTP_202_ACCEPTED)
 
 
 class PasswordResetConfirmApi(APIView):
@@ -418,7 +422,11 @@ class AdminUserRoleRemoveApi(APIView):
     )
     def delete(self, request: Request, user_id: int, role: str) -> Response:
         if role not in Role.values:
-            raise DomainError(f"Unknown role {role}. Roles are: {', '.join(Role.values)}.", field="role")
+            raise DomainError(
+                _("Unknown role %(unknown)s. Roles are: %(roles)s.")
+                % {"unknown": role, "roles": ", ".join(Role.values)},
+                field="role",
+            )
         user = user_get_for(user=request.user, user_id=user_id)
         services.user_role_remove(user=user, role=role, removed_by=request.user)
         user = user_get_for(user=request.user, user_id=user_id)

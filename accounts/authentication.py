@@ -2,6 +2,7 @@ import functools
 
 from django.db import connection
 from django.db.models import Model
+from django.utils.translation import gettext as _
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
@@ -40,20 +41,21 @@ class RoleJWTAuthentication(JWTAuthentication):
         except (TypeError, ValueError):
             user_pk = None
         if user_pk is None or role not in Role.values:
-            raise InvalidToken("This token does not name a user and a role; sign in again.")
+            raise InvalidToken(_("This token does not name a user and a role; sign in again."))
         user, holds_role = _token_user(user_pk, role)
         if user is None or not user.is_active:
             raise AuthenticationFailed(
-                "This account is not active. Ask an administrator.", code="user_inactive"
+                _("This account is not active. Ask an administrator."), code="user_inactive"
             )
         if not holds_role:
             raise AuthenticationFailed(
-                f"You no longer hold the role {role}. Sign in again to choose another role.",
+                _("You no longer hold the role %(role)s. Sign in again to choose another role.")
+                % {"role": role},
                 code="role_revoked",
             )
         if validated_token.get(PROVIDER_CLAIM) != user.provider_id:
             raise AuthenticationFailed(
-                "Your account moved to another provider. Sign in again.", code="provider_changed"
+                _("Your account moved to another provider. Sign in again."), code="provider_changed"
             )
         user.active_role = Role(role)
         return user

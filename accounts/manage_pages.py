@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -235,7 +236,7 @@ def user_new(request: HttpRequest) -> HttpResponse:
                 "roles": ", ".join(_role_labels(user)),
             }
             if not user.has_usable_password():
-                added += " They cannot sign in until an administrator sets a password."
+                added += " " + gettext("They cannot sign in until an administrator sets a password.")
             messages.success(request, added)
             return redirect("user-detail", user_id=user.pk)
     return render(request, "accounts/manage/user_new.html", {"form": form}, status=_refused_status(form))
@@ -300,7 +301,7 @@ class ProviderSettingsForm(forms.Form):
         max_length=3,
         initial="PKR",
         help_text=_("Three letters (ISO 4217), e.g. PKR. Every amount of this provider is in it."),
-        error_messages={"invalid": "Use the three-letter currency code, e.g. PKR."},
+        error_messages={"invalid": _("Use the three-letter currency code, e.g. PKR.")},
     )
     due_days = forms.IntegerField(
         label=_("Days to pay"),
@@ -352,7 +353,7 @@ class ProviderCreateForm(ProviderSettingsForm):
         max_length=12,
         help_text="2 to 12 letters or digits, starting with a letter; printed in invoice numbers. "
         "It cannot be changed later.",
-        error_messages={"invalid": "Use 2 to 12 letters or digits, starting with a letter, e.g. DISCO."},
+        error_messages={"invalid": _("Use 2 to 12 letters or digits, starting with a letter, e.g. DISCO.")},
     )
     kwh_price = forms.DecimalField(
         label=_("First price per kWh"),
@@ -491,8 +492,11 @@ class PriceChangeForm(forms.Form):
             # Carrying over another period's rates would undo the change already made for that day.
             self.add_error(
                 "valid_from",
-                f"From {valid_from} this connection type has other rates (set from "
-                f"{in_force[0].valid_from}). Show the schedule on {valid_from} and choose the rate there.",
+                gettext(
+                    "From %(date)s this connection type has other rates (set from %(since)s). Show the "
+                    "schedule on %(date)s and choose the rate there."
+                )
+                % {"date": valid_from, "since": in_force[0].valid_from},
             )
         else:
             self.siblings = in_force or list(self._of_type(row).in_force_on(row.valid_from))
@@ -517,7 +521,7 @@ class ScheduleDayForm(forms.Form):
         label=_("Schedule in force on"),
         required=False,
         widget=forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"}),
-        error_messages={"invalid": "Use a date like 2024-07-31."},
+        error_messages={"invalid": _("Use a date like 2024-07-31.")},
     )
 
     def day(self) -> date:

@@ -32,6 +32,7 @@ from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import BigIntegerField, Q, QuerySet
 from django.db.models.functions import Cast
+from django.utils.translation import gettext_lazy
 from guardian.core import ObjectPermissionChecker
 from guardian.models import UserObjectPermission
 from rest_framework.permissions import BasePermission
@@ -485,7 +486,9 @@ class Allowed(BasePermission):
 
     perm = ""
     provider_wide = False
-    message = "Your current role may not do this. Switch to a role that may, or ask an administrator."
+    message = gettext_lazy(
+        "Your current role may not do this. Switch to a role that may, or ask an administrator."
+    )
 
     @classmethod
     def to(cls, perm: str, *, provider_wide: bool = False) -> type["Allowed"]:

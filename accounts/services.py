@@ -25,6 +25,7 @@ from django.db.models import DateTimeField, F, Q, QuerySet, Value
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.http import urlsafe_base64_decode
+from django.utils.translation import gettext as _
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
@@ -115,7 +116,7 @@ def login_start(*, email: str, password: str, request: HttpRequest | None = None
     user = authenticate(request, email=normalize_email(email), password=password)
     if user is None:
         # The same answer for an unknown email, a wrong password and an inactive account.
-        raise InvalidCredentials("The email or password is not correct.")
+        raise InvalidCredentials(_("The email or password is not correct."))
     return _login_open(user=user, request=request)
 
 
@@ -123,7 +124,7 @@ def login_start(*, email: str, password: str, request: HttpRequest | None = None
 def _login_open(*, user: User, request: HttpRequest | None) -> LoginOutcome:
     roles = user.role_names
     if not roles:
-        raise Forbidden("This account has no role yet. Ask an administrator to assign one.")
+        raise Forbidden(_("This account has no role yet. Ask an administrator to assign one."))
     user_logged_in.send(sender=User, request=request, user=user)
     if len(roles) == 1:
         return LoginOutcome(user=user, roles=roles, tokens=token_pair_for(user=user, role=roles[0]))
@@ -150,10 +151,13 @@ def role_select(*, ticket: str, role: str, user_id: int | None = None) -> tuple[
         or (user_id is not None and row.user_id != user_id)
         or not row.user.is_active
     ):
-        raise TicketInvalid("This role selection has expired or was already used. Sign in again.")
+        raise TicketInvalid(_("This role selection has expired or was already used. Sign in again."))
     user = row.user
     if role not in user.role_names:
-        raise RoleNotHeld(f"You do not hold the role {role}. Choose one of: {', '.join(user.role_names)}.")
+        raise RoleNotHeld(
+            _("You do not hold the role %(role)s. Choose one of: %(roles)s.")
+            % {"role": role, "roles": ", ".join(user.role_names)}
+        )
     row.used_at = now
     row.save(update_fields=["used_at"])
     tokens = token_pair_for(user=user, role=role)
@@ -165,7 +169,10 @@ def role_select(*, ticket: str, role: str, user_id: int | None = None) -> tuple[
 def role_switch(*, user: User, from_role: str, to_role: str) -> TokenPair:
     """New tokens for another role the caller holds, without signing in again."""
     if to_role not in user.role_names:
-        raise RoleNotHeld(f"You do not hold the role {to_role}. Choose one of: {', '.join(user.role_names)}.")
+        raise RoleNotHeld(
+            _("You do not hold the role %(role)s. Choose one of: %(roles)s.")
+            % {"role": to_role, "roles": ", ".join(user.role_names)}
+        )
     tokens = token_pair_for(user=user, role=to_role)
     role_switched.send(sender=User, user=user, from_role=from_role, to_role=to_role)
     return tokens
@@ -175,7 +182,7 @@ def _parse_refresh(raw: str) -> RefreshToken:
     try:
         return RefreshToken(raw)
     except TokenError as exc:
-        raise SessionEnded("Your session has ended. Sign in again.") from exc
+        raise SessionEnded(_("Your session has ended. Sign in again.")) from exc
 
 
 def _blacklist_once(token: RefreshToken) -> bool:
@@ -196,7 +203,7 @@ def _blacklist_once(token: RefreshToken) -> bool:
 def tokens_refresh(*, refresh: str) -> tuple[User, str, TokenPair]:
     """Rotate a refresh token: the old one is revoked, the user and role are checked again."""
     token = _parse_refresh(refresh)
-    ended = SessionEnded("Your session has ended. Sign in again.")
+    ended = SessionEnded(_("Your session has ended. Sign in again."))
     if not _blacklist_once(token):
         raise ended  # a refresh token is good for one use; a replay ends here
     role = token.get(ROLE_CLAIM)
@@ -220,11 +227,13 @@ def roles_validate(roles: list[str], provider: Provider | None) -> list[str]:
     unknown = [role for role in roles if role not in Role.values]
     if unknown:
         raise DomainError(
-            f"Unknown role {', '.join(unknown)}. Roles are: {', '.join(Role.values)}.", field="roles"
+            _("Unknown role %(unknown)s. Roles are: %(roles)s.")
+            % {"unknown": ", ".join(unknown), "roles": ", ".join(Role.values)},
+            field="roles",
         )
     if provider is None and set(roles) - PLATFORM_ROLES:
         raise ProviderRequired(
-            "Only administrators may have no provider; choose the provider this user works for.",
+            _("Only administrators may have no provider; choose the provider this user works for."),
             field="providerId",
         )
     return list(dict.fromkeys(roles))
@@ -255,7 +264,9 @@ def user_create(
     roles = roles_validate(roles or [Role.CUSTOMER], provider)
     email = normalize_email(email)
     if User.objects.filter(email=email).exists():
-        raise EmailTaken(f"An account with the email {email} already exists.", field="email")
+        raise EmailTaken(
+            _("An account with the email %(email)s already exists.") % {"email": email}, field="email"
+        )
     user = User(
         email=email, name=name, provider=provider, phone=phone, address=address, designation=designation
     )
@@ -281,7 +292,7 @@ def user_update(*, user: User, updated_by: User | None, **changes: Any) -> User:
     if unknown:
         raise ValueError(f"user_update cannot change {sorted(unknown)}")
     if changes.get("is_active") is False and updated_by is not None and updated_by.pk == user.pk:
-        raise DomainError("You cannot deactivate your own account.", field="isActive")
+        raise DomainError(_("You cannot deactivate your own account."), field="isActive")
     user = User.objects.select_for_update().get(pk=user.pk)
     for field, value in changes.items():
         setattr(user, field, value)
@@ -312,9 +323,11 @@ def user_role_remove(*, user: User, role: str, removed_by: User | None) -> None:
     user = _locked(user)
     held = user.role_names
     if role not in held:
-        raise NotFound(f"{user.email} does not hold the role {role}.", held=held)
+        raise NotFound(
+            _("%(email)s does not hold the role %(role)s.") % {"email": user.email, "role": role}, held=held
+        )
     if len(held) == 1:
-        raise LastRole("Cannot remove the last role: a user must keep at least one role.", role=role)
+        raise LastRole(_("Cannot remove the last role: a user must keep at least one role."), role=role)
     UserRole.objects.filter(user=user, role=role).delete()
     _sync_staff_flag(user)
     role_removed.send(sender=User, user=user, role=role, removed_by=removed_by)
@@ -325,7 +338,7 @@ def user_roles_set(*, user: User, roles: list[str], changed_by: User | None) -> 
     """Make the user's roles exactly `roles` (Django admin's checkboxes)."""
     wanted = roles_validate(roles, user.provider)
     if not wanted:
-        raise LastRole("A user must keep at least one role.", field="roles")
+        raise LastRole(_("A user must keep at least one role."), field="roles")
     for role in wanted:
         user_role_assign(user=user, role=role, assigned_by=changed_by)
     for role in set(_locked(user).role_names) - set(wanted):
@@ -342,7 +355,7 @@ class PurgeResult:
 def auth_records_purge(*, now: datetime | None = None) -> PurgeResult:
     """Delete expired role selection tickets and expired refresh tokens (they grant nothing)."""
     now = now or timezone.now()
-    tickets, _ = RoleSelectionTicket.objects.filter(expires_at__lte=now).delete()
+    tickets, _by_model = RoleSelectionTicket.objects.filter(expires_at__lte=now).delete()
     expired = OutstandingToken.objects.filter(expires_at__lte=now)
     tokens = expired.count()
     expired.delete()  # blacklist rows go with them
@@ -358,7 +371,7 @@ def session_sign_in(*, request: HttpRequest, email: str, password: str) -> User:
     The password check is outside the transaction, as for the API: a refused attempt is recorded."""
     user = authenticate(request, email=normalize_email(email), password=password)
     if user is None:
-        raise InvalidCredentials("The email or password is not correct.", field="password")
+        raise InvalidCredentials(_("The email or password is not correct."), field="password")
     return _session_open(request=request, user=user)
 
 
@@ -366,7 +379,7 @@ def session_sign_in(*, request: HttpRequest, email: str, password: str) -> User:
 def _session_open(*, request: HttpRequest, user: User) -> User:
     roles = user.role_names
     if not roles:
-        raise Forbidden("This account has no role yet. Ask an administrator to assign one.")
+        raise Forbidden(_("This account has no role yet. Ask an administrator to assign one."))
     login(request, user)  # a new session key, and user_logged_in for the audit trail
     if len(roles) == 1:
         request.session[SESSION_ROLE_KEY] = roles[0]
@@ -378,7 +391,10 @@ def _session_open(*, request: HttpRequest, user: User) -> User:
 def session_role_select(*, request: HttpRequest, user: User, role: str) -> None:
     """Act in `role` from now on in this session: chosen after signing in, or switched to later."""
     if role not in user.role_names:
-        raise RoleNotHeld(f"You do not hold the role {role}. Choose one of: {', '.join(user.role_names)}.")
+        raise RoleNotHeld(
+            _("You do not hold the role %(role)s. Choose one of: %(roles)s.")
+            % {"role": role, "roles": ", ".join(user.role_names)}
+        )
     current = request.session.get(SESSION_ROLE_KEY)
     request.session[SESSION_ROLE_KEY] = role
     if current and current != role:
@@ -597,7 +613,10 @@ def messages_reconcile(*, now: datetime | None = None, limit: int = 1000) -> tup
 def invitation_send(*, user: User, language: str) -> Message:
     """E-mail `user` the invitation to set their password and sign in (the caller's transaction)."""
     if not user.is_active:
-        raise AccountInactive(f"The account of {user.email} is deactivated; reactivate it before inviting.")
+        raise AccountInactive(
+            _("The account of %(email)s is deactivated; reactivate it before inviting.")
+            % {"email": user.email}
+        )
     return message_queue(
         kind=MessageKind.INVITATION,
         recipient=user.email,
@@ -637,7 +656,7 @@ def password_reset_user(*, uidb64: str, token: str) -> User:
     user = User.objects.filter(pk=user_id, is_active=True).first() if user_id else None
     if user is None or not default_token_generator.check_token(user, token):
         raise LinkInvalid(
-            'This link has expired or was already used. Ask for a new one with "Forgot password".'
+            _('This link has expired or was already used. Ask for a new one with "Forgot password".')
         )
     return user
 
@@ -650,7 +669,7 @@ def password_set_with_token(*, uidb64: str, token: str, password: str) -> User:
     user = User.objects.select_for_update().get(pk=user.pk)
     if not default_token_generator.check_token(user, token):  # used meanwhile by a request that won the lock
         raise LinkInvalid(
-            'This link has expired or was already used. Ask for a new one with "Forgot password".'
+            _('This link has expired or was already used. Ask for a new one with "Forgot password".')
         )
     try:
         validate_password(password, user)
@@ -665,7 +684,7 @@ def password_set_with_token(*, uidb64: str, token: str, password: str) -> User:
 @transaction.atomic
 def notification_settings_set(*, provider: Provider, due_reminder_days: int) -> NotificationSettings:
     """How many days before a bill's due date its customer is reminded."""
-    settings_row, _ = NotificationSettings.objects.select_for_update().get_or_create(provider=provider)
+    settings_row, _created = NotificationSettings.objects.select_for_update().get_or_create(provider=provider)
     settings_row.due_reminder_days = due_reminder_days
     try:
         settings_row.full_clean(exclude=["provider"])

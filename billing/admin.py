@@ -17,6 +17,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.translation import gettext as _
 
 from billing.importing import COLUMNS, MAX_UPLOAD_BYTES, ImportReport, csv_file_rows, customers_import
 from billing.models import (
@@ -109,7 +110,7 @@ class CustomerAdmin(ProviderScopedAdmin, ServiceAdmin):
     def create(self, request: HttpRequest, values: dict[str, Any]) -> Customer:
         provider = values.get("provider") or request.user.provider
         if provider is None:
-            raise DomainError("Choose the provider whose customer this is.", field="provider")
+            raise DomainError(_("Choose the provider whose customer this is."), field="provider")
         return customer_create(
             provider=provider,
             number=values["number"],
@@ -278,7 +279,7 @@ class ServiceConnectionAdmin(ProviderScopedAdmin, ServiceAdmin):
         if income:
             if obj.declared_monthly_income is None or obj.income_declared_on is None:
                 raise DomainError(
-                    "A declaration needs the income and the day it was declared.", field="monthlyIncome"
+                    _("A declaration needs the income and the day it was declared."), field="monthlyIncome"
                 )
             if not request.user.has_perm("billing.declare_income"):
                 raise PermissionDenied

@@ -8,6 +8,8 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import generics, serializers, status
@@ -107,20 +109,25 @@ def uploaded_rows(request: Request, *, max_rows: int, what: str) -> list[dict]:
     if isinstance(request.data, list):
         rows = request.data
     else:
-        raise DomainError(f"Send a CSV file in the field 'file', or a JSON list of {what}.", field="file")
+        raise DomainError(
+            _("Send a CSV file in the field 'file', or a JSON list of %(what)s.") % {"what": what},
+            field="file",
+        )
     if not rows:
-        raise DomainError("The upload has no rows.", field="file")
+        raise DomainError(_("The upload has no rows."), field="file")
     if len(rows) > max_rows:
-        raise DomainError(f"Upload at most {max_rows:,} rows at a time.", field="file")
+        raise DomainError(
+            _("Upload at most %(count)s rows at a time.") % {"count": f"{max_rows:,}"}, field="file"
+        )
     if not all(isinstance(row, dict) for row in rows):
-        raise DomainError("Each row must be an object with named fields.", field="file")
+        raise DomainError(_("Each row must be an object with named fields."), field="file")
     return rows
 
 
 def _callers_provider(request: Request) -> Any:
     if request.user.provider is None:
         raise DomainError(
-            "Sign in as a user of a provider: this works on one provider's connections and prices."
+            _("Sign in as a user of a provider: this works on one provider's connections and prices.")
         )
     return request.user.provider
 
@@ -264,7 +271,7 @@ class CustomerCollectionApi(generics.ListAPIView):
         if data.validated_data["invite"] and not role_allows(
             request.user.active_role, "accounts.invite_customer", user=request.user
         ):
-            raise Forbidden("Your current role may not invite customers to the portal.", field="invite")
+            raise Forbidden(_("Your current role may not invite customers to the portal."), field="invite")
         customer = services.customer_create(
             provider=_callers_provider(request), **data.validated_data, created_by=request.user
         )
@@ -291,7 +298,9 @@ class CustomerItemApi(APIView):
     def patch(self, request: Request, customer_id: int) -> Response:
         customer = customer_get_for(user=request.user, customer_id=customer_id)
         if isinstance(request.data, dict) and "customerId" in request.data:
-            raise DomainError("A customer's number stays: it is printed on every bill.", field="customerId")
+            raise DomainError(
+                _("A customer's number stays: it is printed on every bill."), field="customerId"
+            )
         data = CustomerChangeInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         services.customer_update(customer=customer, **data.validated_data)
@@ -343,7 +352,7 @@ class CustomerImportApi(APIView):
     )
     def post(self, request: Request) -> Response:
         provider = _callers_provider(request)
-        rows = uploaded_rows(request, max_rows=MAX_ONBOARDING_ROWS, what="customers and connections")
+        rows = uploaded_rows(request, max_rows=MAX_ONBOARDING_ROWS, what=_("customers and connections"))
         report = customers_import(provider=provider, rows=rows, imported_by=request.user)
         return Response(report.as_json())
 
@@ -410,7 +419,7 @@ class ConnectionCreateInput(serializers.Serializer):
     def validate(self, values: dict) -> dict:
         if ("customer" in values) == ("customerId" in values):
             raise serializers.ValidationError(
-                {"customer": "Name the customer: by id (customer) or by number (customerId), one of them."}
+                {"customer": _("Name the customer: by id (customer) or by number (customerId), one of them.")}
             )
         return values
 
@@ -431,12 +440,16 @@ class ConnectionChangeInput(serializers.Serializer):
 
 # What a connection's life changes, each by a step of its own; never by a PATCH.
 LIFECYCLE_FIELDS = {
-    "status": "The status changes as the connection is connected, disconnected, reconnected or closed.",
-    "connectionType": "A change of connection type is made from a date, as a step of the connection's life.",
-    "customer": "A connection passes to another customer by a move-out and move-in.",
-    "customerId": "A connection passes to another customer by a move-out and move-in.",
-    "connectionId": "A connection's number stays: it is printed on every bill.",
-    "declaredMonthlyIncome": "Declare an income at POST /api/connections/{id}/income.",
+    "status": gettext_lazy(
+        "The status changes as the connection is connected, disconnected, reconnected or closed."
+    ),
+    "connectionType": gettext_lazy(
+        "A change of connection type is made from a date, as a step of the connection's life."
+    ),
+    "customer": gettext_lazy("A connection passes to another customer by a move-out and move-in."),
+    "customerId": gettext_lazy("A connection passes to another customer by a move-out and move-in."),
+    "connectionId": gettext_lazy("A connection's number stays: it is printed on every bill."),
+    "declaredMonthlyIncome": gettext_lazy("Declare an income at POST /api/connections/{id}/income."),
 }
 
 
@@ -507,7 +520,8 @@ class ConnectionCollectionApi(generics.ListAPIView):
                 "code", flat=True
             )
             raise DomainError(
-                f"No connection type {code}; the types are: {', '.join(codes) or 'none yet'}.",
+                _("No connection type %(code)s; the types are: %(types)s.")
+                % {"code": code, "types": ", ".join(codes) or _("none yet")},
                 field="connectionType",
             )
         connection = services.connection_create(customer=customer, connection_type=connection_type, **values)
@@ -521,9 +535,13 @@ def _customer_named(request: Request, *, customer_id: int | None, number: str | 
     # A platform user sees every provider's customers: the same number at two is not guessed between.
     matches = list(found[:2])
     if len(matches) != 1:
-        named = f"id {customer_id}" if customer_id is not None else f"number {number}"
+        message = (
+            _("No single customer with id %(value)s in your company; GET /api/customers lists them.")
+            if customer_id is not None
+            else _("No single customer with number %(value)s in your company; GET /api/customers lists them.")
+        )
         raise NotFound(
-            f"No single customer with {named} in your company; GET /api/customers lists them.",
+            message % {"value": customer_id if customer_id is not None else number},
             field="customer" if customer_id is not None else "customerId",
         )
     return matches[0]
@@ -556,7 +574,9 @@ class ConnectionItemApi(APIView):
         if isinstance(request.data, dict):
             for name, reason in LIFECYCLE_FIELDS.items():
                 if name in request.data:
-                    raise DomainError(f"{reason} It is not changed here.", field=name)
+                    raise DomainError(
+                        _("%(reason)s It is not changed here.") % {"reason": reason}, field=name
+                    )
         data = ConnectionChangeInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         services.connection_update(connection=connection, **data.validated_data)
@@ -777,7 +797,7 @@ class ReadingUploadApi(APIView):
     )
     def post(self, request: Request) -> Response:
         provider = _callers_provider(request)
-        rows = uploaded_rows(request, max_rows=MAX_UPLOAD_ROWS, what="readings")
+        rows = uploaded_rows(request, max_rows=MAX_UPLOAD_ROWS, what=_("readings"))
         report = services.readings_upload(provider=provider, rows=rows, recorded_by=request.user)
         return Response(
             {"accepted": report.accepted, "unchanged": report.unchanged, "refused": report.refused}
@@ -809,7 +829,9 @@ class CalculatorApi(APIView):
             provider=provider, code=values["connectionType"]
         ).first()
         if connection_type is None:
-            raise NotFound(f"No connection type {values['connectionType']}.", field="connectionType")
+            raise NotFound(
+                _("No connection type %(code)s.") % {"code": values["connectionType"]}, field="connectionType"
+            )
         bill = usage_estimate(
             provider=provider,
             connection_type=connection_type,

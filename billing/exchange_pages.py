@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.permissions import role_allows
@@ -116,7 +117,7 @@ def exchange_new(request: HttpRequest) -> HttpResponse:
                 .first()
             )
             if connection is None:
-                raise NotFound("No connection with that ID in your company.", field="connectionId")
+                raise NotFound(gettext("No connection with that ID in your company."), field="connectionId")
             exchange = meter_exchange_record(
                 connection=connection,
                 at=values["exchangedAt"],
@@ -129,8 +130,12 @@ def exchange_new(request: HttpRequest) -> HttpResponse:
             )
             messages.success(
                 request,
-                f"Meter {exchange.new_meter_number} recorded on connection {connection.number} in place of "
-                f"{exchange.old_meter_number or 'the old meter'}.",
+                gettext("Meter %(meter)s recorded on connection %(number)s in place of %(old)s.")
+                % {
+                    "meter": exchange.new_meter_number,
+                    "number": connection.number,
+                    "old": exchange.old_meter_number or gettext("the old meter"),
+                },
             )
             return redirect(f"{reverse('meter-exchanges')}?{urlencode({'connection': connection.number})}")
     return render(

@@ -37,6 +37,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from accounts.models import User, normalize_email
 from billing.models import (
@@ -142,21 +143,30 @@ MAX_UPLOAD_BYTES = 10 * 2**20
 def csv_file_rows(upload: Any, *, max_rows: int) -> list[dict[str, Any]]:
     """The rows of an uploaded CSV file (UTF-8, a header line), refused whole when it cannot be read."""
     if upload.size > MAX_UPLOAD_BYTES:
-        raise DomainError(f"Upload at most {MAX_UPLOAD_BYTES // 2**20} MB at a time.", field="file")
+        raise DomainError(
+            _("Upload at most %(megabytes)s MB at a time.") % {"megabytes": MAX_UPLOAD_BYTES // 2**20},
+            field="file",
+        )
     try:
         text = upload.read().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DomainError("The file is not UTF-8 text; save it as CSV UTF-8.", field="file") from exc
+        raise DomainError(_("The file is not UTF-8 text; save it as CSV UTF-8."), field="file") from exc
     if NUL in text:
-        raise DomainError(f"The file contains a NUL character. {NUL_MESSAGE}", field="file")
+        raise DomainError(
+            _("The file contains a NUL character. %(rule)s") % {"rule": NUL_MESSAGE}, field="file"
+        )
     try:
         rows = csv_rows(text)
     except csv.Error as exc:
-        raise DomainError(f"The file is not valid CSV: {exc}.", field="file") from exc
+        raise DomainError(
+            _("The file is not valid CSV: %(problem)s.") % {"problem": exc}, field="file"
+        ) from exc
     if not rows:
-        raise DomainError("The file has no rows under its header line.", field="file")
+        raise DomainError(_("The file has no rows under its header line."), field="file")
     if len(rows) > max_rows:
-        raise DomainError(f"Upload at most {max_rows:,} rows at a time.", field="file")
+        raise DomainError(
+            _("Upload at most %(count)s rows at a time.") % {"count": f"{max_rows:,}"}, field="file"
+        )
     return rows
 
 
@@ -175,7 +185,7 @@ def csv_rows(text: str) -> list[dict[str, Any]]:
 def _text(row: dict[str, Any], name: str) -> str:
     value = row.get(name)
     if isinstance(value, dict | list):
-        raise RowProblem(f"Column {name}: give a single value.")
+        raise RowProblem(_("Column %(name)s: give a single value.") % {"name": name})
     return "" if value is None else str(value).strip()
 
 
@@ -185,7 +195,7 @@ def _flag(row: dict[str, Any], name: str) -> bool | None:
         return None
     if raw in YES | NO:
         return raw in YES
-    raise RowProblem(f"Column {name}: {raw!r} is not yes or no.")
+    raise RowProblem(_("Column %(name)s: %(value)s is not yes or no.") % {"name": name, "value": repr(raw)})
 
 
 def _choice(row: dict[str, Any], name: str, choices: dict[str, str]) -> str | None:
@@ -193,7 +203,10 @@ def _choice(row: dict[str, Any], name: str, choices: dict[str, str]) -> str | No
     if not raw:
         return None
     if raw.lower() not in choices:
-        raise RowProblem(f"Column {name}: {raw!r} is not one of {', '.join(sorted(set(choices.values())))}.")
+        raise RowProblem(
+            _("Column %(name)s: %(value)s is not one of %(choices)s.")
+            % {"name": name, "value": repr(raw), "choices": ", ".join(sorted(set(choices.values())))}
+        )
     return choices[raw.lower()]
 
 
@@ -204,7 +217,10 @@ def _date(row: dict[str, Any], name: str) -> date | None:
     try:
         return date.fromisoformat(raw)
     except ValueError as exc:
-        raise RowProblem(f"Column {name}: {raw!r} is not a date like 2024-07-31.") from exc
+        raise RowProblem(
+            _("Column %(name)s: %(value)s is not a date like 2024-07-31.")
+            % {"name": name, "value": repr(raw)}
+        ) from exc
 
 
 def _amount(row: dict[str, Any], name: str) -> Decimal | None:
@@ -214,7 +230,9 @@ def _amount(row: dict[str, Any], name: str) -> Decimal | None:
     try:
         return Decimal(raw)
     except InvalidOperation as exc:
-        raise RowProblem(f"Column {name}: {raw!r} is not an amount.") from exc
+        raise RowProblem(
+            _("Column %(name)s: %(value)s is not an amount.") % {"name": name, "value": repr(raw)}
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -256,7 +274,7 @@ def _parse(row: dict[str, Any]) -> ParsedRow:
     connection |= {name: value for name, value in extra.items() if value is not None}
     income, declared_on = _amount(row, "monthly_income"), _date(row, "income_declared_on")
     if (income is None) != (declared_on is None):
-        raise RowProblem("Give monthly_income and income_declared_on together.")
+        raise RowProblem(_("Give monthly_income and income_declared_on together."))
     return ParsedRow(
         customer_id=_text(row, "customer_id"),
         customer=customer,
@@ -295,7 +313,7 @@ def customers_import(
         )
         try:
             if not isinstance(row, dict):
-                raise RowProblem("A row must be an object with named fields.")
+                raise RowProblem(_("A row must be an object with named fields."))
             report.rows.append(_import_row(run, index, _parse(row)))
         except RowProblem as problem:
             as_given.reason = str(problem)
@@ -323,7 +341,11 @@ def _import_row(run: _Import, index: int, row: ParsedRow) -> ImportedRow:
     if customer is None:
         customer = _new_customer(run, row)
     else:
-        _refuse_differences(f"Customer {customer.number}", customer, customer_values_clean(row.customer))
+        _refuse_differences(
+            _("Customer %(number)s") % {"number": customer.number},
+            customer,
+            customer_values_clean(row.customer),
+        )
     connection_number, connection_created = "", False
     if row.has_connection:
         connection, connection_created = _connection(run, row, customer)
@@ -340,7 +362,7 @@ def _import_row(run: _Import, index: int, row: ParsedRow) -> ImportedRow:
 
 def _new_customer(run: _Import, row: ParsedRow) -> Customer:
     if "name" not in row.customer:
-        raise DomainError("A new customer needs a name.", field="name")
+        raise DomainError(_("A new customer needs a name."), field="name")
     user = None
     email = normalize_email(row.customer.get("email", ""))
     if run.logins and email:
@@ -369,12 +391,13 @@ def _connection(run: _Import, row: ParsedRow, customer: Customer) -> tuple[Servi
         return existing, False
     if not row.connection_type:
         raise DomainError(
-            "Give the connection's type (connection_type) to add a connection.", field="connectionType"
+            _("Give the connection's type (connection_type) to add a connection."), field="connectionType"
         )
     connection_type = run.types.get(row.connection_type)
     if connection_type is None:
         raise DomainError(
-            f"No connection type {row.connection_type}; the types are: {', '.join(sorted(run.types)) or 'none yet'}.",
+            _("No connection type %(code)s; the types are: %(types)s.")
+            % {"code": row.connection_type, "types": ", ".join(sorted(run.types)) or _("none yet")},
             field="connectionType",
         )
     connection = connection_create(
@@ -391,13 +414,19 @@ def _connection(run: _Import, row: ParsedRow, customer: Customer) -> tuple[Servi
 
 
 def _refuse_changed_connection(row: ParsedRow, connection: ServiceConnection, customer: Customer) -> None:
-    what = f"Connection {connection.number}"
+    what = _("Connection %(number)s") % {"number": connection.number}
     if connection.customer_id != customer.pk:
-        raise DomainError(f"{what} is customer {connection.customer.number}'s, not {customer.number}'s.")
+        raise DomainError(
+            _("%(what)s is customer %(owner)s's, not %(customer)s's.")
+            % {"what": what, "owner": connection.customer.number, "customer": customer.number}
+        )
     if row.connection_type and row.connection_type != connection.connection_type.code:
         raise DomainError(
-            f"{what} exists with type {connection.connection_type.code}, not {row.connection_type}; a type "
-            "change is a step of the connection's life, made on its page.",
+            _(
+                "%(what)s exists with type %(stored)s, not %(given)s; a type change is a step of the "
+                "connection's life, made on its page."
+            )
+            % {"what": what, "stored": connection.connection_type.code, "given": row.connection_type},
             field="connectionType",
         )
     _refuse_differences(what, connection, row.connection)
@@ -406,21 +435,23 @@ def _refuse_changed_connection(row: ParsedRow, connection: ServiceConnection, cu
         connection.income_declared_on,
     ):
         raise DomainError(
-            f"{what} exists with another declared income; record a new declaration on its page.",
+            _("%(what)s exists with another declared income; record a new declaration on its page.")
+            % {"what": what},
             field="monthlyIncome",
         )
 
 
 def _refuse_differences(what: str, stored: Customer | ServiceConnection, given: dict[str, Any]) -> None:
     differ = [
-        f"{name} ({getattr(stored, name)!s} stored, {value!s} in the file)"
+        _("%(name)s (%(stored)s stored, %(given)s in the file)")
+        % {"name": name, "stored": getattr(stored, name), "given": value}
         for name, value in given.items()
         if getattr(stored, name) != value
     ]
     if differ:
         raise DomainError(
-            f"{what} exists with other details: {'; '.join(differ)}. The import only adds; change it on "
-            "its page."
+            _("%(what)s exists with other details: %(details)s. The import only adds; change it on its page.")
+            % {"what": what, "details": "; ".join(differ)}
         )
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.models import User
 from billing.models import (
@@ -45,10 +47,22 @@ class StatusConflict(Conflict):
 
 # Why a step cannot be taken from a status (the step's own target status aside: "already").
 STATUS_ADVICE = {
-    ConnectionStatus.PENDING: "it is not connected yet: connect it first, with its first reading",
-    ConnectionStatus.ACTIVE: "it is connected",
-    ConnectionStatus.DISCONNECTED: "it is disconnected: reconnect it first",
-    ConnectionStatus.CLOSED: "it is closed for good: open a new connection instead",
+    ConnectionStatus.PENDING: gettext_lazy(
+        "it is not connected yet: connect it first, with its first reading"
+    ),
+    ConnectionStatus.ACTIVE: gettext_lazy("it is connected"),
+    ConnectionStatus.DISCONNECTED: gettext_lazy("it is disconnected: reconnect it first"),
+    ConnectionStatus.CLOSED: gettext_lazy("it is closed for good: open a new connection instead"),
+}
+
+# The steps `require_status` names, in the reader's language (its callers pass the English).
+STEPS = {
+    "connected": gettext_lazy("connected"),
+    "disconnected": gettext_lazy("disconnected"),
+    "reconnected": gettext_lazy("reconnected"),
+    "closed": gettext_lazy("closed"),
+    "passed to another customer": gettext_lazy("passed to another customer"),
+    "given another type": gettext_lazy("given another type"),
 }
 
 
@@ -67,15 +81,23 @@ def require_status(
     status = connection.status
     if status in allowed:
         return
-    why = f"it is {status.lower()} already" if status == target else STATUS_ADVICE[status]
-    raise StatusConflict(f"Connection {connection.number} cannot be {step}: {why}.", connectionStatus=status)
+    why = (
+        _("it is %(status)s already") % {"status": ConnectionStatus(status).label.lower()}
+        if status == target
+        else STATUS_ADVICE[status]
+    )
+    raise StatusConflict(
+        _("Connection %(number)s cannot be %(step)s: %(why)s.")
+        % {"number": connection.number, "step": STEPS.get(step, step), "why": why},
+        connectionStatus=status,
+    )
 
 
 def require_reason(reason: str) -> str:
     reason = (reason or "").strip()
     if not reason:
         raise LifecycleRefused(
-            "Give the reason for this step: it is kept in the connection's history.", field="reason"
+            _("Give the reason for this step: it is kept in the connection's history."), field="reason"
         )
     return reason
 
@@ -83,19 +105,30 @@ def require_reason(reason: str) -> str:
 def check_moment(connection: ServiceConnection, at: datetime, *, field: str, takes_reading: bool) -> None:
     """Is `at` a moment this step can be dated: not in the future, after the steps and readings before?"""
     if timezone.is_naive(at):
-        raise LifecycleRefused("Give the time with its time zone.", field=field)
+        raise LifecycleRefused(_("Give the time with its time zone."), field=field)
     if at.year not in READING_YEARS:  # a typo, and some such dates overflow a time zone
-        raise LifecycleRefused(f"{at.date().isoformat()} is not a date a step can be taken on.", field=field)
+        raise LifecycleRefused(
+            _("%(date)s is not a date a step can be taken on.") % {"date": at.date().isoformat()}, field=field
+        )
     if at > timezone.now():
-        raise LifecycleRefused(f"The step is dated in the future ({_when(at)}).", field=field)
+        raise LifecycleRefused(
+            _("The step is dated in the future (%(when)s).") % {"when": _when(at)}, field=field
+        )
     # The steps of its supply (a change of type is dated by the day it applies from, and checked apart).
     last_step = (
         connection.events.exclude(kind=EventKind.TYPE_CHANGED).order_by("-effective_at", "-pk").first()
     )
     if last_step is not None and at < last_step.effective_at:
         raise LifecycleRefused(
-            f"The last step of connection {connection.number} ({last_step.get_kind_display().lower()}) is "
-            f"dated {_when(last_step.effective_at)}; a later step cannot be dated before it.",
+            _(
+                "The last step of connection %(number)s (%(step)s) is dated %(when)s; a later step cannot be "
+                "dated before it."
+            )
+            % {
+                "number": connection.number,
+                "step": last_step.get_kind_display().lower(),
+                "when": _when(last_step.effective_at),
+            },
             field=field,
         )
     last_reading = MeterReading.objects.filter(connection=connection).order_by("-taken_at").first()
@@ -103,8 +136,8 @@ def check_moment(connection: ServiceConnection, at: datetime, *, field: str, tak
         at <= last_reading.taken_at if takes_reading else at < last_reading.taken_at
     ):
         raise LifecycleRefused(
-            f"Connection {connection.number} has a reading of {_when(last_reading.taken_at)}; date this step "
-            "after its last reading.",
+            _("Connection %(number)s has a reading of %(when)s; date this step after its last reading.")
+            % {"number": connection.number, "when": _when(last_reading.taken_at)},
             field=field,
         )
 
@@ -166,14 +199,16 @@ def connection_connect(
     reason = require_reason(reason)
     if MeterReading.objects.filter(connection=connection).exists():
         raise LifecycleRefused(
-            f"Connection {connection.number} has readings already: the first reading is taken once.",
+            _("Connection %(number)s has readings already: the first reading is taken once.")
+            % {"number": connection.number},
             field="takenAt",
         )
     check_moment(connection, taken_at, field="takenAt", takes_reading=True)
     installed = connection.installation_date
     if installed is not None and timezone.localdate(taken_at) < installed:
         raise LifecycleRefused(
-            f"Connection {connection.number} is installed on {installed}; connect it on that day or later.",
+            _("Connection %(number)s is installed on %(date)s; connect it on that day or later.")
+            % {"number": connection.number, "date": installed},
             field="takenAt",
         )
     reading = take_reading(connection, at=taken_at, registers=registers, by=connected_by)
@@ -211,11 +246,13 @@ def connection_disconnect(
     )
     reason = require_reason(reason)
     if ground not in DisconnectionGround.values:
-        raise LifecycleRefused("A disconnection is on request or for non-payment.", field="ground")
+        raise LifecycleRefused(_("A disconnection is on request or for non-payment."), field="ground")
     if ground == DisconnectionGround.NON_PAYMENT and not (order_number and overdue_balance):
         raise LifecycleRefused(
-            "A disconnection for non-payment needs a disconnection order: issue one, it checks the "
-            "overdue balance.",
+            _(
+                "A disconnection for non-payment needs a disconnection order: issue one, it checks the "
+                "overdue balance."
+            ),
             field="ground",
         )
     check_moment(connection, effective_at, field="effectiveAt", takes_reading=registers is not None)

@@ -2,6 +2,7 @@
 customer or connection type is not found (404)."""
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from billing.models import ConnectionEvent, Customer, ServiceConnection
@@ -32,7 +33,11 @@ def incoming_customer_for(*, user: User, connection: ServiceConnection, number: 
         .first()
     )
     if customer is None:
-        raise NotFound(f"No customer {number} of {connection.provider.name}.", field="incomingCustomer")
+        raise NotFound(
+            _("No customer %(number)s of %(provider)s.")
+            % {"number": number, "provider": connection.provider.name},
+            field="incomingCustomer",
+        )
     return customer
 
 
@@ -40,5 +45,9 @@ def connection_type_for(*, connection: ServiceConnection, code: str) -> Connecti
     """A connection type of the connection's own provider, by code."""
     found = ConnectionType.objects.filter(provider_id=connection.provider_id, code=code).first()
     if found is None:
-        raise NotFound(f"No connection type {code} of {connection.provider.name}.", field="connectionType")
+        raise NotFound(
+            _("No connection type %(code)s of %(provider)s.")
+            % {"code": code, "provider": connection.provider.name},
+            field="connectionType",
+        )
     return found

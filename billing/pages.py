@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -159,7 +160,7 @@ def customer_new(request: HttpRequest) -> HttpResponse:
         with refusals_into(form, fields=FORM_FIELDS):
             provider = request.user.provider
             if provider is None:
-                raise DomainError("Sign in as a user of a provider to open its customers' accounts.")
+                raise DomainError(gettext("Sign in as a user of a provider to open its customers' accounts."))
             customer = services.customer_create(
                 provider=provider, **form.cleaned_data, created_by=request.user
             )
@@ -227,7 +228,7 @@ def customer_import(request: HttpRequest) -> HttpResponse:
             rows = csv_file_rows(form.cleaned_data["file"], max_rows=MAX_ONBOARDING_ROWS)
             provider = request.user.provider
             if provider is None:
-                raise DomainError("Sign in as a user of a provider to load its customers.")
+                raise DomainError(gettext("Sign in as a user of a provider to load its customers."))
             report = customers_import(provider=provider, rows=rows, imported_by=request.user)
     return form_page(
         request,
@@ -275,7 +276,9 @@ class ConnectionCreateForm(ConnectionDetailsForm):
 
     def __init__(self, *args: Any, customer: Customer, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["meter_number"].help_text = "The meter fitted; one meter serves one connection at a time."
+        self.fields["meter_number"].help_text = _(
+            "The meter fitted; one meter serves one connection at a time."
+        )
         self.fields["connection_type"].queryset = connection_types_of(provider=customer.provider).order_by(
             "code"
         )
@@ -291,7 +294,8 @@ def connection_new(request: HttpRequest, customer_id: int) -> HttpResponse:
             connection = services.connection_create(customer=customer, **form.cleaned_data)
             messages.success(
                 request,
-                f"Connection {connection.number} is added, pending until its first reading is recorded.",
+                gettext("Connection %(number)s is added, pending until its first reading is recorded.")
+                % {"number": connection.number},
             )
             return redirect("connection-detail", connection_id=connection.pk)
     return form_page(request, "billing/connection_form.html", {"form": form, "customer": customer}, form=form)
@@ -437,7 +441,9 @@ def connection_connect(request: HttpRequest, connection_id: int) -> HttpResponse
                 connected_by=request.user,
             )
             messages.success(
-                request, f"Connection {connection.number} is connected: its first reading is recorded."
+                request,
+                gettext("Connection %(number)s is connected: its first reading is recorded.")
+                % {"number": connection.number},
             )
             return redirect("connection-detail", connection_id=connection.pk)
     return form_page(

@@ -35,6 +35,9 @@ from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 from fractions import Fraction
 from typing import Any, NamedTuple
 
+# Only the refusals are translated (a refusal is read by a person); the rating itself needs no Django.
+from django.utils.translation import gettext as _
+
 CENT = Decimal("0.01")
 ZERO = Decimal("0")
 NO_MONEY = Decimal("0.00")
@@ -378,7 +381,10 @@ def usage_between(start: Reading, end: Reading, changes: Sequence[MeterChange] =
     """Step 1: the usage between two cumulative readings, across any meter exchanges between them
     (`changes` in time order): per register, each meter's part (DESIGN.md "Meter exchange")."""
     if end.at <= start.at:
-        raise RatingError(f"The closing reading ({end.at}) must come after the opening one ({start.at}).")
+        raise RatingError(
+            _("The closing reading (%(end)s) must come after the opening one (%(start)s).")
+            % {"end": end.at, "start": start.at}
+        )
     days = days_between(start.at, end.at)
     (peak_in, off_in, peak_out, off_out), meters = register_units(start, end, changes)
     units = {PEAK: max(peak_in - peak_out, ZERO), OFF_PEAK: max(off_in - off_out, ZERO)}
@@ -405,8 +411,10 @@ def register_units(
     )
     if min(units) < 0:
         raise RatingError(
-            "A register went down between the two readings; if the meter was exchanged, record the "
-            "meter exchange (the old meter's final registers and the new meter's first)."
+            _(
+                "A register went down between the two readings; if the meter was exchanged, record the "
+                "meter exchange (the old meter's final registers and the new meter's first)."
+            )
         )
     return units, ()
 
@@ -427,8 +435,15 @@ def _across_meters(
         part = [high - low for high, low in zip(closing.registers(), opening.registers(), strict=True)]
         if min(part) < 0:
             raise RatingError(
-                f"A register of meter {meter or '(unnumbered)'} went down between {opening.at:%Y-%m-%d %H:%M} "
-                f"and {closing.at:%Y-%m-%d %H:%M}; check the readings and the meter exchange."
+                _(
+                    "A register of meter %(meter)s went down between %(opening)s and %(closing)s; check the "
+                    "readings and the meter exchange."
+                )
+                % {
+                    "meter": meter or _("(unnumbered)"),
+                    "opening": f"{opening.at:%Y-%m-%d %H:%M}",
+                    "closing": f"{closing.at:%Y-%m-%d %H:%M}",
+                }
             )
         totals = [total + units for total, units in zip(totals, part, strict=True)]
         meters.append(
@@ -464,7 +479,10 @@ def _slab_row(bucket: str, spread: Decimal, hours: Decimal, tariffs: tuple[Tarif
     for row in tariffs:
         if _in_band(spread, hours, row.band_low, row.band_high):
             return row
-    raise RatingError(f"No {bucket} slab holds an average of {_shown(spread, hours)} kWh per hour.")
+    raise RatingError(
+        _("No %(bucket)s slab holds an average of %(average)s kWh per hour.")
+        % {"bucket": bucket, "average": _shown(spread, hours)}
+    )
 
 
 def _average_charge(
@@ -535,7 +553,7 @@ def rate_usage(
 ) -> RatedBill:
     """Steps 2 to 9 for usage already measured; `schedule` is the connection type's rows in force."""
     if usage.days <= 0:
-        raise RatingError("A billing period must last more than zero days.")
+        raise RatingError(_("A billing period must last more than zero days."))
     span = Span.of(usage.days)
     with localcontext(EXACT):
         by_bucket = schedule.by_bucket
@@ -545,7 +563,9 @@ def rate_usage(
         for bucket, units in _buckets(schedule, usage.units):
             tariffs = by_bucket.get(bucket)
             if tariffs is None:
-                raise RatingError(f"No {bucket} tariff is in force for this connection type.")
+                raise RatingError(
+                    _("No %(bucket)s tariff is in force for this connection type.") % {"bucket": bucket}
+                )
             line, trace = _energy(bucket, units, span, tariffs)
             lines.append(line)
             energy_trace.append(trace)
@@ -796,8 +816,11 @@ def rate_prorated(
     for stretch in stretches:
         if not stretch.schedule.tariffs:
             raise RatingError(
-                f"No tariff is in force from {stretch.first} to {stretch.last} for this connection type; "
-                "set the prices for those days first."
+                _(
+                    "No tariff is in force from %(first)s to %(last)s for this connection type; set the "
+                    "prices for those days first."
+                )
+                % {"first": stretch.first, "last": stretch.last}
             )
     if len(stretches) == 1:
         return rate_usage(
@@ -808,7 +831,7 @@ def rate_prorated(
             late_surcharge_percent=late_surcharge_percent,
         )
     if usage.days <= 0:
-        raise RatingError("A billing period must last more than zero days.")
+        raise RatingError(_("A billing period must last more than zero days."))
     total = sum(stretch.days for stretch in stretches)
     shares = [Fraction(stretch.days, total) for stretch in stretches]
     # Each bucket a part may rate (peak, off-peak, or all hours: their sum) and the import, shared.
@@ -985,18 +1008,27 @@ def _part_energy(
     tariffs = stretch.schedule.by_bucket.get(bucket)
     if tariffs is None:
         raise RatingError(
-            f"No {BUCKET_LABELS[bucket]} tariff is in force from {stretch.first} to {stretch.last} for this "
-            "connection type."
+            _("No %(bucket)s tariff is in force from %(first)s to %(last)s for this connection type.")
+            % {"bucket": BUCKET_LABELS[bucket], "first": stretch.first, "last": stretch.last}
         )
     if tariffs[0].mode == GRADUATED or chosen is None:
         return _graduated(bucket, units, span, tariffs, share)
-    slab, average, _ = chosen
+    slab, average, _index = chosen
     for row in tariffs:
         if row.slab == slab:
             return _average_charge(bucket, units, span, row, average)
     raise RatingError(
-        f"The {BUCKET_LABELS[bucket]} prices in force from {stretch.first} to {stretch.last} have no slab "
-        f"{slab}, the slab the period's average of {average} kWh per hour falls in; give them one."
+        _(
+            "The %(bucket)s prices in force from %(first)s to %(last)s have no slab %(slab)s, the slab the "
+            "period's average of %(average)s kWh per hour falls in; give them one."
+        )
+        % {
+            "bucket": BUCKET_LABELS[bucket],
+            "first": stretch.first,
+            "last": stretch.last,
+            "slab": slab,
+            "average": average,
+        }
     )
 
 

@@ -6,6 +6,7 @@ from typing import Any
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from accounts.permissions import scope_to_reach
@@ -299,4 +300,4 @@ def usage_estimate(
     try:
         return rate_usage(usage, schedule, late_surcharge_percent=provider.late_surcharge_percent)
     except RatingError as problem:
-        raise DomainError(f"No estimate: {problem}") from problem
+        raise DomainError(_("No estimate: %(problem)s") % {"problem": problem}) from problem

@@ -18,6 +18,8 @@ from typing import Any
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.models import Message, User, normalize_email
 from accounts.roles import Role
@@ -120,15 +122,28 @@ def _full_clean(row: Customer | ServiceConnection, *, exclude: list[str]) -> Non
         if name == NON_FIELD_ERRORS:
             raise DomainError(" ".join(messages)) from invalid
         label = str(type(row)._meta.get_field(name).verbose_name).capitalize()
-        raise DomainError(f"{label}: {' '.join(messages)}", field=_api_name(type(row), name)) from invalid
+        raise DomainError(
+            _("%(label)s: %(messages)s") % {"label": label, "messages": " ".join(messages)},
+            field=_api_name(type(row), name),
+        ) from invalid
 
 
 def _account_number(value: str, *, what: str) -> str:
     value = value.strip()
     if not ACCOUNT_NUMBER.fullmatch(value):
+        message = (
+            _(
+                "A customer number is up to 40 letters, digits, dashes, dots, slashes or underscores, starting "
+                "with a letter or digit (e.g. LHR-RES-0001); %(value)s is not one. Leave it empty to have one given."
+            )
+            if what == "customer"
+            else _(
+                "A connection number is up to 40 letters, digits, dashes, dots, slashes or underscores, starting "
+                "with a letter or digit (e.g. LHR-RES-0001); %(value)s is not one. Leave it empty to have one given."
+            )
+        )
         raise DomainError(
-            f"A {what} number is up to 40 letters, digits, dashes, dots, slashes or underscores, starting "
-            f"with a letter or digit (e.g. LHR-RES-0001); {value!r} is not one. Leave it empty to have one given.",
+            message % {"value": repr(value)},
             field="customerId" if what == "customer" else "connectionId",
         )
     return value
@@ -138,7 +153,9 @@ def _next_number(*, provider: Provider, series: str, taken: Any) -> str:
     """The next number of the provider's series; the counter row stays locked until the caller commits.
 
     A number given by hand that the series has reached is skipped (`taken`: the rows it may not clash with)."""
-    counter, _ = NumberCounter.objects.select_for_update().get_or_create(provider=provider, series=series)
+    counter, _created = NumberCounter.objects.select_for_update().get_or_create(
+        provider=provider, series=series
+    )
     last = counter.last
     while True:
         last += 1
@@ -167,7 +184,8 @@ def _national_id(value: str) -> str:
         value = f"{value[:5]}-{value[5:12]}-{value[12]}"
     if value and not CNIC.fullmatch(value):
         raise DomainError(
-            f"A national id (CNIC) is 13 digits written 12345-1234567-1; {value!r} is not one.",
+            _("A national id (CNIC) is 13 digits written 12345-1234567-1; %(value)s is not one.")
+            % {"value": repr(value)},
             field="nationalId",
         )
     return value
@@ -177,8 +195,11 @@ def _phone(value: str) -> str:
     value = " ".join(value.split())
     if value and (not PHONE.fullmatch(value) or len(re.findall(r"[0-9]", value)) not in PHONE_DIGITS):
         raise DomainError(
-            f"A phone number has 7 to 15 digits, with an optional leading + and spaces, dashes or "
-            f"brackets, e.g. 0300-1234567; {value!r} is not one.",
+            _(
+                "A phone number has 7 to 15 digits, with an optional leading + and spaces, dashes or "
+                "brackets, e.g. 0300-1234567; %(value)s is not one."
+            )
+            % {"value": repr(value)},
             field="phoneNumber",
         )
     return value
@@ -191,7 +212,7 @@ def customer_values_clean(values: dict[str, Any]) -> dict[str, Any]:
         if name in cleaned:
             cleaned[name] = " ".join(str(cleaned[name]).split())
     if "name" in cleaned and not cleaned["name"]:
-        raise DomainError("Give the customer's name.", field="name")
+        raise DomainError(_("Give the customer's name."), field="name")
     if "email" in cleaned:
         cleaned["email"] = normalize_email(cleaned["email"])
     if "national_id" in cleaned:
@@ -230,7 +251,8 @@ def customer_create(
     given = _account_number(number, what="customer") if number.strip() else ""
     if given and Customer.objects.filter(provider=provider, number=given).exists():
         raise NumberTaken(
-            f"Customer {given} already exists: give another number, or none to have one given.",
+            _("Customer %(number)s already exists: give another number, or none to have one given.")
+            % {"number": given},
             field="customerId",
         )
     values = customer_values_clean(
@@ -244,7 +266,7 @@ def customer_create(
     _full_clean(customer, exclude=["user", "provider"])
     if user is None and login:
         if not customer.email:
-            raise DomainError("A login needs the customer's e-mail address.", field="email")
+            raise DomainError(_("A login needs the customer's e-mail address."), field="email")
         user = user_create(
             email=customer.email,
             name=customer.name,
@@ -255,13 +277,18 @@ def customer_create(
             created_by=created_by,
         )
     elif user is not None and (user.provider_id != provider.pk or Role.CUSTOMER not in user.role_names):
-        raise DomainError("The user must be a customer of this provider.", field="user")
+        raise DomainError(_("The user must be a customer of this provider."), field="user")
     customer.user = user
     # The number last: the series' counter stays locked only from here to the commit.
     customer.number = given or _next_number(
         provider=provider, series=NumberSeries.CUSTOMER, taken=Customer.objects.filter(provider=provider)
     )
-    _insert(customer, taken=NumberTaken(f"Customer {customer.number} already exists.", field="customerId"))
+    _insert(
+        customer,
+        taken=NumberTaken(
+            _("Customer %(number)s already exists.") % {"number": customer.number}, field="customerId"
+        ),
+    )
     if invite and customer.email:
         customer_invite(customer=customer, invited_by=created_by)
         customer.refresh_from_db(fields=["user"])
@@ -303,8 +330,8 @@ def _refuse_meter_in_use(connection: ServiceConnection) -> None:
     )
     if other is not None:
         raise MeterInUse(
-            f"Meter {connection.meter_number} is on connection {other.number} already; a meter serves one "
-            "connection at a time.",
+            _("Meter %(meter)s is on connection %(number)s already; a meter serves one connection at a time.")
+            % {"meter": connection.meter_number, "number": other.number},
             field="meterNumber",
         )
 
@@ -327,16 +354,18 @@ def connection_create(
     with their history creates them Active."""
     provider = customer.provider
     if connection_type.provider_id != provider.pk:
-        raise DomainError("That connection type belongs to another provider.", field="connectionType")
+        raise DomainError(_("That connection type belongs to another provider."), field="connectionType")
     if status not in (ConnectionStatus.PENDING, ConnectionStatus.ACTIVE):
         raise DomainError(
-            f"A new connection is Pending (or Active, loaded with its readings), not {status}.",
+            _("A new connection is Pending (or Active, loaded with its readings), not %(status)s.")
+            % {"status": status},
             field="status",
         )
     given = _account_number(number, what="connection") if number.strip() else ""
     if given and ServiceConnection.objects.filter(provider=provider, number=given).exists():
         raise NumberTaken(
-            f"Connection {given} already exists: give another number, or none to have one given.",
+            _("Connection %(number)s already exists: give another number, or none to have one given.")
+            % {"number": given},
             field="connectionId",
         )
     connection = ServiceConnection(
@@ -359,7 +388,10 @@ def connection_create(
         taken=ServiceConnection.objects.filter(provider=provider),
     )
     _insert(
-        connection, taken=NumberTaken(f"Connection {connection.number} already exists.", field="connectionId")
+        connection,
+        taken=NumberTaken(
+            _("Connection %(number)s already exists.") % {"number": connection.number}, field="connectionId"
+        ),
     )
     return connection
 
@@ -368,7 +400,9 @@ def _locked_open(connection: ServiceConnection) -> ServiceConnection:
     """The connection's row, locked; a closed one keeps its record as it was."""
     connection = ServiceConnection.objects.select_for_update().get(pk=connection.pk)
     if connection.status == ConnectionStatus.CLOSED:
-        raise ConnectionClosed(f"Connection {connection.number} is closed; its record stays as it was.")
+        raise ConnectionClosed(
+            _("Connection %(number)s is closed; its record stays as it was.") % {"number": connection.number}
+        )
     return connection
 
 
@@ -389,15 +423,18 @@ def connection_update(*, connection: ServiceConnection, **changes: Any) -> Servi
     first = MeterReading.objects.filter(connection=connection).order_by("taken_at").first()
     if "meter_number" in changed and first is not None:
         raise DomainError(
-            f"Connection {connection.number} has readings of meter {connection.meter_number or '(unnumbered)'}: "
-            "a new meter is fitted by a meter exchange, with the old meter's last reading and the new one's first.",
+            _(
+                "Connection %(number)s has readings of meter %(meter)s: a new meter is fitted by a meter "
+                "exchange, with the old meter's last reading and the new one's first."
+            )
+            % {"number": connection.number, "meter": connection.meter_number or _("(unnumbered)")},
             field="meterNumber",
         )
     installed = changed.get("installation_date")
     if installed is not None and first is not None and installed > timezone.localdate(first.taken_at):
         raise DomainError(
-            f"The first reading of connection {connection.number} was taken on "
-            f"{timezone.localdate(first.taken_at)}: it was installed by then.",
+            _("The first reading of connection %(number)s was taken on %(date)s: it was installed by then.")
+            % {"number": connection.number, "date": timezone.localdate(first.taken_at)},
             field="installationDate",
         )
     for name, value in changed.items():
@@ -420,18 +457,24 @@ def connection_income_declare(
     connection = _locked_open(connection)
     if not monthly_income.is_finite() or not 0 <= monthly_income < INCOME_LIMIT:
         raise DomainError(
-            "A monthly income is an amount from 0 up, in the provider's currency.", field="monthlyIncome"
+            _("A monthly income is an amount from 0 up, in the provider's currency."), field="monthlyIncome"
         )
     if monthly_income != monthly_income.quantize(CENT):
         raise DomainError(
-            "Give the monthly income to the cent at most, e.g. 45000.50.", field="monthlyIncome"
+            _("Give the monthly income to the cent at most, e.g. 45000.50."), field="monthlyIncome"
         )
     if declared_on > timezone.localdate():
-        raise DomainError(f"The declaration is dated in the future ({declared_on}).", field="declaredOn")
+        raise DomainError(
+            _("The declaration is dated in the future (%(date)s).") % {"date": declared_on},
+            field="declaredOn",
+        )
     if connection.income_declared_on is not None and declared_on < connection.income_declared_on:
         raise DomainError(
-            f"A later declaration, of {connection.income_declared_on}, is on record for connection "
-            f"{connection.number}; record a newer one, or none.",
+            _(
+                "A later declaration, of %(date)s, is on record for connection %(number)s; record a newer "
+                "one, or none."
+            )
+            % {"date": connection.income_declared_on, "number": connection.number},
             field="declaredOn",
         )
     connection.declared_monthly_income = monthly_income
@@ -443,15 +486,19 @@ def connection_income_declare(
 
 # Why a connection in each status other than Active takes no reading (its lifecycle steps take theirs).
 NO_READINGS = {
-    ConnectionStatus.PENDING: "is not connected yet; its first reading is taken when it is connected",
-    ConnectionStatus.DISCONNECTED: "is disconnected; it takes no readings",
-    ConnectionStatus.CLOSED: "is closed; it takes no readings",
+    ConnectionStatus.PENDING: gettext_lazy(
+        "Connection %(number)s is not connected yet; its first reading is taken when it is connected."
+    ),
+    ConnectionStatus.DISCONNECTED: gettext_lazy(
+        "Connection %(number)s is disconnected; it takes no readings."
+    ),
+    ConnectionStatus.CLOSED: gettext_lazy("Connection %(number)s is closed; it takes no readings."),
 }
 
 
 def check_takes_readings(connection: ServiceConnection) -> None:
     if connection.status != ConnectionStatus.ACTIVE:
-        raise ReadingRefused(f"Connection {connection.number} {NO_READINGS[connection.status]}.")
+        raise ReadingRefused(NO_READINGS[connection.status] % {"number": connection.number})
 
 
 def _when(moment: datetime) -> str:
@@ -471,24 +518,38 @@ def _check_reading(
 ) -> None:
     """Could the meter have shown `values` at `taken_at`, between its readings `before` and `after`?"""
     if timezone.is_naive(taken_at):
-        raise ReadingRefused("Give the reading's time with its time zone.", field="takenAt")
+        raise ReadingRefused(_("Give the reading's time with its time zone."), field="takenAt")
     if taken_at > now:
-        raise ReadingRefused(f"The reading is dated in the future ({_when(taken_at)}).", field="takenAt")
+        raise ReadingRefused(
+            _("The reading is dated in the future (%(when)s).") % {"when": _when(taken_at)}, field="takenAt"
+        )
     negative = [name for name, value in values.items() if value < 0]
     if negative:
-        raise ReadingRefused(f"A register cannot be negative: {', '.join(negative)}.", field=negative[0])
+        raise ReadingRefused(
+            _("A register cannot be negative: %(registers)s.") % {"registers": ", ".join(negative)},
+            field=negative[0],
+        )
     if before is not None and before.taken_at == taken_at:
         raise ReadingDuplicate(
-            f"Connection {connection.number} already has a reading at {_when(taken_at)}.",
+            _("Connection %(number)s already has a reading at %(when)s.")
+            % {"number": connection.number, "when": _when(taken_at)},
             field="takenAt",
         )
     if before is not None and not meter_replaced:
         for name in REGISTERS:
             if values[name] < getattr(before, name):
                 raise ReadingRefused(
-                    f"The {name.replace('_', ' ')} register ({number(values[name])}) is lower than the reading of "
-                    f"{_when(before.taken_at)} ({number(getattr(before, name))}). If the meter was exchanged, "
-                    "record the meter exchange (the old meter's final reading and the new one's first).",
+                    _(
+                        "The %(register)s register (%(value)s) is lower than the reading of %(when)s "
+                        "(%(before)s). If the meter was exchanged, record the meter exchange (the old "
+                        "meter's final reading and the new one's first)."
+                    )
+                    % {
+                        "register": name.replace("_", " "),
+                        "value": number(values[name]),
+                        "when": _when(before.taken_at),
+                        "before": number(getattr(before, name)),
+                    },
                     field=name,
                 )
     ceiling = _ceiling(after)
@@ -497,8 +558,13 @@ def _check_reading(
         for name in REGISTERS:
             if values[name] > limits[name]:
                 raise ReadingRefused(
-                    f"The {name.replace('_', ' ')} register ({number(values[name])}) is higher than {what} "
-                    f"({number(limits[name])}).",
+                    _("The %(register)s register (%(value)s) is higher than %(what)s (%(limit)s).")
+                    % {
+                        "register": name.replace("_", " "),
+                        "value": number(values[name]),
+                        "what": what,
+                        "limit": number(limits[name]),
+                    },
                     field=name,
                 )
 
@@ -512,11 +578,13 @@ def _ceiling(after: MeterReading | None) -> tuple[dict[str, Decimal], str] | Non
     exchange = getattr(after, "exchange", None)  # None when `after` is no exchange's first reading
     if exchange is not None:
         limits = {name: getattr(exchange, f"final_{name}") for name in REGISTERS}
-        return limits, f"the old meter's final reading at the exchange of {_when(after.taken_at)}"
+        return limits, _("the old meter's final reading at the exchange of %(when)s") % {
+            "when": _when(after.taken_at)
+        }
     if after.meter_replaced:
         return None
     return {name: getattr(after, name) for name in REGISTERS}, (
-        f"the later reading of {_when(after.taken_at)}"
+        _("the later reading of %(when)s") % {"when": _when(after.taken_at)}
     )
 
 
@@ -589,14 +657,19 @@ class UploadReport:
 def _parse_row(row: dict[str, Any]) -> tuple[str, datetime, dict[str, Decimal], bool]:
     number = str(row.get("connection_id") or row.get("connectionId") or "").strip()
     if not number:
-        raise ValueError("the connection id is missing")
+        raise ValueError(_("the connection id is missing"))
     raw_time = str(row.get("timestamp") or row.get("takenAt") or "").strip()
     try:
         taken_at = datetime.fromisoformat(raw_time)
     except ValueError as exc:
-        raise ValueError(f"the timestamp {raw_time!r} is not a date and time like 2024-07-31T23:59") from exc
+        raise ValueError(
+            _("the timestamp %(value)s is not a date and time like 2024-07-31T23:59")
+            % {"value": repr(raw_time)}
+        ) from exc
     if taken_at.year not in READING_YEARS:
-        raise ValueError(f"the timestamp {raw_time!r} is not a plausible meter reading time")
+        raise ValueError(
+            _("the timestamp %(value)s is not a plausible meter reading time") % {"value": repr(raw_time)}
+        )
     if timezone.is_naive(taken_at):  # the provider's local time, as meters and their files give it
         taken_at = timezone.make_aware(taken_at)
     registers = {}
@@ -605,11 +678,16 @@ def _parse_row(row: dict[str, Any]) -> tuple[str, datetime, dict[str, Decimal], 
         try:
             registers[name] = Decimal(str(raw))
         except (InvalidOperation, ValueError) as exc:
-            raise ValueError(f"{name} {raw!r} is not a number") from exc
+            raise ValueError(
+                _("%(register)s %(value)s is not a number") % {"register": name, "value": repr(raw)}
+            ) from exc
         value = registers[name]
         # The registers are NUMERIC(14,4): at most 10 digits before the point and 4 after.
         if not value.is_finite() or abs(value) >= REGISTER_LIMIT or value != value.quantize(KWH_STEP):
-            raise ValueError(f"{name} {raw!r} is not a meter reading (up to 10 digits and 4 decimals)")
+            raise ValueError(
+                _("%(register)s %(value)s is not a meter reading (up to 10 digits and 4 decimals)")
+                % {"register": name, "value": repr(raw)}
+            )
     replaced = str(row.get("meter_replaced", "")).strip().lower() in {"1", "true", "yes"}
     return number, taken_at, registers, replaced
 
@@ -646,8 +724,12 @@ def readings_upload(
         connection = connections.get(number)
         if connection is None:
             report.refused += [
-                {"row": index, "connectionId": number, "reason": f"no connection {number}"}
-                for index, *_ in connection_rows
+                {
+                    "row": index,
+                    "connectionId": number,
+                    "reason": _("no connection %(number)s") % {"number": number},
+                }
+                for index, *_rest in connection_rows
             ]
             continue
         _upload_for_connection(
@@ -737,12 +819,17 @@ def customer_invite(*, customer: Customer, invited_by: User | None) -> Message:
     if customer.user is None:
         if not customer.email:
             raise EmailMissing(
-                f"Customer {customer.number} has no e-mail address: add one, then invite them.", field="email"
+                _("Customer %(number)s has no e-mail address: add one, then invite them.")
+                % {"number": customer.number},
+                field="email",
             )
         if User.objects.filter(email=customer.email).exists():
             raise EmailTaken(
-                f"The e-mail address {customer.email} is already used by another account; the customer "
-                "needs an address of their own to sign in with.",
+                _(
+                    "The e-mail address %(email)s is already used by another account; the customer needs an "
+                    "address of their own to sign in with."
+                )
+                % {"email": customer.email},
                 field="email",
             )
         customer.user = user_create(
@@ -811,13 +898,16 @@ def _registers_of(given: dict[str, Decimal], prefix: str, role: str) -> dict[str
     for name in REGISTERS[:2]:
         if given.get(name) is None:
             raise ExchangeRefused(
-                f"Give the {role} {name.replace('_', ' ')} register.", field=_exchange_field(prefix, name)
+                _("Give the %(role)s %(register)s register.")
+                % {"role": role, "register": name.replace("_", " ")},
+                field=_exchange_field(prefix, name),
             )
     values = {name: given.get(name) or Decimal("0") for name in REGISTERS}
     for name, value in values.items():
         if value < 0:
             raise ExchangeRefused(
-                f"A register cannot be negative: the {role} {name.replace('_', ' ')}.",
+                _("A register cannot be negative: the %(role)s %(register)s.")
+                % {"role": role, "register": name.replace("_", " ")},
                 field=_exchange_field(prefix, name),
             )
     return values
@@ -848,40 +938,58 @@ def meter_exchange_record(
     reason = reason.strip()
     if connection.status != ConnectionStatus.ACTIVE:
         raise ExchangeRefused(
-            f"Connection {connection.number} is {connection.get_status_display().lower()}; only an active "
-            "connection's meter is exchanged."
+            _("Connection %(number)s is %(status)s; only an active connection's meter is exchanged.")
+            % {"number": connection.number, "status": connection.get_status_display().lower()}
         )
     if timezone.is_naive(at):
-        raise ExchangeRefused("Give the exchange's time with its time zone.", field="exchangedAt")
+        raise ExchangeRefused(_("Give the exchange's time with its time zone."), field="exchangedAt")
     if at > now:
-        raise ExchangeRefused(f"The exchange is dated in the future ({_when(at)}).", field="exchangedAt")
+        raise ExchangeRefused(
+            _("The exchange is dated in the future (%(when)s).") % {"when": _when(at)}, field="exchangedAt"
+        )
     if not new_meter_number:
-        raise ExchangeRefused("Give the new meter's number.", field="newMeterNumber")
+        raise ExchangeRefused(_("Give the new meter's number."), field="newMeterNumber")
     if new_meter_number == connection.meter_number:
         raise ExchangeRefused(
-            f"Meter {new_meter_number} is the one being taken out; give the new meter's number.",
+            _("Meter %(meter)s is the one being taken out; give the new meter's number.")
+            % {"meter": new_meter_number},
             field="newMeterNumber",
         )
     if not reason:
-        raise ExchangeRefused("Say why the meter was exchanged.", field="reason")
-    final = _registers_of(old_final, "final", "old meter's final")
-    first = _registers_of(new_first, "first", "new meter's first")
+        raise ExchangeRefused(_("Say why the meter was exchanged."), field="reason")
+    final = _registers_of(old_final, "final", _("old meter's final"))
+    first = _registers_of(new_first, "first", _("new meter's first"))
     readings = MeterReading.objects.filter(connection=connection).select_related("exchange")
     before = readings.filter(taken_at__lte=at).order_by("-taken_at").first()
     after = readings.filter(taken_at__gt=at).order_by("taken_at").first()
     if before is not None and before.taken_at == at:
-        what = "a meter exchange" if getattr(before, "exchange", None) else "a reading"
+        message = (
+            _(
+                "Connection %(number)s already has a meter exchange at %(when)s; an exchange needs a moment of its own."
+            )
+            if getattr(before, "exchange", None)
+            else _(
+                "Connection %(number)s already has a reading at %(when)s; an exchange needs a moment of its own."
+            )
+        )
         raise ExchangeDuplicate(
-            f"Connection {connection.number} already has {what} at {_when(at)}; an exchange needs "
-            "a moment of its own.",
+            message % {"number": connection.number, "when": _when(at)},
             field="exchangedAt",
         )
     if before is not None:
         for name in REGISTERS:
             if final[name] < getattr(before, name):
                 raise ExchangeRefused(
-                    f"The old meter's final {name.replace('_', ' ')} register ({number(final[name])}) is lower "
-                    f"than the reading of {_when(before.taken_at)} ({number(getattr(before, name))}).",
+                    _(
+                        "The old meter's final %(register)s register (%(value)s) is lower than the reading of "
+                        "%(when)s (%(before)s)."
+                    )
+                    % {
+                        "register": name.replace("_", " "),
+                        "value": number(final[name]),
+                        "when": _when(before.taken_at),
+                        "before": number(getattr(before, name)),
+                    },
                     field=_exchange_field("final", name),
                 )
     ceiling = _ceiling(after)
@@ -890,8 +998,15 @@ def meter_exchange_record(
         for name in REGISTERS:
             if first[name] > limits[name]:
                 raise ExchangeRefused(
-                    f"The new meter's first {name.replace('_', ' ')} register ({number(first[name])}) is higher "
-                    f"than {what} ({number(limits[name])}).",
+                    _(
+                        "The new meter's first %(register)s register (%(value)s) is higher than %(what)s (%(limit)s)."
+                    )
+                    % {
+                        "register": name.replace("_", " "),
+                        "value": number(first[name]),
+                        "what": what,
+                        "limit": number(limits[name]),
+                    },
                     field=_exchange_field("first", name),
                 )
     reading = MeterReading.objects.create(

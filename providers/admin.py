@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from config.errors import DomainError
 from providers.models import (
@@ -404,7 +405,7 @@ class ScheduleRowForm(forms.ModelForm):
         for name in self.OWNED:
             chosen = cleaned.get(name)
             if provider is not None and chosen is not None and chosen.provider_id != provider.pk:
-                self.add_error(name, f"Choose one of {provider.code}'s own.")
+                self.add_error(name, _("Choose one of %(provider)s's own.") % {"provider": provider.code})
         return cleaned
 
 
@@ -448,7 +449,7 @@ class ScheduleRowAdmin(ScheduleListMixin, ProviderScopedAdmin, ServiceAdmin):
             raise DomainError(" ".join(invalid.messages)) from invalid
 
     def update(self, request: HttpRequest, obj: Model, changes: dict[str, Any]) -> None:
-        raise DomainError("Rows of the price schedule are not edited: end this one and add a new one.")
+        raise DomainError(_("Rows of the price schedule are not edited: end this one and add a new one."))
 
 
 @admin.register(TaxRule)

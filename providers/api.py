@@ -6,6 +6,7 @@ from typing import Any
 
 import django_filters
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
@@ -275,7 +276,7 @@ def _day(request: Request) -> date:
     try:
         return date.fromisoformat(raw)
     except ValueError as exc:
-        raise serializers.ValidationError({"date": ["Use a date like 2024-07-31."]}) from exc
+        raise serializers.ValidationError({"date": [_("Use a date like 2024-07-31.")]}) from exc
 
 
 class ScheduleOutput(serializers.Serializer):
@@ -381,14 +382,16 @@ def _connection_type(provider: Provider, code: str | None) -> Any:
         return None
     found = connection_types_of(provider=provider).filter(code=code).first()
     if found is None:
-        raise NotFound(f"No connection type {code} for this provider.", field="connectionType")
+        raise NotFound(
+            _("No connection type %(code)s for this provider.") % {"code": code}, field="connectionType"
+        )
     return found
 
 
 def _authority(provider: Provider, code: str, field: str) -> Any:
     found = authorities_of(provider=provider).filter(code=code).first()
     if found is None:
-        raise NotFound(f"No authority {code} for this provider.", field=field)
+        raise NotFound(_("No authority %(code)s for this provider.") % {"code": code}, field=field)
     return found
 
 
@@ -488,7 +491,7 @@ class ScheduleRowsApi(APIView):
 
     def get(self, request: Request, provider_id: int) -> Response:
         provider = provider_get_for(user=request.user, provider_id=provider_id)
-        model, _, output = KINDS[self.kind]
+        model, _input, output = KINDS[self.kind]
         on = _day(request) if "date" in request.query_params else None
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(schedule_rows(model, provider=provider, on=on), request, view=self)
@@ -517,10 +520,10 @@ class ScheduleRowCloseApi(APIView):
 
     def post(self, request: Request, provider_id: int, row_id: int) -> Response:
         provider = provider_get_for(user=request.user, provider_id=provider_id)
-        model, _, output = KINDS[self.kind]
+        model, _input, output = KINDS[self.kind]
         row = schedule_rows(model, provider=provider).filter(pk=row_id).first()
         if row is None:
-            raise NotFound(f"No such row in this provider's {self.kind}.")
+            raise NotFound(_("No such row in this provider's %(kind)s.") % {"kind": self.kind})
         data = CloseInput(data=request.data)
         data.is_valid(raise_exception=True)
         row = services.schedule_row_close(
@@ -584,7 +587,7 @@ def rows_api(kind: str) -> type[APIView]:
 
 
 def row_close_api(kind: str) -> type[APIView]:
-    model, _, output = KINDS[kind]
+    model, _input, output = KINDS[kind]
     view = type(f"{model.__name__}CloseApi", (ScheduleRowCloseApi,), {"kind": kind})
     return extend_schema_view(
         post=extend_schema(

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from config.errors import DomainError
 from providers.models import (
@@ -82,8 +83,11 @@ def _store(
     differing = [name for name, value in values.items() if getattr(stored, name) != value]
     if differing:
         raise ImportMismatch(
-            f"The stored {kind} {lookup} differs from the file in {', '.join(differing)}. "
-            "Change prices with a price change, which keeps the history.",
+            _(
+                "The stored %(kind)s %(lookup)s differs from the file in %(fields)s. Change prices with a "
+                "price change, which keeps the history."
+            )
+            % {"kind": kind, "lookup": lookup, "fields": ", ".join(differing)},
             kind=kind,
             fields=differing,
         )
@@ -119,7 +123,9 @@ def price_schedule_import(*, provider: Provider, data: dict[str, Any]) -> Import
         if code is None:
             return None
         if str(code) not in types:
-            raise ImportMismatch(f"Connection type {code} is used but not listed in connection_types.")
+            raise ImportMismatch(
+                _("Connection type %(code)s is used but not listed in connection_types.") % {"code": code}
+            )
         return types[str(code)]
 
     def dated(item: dict[str, Any]) -> dict[str, Any]:
@@ -203,4 +209,6 @@ def _check(provider: Provider) -> None:
         for problem in check(kind.objects.filter(provider=provider).select_related("connection_type"))
     ]
     if problems:
-        raise ScheduleInvalid(f"The file's schedule cannot bill: {problems[0]}", problems=problems)
+        raise ScheduleInvalid(
+            _("The file's schedule cannot bill: %(problem)s") % {"problem": problems[0]}, problems=problems
+        )

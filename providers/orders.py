@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from config.errors import Conflict, DomainError
 from providers.models import ConnectionType, PriceOrder, PriceOrderStatus, Provider, TariffRow
@@ -40,15 +41,25 @@ def specs_from_values(rows: Any) -> list[TariffSpec]:
     with TariffSpec's fields, at least `rate`."""
     if not isinstance(rows, list) or not rows or not all(isinstance(row, dict) for row in rows):
         raise PriceOrderRefused(
-            'Give the new tariff rows as a list of objects, e.g. [{"rate": "30.00"}].', field="rows"
+            _('Give the new tariff rows as a list of objects, e.g. [{"rate": "30.00"}].'), field="rows"
         )
     specs = []
     for number, row in enumerate(rows, start=1):
         unknown = sorted(set(row) - SPEC_FIELDS)
         if unknown or "rate" not in row:
             raise PriceOrderRefused(
-                f"Row {number}: each row has a rate and may have {', '.join(sorted(SPEC_FIELDS - {'rate'}))}"
-                + (f"; {', '.join(unknown)} is not one of them." if unknown else "."),
+                (
+                    _(
+                        "Row %(number)s: each row has a rate and may have %(fields)s; %(unknown)s is not one of them."
+                    )
+                    if unknown
+                    else _("Row %(number)s: each row has a rate and may have %(fields)s.")
+                )
+                % {
+                    "number": number,
+                    "fields": ", ".join(sorted(SPEC_FIELDS - {"rate"})),
+                    "unknown": ", ".join(unknown),
+                },
                 field="rows",
             )
         try:
@@ -58,7 +69,7 @@ def specs_from_values(rows: Any) -> list[TariffSpec]:
             }
         except InvalidOperation as problem:
             raise PriceOrderRefused(
-                f'Row {number}: amounts are numbers, e.g. "30.00".', field="rows"
+                _('Row %(number)s: amounts are numbers, e.g. "30.00".') % {"number": number}, field="rows"
             ) from problem
         specs.append(TariffSpec(**values))
     return specs
@@ -71,8 +82,11 @@ def price_order_specs(order: PriceOrder) -> list[TariffSpec]:
 def _refuse_unless_past(valid_from: date, today: date) -> None:
     if valid_from >= today:
         raise PriceOrderRefused(
-            f"A price order changes prices from a day before today ({today}); from {valid_from} on, "
-            "change the prices in the ordinary way: bills already issued keep theirs.",
+            _(
+                "A price order changes prices from a day before today (%(today)s); from %(from)s on, change "
+                "the prices in the ordinary way: bills already issued keep theirs."
+            )
+            % {"today": today, "from": valid_from},
             field="validFrom",
         )
 
@@ -94,11 +108,17 @@ def price_order_enter(
     provider = schedule_lock(provider)
     reference = reference.strip()
     if not reference:
-        raise PriceOrderRefused("Give the order's reference, as the regulator wrote it.", field="reference")
+        raise PriceOrderRefused(
+            _("Give the order's reference, as the regulator wrote it."), field="reference"
+        )
     if PriceOrder.objects.filter(provider=provider, reference=reference).exists():
-        raise Conflict(f"Price order {reference} is already entered for {provider.code}.", field="reference")
+        raise Conflict(
+            _("Price order %(reference)s is already entered for %(provider)s.")
+            % {"reference": reference, "provider": provider.code},
+            field="reference",
+        )
     _refuse_unless_past(valid_from, today or timezone.localdate())
-    _, opening = tariff_change_plan(
+    _closing, opening = tariff_change_plan(
         provider=provider, connection_type=connection_type, valid_from=valid_from, rows=rows
     )
     for row in opening:  # a bucket or slab mode the schedule does not know is refused now, not on confirming
@@ -156,8 +176,10 @@ def price_order_apply(*, order: PriceOrder, confirmed_by: Any, today: date | Non
     )
     if order.status != PriceOrderStatus.DRAFT:
         raise Conflict(
-            f"Price order {order.reference} was confirmed on {order.confirmed_at:%d %b %Y}; its bills are "
-            "re-issued by its billing run.",
+            _(
+                "Price order %(reference)s was confirmed on %(date)s; its bills are re-issued by its billing run."
+            )
+            % {"reference": order.reference, "date": f"{order.confirmed_at:%d %b %Y}"},
         )
     _refuse_unless_past(order.valid_from, today or timezone.localdate())
     closing, opening = tariff_change_plan(

@@ -17,6 +17,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 from itertools import combinations, pairwise
 
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
+
 from providers.models import Bucket, DatedRow, TariffRow
 
 TIME_OF_USE = {Bucket.PEAK, Bucket.OFF_PEAK}
@@ -44,9 +47,10 @@ def _closed_as_superseded(row: DatedRow) -> bool:
 
 def _period(row: DatedRow) -> str:
     if _closed_as_superseded(row):
-        return f"of {row.valid_from}, superseded that day"
-    last_day = f"to {row.valid_to - timedelta(days=1)}" if row.valid_to else "on, open-ended"
-    return f"from {row.valid_from} {last_day}"
+        return _("of %(date)s, superseded that day") % {"date": row.valid_from}
+    if row.valid_to:
+        return _("from %(from)s to %(to)s") % {"from": row.valid_from, "to": row.valid_to - timedelta(days=1)}
+    return _("from %(from)s on, open-ended") % {"from": row.valid_from}
 
 
 def number(value: Decimal) -> str:
@@ -55,24 +59,37 @@ def number(value: Decimal) -> str:
 
 
 def _type_name(row: DatedRow) -> str:
-    return f"type {row.connection_type.code}" if row.connection_type_id else "all types"
+    return (
+        _("type %(code)s") % {"code": row.connection_type.code} if row.connection_type_id else _("all types")
+    )
 
 
 def describe(row: DatedRow) -> str:
-    name = getattr(row, "code", "") or getattr(row, "name", "") or "new row"
+    name = getattr(row, "code", "") or getattr(row, "name", "") or _("new row")
     if isinstance(row, TariffRow):
-        high = row.band_high if row.band_high is not None else "open"
-        return (
-            f"tariff {name} ({_type_name(row)}, {row.bucket}, band {row.band_low} to {high}, {_period(row)})"
-        )
-    return f"{row._meta.verbose_name} {name} ({_type_name(row)}, {_period(row)})"
+        high = row.band_high if row.band_high is not None else pgettext("band", "open")
+        return _("tariff %(name)s (%(type)s, %(bucket)s, band %(low)s to %(high)s, %(period)s)") % {
+            "name": name,
+            "type": _type_name(row),
+            "bucket": row.bucket,
+            "low": row.band_low,
+            "high": high,
+            "period": _period(row),
+        }
+    return _("%(kind)s %(name)s (%(type)s, %(period)s)") % {
+        "kind": row._meta.verbose_name,
+        "name": name,
+        "type": _type_name(row),
+        "period": _period(row),
+    }
 
 
 def _row_problems(row: DatedRow) -> list[str]:
     if row.valid_to is not None and row.valid_to <= row.valid_from and not _closed_as_superseded(row):
-        return [f"{describe(row)}: the end must come after the start."]
+        return [_("%(row)s: the end must come after the start.") % {"row": describe(row)}]
     return [
-        f"{describe(row)}: {field.replace('_', ' ')} must not be negative."
+        _("%(row)s: %(field)s must not be negative.")
+        % {"row": describe(row), "field": field.replace("_", " ")}
         for field in ("rate", "min_units", "min_amount", "amount", "band_low", "rate_per_unit", "percent")
         if isinstance(getattr(row, field, None), Decimal) and getattr(row, field) < 0
     ]
@@ -84,7 +101,7 @@ def overlap_problems(rows: Sequence[DatedRow], key: Callable[[DatedRow], Hashabl
     for row in rows:
         groups[key(row)].append(row)
     return [
-        f"{describe(a)} overlaps {describe(b)}."
+        _("%(row)s overlaps %(other)s.") % {"row": describe(a), "other": describe(b)}
         for group in groups.values()
         for a, b in combinations(group, 2)
         if _periods_overlap(a, b) and (not isinstance(a, TariffRow) or _bands_overlap(a, b))
@@ -95,15 +112,27 @@ def _band_problems(day: date, bucket_rows: list[TariffRow]) -> list[str]:
     ordered = sorted(bucket_rows, key=lambda row: row.band_low)
     problems = []
     if ordered[0].band_low != 0:
-        problems.append(f"On {day}, {describe(ordered[0])}: the lowest band must start at 0.")
+        problems.append(
+            _("On %(day)s, %(row)s: the lowest band must start at 0.")
+            % {"day": day, "row": describe(ordered[0])}
+        )
     for lower, upper in pairwise(ordered):
         if lower.band_high is not None and lower.band_high < upper.band_low:
             problems.append(
-                f"On {day}, nothing covers {number(lower.band_high)} to {number(upper.band_low)} between "
-                f"{describe(lower)} and {describe(upper)}."
+                _("On %(day)s, nothing covers %(low)s to %(high)s between %(lower)s and %(upper)s.")
+                % {
+                    "day": day,
+                    "low": number(lower.band_high),
+                    "high": number(upper.band_low),
+                    "lower": describe(lower),
+                    "upper": describe(upper),
+                }
             )
     if ordered[-1].band_high is not None:
-        problems.append(f"On {day}, {describe(ordered[-1])}: the top band must be open (no upper limit).")
+        problems.append(
+            _("On %(day)s, %(row)s: the top band must be open (no upper limit).")
+            % {"day": day, "row": describe(ordered[-1])}
+        )
     return problems
 
 
@@ -122,15 +151,22 @@ def tariff_problems(rows: Iterable[TariffRow]) -> list[str]:
             label = _type_name(in_force[0])
             if Bucket.ALL in buckets and buckets & TIME_OF_USE:
                 problems.append(
-                    f"On {day}, {label} has both all-hours and peak/off-peak rates; keep one kind."
+                    _("On %(day)s, %(label)s has both all-hours and peak/off-peak rates; keep one kind.")
+                    % {"day": day, "label": label}
                 )
             elif buckets & TIME_OF_USE and not buckets >= TIME_OF_USE:
                 missing = ", ".join(sorted(TIME_OF_USE - buckets))
-                problems.append(f"On {day}, {label} has time-of-use rates but none for {missing}.")
+                problems.append(
+                    _("On %(day)s, %(label)s has time-of-use rates but none for %(missing)s.")
+                    % {"day": day, "label": label, "missing": missing}
+                )
             for bucket in sorted(buckets):
                 bucket_rows = [row for row in in_force if row.bucket == bucket]
                 if len({row.mode for row in bucket_rows}) > 1:
-                    problems.append(f"On {day}, {label} {bucket} mixes average-based and graduated slabs.")
+                    problems.append(
+                        _("On %(day)s, %(label)s %(bucket)s mixes average-based and graduated slabs.")
+                        % {"day": day, "label": label, "bucket": bucket}
+                    )
                 problems += _band_problems(day, bucket_rows)
     return list(dict.fromkeys(problems))
 

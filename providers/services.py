@@ -7,6 +7,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from config.errors import Conflict, DomainError, NotFound
 from providers.models import (
@@ -56,7 +57,10 @@ def provider_create(
 ) -> Provider:
     code = code.strip().upper()
     if Provider.objects.filter(code=code).exists():
-        raise Conflict(f"A provider with code {code} already exists; choose another code.", field="code")
+        raise Conflict(
+            _("A provider with code %(code)s already exists; choose another code.") % {"code": code},
+            field="code",
+        )
     provider = Provider(
         code=code,
         name=name,
@@ -109,8 +113,12 @@ class ChangeNotAllowed(Conflict):
 def _refuse_if_unsound(problems: list[str]) -> None:
     if problems:
         raise ScheduleInvalid(
-            f"The price schedule was not changed: {problems[0]}"
-            + (f" ({len(problems) - 1} more problems)" if len(problems) > 1 else ""),
+            (
+                _("The price schedule was not changed: %(problem)s (%(more)s more problems)")
+                if len(problems) > 1
+                else _("The price schedule was not changed: %(problem)s")
+            )
+            % {"problem": problems[0], "more": len(problems) - 1},
             problems=problems,
         )
 
@@ -122,13 +130,17 @@ FURTHEST_AHEAD_DAYS = 3 * 366
 def _refuse_unless_upcoming(valid_from: date, today: date) -> None:
     if valid_from < today:
         raise DomainError(
-            f"A price change cannot start in the past ({valid_from}); bills may already use what is in "
-            f"force. Choose {today} or later.",
+            _(
+                "A price change cannot start in the past (%(from)s); bills may already use what is in force. "
+                "Choose %(today)s or later."
+            )
+            % {"from": valid_from, "today": today},
             field="validFrom",
         )
     if (valid_from - today).days > FURTHEST_AHEAD_DAYS:
         raise DomainError(
-            f"A change may be dated at most three years ahead; {valid_from} is too far.", field="validFrom"
+            _("A change may be dated at most three years ahead; %(from)s is too far.") % {"from": valid_from},
+            field="validFrom",
         )
 
 
@@ -188,17 +200,17 @@ def tariff_change_plan(
     schedule stays sound and no later change is scheduled. Nothing is saved; the caller holds the
     provider's lock (`schedule_lock`) and has checked the date."""
     if not rows:
-        raise DomainError("A price change needs at least one tariff row.", field="rows")
+        raise DomainError(_("A price change needs at least one tariff row."), field="rows")
     if connection_type is not None and connection_type.provider_id != provider.pk:
-        raise NotFound("No such connection type for this provider.", field="connectionType")
+        raise NotFound(_("No such connection type for this provider."), field="connectionType")
     of_type = TariffRow.objects.filter(provider=provider, connection_type=connection_type).exclude(
         valid_to=F("valid_from")
     )
     later = of_type.filter(valid_from__gt=valid_from).order_by("valid_from").first()
     if later is not None:
         raise ChangeNotAllowed(
-            f"A change from {later.valid_from} is already scheduled for {describe(later)}; "
-            f"a new change must start after it.",
+            _("A change from %(from)s is already scheduled for %(row)s; a new change must start after it.")
+            % {"from": later.valid_from, "row": describe(later)},
             field="validFrom",
         )
     closing = list(of_type.in_force_on(valid_from))
@@ -283,7 +295,7 @@ def schedule_row_add(
     _refuse_unless_upcoming(row.valid_from, today or timezone.localdate())
     related = [row.connection_type, getattr(row, "authority", None), getattr(row, "payer", None)]
     if any(other is not None and other.provider_id != row.provider_id for other in related):
-        raise NotFound("The connection type or authority is not one of this provider's.")
+        raise NotFound(_("The connection type or authority is not one of this provider's."))
     kind = type(row)
     row.created_by = created_by
     row.full_clean()
@@ -302,9 +314,12 @@ def schedule_row_close(
     row = type(row).objects.select_for_update().get(pk=row.pk)
     today = today or timezone.localdate()
     if valid_to < today or valid_to <= row.valid_from:
-        raise DomainError(f"Choose an end after {max(today, row.valid_from)}; earlier bills keep this row.")
+        raise DomainError(
+            _("Choose an end after %(date)s; earlier bills keep this row.")
+            % {"date": max(today, row.valid_from)}
+        )
     if row.valid_to is not None and row.valid_to <= valid_to:
-        raise ChangeNotAllowed(f"This row already ends on {row.valid_to}.")
+        raise ChangeNotAllowed(_("This row already ends on %(date)s.") % {"date": row.valid_to})
     row.valid_to, row.closed_by, row.closed_at = valid_to, closed_by, timezone.now()
     row.save(update_fields=["valid_to", "closed_by", "closed_at"])
     return row
@@ -315,7 +330,9 @@ def connection_type_create(
     *, provider: Provider, code: str, description: str, sanctioned_load_kw: Decimal | None = None
 ) -> ConnectionType:
     if ConnectionType.objects.filter(provider=provider, code=code).exists():
-        raise Conflict(f"Connection type {code} already exists for this provider.", field="code")
+        raise Conflict(
+            _("Connection type %(code)s already exists for this provider.") % {"code": code}, field="code"
+        )
     row = ConnectionType(
         provider=provider, code=code, description=description, sanctioned_load_kw=sanctioned_load_kw
     )
@@ -327,7 +344,9 @@ def connection_type_create(
 @transaction.atomic
 def authority_create(*, provider: Provider, code: str, name: str) -> Authority:
     if Authority.objects.filter(provider=provider, code=code).exists():
-        raise Conflict(f"Authority {code} already exists for this provider.", field="code")
+        raise Conflict(
+            _("Authority %(code)s already exists for this provider.") % {"code": code}, field="code"
+        )
     row = Authority(provider=provider, code=code, name=name)
     row.full_clean()
     row.save()
