@@ -55,7 +55,8 @@ def connection_collection(request: HttpRequest, connection_id: int) -> HttpRespo
                 )
                 messages.success(
                     request,
-                    f"The plan spreads {plan.arrears} over {form.cleaned_data['instalments']} instalments.",
+                    _("The plan spreads %(arrears)s over %(instalments)s instalments.")
+                    % {"arrears": plan.arrears, "instalments": form.cleaned_data["instalments"]},
                 )
                 return redirect("connection-collection-page", connection_id=connection.pk)
     values = {"status": collection_status(connection), "connection": connection, "form": form}

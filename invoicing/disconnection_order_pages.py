@@ -75,12 +75,14 @@ def disconnection_order_detail(request: HttpRequest, order_id: int) -> HttpRespo
                 if order.status == DisconnectionOrderStatus.WITHDRAWN:
                     messages.warning(
                         request,
-                        f"Order {order.number} is withdrawn, the supply stays on: {order.withdrawn_reason}",
+                        _("Order %(number)s is withdrawn, the supply stays on: %(withdrawn_reason)s")
+                        % {"number": order.number, "withdrawn_reason": order.withdrawn_reason},
                     )
                 else:
                     messages.success(
                         request,
-                        f"Connection {order.connection.number} is disconnected on order {order.number}.",
+                        _("Connection %(number)s is disconnected on order %(order_number)s.")
+                        % {"number": order.connection.number, "order_number": order.number},
                     )
                 return redirect("disconnection-order-detail", order_id=order.pk)
     values = {"order": order, "form": form}
