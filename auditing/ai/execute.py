@@ -58,7 +58,7 @@ import psycopg
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from psycopg import errors as pg_errors
 from psycopg import sql as pg_sql
 
@@ -221,8 +221,12 @@ def _timeout_seconds() -> float:
 def _too_slow() -> QueryFailed:
     seconds = _timeout_seconds()
     return QueryFailed(
-        gettext("The query took longer than %(seconds)s second%(value)s; narrow it down.")
-        % {"seconds": format(seconds, "g"), "value": "" if seconds == 1 else "s"}
+        ngettext(
+            "The query took longer than %(seconds)s second; narrow it down.",
+            "The query took longer than %(seconds)s seconds; narrow it down.",
+            1 if seconds == 1 else 2,  # a fraction of a second reads as plural
+        )
+        % {"seconds": format(seconds, "g")}
     )
 
 
