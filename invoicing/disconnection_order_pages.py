@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
@@ -75,13 +76,13 @@ def disconnection_order_detail(request: HttpRequest, order_id: int) -> HttpRespo
                 if order.status == DisconnectionOrderStatus.WITHDRAWN:
                     messages.warning(
                         request,
-                        _("Order %(number)s is withdrawn, the supply stays on: %(withdrawn_reason)s")
+                        gettext("Order %(number)s is withdrawn, the supply stays on: %(withdrawn_reason)s")
                         % {"number": order.number, "withdrawn_reason": order.withdrawn_reason},
                     )
                 else:
                     messages.success(
                         request,
-                        _("Connection %(number)s is disconnected on order %(order_number)s.")
+                        gettext("Connection %(number)s is disconnected on order %(order_number)s.")
                         % {"number": order.connection.number, "order_number": order.number},
                     )
                 return redirect("disconnection-order-detail", order_id=order.pk)
