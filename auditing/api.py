@@ -8,6 +8,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from django_filters import rest_framework as filters
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -58,7 +59,7 @@ class InstantField(IsoDateTimeField):
             return instant if instant is None else instant.astimezone(UTC)
         except OverflowError as exc:
             raise ValidationError(
-                "Give a date and time between the years 1 and 9999.", code="invalid"
+                _("Give a date and time between the years 1 and 9999."), code="invalid"
             ) from exc
 
 
@@ -102,7 +103,7 @@ class AuditInvoiceSearchApi(AuditInvoicesApi):
     def get_queryset(self) -> QuerySet[Invoice]:
         number = self.request.query_params.get("number", "").strip()
         if not number:
-            raise DomainError("Give part of an invoice number to search for (number=…).", field="number")
+            raise DomainError(_("Give part of an invoice number to search for (number=…)."), field="number")
         return super().get_queryset().filter(number__icontains=number[:40])
 
 
@@ -131,7 +132,7 @@ class AuditLogSearchApi(AuditLogsApi):
     def get_queryset(self) -> QuerySet[AuditLog]:
         number = self.request.query_params.get("invoiceNumber", "").strip()
         if not number:
-            raise DomainError("Give part of an invoice number (invoiceNumber=…).", field="invoiceNumber")
+            raise DomainError(_("Give part of an invoice number (invoiceNumber=…)."), field="invoiceNumber")
         ids = (
             invoice_list_for(user=self.request.user)
             .filter(number__icontains=number[:40])

@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
+from django.utils.translation import gettext
 
 from auditing.ai import execute, llm, scope, validate
 from auditing.models import AIQuery, AIQueryStatus, AuditLog, ChainHead
@@ -450,11 +451,17 @@ def ai_query_submit(*, asked_by: Any, question: str) -> AIQuery:
     """Record an auditor's question; the caller hands it to a worker (`auditing.tasks`) after commit."""
     question = question.strip()
     if not question:
-        raise QuestionRefused("Ask a question, or write a SELECT query.", field="question")
+        raise QuestionRefused(gettext("Ask a question, or write a SELECT query."), field="question")
     if len(question) > MAX_QUESTION:
-        raise QuestionRefused(f"Ask in at most {MAX_QUESTION:,} characters.", field="question")
+        raise QuestionRefused(
+            gettext("Ask in at most %(max_question)s characters.")
+            % {"max_question": format(MAX_QUESTION, ",")},
+            field="question",
+        )
     if asked_by.provider_id is None:
-        raise QuestionRefused("Questions are answered over one provider's data: sign in as its auditor.")
+        raise QuestionRefused(
+            gettext("Questions are answered over one provider's data: sign in as its auditor.")
+        )
     return AIQuery.objects.create(provider_id=asked_by.provider_id, asked_by=asked_by, question=question)
 
 

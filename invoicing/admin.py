@@ -17,9 +17,9 @@ from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
-from django.template.defaultfilters import pluralize
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_POST
 
 from billing.models import Customer
@@ -224,12 +224,18 @@ class InvoiceAdmin(ReadOnlyAdmin):
         if marked:
             self.message_user(
                 request,
-                f"{marked} bill{pluralize(marked)} unpaid after the due date marked Overdue, "
-                "each with its late surcharge added once.",
+                ngettext(
+                    "%(marked)s bill unpaid after the due date marked Overdue, each with its late surcharge "
+                    "added once.",
+                    "%(marked)s bills unpaid after the due date marked Overdue, each with its late surcharge "
+                    "added once.",
+                    marked,
+                )
+                % {"marked": marked},
                 messages.SUCCESS,
             )
         else:
-            self.message_user(request, "No bill was unpaid after its due date: nothing changed.")
+            self.message_user(request, gettext("No bill was unpaid after its due date: nothing changed."))
         return HttpResponseRedirect(self._with_filters("invoice_changelist", request))
 
     def has_adjust_permission(self, request: HttpRequest) -> bool:
@@ -239,14 +245,14 @@ class InvoiceAdmin(ReadOnlyAdmin):
     def issue_adjustment(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> HttpResponse | None:
         chosen = list(queryset[:2])
         if len(chosen) != 1:
-            self.message_user(request, "Select exactly one invoice to adjust.", messages.WARNING)
+            self.message_user(request, gettext("Select exactly one invoice to adjust."), messages.WARNING)
             return None
         invoice = chosen[0]
         if not invoice.is_open:
             self.message_user(
                 request,
-                f"{invoice.number} is {invoice.get_status_display()}: "
-                "a paid or cancelled bill takes no adjustment.",
+                gettext("%(number)s is %(status)s: a paid or cancelled bill takes no adjustment.")
+                % {"number": invoice.number, "status": invoice.get_status_display()},
                 messages.WARNING,
             )
             return None
@@ -371,13 +377,14 @@ class PaymentAdmin(MoneyEntryAdmin):
     def reverse_payment(self, request: HttpRequest, queryset: QuerySet[Payment]) -> HttpResponse | None:
         chosen = list(queryset.select_related("reversal")[:2])
         if len(chosen) != 1:
-            self.message_user(request, "Select exactly one payment to reverse.", messages.WARNING)
+            self.message_user(request, gettext("Select exactly one payment to reverse."), messages.WARNING)
             return None
         payment = chosen[0]
         if payment.is_reversed:
             self.message_user(
                 request,
-                f"{payment.receipt_number} was already reversed ({payment.reversal.number}).",
+                gettext("%(receipt_number)s was already reversed (%(number)s).")
+                % {"receipt_number": payment.receipt_number, "number": payment.reversal.number},
                 messages.WARNING,
             )
             return None

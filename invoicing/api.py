@@ -10,6 +10,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.http import HttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -88,7 +89,7 @@ QUEUE_DOWN = {
 def idempotency_key(request: Request) -> str:
     key = request.headers.get("Idempotency-Key", "")
     if key and not IDEMPOTENCY_KEY.fullmatch(key):
-        raise DomainError("Idempotency-Key must be 1 to 100 printable characters without spaces.")
+        raise DomainError(_("Idempotency-Key must be 1 to 100 printable characters without spaces."))
     return key
 
 
@@ -471,15 +472,21 @@ def _connection_named(connections: QuerySet[ServiceConnection], ref: int | str) 
     found = list(named[:2])
     if not found:
         raise NotFound(
-            f"No connection {ref!r} in your company; give its id or its number as GET /api/connections "
-            "lists them.",
+            _(
+                "No connection %(ref)s in your company; give its id or its number as GET /api/connections "
+                "lists them."
+            )
+            % {"ref": repr(ref)},
             field="connectionId",
         )
     if len(found) > 1:
         listing = " and ".join(f"{connection.number} (id {connection.pk})" for connection in found)
         raise DomainError(
-            f"{ref!r} names more than one connection: {listing}; send the id of the one you mean as a "
-            "JSON number.",
+            _(
+                "%(ref)s names more than one connection: %(listing)s; send the id of the one you mean as a "
+                "JSON number."
+            )
+            % {"ref": repr(ref), "listing": listing},
             field="connectionId",
         )
     return found[0]
@@ -520,8 +527,10 @@ class InvoiceCollectionApi(APIView):
         if "customerId" not in values:
             if "connectionId" not in values:
                 raise DomainError(
-                    "Say whom to bill: customerId (the customer's user id) or connectionId (the "
-                    "connection's id or number).",
+                    _(
+                        "Say whom to bill: customerId (the customer's user id) or connectionId (the "
+                        "connection's id or number)."
+                    ),
                     field="customerId",
                 )
             return _connection_named(connections, values["connectionId"])
@@ -534,9 +543,12 @@ class InvoiceCollectionApi(APIView):
             # The same answer for an unknown id, another provider's user and a user who is no
             # customer: nothing here tells them apart.
             raise NotFound(
-                f"No customer with user id {values['customerId']} has a connection in your company. "
-                "customerId is the user id of a customer (a user with the Customer role: customerUserId "
-                "in GET /api/connections); or name the connection (connectionId).",
+                _(
+                    "No customer with user id %(customerid)s has a connection in your company. customerId is "
+                    "the user id of a customer (a user with the Customer role: customerUserId in GET "
+                    "/api/connections); or name the connection (connectionId)."
+                )
+                % {"customerid": values["customerId"]},
                 field="customerId",
             )
         customer = theirs[0].customer
@@ -544,15 +556,21 @@ class InvoiceCollectionApi(APIView):
             connection = _connection_named(connections, values["connectionId"])
             if connection.customer_id != customer.pk:
                 raise DomainError(
-                    f"Connection {connection.number} is not {customer.name}'s; name one of theirs "
-                    f"({_numbers(theirs)}), or leave customerId out.",
+                    _(
+                        "Connection %(number)s is not %(name)s's; name one of theirs (%(numbers)s), or leave "
+                        "customerId out."
+                    )
+                    % {"number": connection.number, "name": customer.name, "numbers": _numbers(theirs)},
                     field="connectionId",
                 )
             return connection
         if len(theirs) > 1:
             raise DomainError(
-                f"{customer.name} has {len(theirs)} connections ({_numbers(theirs)}); say which one "
-                "to bill: connectionId (its id or number).",
+                _(
+                    "%(name)s has %(count)s connections (%(numbers)s); say which one to bill: connectionId "
+                    "(its id or number)."
+                )
+                % {"name": customer.name, "count": len(theirs), "numbers": _numbers(theirs)},
                 field="connectionId",
             )
         return theirs[0]
@@ -577,7 +595,7 @@ class InvoiceUpdateInput(serializers.Serializer):
     def validate_paymentStatus(self, value: str) -> str:
         if value != InvoiceStatus.CANCELLED:
             raise serializers.ValidationError(
-                "Only Cancelled can be set here; record a payment at POST /api/payments to pay a bill."
+                _("Only Cancelled can be set here; record a payment at POST /api/payments to pay a bill.")
             )
         return value
 
@@ -831,7 +849,10 @@ def method_named(value: str) -> PaymentMethod:
     method = methods.filter(pk=int(value)).first() if by_id else methods.filter(code=value).first()
     if method is None:
         codes = ", ".join(methods.values_list("code", flat=True))
-        raise DomainError(f"No payment method {value!r}; use one of: {codes}.", field="method")
+        raise DomainError(
+            _("No payment method %(value)s; use one of: %(codes)s.") % {"value": repr(value), "codes": codes},
+            field="method",
+        )
     return method
 
 
@@ -1044,7 +1065,7 @@ class BillingRunCollectionApi(generics.ListAPIView):
     def post(self, request: Request) -> Response:
         provider = request.user.provider
         if provider is None:
-            raise DomainError("Sign in as a user of a provider to bill its connections.")
+            raise DomainError(_("Sign in as a user of a provider to bill its connections."))
         period = month_of(str(request.data.get("month", "")) if isinstance(request.data, dict) else "")
         require_queue("A billing run")
         run, new = services.billing_run_start(provider=provider, period=period, started_by=request.user)

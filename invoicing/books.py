@@ -34,6 +34,7 @@ from typing import NamedTuple
 from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.db.models.functions import TruncDate, TruncMonth
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from config.errors import DomainError, NotFound
 from invoicing.models import (
@@ -124,11 +125,19 @@ class Journal:
 def date_range(first: date | None, last: date | None) -> tuple[date, date]:
     """A checked journal range: both ends given, in order, at most a year and a day."""
     if first is None or last is None:
-        raise DomainError("Give the first and the last day of the journal (from, to).", field="from")
+        raise DomainError(gettext("Give the first and the last day of the journal (from, to)."), field="from")
     if last < first:
-        raise DomainError(f"The last day ({last}) is before the first ({first}).", field="to")
+        raise DomainError(
+            gettext("The last day (%(last)s) is before the first (%(first)s).")
+            % {"last": last, "first": first},
+            field="to",
+        )
     if (last - first).days + 1 > MAX_DAYS:
-        raise DomainError(f"A journal covers at most {MAX_DAYS} days; ask for a shorter range.", field="to")
+        raise DomainError(
+            gettext("A journal covers at most %(max_days)s days; ask for a shorter range.")
+            % {"max_days": MAX_DAYS},
+            field="to",
+        )
     return first, last
 
 
@@ -337,7 +346,9 @@ def tax_report_for(*, provider: Provider, year: int) -> list[TaxRow]:
     replaced left out), with how many bills carried it (a bill split by a price change has a line of
     each tax per part)."""
     if not 2000 <= year <= 2100:
-        raise DomainError(f"{year} is not a year the books can hold.", field="year")
+        raise DomainError(
+            gettext("%(year)s is not a year the books can hold.") % {"year": year}, field="year"
+        )
     authorities = dict(Authority.objects.filter(provider=provider).values_list("pk", "code"))
     taxes = {
         pk: (authorities[authority_id], name)
@@ -373,10 +384,10 @@ def books_provider_for(*, user, code: str | None) -> Provider:
     if code:
         found = providers.filter(code=code).first()
         if found is None:
-            raise NotFound(f"No provider {code}.")
+            raise NotFound(gettext("No provider %(code)s.") % {"code": code})
         return found
     if user.provider_id is None:
-        raise DomainError("Name the provider whose books to read (provider=CODE).", field="provider")
+        raise DomainError(gettext("Name the provider whose books to read (provider=CODE)."), field="provider")
     return providers.get()
 
 

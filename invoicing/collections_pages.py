@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
@@ -55,7 +56,8 @@ def connection_collection(request: HttpRequest, connection_id: int) -> HttpRespo
                 )
                 messages.success(
                     request,
-                    f"The plan spreads {plan.arrears} over {form.cleaned_data['instalments']} instalments.",
+                    gettext("The plan spreads %(arrears)s over %(instalments)s instalments.")
+                    % {"arrears": plan.arrears, "instalments": form.cleaned_data["instalments"]},
                 )
                 return redirect("connection-collection-page", connection_id=connection.pk)
     values = {"status": collection_status(connection), "connection": connection, "form": form}

@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
@@ -75,12 +76,14 @@ def disconnection_order_detail(request: HttpRequest, order_id: int) -> HttpRespo
                 if order.status == DisconnectionOrderStatus.WITHDRAWN:
                     messages.warning(
                         request,
-                        f"Order {order.number} is withdrawn, the supply stays on: {order.withdrawn_reason}",
+                        gettext("Order %(number)s is withdrawn, the supply stays on: %(withdrawn_reason)s")
+                        % {"number": order.number, "withdrawn_reason": order.withdrawn_reason},
                     )
                 else:
                     messages.success(
                         request,
-                        f"Connection {order.connection.number} is disconnected on order {order.number}.",
+                        gettext("Connection %(number)s is disconnected on order %(order_number)s.")
+                        % {"number": order.connection.number, "order_number": order.number},
                     )
                 return redirect("disconnection-order-detail", order_id=order.pk)
     values = {"order": order, "form": form}

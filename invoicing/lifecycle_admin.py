@@ -14,6 +14,7 @@ from django.contrib import admin
 from django.db.models import Model
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from billing.lifecycle import LifecycleRefused, connection_connect, connection_disconnect
 from billing.lifecycle_selectors import connection_type_for, incoming_customer_for
@@ -124,7 +125,7 @@ class ConnectionEventAdmin(ProviderScopedAdmin, ServiceAdmin):
     def create(self, request: HttpRequest, values: dict[str, Any]) -> ConnectionEvent:
         step = values["step"]
         if not request.user.has_perm(STEPS[step][1]):
-            raise LifecycleRefused("You may not take this step in your roles.", field="step")
+            raise LifecycleRefused(gettext("You may not take this step in your roles."), field="step")
         connection, at, reason, by = values["connection"], values["at"], values["reason"], request.user
         registers = registers_of(values)
         if step == "connect":
@@ -156,7 +157,7 @@ class ConnectionEventAdmin(ProviderScopedAdmin, ServiceAdmin):
                 recorded_by=by,
             )
         if registers is None:
-            raise LifecycleRefused("Give the move-out reading.", field="import_peak")
+            raise LifecycleRefused(gettext("Give the move-out reading."), field="import_peak")
         incoming = incoming_customer_for(user=by, connection=connection, number=values["incoming_customer"])
         moved_out, _ = services.connection_move(
             connection=connection,

@@ -18,6 +18,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
@@ -56,7 +57,7 @@ class MonthField(forms.Field):
         try:
             return month_of(value)
         except DomainError as exc:
-            raise forms.ValidationError("Write the month as YYYY-MM, for example 2024-07.") from exc
+            raise forms.ValidationError(gettext("Write the month as YYYY-MM, for example 2024-07.")) from exc
 
 
 def bill_context(bill: Invoice) -> dict[str, Any]:
@@ -254,7 +255,9 @@ def _form_bill(request: HttpRequest, bill_id: int, perm: str) -> Invoice:
     bill = _bill_of(request, bill_id, perm)
     if bill is None:
         raise NotFound(
-            f"No bill with ID {bill_id} that you may act on. Check the ID on the bill's page.", field="billId"
+            gettext("No bill with ID %(bill_id)s that you may act on. Check the ID on the bill's page.")
+            % {"bill_id": bill_id},
+            field="billId",
         )
     return bill
 
@@ -343,8 +346,15 @@ def payment_reverse(request: HttpRequest, payment_id: int) -> HttpResponse:
                 )
                 messages.success(
                     request,
-                    f"Payment {payment.receipt_number} reversed ({reversal.number}): "
-                    f"Rs. {reversal.payable_after:,.2f} is owed on the connection again.",
+                    gettext(
+                        "Payment %(receipt_number)s reversed (%(number)s): Rs. %(payable_after)s is owed on the "
+                        "connection again."
+                    )
+                    % {
+                        "receipt_number": payment.receipt_number,
+                        "number": reversal.number,
+                        "payable_after": format(reversal.payable_after, ",.2f"),
+                    },
                 )
                 return redirect("payment-done", payment_id=payment.pk)
     else:
@@ -463,7 +473,7 @@ def invoice_new(request: HttpRequest) -> HttpResponse:
                 .first()
             )
             if connection is None:
-                raise NotFound("No connection with that ID in your company.", field="connectionId")
+                raise NotFound(gettext("No connection with that ID in your company."), field="connectionId")
             invoice = services.invoice_issue(
                 connection=connection,
                 period=values["month"],
@@ -576,7 +586,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and can_start and form.is_valid():
         with refusals_into(form, fields={"period": "month"}):
             if user.provider is None:
-                raise DomainError("Sign in as a user of a provider to bill its connections.")
+                raise DomainError(gettext("Sign in as a user of a provider to bill its connections."))
             require_queue("A billing run")
             run, _new = services.billing_run_start(
                 provider=user.provider, period=form.cleaned_data["month"], started_by=user

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
@@ -66,7 +67,11 @@ def format_of(user: Any, value: str) -> PaymentFileFormat:
         names = (
             ", ".join(f"{row.pk} ({row.name})" for row in formats) or "none yet (an administrator adds them)"
         )
-        raise DomainError(f"No file format {value!r}; the formats are: {names}.", field="format")
+        raise DomainError(
+            _("No file format %(value)s; the formats are: %(names)s.")
+            % {"value": repr(value), "names": names},
+            field="format",
+        )
     return found
 
 
@@ -74,13 +79,15 @@ def payment_file_receive(request: Request, upload: Any, format_value: str) -> Pa
     """What the API and the upload page do with a file: checked at the edge, stored with its rows, its
     chunks sent once stored."""
     if upload is None:
-        raise DomainError("Attach the bank's CSV file in the field 'file'.", field="file")
+        raise DomainError(_("Attach the bank's CSV file in the field 'file'."), field="file")
     if not format_value:
-        raise DomainError("Name the file's format (its id or name).", field="format")
+        raise DomainError(_("Name the file's format (its id or name)."), field="format")
     file_format = format_of(request.user, format_value)
     if upload.size > MAX_FILE_BYTES:
         raise services.PaymentFileTooLarge(
-            f"Upload at most {MAX_FILE_BYTES // 2**20} MB at a time (split the file).", field="file"
+            _("Upload at most %(max_file_bytes)s MB at a time (split the file).")
+            % {"max_file_bytes": MAX_FILE_BYTES // 2**20},
+            field="file",
         )
     require_queue("Posting a payment file")
     payment_file = services.payment_file_upload(
@@ -218,7 +225,9 @@ def results_response(payment_file: PaymentFile, *, outcome: str = "") -> Streami
 
 def outcome_of(value: str) -> str:
     if value and value not in RowOutcome.values:
-        raise DomainError(f"outcome is one of: {', '.join(RowOutcome.values)}.", field="outcome")
+        raise DomainError(
+            _("outcome is one of: %(values)s.") % {"values": ", ".join(RowOutcome.values)}, field="outcome"
+        )
     return value
 
 

@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from config.errors import DomainError
@@ -81,7 +82,7 @@ class PriceOrderAdmin(ProviderScopedAdmin, ServiceAdmin):
         )
 
     def update(self, request: HttpRequest, obj: Model, changes: dict[str, Any]) -> None:
-        raise DomainError("A price order is not edited; enter another with its own reference.")
+        raise DomainError(_("A price order is not edited; enter another with its own reference."))
 
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view(require_POST(self.confirm_view))

@@ -58,6 +58,7 @@ import psycopg
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
+from django.utils.translation import gettext, ngettext
 from psycopg import errors as pg_errors
 from psycopg import sql as pg_sql
 
@@ -145,7 +146,7 @@ def run(sql: str, *, provider_id: int, limit: int = 100) -> QueryResult:
         raise ValueError("limit must be a positive int")
     if "\x00" in sql:
         # libpq would cut the text there; no query needs the character.
-        raise QueryFailed("The query could not run: it contains a NUL character.")
+        raise QueryFailed(gettext("The query could not run: it contains a NUL character."))
     started = time.monotonic()
     vendor = connections["default"].vendor
     if vendor == "postgresql":
@@ -186,8 +187,11 @@ def _within_byte_cap(columns: list[str], rows: list[tuple]) -> tuple[list[list],
         if size > cap:
             if not kept:
                 raise QueryFailed(
-                    f"The answer's first row alone is larger than the {cap:,} bytes an answer may hold; "
-                    "select fewer or shorter columns."
+                    gettext(
+                        "The answer's first row alone is larger than the %(cap)s bytes an answer may hold; select "
+                        "fewer or shorter columns."
+                    )
+                    % {"cap": format(cap, ",")}
                 )
             return kept, (
                 f"The answer was cut to its first {len(kept)} row{'' if len(kept) == 1 else 's'}: "
@@ -217,7 +221,12 @@ def _timeout_seconds() -> float:
 def _too_slow() -> QueryFailed:
     seconds = _timeout_seconds()
     return QueryFailed(
-        f"The query took longer than {seconds:g} second{'' if seconds == 1 else 's'}; narrow it down."
+        ngettext(
+            "The query took longer than %(seconds)s second; narrow it down.",
+            "The query took longer than %(seconds)s seconds; narrow it down.",
+            1 if seconds == 1 else 2,  # a fraction of a second reads as plural
+        )
+        % {"seconds": format(seconds, "g")}
     )
 
 
@@ -327,7 +336,7 @@ def _postgresql_failure(exc: psycopg.Error, sql: str) -> QueryFailed:
     if isinstance(exc, pg_errors.QueryCanceled):
         return _too_slow()
     if isinstance(exc, pg_errors.LockNotAvailable):
-        return QueryFailed("The query waited too long for rows other work is changing; try again.")
+        return QueryFailed(gettext("The query waited too long for rows other work is changing; try again."))
     if isinstance(exc, pg_errors.InsufficientPrivilege):
         return QueryFailed(NOT_ALLOWED)
     if isinstance(exc, pg_errors.ReadOnlySqlTransaction):
@@ -342,12 +351,18 @@ def _postgresql_failure(exc: psycopg.Error, sql: str) -> QueryFailed:
         and first_word
         and _first_line(exc).lower() == f'syntax error at or near "{first_word.lower()}"'
     ):
-        return QueryFailed(f"Only a query can run here (SELECT, WITH or VALUES), not {first_word.upper()}.")
+        return QueryFailed(
+            gettext("Only a query can run here (SELECT, WITH or VALUES), not %(upper)s.")
+            % {"upper": first_word.upper()}
+        )
     if isinstance(exc, pg_errors.ConfigurationLimitExceeded | pg_errors.OutOfMemory | pg_errors.DiskFull):
         return QueryFailed(TOO_BIG)
     if exc.sqlstate is None or exc.sqlstate.startswith("08"):  # the connection itself failed
-        return QueryFailed(f"The query could not run: the database connection was lost ({_first_line(exc)}).")
-    return QueryFailed(f"The query could not run: {_first_line(exc)}")
+        return QueryFailed(
+            gettext("The query could not run: the database connection was lost (%(first_line)s).")
+            % {"first_line": _first_line(exc)}
+        )
+    return QueryFailed(gettext("The query could not run: %(first_line)s") % {"first_line": _first_line(exc)})
 
 
 def _first_line(exc: Exception) -> str:
@@ -502,9 +517,11 @@ def _sqlite_failure(exc: Exception, refused: list[tuple[int, str | None, str | N
             return QueryFailed(WRITES)
     for action, _, name in refused:
         if action == sqlite3.SQLITE_RECURSIVE:
-            return QueryFailed("Recursive queries are not allowed.")
+            return QueryFailed(gettext("Recursive queries are not allowed."))
         if action == sqlite3.SQLITE_FUNCTION:
-            return QueryFailed(f"This query calls {name}(), which auditors' queries may not use.")
+            return QueryFailed(
+                gettext("This query calls %(name)s(), which auditors' queries may not use.") % {"name": name}
+            )
     if refused:
         return QueryFailed(NOT_ALLOWED)
     if "readonly" in message or "read-only" in message:
@@ -513,7 +530,7 @@ def _sqlite_failure(exc: Exception, refused: list[tuple[int, str | None, str | N
         return QueryFailed(ONE_STATEMENT)
     if "too big" in message or "out of memory" in message:
         return QueryFailed(TOO_BIG)
-    return QueryFailed(f"The query could not run: {message}")
+    return QueryFailed(gettext("The query could not run: %(message)s") % {"message": message})
 
 
 # --- values -----------------------------------------------------------------------------------------

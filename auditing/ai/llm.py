@@ -18,6 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from auditing.ai.generation import (
     DIALECTS,
@@ -151,7 +152,7 @@ class GeminiGenerator:
         dialect = dialect_of(dialect)
         question = question.strip()
         if not question:
-            raise GenerationFailed("Ask a question first.", reason="empty")
+            raise GenerationFailed(_("Ask a question first."), reason="empty")
         if is_sql(question):
             return clean_sql(question)
         config = self._types.GenerateContentConfig(
@@ -169,21 +170,25 @@ class GeminiGenerator:
             raise self._api_failure(exc) from exc
         except _TIMEOUTS as exc:
             raise GenerationFailed(
-                f"The language model did not answer within {self.timeout:g} seconds; try again, or ask a "
-                "shorter question.",
+                _(
+                    "The language model did not answer within %(timeout)s seconds; try again, or ask a shorter "
+                    "question."
+                )
+                % {"timeout": format(self.timeout, "g")},
                 reason="timeout",
                 retryable=True,
             ) from exc
         except _TRANSPORT_ERRORS as exc:
             raise GenerationFailed(
-                f"The language model could not be reached ({type(exc).__name__}); try again later.",
+                _("The language model could not be reached (%(name)s); try again later.")
+                % {"name": type(exc).__name__},
                 reason="unreachable",
                 retryable=True,
             ) from exc
         except Exception as exc:  # a malformed answer the SDK could not read: fail closed, keep the trace
             logger.exception("Gemini call failed unexpectedly")
             raise GenerationFailed(
-                "The language model's answer could not be read; try again later.", reason="unexpected"
+                _("The language model's answer could not be read; try again later."), reason="unexpected"
             ) from exc
         return self._sql_from(response)
 
@@ -192,31 +197,38 @@ class GeminiGenerator:
         logger.warning("Gemini refused: %s %s %s", code, api_status, message)
         if code == 429 or api_status == "RESOURCE_EXHAUSTED":
             return GenerationFailed(
-                "The language model's quota or rate limit was reached (HTTP 429); try again in a minute.",
+                _("The language model's quota or rate limit was reached (HTTP 429); try again in a minute."),
                 reason="rate_limited",
                 retryable=True,
             )
         if code in (401, 403) or "api key" in message.lower():
             return GenerationFailed(
-                f"The language model refused the configured API key (HTTP {code}: {message}); an "
-                "administrator must check GEMINI_API_KEY.",
+                _(
+                    "The language model refused the configured API key (HTTP %(code)s: %(message)s); an "
+                    "administrator must check GEMINI_API_KEY."
+                )
+                % {"code": code, "message": message},
                 reason="api_key",
             )
         if code == 404:
             return GenerationFailed(
-                f"The language model {self.model!r} was not found (HTTP 404); an administrator must check "
-                "GEMINI_MODEL.",
+                _(
+                    "The language model %(model)s was not found (HTTP 404); an administrator must check "
+                    "GEMINI_MODEL."
+                )
+                % {"model": repr(self.model)},
                 reason="model",
             )
         if code is not None and int(code) >= 500:
             http = f"HTTP {code} {api_status}".strip()
             return GenerationFailed(
-                f"The language model service failed ({http}); try again later.",
+                _("The language model service failed (%(http)s); try again later.") % {"http": http},
                 reason="unavailable",
                 retryable=True,
             )
         return GenerationFailed(
-            f"The language model rejected the request (HTTP {code} {api_status}: {message}).",
+            _("The language model rejected the request (HTTP %(code)s %(api_status)s: %(message)s).")
+            % {"code": code, "api_status": api_status, "message": message},
             reason="rejected",
         )
 
@@ -225,32 +237,41 @@ class GeminiGenerator:
         if feedback is not None and feedback.block_reason is not None:
             why = _short(feedback.block_reason_message) or _enum_name(feedback.block_reason)
             raise GenerationFailed(
-                f"The language model declined this question ({why}); rephrase it as a question about "
-                "bills, payments or customers.",
+                _(
+                    "The language model declined this question (%(why)s); rephrase it as a question about "
+                    "bills, payments or customers."
+                )
+                % {"why": why},
                 reason="blocked",
             )
         if not response.candidates:
             raise GenerationFailed(
-                "The language model gave no answer; rephrase the question.", reason="empty"
+                _("The language model gave no answer; rephrase the question."), reason="empty"
             )
         finish = _enum_name(response.candidates[0].finish_reason)
         if finish in _BLOCKING_FINISH:
             raise GenerationFailed(
-                f"The language model stopped its answer ({finish}); rephrase the question.", reason="blocked"
+                _("The language model stopped its answer (%(finish)s); rephrase the question.")
+                % {"finish": finish},
+                reason="blocked",
             )
         if finish == "MAX_TOKENS":
             raise GenerationFailed(
-                "The language model's answer was cut off before the query was complete; ask a simpler "
-                "question.",
+                _(
+                    "The language model's answer was cut off before the query was complete; ask a simpler "
+                    "question."
+                ),
                 reason="empty",
             )
         sql = clean_sql(response.text or "")
         if sql.upper().startswith(CANNOT_ANSWER):
             why = sql[len(CANNOT_ANSWER) :].lstrip(" :-").strip() or "not answerable from the audit tables"
-            raise GenerationFailed(f"The question cannot be answered from the audit data: {_short(why)}.")
+            raise GenerationFailed(
+                _("The question cannot be answered from the audit data: %(short)s.") % {"short": _short(why)}
+            )
         if not sql:
             raise GenerationFailed(
-                "The language model gave an empty answer; rephrase the question.", reason="empty"
+                _("The language model gave an empty answer; rephrase the question."), reason="empty"
             )
         return sql
 

@@ -18,6 +18,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from auditing.ai.generation import ROW_CAP, GenerationFailed, clean_sql, dialect_of, is_sql
 from billing.months import add_months, first_of
@@ -875,7 +876,7 @@ class OfflineGenerator:
         dialect = dialect_of(dialect)
         text = question.strip().replace("\u2019", "'")
         if not text:
-            raise GenerationFailed("Ask a question first.", reason="empty")
+            raise GenerationFailed(_("Ask a question first."), reason="empty")
         if is_sql(text):
             return "sql", clean_sql(text)
         today = timezone.localdate()
@@ -886,7 +887,10 @@ class OfflineGenerator:
                 return rule.name, rule.build(ask)
         shown = "; ".join(f'"{example}"' for example in self.examples[:6])
         raise GenerationFailed(
-            "The offline assistant cannot answer this question; ask one of: "
-            f"{shown} (or type a SELECT query).",
+            _(
+                "The offline assistant cannot answer this question; ask one of: %(shown)s (or type a "
+                "SELECT query)."
+            )
+            % {"shown": shown},
             reason="unanswerable",
         )

@@ -29,6 +29,7 @@ from functools import cache, lru_cache
 
 import sqlglot
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.generator import Generator
@@ -103,7 +104,10 @@ def _rewrite(
     shadowed = {source.rsplit(".", 1)[-1].strip('"').lower() for source in reads.values()}
     for cte in nodes:
         if isinstance(cte, exp.CTE) and cte.alias_or_name.lower() in shadowed:
-            raise QueryRefused(f"A WITH query may not be named {cte.alias_or_name}, like a table.")
+            raise QueryRefused(
+                _("A WITH query may not be named %(alias_or_name)s, like a table.")
+                % {"alias_or_name": cte.alias_or_name}
+            )
     # id -> (the table, what is written for it: its subquery's SQL, a series' subquery, or None: as it is)
     tables: dict[int, tuple[exp.Table, str | exp.Subquery | None]] = {}
     for table in nodes:
@@ -182,7 +186,7 @@ def _generator_class(dialect: str, *, naming: bool) -> type[Generator]:
             if planned is None or planned[0] is not expression:
                 # Fails closed: a table the rewrite did not see (a copy, a node made while writing) is
                 # never written as it is.
-                raise QueryRefused("The query could not be rewritten to read only your provider's rows.")
+                raise QueryRefused(_("The query could not be rewritten to read only your provider's rows."))
             scoped = planned[1]
             if scoped is None:
                 return super().table_sql(expression, sep)
@@ -258,7 +262,7 @@ def _sqlite_percentile(generator: Generator, within: exp.WithinGroup) -> str:
     function, order = within.this, within.expression
     ordered = order.expressions if isinstance(order, exp.Order) else []
     if not isinstance(function, exp.PercentileCont | exp.PercentileDisc) or len(ordered) != 1:
-        raise QueryRefused("WITHIN GROUP takes percentile_cont or percentile_disc ordered by one value.")
+        raise QueryRefused(_("WITHIN GROUP takes percentile_cont or percentile_disc ordered by one value."))
     (value,) = ordered
     fraction = generator.sql(function.this)
     if value.args.get("desc"):
@@ -279,7 +283,8 @@ def _sqlite_series(table: exp.Table) -> exp.Subquery:
     for value in _steps(start, stop, step):
         if len(values) == MAX_SERIES:
             raise QueryRefused(
-                f"A series may have at most {MAX_SERIES:,} values here; ask for a shorter one."
+                _("A series may have at most %(max_series)s values here; ask for a shorter one.")
+                % {"max_series": format(MAX_SERIES, ",")}
             )
         values.append(
             exp.Literal.number(value) if isinstance(value, int | Decimal) else exp.Literal.string(value)
@@ -316,14 +321,14 @@ def _constant(node: exp.Expression) -> int | Decimal | date | datetime:
         else:
             return moment.date() if len(inner.this) == 10 else moment
     raise QueryRefused(
-        "On this database generate_series takes literal dates ('2025-01-01'), numbers or current_date."
+        _("On this database generate_series takes literal dates ('2025-01-01'), numbers or current_date.")
     )
 
 
 def _steps(start, stop, step: exp.Expression | None) -> Iterator[object]:
     if isinstance(start, date):
         if type(start) is not type(stop):
-            raise QueryRefused("generate_series needs two dates, or two timestamps, as its bounds.")
+            raise QueryRefused(_("generate_series needs two dates, or two timestamps, as its bounds."))
         count, unit = _interval(step)
         current = start
         while current <= stop:
@@ -332,7 +337,7 @@ def _steps(start, stop, step: exp.Expression | None) -> Iterator[object]:
         return
     increment = 1 if step is None else _constant(step)
     if not isinstance(increment, int | Decimal) or not increment or isinstance(stop, date):
-        raise QueryRefused("generate_series needs a step other than 0, of the same kind as its bounds.")
+        raise QueryRefused(_("generate_series needs a step other than 0, of the same kind as its bounds."))
     current = start
     while (current <= stop) if increment > 0 else (current >= stop):
         yield current
@@ -349,7 +354,7 @@ def _interval(step: exp.Expression | None) -> tuple[int, str]:
     match = _INTERVAL.fullmatch(text or "")
     if match is None or not int(match.group(1)):
         raise QueryRefused(
-            "A series of dates needs a step such as INTERVAL '1 day', '1 week', '1 month' or '1 year'."
+            _("A series of dates needs a step such as INTERVAL '1 day', '1 week', '1 month' or '1 year'.")
         )
     return int(match.group(1)), match.group(2).lower()
 

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from functools import cache
 
 import sqlglot
+from django.utils.translation import gettext as _
 from sqlglot import exp
 
 from auditing.ai import schema
@@ -210,10 +211,11 @@ def check_nodes(sql: str, *, dialect: str) -> list[exp.Expression]:
     without walking the tree again)."""
     _check_dialect(dialect)
     if not isinstance(sql, str) or not sql.strip():
-        raise QueryRefused("The query is empty.")
+        raise QueryRefused(_("The query is empty."))
     if len(sql) > MAX_CHARS:
         raise QueryRefused(
-            f"The query is {len(sql):,} characters long; at most {MAX_CHARS:,} can be checked."
+            _("The query is %(count)s characters long; at most %(max_chars)s can be checked.")
+            % {"count": format(len(sql), ","), "max_chars": format(MAX_CHARS, ",")}
         )
     try:
         statements = sqlglot.parse(sql, read=dialect)
@@ -221,18 +223,21 @@ def check_nodes(sql: str, *, dialect: str) -> list[exp.Expression]:
         raise QueryRefused(_TOO_DEEP) from None
     except Exception:  # whatever the parser cannot read is refused, never guessed at
         raise QueryRefused(
-            "The query could not be read as SQL; only a single SELECT query can run."
+            _("The query could not be read as SQL; only a single SELECT query can run.")
         ) from None
     real = [statement for statement in statements if statement is not None]
     if len(statements) != 1 or len(real) != 1:
         if not real:
-            raise QueryRefused("The query is empty.")
+            raise QueryRefused(_("The query is empty."))
         kinds = [_statement_word(s) for s in real if not isinstance(s, exp.Semicolon)]
         if len(kinds) == 1:
-            raise QueryRefused("Nothing may follow the semicolon that ends the query, not even a comment.")
+            raise QueryRefused(_("Nothing may follow the semicolon that ends the query, not even a comment."))
         raise QueryRefused(
-            f"The text holds more than one statement ({', '.join(kinds)}); only one SELECT query can run, "
-            "with nothing after its semicolon."
+            _(
+                "The text holds more than one statement (%(kinds)s); only one SELECT query can run, with "
+                "nothing after its semicolon."
+            )
+            % {"kinds": ", ".join(kinds)}
         )
     nodes = check_tree(real[0])
     if dialect == "sqlite":
@@ -264,7 +269,7 @@ def _check_sqlite_can_run(nodes: list[exp.Expression]) -> None:
         return
     for node in nodes[0].walk():  # the one nearest the top of the query is named
         if what := _sqlite_lacks(node):
-            raise QueryRefused(f"This database (SQLite) cannot run {what}.")
+            raise QueryRefused(_("This database (SQLite) cannot run %(what)s.") % {"what": what})
 
 
 def _sqlite_lacks(node: exp.Expression) -> str | None:
@@ -282,11 +287,11 @@ def check_tree(tree: exp.Expression) -> list[exp.Expression]:
     """Refuse a parsed tree that is anything but one allowed SELECT (see the module's notes); return
     every node of the tree, the tree first."""
     if not isinstance(tree, exp.Expression):
-        raise QueryRefused("The query could not be read as SQL.")
+        raise QueryRefused(_("The query could not be read as SQL."))
     nodes = _bounded_nodes(tree)
     _refuse_statements(nodes)
     if not isinstance(tree, QUERY):
-        raise QueryRefused(f"{_ONLY_SELECT} is not a SELECT query.")
+        raise QueryRefused(_("%(only_select)s is not a SELECT query.") % {"only_select": _ONLY_SELECT})
     for node in nodes:
         _check_node(node)
     _check_shape(tree, nodes)
@@ -311,7 +316,8 @@ def _bounded_nodes(tree: exp.Expression) -> list[exp.Expression]:
         nodes.append(node)
         if len(nodes) > MAX_NODES:
             raise QueryRefused(
-                f"The query is too large (more than {MAX_NODES:,} parts); ask a narrower question."
+                _("The query is too large (more than %(max_nodes)s parts); ask a narrower question.")
+                % {"max_nodes": format(MAX_NODES, ",")}
             )
         depth += 1
         for value in node.args.values():  # its children, in order
@@ -440,14 +446,18 @@ def _no_locks(node: exp.Expression) -> bool:
 
 def _not_recursive(node: exp.Expression) -> bool:
     if node.args.get("recursive"):
-        raise QueryRefused("Recursive queries (WITH RECURSIVE) are not allowed.")
+        raise QueryRefused(_("Recursive queries (WITH RECURSIVE) are not allowed."))
     return False
 
 
 def _refuse_schema(node: exp.Expression) -> bool:
     raise QueryRefused(
-        f"{node.sql()} names a schema; names with a schema (such as pg_catalog.pg_user or "
-        f"information_schema.tables) are never allowed; the tables auditors may read are: {_TABLE_LIST}."
+        _(
+            "%(sql)s names a schema; names with a schema (such as pg_catalog.pg_user or "
+            "information_schema.tables) are never allowed; the tables auditors may read are: "
+            "%(table_list)s."
+        )
+        % {"sql": node.sql(), "table_list": _TABLE_LIST}
     )
 
 
@@ -460,7 +470,8 @@ def _no_schema(node: exp.Expression) -> bool:
 def _castable_type(node: exp.Expression) -> bool:
     if node.this not in CAST_TYPES or node.args.get("kind"):
         raise QueryRefused(
-            f"Converting to {node.sql()} is not allowed; text, numbers, dates, times and booleans are."
+            _("Converting to %(sql)s is not allowed; text, numbers, dates, times and booleans are.")
+            % {"sql": node.sql()}
         )
     return False
 
@@ -483,7 +494,10 @@ def _refuse_function(node: exp.Expression) -> bool:
 
 
 def _refuse_class(node: exp.Expression) -> bool:
-    raise QueryRefused(f"This query uses {_describe(node)}, which auditors' queries may not use.")
+    raise QueryRefused(
+        _("This query uses %(describe)s, which auditors' queries may not use.")
+        % {"describe": _describe(node)}
+    )
 
 
 def _allowed_args(node: exp.Expression) -> bool:
@@ -492,26 +506,31 @@ def _allowed_args(node: exp.Expression) -> bool:
         extra = sorted(key for key, value in node.args.items() if key not in allowed_args and _present(value))
         if extra:
             words = ", ".join(ARG_WORDS.get(key, f"{type(node).__name__} {key}") for key in extra)
-            raise QueryRefused(f"This query uses {words}, which auditors' queries may not use.")
+            raise QueryRefused(
+                _("This query uses %(words)s, which auditors' queries may not use.") % {"words": words}
+            )
     return False
 
 
 def _text_or_number(node: exp.Expression) -> bool:
     if not node.is_string and not _is_number(node.this):
-        raise QueryRefused("The query holds a value that is neither text nor a number.")
+        raise QueryRefused(_("The query holds a value that is neither text nor a number."))
     return False
 
 
 def _date_unit(node: exp.Expression) -> bool:
     if not isinstance(node.parent, UNIT_HOLDERS) or node.name.upper() not in DATE_UNITS:
-        raise QueryRefused(f"{node.name} is not a column or a value auditors' queries may use.")
+        raise QueryRefused(
+            _("%(name)s is not a column or a value auditors' queries may use.") % {"name": node.name}
+        )
     return True
 
 
 def _type_parameters(node: exp.Expression) -> bool:
     if any(not isinstance(e, exp.DataTypeParam) for e in node.expressions):
         raise QueryRefused(
-            f"Converting to {node.sql()} is not allowed; text, numbers, dates, times and booleans are."
+            _("Converting to %(sql)s is not allowed; text, numbers, dates, times and booleans are.")
+            % {"sql": node.sql()}
         )
     return True
 
@@ -520,34 +539,34 @@ def _join(node: exp.Expression) -> bool:
     for key, words in JOIN_WORDS.items():
         value = node.args.get(key)
         if _present(value) and str(value).upper() not in words:
-            raise QueryRefused(f"{str(value).upper()} joins are not allowed.")
+            raise QueryRefused(_("%(upper)s joins are not allowed.") % {"upper": str(value).upper()})
     for name in node.args.get("using") or []:
         if not isinstance(name, exp.Identifier) or name.name.lower() not in ALLOWED_COLUMNS:
-            raise QueryRefused(f"Column {name.sql()} is not one auditors may read.")
+            raise QueryRefused(_("Column %(sql)s is not one auditors may read.") % {"sql": name.sql()})
     return True
 
 
 def _subquery_of_select(node: exp.Expression) -> bool:
     if not isinstance(node.this, QUERY):
-        raise QueryRefused("A subquery must be a SELECT query.")
+        raise QueryRefused(_("A subquery must be a SELECT query."))
     return False
 
 
 def _with_query_of_select(node: exp.Expression) -> bool:
     if not isinstance(node.this, QUERY):
-        raise QueryRefused("A WITH query must be a SELECT query.")
+        raise QueryRefused(_("A WITH query must be a SELECT query."))
     return False
 
 
 def _table_in_from(node: exp.Expression) -> bool:
     if not isinstance(node.parent, FROM_OR_JOIN):
-        raise QueryRefused("Tables may only be read in FROM and JOIN.")
+        raise QueryRefused(_("Tables may only be read in FROM and JOIN."))
     return False
 
 
 def _reads_table_or_subquery(node: exp.Expression) -> bool:
     if not isinstance(node.this, TABLE_OR_SUBQUERY):
-        raise QueryRefused("Only tables and subqueries can be read in FROM and JOIN; functions cannot.")
+        raise QueryRefused(_("Only tables and subqueries can be read in FROM and JOIN; functions cannot."))
     return False
 
 
@@ -576,7 +595,8 @@ def _describe(node: exp.Expression) -> str:
 
 def _function_refused(name: str) -> QueryRefused:
     return QueryRefused(
-        f"Function {name} is not one auditors' queries may call; these are: {FUNCTION_NAMES}."
+        _("Function %(name)s is not one auditors' queries may call; these are: %(function_names)s.")
+        % {"name": name, "function_names": FUNCTION_NAMES}
     )
 
 
@@ -585,7 +605,8 @@ def _check_name(identifier: exp.Identifier) -> bool:
     pattern = _QUOTED_NAME if identifier.quoted else _PLAIN_NAME
     if not isinstance(name, str) or not pattern.fullmatch(name):
         raise QueryRefused(
-            f"The name {name!r} is not allowed: names are plain ASCII letters, digits and underscores."
+            _("The name %(name)s is not allowed: names are plain ASCII letters, digits and underscores.")
+            % {"name": repr(name)}
         )
     return True
 
@@ -593,12 +614,21 @@ def _check_name(identifier: exp.Identifier) -> bool:
 def _check_shape(tree: exp.Expression, nodes: list[exp.Expression]) -> None:
     for node in nodes:
         if isinstance(node, exp.Select) and len(node.args.get("joins") or []) > MAX_JOINS:
-            raise QueryRefused(f"A SELECT may join at most {MAX_JOINS} tables to its first one.")
+            raise QueryRefused(
+                _("A SELECT may join at most %(max_joins)s tables to its first one.")
+                % {"max_joins": MAX_JOINS}
+            )
         if isinstance(node, QUERY) and _query_nesting(node) > MAX_QUERY_NESTING:
-            raise QueryRefused(f"Queries may nest at most {MAX_QUERY_NESTING} SELECTs deep.")
+            raise QueryRefused(
+                _("Queries may nest at most %(max_query_nesting)s SELECTs deep.")
+                % {"max_query_nesting": MAX_QUERY_NESTING}
+            )
     tables = sum(isinstance(node, exp.Table) for node in nodes)
     if tables > MAX_TABLES:
-        raise QueryRefused(f"The query reads {tables} tables; at most {MAX_TABLES} can be read at once.")
+        raise QueryRefused(
+            _("The query reads %(tables)s tables; at most %(max_tables)s can be read at once.")
+            % {"tables": tables, "max_tables": MAX_TABLES}
+        )
 
 
 def _query_nesting(node: exp.Expression) -> int:
@@ -649,24 +679,33 @@ def resolve(table: exp.Table) -> schema.Table | None:
         return None
     if any(cte.lower() == name.lower() for cte in ctes):
         raise QueryRefused(
-            f"Table {table.this.sql()} differs from a WITH query's name only in quotes or case: PostgreSQL "
-            "folds unquoted names to lower case and reads quoted ones exactly, so it would not read the "
-            "WITH query. Write the name exactly as the WITH query does."
+            _(
+                "Table %(sql)s differs from a WITH query's name only in quotes or case: PostgreSQL folds "
+                "unquoted names to lower case and reads quoted ones exactly, so it would not read the WITH "
+                "query. Write the name exactly as the WITH query does."
+            )
+            % {"sql": table.this.sql()}
         )
     if name in schema.BY_NAME:
         return schema.BY_NAME[name]
     if name.lower() in schema.BY_NAME:
         raise QueryRefused(
-            f"Table {table.this.sql()} is not one auditors may read: a quoted name is exact; "
-            f"write {name.lower()}."
+            _("Table %(sql)s is not one auditors may read: a quoted name is exact; write %(lower)s.")
+            % {"sql": table.this.sql(), "lower": name.lower()}
         )
-    raise QueryRefused(f"Table {table.name} is not one auditors may read; these are: {_TABLE_LIST}.")
+    raise QueryRefused(
+        _("Table %(name)s is not one auditors may read; these are: %(table_list)s.")
+        % {"name": table.name, "table_list": _TABLE_LIST}
+    )
 
 
 def _check_tables(nodes: list[exp.Expression]) -> None:
     for node in nodes:
         if isinstance(node, exp.CTE) and node.alias_or_name.lower() in RESERVED_NAMES:
-            raise QueryRefused(f"A WITH query may not be named {node.alias_or_name}, like a table.")
+            raise QueryRefused(
+                _("A WITH query may not be named %(alias_or_name)s, like a table.")
+                % {"alias_or_name": node.alias_or_name}
+            )
         if not isinstance(node, exp.Table):
             continue
         if is_series(node):
@@ -674,7 +713,9 @@ def _check_tables(nodes: list[exp.Expression]) -> None:
             continue
         if not isinstance(node.this, exp.Identifier):
             raise QueryRefused(
-                "Only tables, subqueries and generate_series can be read in FROM and JOIN; other functions cannot."
+                _(
+                    "Only tables, subqueries and generate_series can be read in FROM and JOIN; other functions cannot."
+                )
             )
         resolve(node)
 
@@ -687,7 +728,7 @@ def _check_series(series: exp.Expression) -> None:
     for argument in series.args.values():
         if isinstance(argument, exp.Expression) and argument.find(exp.Column, exp.Star, *QUERY):
             raise QueryRefused(
-                "generate_series takes constants only (dates, numbers, intervals), not columns or queries."
+                _("generate_series takes constants only (dates, numbers, intervals), not columns or queries.")
             )
 
 
@@ -723,7 +764,10 @@ def _check_columns(nodes: list[exp.Expression]) -> None:
             continue
         qualifier = node.table.lower()
         if qualifier and qualifier not in sources:
-            raise QueryRefused(f"{node.sql()} names {node.table}, which this query does not read.")
+            raise QueryRefused(
+                _("%(sql)s names %(table)s, which this query does not read.")
+                % {"sql": node.sql(), "table": node.table}
+            )
         if isinstance(node.this, exp.Star):
             continue
         name = node.name.lower()
@@ -732,11 +776,17 @@ def _check_columns(nodes: list[exp.Expression]) -> None:
             table = schema.BY_NAME[next(iter(meant))]
             if name not in table.columns:
                 raise QueryRefused(
-                    f"Column {node.name} is not one auditors may read in {table.name}; "
-                    f"its columns are: {', '.join(table.columns)}."
+                    _(
+                        "Column %(name)s is not one auditors may read in %(table_name)s; its columns are: "
+                        "%(columns)s."
+                    )
+                    % {"name": node.name, "table_name": table.name, "columns": ", ".join(table.columns)}
                 )
         if name not in ALLOWED_COLUMNS and name not in defined:
             raise QueryRefused(
-                f"Column {node.name} is not one auditors may read in any table (password hashes, tokens, "
-                "e-mail addresses and sessions never are)."
+                _(
+                    "Column %(name)s is not one auditors may read in any table (password hashes, tokens, "
+                    "e-mail addresses and sessions never are)."
+                )
+                % {"name": node.name}
             )

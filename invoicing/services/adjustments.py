@@ -5,6 +5,7 @@ from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from billing.rating import NO_MONEY
@@ -74,26 +75,32 @@ def _adjustment_create(
         if earlier is not None:
             return earlier, False
     if invoice.status == InvoiceStatus.CANCELLED:
-        raise InvoiceCancelled(f"Invoice {invoice.number} is cancelled; it cannot be adjusted.")
+        raise InvoiceCancelled(
+            _("Invoice %(number)s is cancelled; it cannot be adjusted.") % {"number": invoice.number}
+        )
     if invoice.status == InvoiceStatus.PAID:
-        raise InvoicePaid(f"Invoice {invoice.number} is fully paid; it cannot be adjusted.")
+        raise InvoicePaid(
+            _("Invoice %(number)s is fully paid; it cannot be adjusted.") % {"number": invoice.number}
+        )
     if not officer.designation.strip():
         raise AdjustmentRefused(
-            "Your account has no designation, which an adjustment receipt must show; "
-            "ask an administrator to set it."
+            _(
+                "Your account has no designation, which an adjustment receipt must show; "
+                "ask an administrator to set it."
+            )
         )
     reason = reason.strip()
     if not reason:
-        raise AdjustmentRefused("Say why the bill is adjusted.", field="reason")
+        raise AdjustmentRefused(_("Say why the bill is adjusted."), field="reason")
     if amount <= 0:
-        raise AdjustmentRefused("An adjustment must be more than zero.", field="amount")
+        raise AdjustmentRefused(_("An adjustment must be more than zero."), field="amount")
     if direction not in AdjustmentDirection.values:
-        raise AdjustmentRefused("The direction is credit or debit.", field="direction")
+        raise AdjustmentRefused(_("The direction is credit or debit."), field="direction")
     signed = amount if direction == AdjustmentDirection.DEBIT else -amount
     if invoice.balance + signed < 0:
         raise AdjustmentRefused(
-            f"A credit of {amount} would take invoice {invoice.number} below zero; "
-            f"its balance is {invoice.balance}.",
+            _("A credit of %(amount)s would take invoice %(number)s below zero; its balance is %(balance)s.")
+            % {"amount": amount, "number": invoice.number, "balance": invoice.balance},
             field="amount",
             balance=f"{invoice.balance}",
         )
@@ -102,13 +109,16 @@ def _adjustment_create(
     most = creditable(invoice)
     if direction == AdjustmentDirection.CREDIT and amount > most:
         raise AdjustmentRefused(
-            f"A credit of {amount} would take invoice {invoice.number} below what its credit notes took "
-            f"back of it; credit at most {max(most, NO_MONEY)}.",
+            _(
+                "A credit of %(amount)s would take invoice %(number)s below what its credit notes took "
+                "back of it; credit at most %(most)s."
+            )
+            % {"amount": amount, "number": invoice.number, "most": max(most, NO_MONEY)},
             field="amount",
             creditable=f"{max(most, NO_MONEY)}",
         )
     if invoice.balance + signed > MAX_AMOUNT:
-        raise AdjustmentRefused("That debit is larger than an invoice can hold.", field="amount")
+        raise AdjustmentRefused(_("That debit is larger than an invoice can hold."), field="amount")
     adjustment = _adjust(
         invoice,
         amount=amount,

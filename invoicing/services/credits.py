@@ -15,6 +15,7 @@ from functools import partial
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from billing.models import Customer
@@ -163,24 +164,31 @@ def _credit_note_issue(
             return earlier, False
     if invoice.status == InvoiceStatus.CANCELLED:
         raise InvoiceCancelled(
-            f"Invoice {invoice.number} is cancelled: what it still owed was credited when it was; "
-            "nothing more can be credited on it."
+            _(
+                "Invoice %(number)s is cancelled: what it still owed was credited when it was; nothing "
+                "more can be credited on it."
+            )
+            % {"number": invoice.number}
         )
     reason = reason.strip()
     if not reason:
-        raise CreditRefused("Say why the bill is credited.", field="reason")
+        raise CreditRefused(_("Say why the bill is credited."), field="reason")
     if amount <= 0:
-        raise CreditRefused("A credit note must be more than zero.", field="amount")
+        raise CreditRefused(_("A credit note must be more than zero."), field="amount")
     most = creditable(invoice)
     if most <= 0:
         raise CreditRefused(
-            f"Invoice {invoice.number} is already credited in full; nothing more can be credited on it.",
+            _("Invoice %(number)s is already credited in full; nothing more can be credited on it.")
+            % {"number": invoice.number},
             field="amount",
         )
     if amount > most:
         raise CreditRefused(
-            f"A credit of {amount} is more than invoice {invoice.number} charged and was not credited "
-            f"before; credit at most {most}.",
+            _(
+                "A credit of %(amount)s is more than invoice %(number)s charged and was not credited "
+                "before; credit at most %(most)s."
+            )
+            % {"amount": amount, "number": invoice.number, "most": most},
             field="amount",
             creditable=f"{most}",
         )
@@ -252,20 +260,27 @@ def _credit_refund(
             return earlier, False
     if not officer.designation.strip():
         raise CreditRefused(
-            "Your account has no designation, which a refund receipt must show; "
-            "ask an administrator to set it."
+            _(
+                "Your account has no designation, which a refund receipt must show; "
+                "ask an administrator to set it."
+            )
         )
     if not method.is_active:
-        raise MethodInactive(f"{method.name} is no longer used; choose another method.", field="method")
+        raise MethodInactive(
+            _("%(name)s is no longer used; choose another method.") % {"name": method.name}, field="method"
+        )
     reason = reason.strip()
     if not reason:
-        raise CreditRefused("Say why the credit is refunded.", field="reason")
+        raise CreditRefused(_("Say why the credit is refunded."), field="reason")
     if amount <= 0:
-        raise CreditRefused("A refund must be more than zero.", field="amount")
+        raise CreditRefused(_("A refund must be more than zero."), field="amount")
     if amount > credit.balance:
         raise CreditRefused(
-            f"{amount} is more than customer {customer.number}'s credit balance of {credit.balance}; "
-            f"refund at most {credit.balance}.",
+            _(
+                "%(amount)s is more than customer %(number)s's credit balance of %(balance)s; refund at "
+                "most %(balance)s."
+            )
+            % {"amount": amount, "number": customer.number, "balance": credit.balance},
             field="amount",
             creditBalance=f"{credit.balance}",
         )

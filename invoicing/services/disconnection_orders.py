@@ -19,6 +19,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from billing.lifecycle import LifecycleRefused, connection_disconnect, require_reason, require_status
@@ -59,9 +60,12 @@ def uncovered_overdue(connection: ServiceConnection) -> Decimal:
 def _refuse_unless_owed(connection: ServiceConnection, overdue: Decimal) -> None:
     if overdue <= 0:
         raise LifecycleRefused(
-            f"{connection.customer.name} owes nothing overdue on connection {connection.number} that a "
-            "payment plan does not cover: only a bill unpaid after its due date is ground for a "
-            "disconnection order. Disconnect on request instead if the customer asked.",
+            _(
+                "%(name)s owes nothing overdue on connection %(number)s that a payment plan does not "
+                "cover: only a bill unpaid after its due date is ground for a disconnection order. "
+                "Disconnect on request instead if the customer asked."
+            )
+            % {"name": connection.customer.name, "number": connection.number},
             field="ground",
         )
 
@@ -181,12 +185,13 @@ def disconnection_order_carry_out(
     order = DisconnectionOrder.objects.select_for_update().get(pk=order.pk)
     if order.status != DisconnectionOrderStatus.OPEN:
         raise OrderClosed(
-            f"Disconnection order {order.number} is {order.get_status_display().lower()} already; "
-            "nothing is left to do on it.",
+            _("Disconnection order %(number)s is %(lower)s already; nothing is left to do on it.")
+            % {"number": order.number, "lower": order.get_status_display().lower()},
         )
     if timezone.localtime(effective_at).date() < order.issued_on:
         raise LifecycleRefused(
-            f"Order {order.number} was issued on {order.issued_on}: the supply is cut on or after that day.",
+            _("Order %(number)s was issued on %(issued_on)s: the supply is cut on or after that day.")
+            % {"number": order.number, "issued_on": order.issued_on},
             field="effectiveAt",
         )
     ground = withdrawal_ground(connection)

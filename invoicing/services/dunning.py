@@ -31,6 +31,7 @@ from decimal import ROUND_DOWN, Decimal
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import MessageKind, User
 from billing.models import ConnectionStatus, ServiceConnection
@@ -72,24 +73,29 @@ NOTICE_OF = {
 def _check_ladder(provider: Provider, *, days: int, action: str, exclude: int | None) -> None:
     if not 1 <= days <= 365:
         raise DunningLevelRefused(
-            "A level is taken between 1 and 365 days after the due date.", field="daysAfterDue"
+            _("A level is taken between 1 and 365 days after the due date."), field="daysAfterDue"
         )
     others = DunningLevel.objects.filter(provider=provider, is_active=True).exclude(pk=exclude)
     if DunningLevel.objects.filter(provider=provider, days_after_due=days).exclude(pk=exclude).exists():
         raise DunningLevelRefused(
-            f"{provider.name} has a level at {days} days already: change that one, or choose other days.",
+            _("%(name)s has a level at %(days)s days already: change that one, or choose other days.")
+            % {"name": provider.name, "days": days},
             field="daysAfterDue",
         )
     # Once the supply is cut, a reminder says nothing more: the disconnection order is the last level.
     order = others.filter(action=DunningAction.DISCONNECTION).first()
     if order is not None and days > order.days_after_due:
         raise DunningLevelRefused(
-            f"The disconnection order at {order.days_after_due} days is the last level: a level comes before it.",
+            _(
+                "The disconnection order at %(days_after_due)s days is the last level: a level comes "
+                "before it."
+            )
+            % {"days_after_due": order.days_after_due},
             field="daysAfterDue",
         )
     if action == DunningAction.DISCONNECTION and others.filter(days_after_due__gt=days).exists():
         raise DunningLevelRefused(
-            "The disconnection order is the last level: give it more days than every other level.",
+            _("The disconnection order is the last level: give it more days than every other level."),
             field="daysAfterDue",
         )
 
@@ -104,7 +110,7 @@ def dunning_level_create(
     ).get()  # one ladder edit at a time
     if action not in DunningAction.values:
         raise DunningLevelRefused(
-            "The action is a reminder, a final notice or a disconnection order.", field="action"
+            _("The action is a reminder, a final notice or a disconnection order."), field="action"
         )
     _check_ladder(provider, days=days_after_due, action=action, exclude=None)
     return DunningLevel.objects.create(
@@ -128,7 +134,7 @@ def dunning_level_update(
     level.is_active = level.is_active if is_active is None else is_active
     if level.action not in DunningAction.values:
         raise DunningLevelRefused(
-            "The action is a reminder, a final notice or a disconnection order.", field="action"
+            _("The action is a reminder, a final notice or a disconnection order."), field="action"
         )
     if level.is_active:
         _check_ladder(level.provider, days=level.days_after_due, action=level.action, exclude=level.pk)
@@ -164,38 +170,47 @@ def payment_plan_create(
     connection = lock_connection(connection)
     reason = (reason or "").strip()
     if not reason:
-        raise PaymentPlanRefused("Give the reason for the plan: it is kept with it.", field="reason")
+        raise PaymentPlanRefused(_("Give the reason for the plan: it is kept with it."), field="reason")
     if not 1 <= instalments <= PLAN_MAX_INSTALMENTS:
         raise PaymentPlanRefused(
-            f"A plan has from 1 to {PLAN_MAX_INSTALMENTS} instalments.",
+            _("A plan has from 1 to %(plan_max_instalments)s instalments.")
+            % {"plan_max_instalments": PLAN_MAX_INSTALMENTS},
             field="instalments",
             max=PLAN_MAX_INSTALMENTS,
         )
     today = timezone.localdate()
     if first_due_date < today:
         raise PaymentPlanRefused(
-            f"The first instalment is due today or later, not {first_due_date}.", field="firstDueDate"
+            _("The first instalment is due today or later, not %(first_due_date)s.")
+            % {"first_due_date": first_due_date},
+            field="firstDueDate",
         )
     dates = instalment_dates(first_due_date, instalments)
     if dates[-1] > today + timedelta(days=PLAN_MAX_DAYS):
         raise PaymentPlanRefused(
-            f"The last instalment would be due on {dates[-1]}: a plan ends within a year, by "
-            f"{today + timedelta(days=PLAN_MAX_DAYS)}. Give fewer instalments or an earlier first date.",
+            _(
+                "The last instalment would be due on %(dates)s: a plan ends within a year, by %(today)s. "
+                "Give fewer instalments or an earlier first date."
+            )
+            % {"dates": dates[-1], "today": today + timedelta(days=PLAN_MAX_DAYS)},
             field="instalments",
         )
     kept = connection.payment_plans.filter(status=PaymentPlanStatus.KEPT).first()
     if kept is not None:
         raise PaymentPlanExists(
-            f"Connection {connection.number} has a kept plan already (of {kept.arrears}); it ends when paid "
-            "or when an instalment is missed.",
+            _(
+                "Connection %(number)s has a kept plan already (of %(arrears)s); it ends when paid or when "
+                "an instalment is missed."
+            )
+            % {"number": connection.number, "arrears": kept.arrears},
             planId=kept.pk,
         )
     bills = list(overdue_bills(connection))
     arrears = money(sum((bill.balance for bill in bills), NO_MONEY))
     if arrears <= 0:
         raise PaymentPlanRefused(
-            f"{connection.customer.name} owes nothing after a due date on connection {connection.number}: "
-            "a plan spreads arrears.",
+            _("%(name)s owes nothing after a due date on connection %(number)s: a plan spreads arrears.")
+            % {"name": connection.customer.name, "number": connection.number},
             field="connection",
         )
     plan = PaymentPlan.objects.create(

@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 
 from django.db import IntegrityError
 from django.db.models import Model
+from django.utils.translation import gettext as _
 
 from invoicing.services.errors import IdempotencyMismatch
 
@@ -23,7 +24,8 @@ def replayed(earlier: Any, request_hash: str) -> Any:
     if earlier is not None and earlier.request_hash != request_hash:
         what = type(earlier)._meta.verbose_name
         raise IdempotencyMismatch(
-            f"This Idempotency-Key was already used for a different {what}; use a new key for a new one."
+            _("This Idempotency-Key was already used for a different %(what)s; use a new key for a new one.")
+            % {"what": what}
         )
     return earlier
 

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db import connection as db_connection
 from django.db.models import F, Sum
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts.models import MessageKind, User
 from billing.models import ConnectionStatus, ServiceConnection
@@ -219,7 +220,10 @@ def build_invoice(
     """The unsaved invoice and its line values (without the invoice id) for a rated bill; `period`:
     the period it covers (None for typed kWh)."""
     if bill.payable_after_due > MAX_AMOUNT:
-        raise RatingError(f"The bill comes to {bill.payable_after_due}, more than an invoice can hold.")
+        raise RatingError(
+            gettext("The bill comes to %(payable_after_due)s, more than an invoice can hold.")
+            % {"payable_after_due": bill.payable_after_due}
+        )
     energy_lines = bill.lines_of("energy")
     status = InvoiceStatus.PENDING if bill.current_charges > 0 else InvoiceStatus.PAID
     values = {
@@ -350,12 +354,15 @@ MAX_DUE_DAYS = 90  # the longest a bill may be given to be paid
 def _check_due_date(due: date, issue_date: date) -> None:
     if due < issue_date:
         raise InvoiceRefused(
-            f"The due date {due} is before the issue date {issue_date}; choose a later due date.",
+            gettext("The due date %(due)s is before the issue date %(issue_date)s; choose a later due date.")
+            % {"due": due, "issue_date": issue_date},
             field="dueDate",
         )
     if due > issue_date + timedelta(days=MAX_DUE_DAYS):
         raise InvoiceRefused(
-            f"A bill is due at most {MAX_DUE_DAYS} days after its issue date ({issue_date}).", field="dueDate"
+            gettext("A bill is due at most %(max_due_days)s days after its issue date (%(issue_date)s).")
+            % {"max_due_days": MAX_DUE_DAYS, "issue_date": issue_date},
+            field="dueDate",
         )
 
 
@@ -393,13 +400,15 @@ def manual_usage(
     if schedule.time_of_use:
         if peak is None or off_peak is None:
             raise InvoiceRefused(
-                "This connection's tariff prices peak and off-peak hours apart: give peakKwh and offPeakKwh.",
+                gettext(
+                    "This connection's tariff prices peak and off-peak hours apart: give peakKwh and offPeakKwh."
+                ),
                 field="peakKwh",
             )
         return Usage(days=days, units={PEAK: peak, OFF_PEAK: off_peak}, total_import=peak + off_peak)
     if kwh is None:
         if peak is None or off_peak is None:
-            raise InvoiceRefused("Give the kWh consumed (kwhConsumed).", field="kwhConsumed")
+            raise InvoiceRefused(gettext("Give the kWh consumed (kwhConsumed)."), field="kwhConsumed")
         kwh = peak + off_peak
     return Usage(days=days, units={ALL: kwh}, total_import=kwh)
 
@@ -431,9 +440,15 @@ def _rate_usage(
             (on_issue,) = schedules.between(connection.connection_type_id, terms.issue_date, terms.issue_date)
             if not on_issue.schedule.tariffs:
                 raise InvoiceRefused(
-                    f"No tariff of {terms.provider.code} is in force on {terms.issue_date} for connection "
-                    f"type {connection.connection_type.code}; set the prices first, or choose another issue "
-                    "date.",
+                    gettext(
+                        "No tariff of %(code)s is in force on %(issue_date)s for connection type "
+                        "%(connection_type_code)s; set the prices first, or choose another issue date."
+                    )
+                    % {
+                        "code": terms.provider.code,
+                        "issue_date": terms.issue_date,
+                        "connection_type_code": connection.connection_type.code,
+                    },
                     field="issueDate",
                 )
             usage = manual_usage(schedule=on_issue.schedule, period=terms.period, **manual)
@@ -458,7 +473,9 @@ def _rate_usage(
     except NotBillable as problem:
         raise InvoiceRefused(problem.reason, field="month") from problem
     except RatingError as problem:
-        raise InvoiceRefused(f"This bill cannot be rated: {problem}", field="month") from problem
+        raise InvoiceRefused(
+            gettext("This bill cannot be rated: %(problem)s") % {"problem": problem}, field="month"
+        ) from problem
 
 
 @transaction.atomic
@@ -482,7 +499,8 @@ def invoice_issue(
     connection = lock_connection(connection)
     if connection.status != ConnectionStatus.ACTIVE:
         raise InvoiceRefused(
-            f"Connection {connection.number} is {connection.status.lower()}; it is not billed."
+            gettext("Connection %(number)s is %(lower)s; it is not billed.")
+            % {"number": connection.number, "lower": connection.status.lower()}
         )
     return issue_locked(
         connection=connection,
@@ -512,10 +530,13 @@ def issue_locked(
     today = timezone.localdate()
     issue_date = issue_date or default_issue_date(period, today)
     if issue_date > today:
-        raise InvoiceRefused("An invoice cannot be dated in the future.", field="issueDate")
+        raise InvoiceRefused(gettext("An invoice cannot be dated in the future."), field="issueDate")
     if issue_date < period:
         raise InvoiceRefused(
-            f"A bill for {period:%B %Y} cannot be dated before the month starts; choose a later issue date.",
+            gettext(
+                "A bill for %(period)s cannot be dated before the month starts; choose a later issue date."
+            )
+            % {"period": format(period, "%B %Y")},
             field="issueDate",
         )
     billed = Invoice.objects.filter(connection=connection, period__gte=period).exclude(
@@ -524,14 +545,29 @@ def issue_locked(
     existing = billed.order_by("-period").only("number", "period").first()
     if existing and existing.period == period:
         raise InvoiceExists(
-            f"Connection {connection.number} already has invoice {existing.number} for {period:%B %Y}; "
-            "change that one instead.",
+            gettext(
+                "Connection %(number)s already has invoice %(existing_number)s for %(period)s; change that "
+                "one instead."
+            )
+            % {
+                "number": connection.number,
+                "existing_number": existing.number,
+                "period": format(period, "%B %Y"),
+            },
             invoiceId=existing.pk,
         )
     if existing:
         raise InvoiceRefused(
-            f"Connection {connection.number} is already billed for {existing.period:%B %Y} "
-            f"({existing.number}); bills are issued month after month, so {period:%B %Y} can no longer be.",
+            gettext(
+                "Connection %(number)s is already billed for %(period)s (%(existing_number)s); bills are "
+                "issued month after month, so %(period2)s can no longer be."
+            )
+            % {
+                "number": connection.number,
+                "period": format(existing.period, "%B %Y"),
+                "existing_number": existing.number,
+                "period2": format(period, "%B %Y"),
+            },
             field="month",
         )
     manual_given = manual is not None and any(value is not None for value in manual.values())
@@ -562,7 +598,8 @@ def issue_locked(
         if "invoice_once_per_connection_month" not in str(clash):
             raise
         raise InvoiceExists(
-            f"Connection {connection.number} was just billed for {period:%B %Y}; change that invoice instead."
+            gettext("Connection %(number)s was just billed for %(period)s; change that invoice instead.")
+            % {"number": connection.number, "period": format(period, "%B %Y")}
         ) from clash
     charges_billed([(invoice, charges)])
     invoices_notify(kind=MessageKind.BILL_ISSUED, invoices=[invoice], told_before=False)
@@ -589,7 +626,9 @@ def invoice_update(
     Returns the bill as it now stands: for a re-rate, the new one."""
     invoice = lock_invoice(invoice)
     if invoice.status == InvoiceStatus.CANCELLED:
-        raise InvoiceCancelled(f"Invoice {invoice.number} is cancelled; it cannot change.")
+        raise InvoiceCancelled(
+            gettext("Invoice %(number)s is cancelled; it cannot change.") % {"number": invoice.number}
+        )
     manual_given = any(value is not None for value in (kwh, peak_kwh, off_peak_kwh))
     if cancel or rerate or manual_given:
         later = (
@@ -604,8 +643,11 @@ def invoice_update(
         # credit note or an adjustment; the next bill prints the arrears left.
         if later:
             raise InvoiceLocked(
-                f"Invoice {later.number} of a later month continues from this bill and prints its balance "
-                "as arrears; cancel or correct that bill first, or issue a credit note on this one.",
+                gettext(
+                    "Invoice %(number)s of a later month continues from this bill and prints its balance as "
+                    "arrears; cancel or correct that bill first, or issue a credit note on this one."
+                )
+                % {"number": later.number},
                 later=later.number,
             )
         # A payment reversed after the bill was credited leaves it owing more than credit notes may
@@ -613,9 +655,12 @@ def invoice_update(
         most = creditable(invoice)
         if invoice.balance > most:
             raise InvoiceLocked(
-                f"Invoice {invoice.number} owes {invoice.balance}, more than credit notes may still take "
-                f"back of it ({max(most, NO_MONEY)}): a payment on it was reversed after it was credited. "
-                "Collect that balance first.",
+                gettext(
+                    "Invoice %(number)s owes %(balance)s, more than credit notes may still take back of it "
+                    "(%(most)s): a payment on it was reversed after it was credited. Collect that balance "
+                    "first."
+                )
+                % {"number": invoice.number, "balance": invoice.balance, "most": max(most, NO_MONEY)},
                 balance=f"{invoice.balance}",
                 creditable=f"{max(most, NO_MONEY)}",
             )
@@ -631,8 +676,11 @@ def invoice_update(
     if due_date is not None and due_date != invoice.due_date:
         if invoice.status == InvoiceStatus.OVERDUE:
             raise InvoiceLocked(
-                f"Invoice {invoice.number} is overdue and its late surcharge was added; an officer can "
-                "correct it with an adjustment.",
+                gettext(
+                    "Invoice %(number)s is overdue and its late surcharge was added; an officer can correct it "
+                    "with an adjustment."
+                )
+                % {"number": invoice.number},
                 field="dueDate",
             )
         _check_due_date(due_date, invoice.issue_date)
@@ -645,8 +693,11 @@ def _cancel(invoice: Invoice, *, updated_by: User, reason: str) -> Invoice:
     """Cancel a bill by a credit note for what it still owes; what was paid on it stays its payment."""
     if invoice.balance == 0 and (invoice.amount_paid > 0 or invoice.credit_applied > 0):
         raise InvoicePaid(
-            f"Invoice {invoice.number} is paid: nothing is open to cancel. Re-rate it, or issue a credit "
-            "note on it to return what was paid as the customer's credit.",
+            gettext(
+                "Invoice %(number)s is paid: nothing is open to cancel. Re-rate it, or issue a credit note "
+                "on it to return what was paid as the customer's credit."
+            )
+            % {"number": invoice.number},
         )
     if invoice.balance > 0:
         credit_note_record(
@@ -760,4 +811,6 @@ def bill_preview(*, connection: ServiceConnection, year: int, month: int) -> Mon
     except NotBillable as problem:
         raise NoReadings(problem.reason, field="month") from problem
     except RatingError as problem:
-        raise DomainError(f"This bill cannot be rated: {problem}") from problem
+        raise DomainError(
+            gettext("This bill cannot be rated: %(problem)s") % {"problem": problem}
+        ) from problem

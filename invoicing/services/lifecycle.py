@@ -20,6 +20,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from billing.lifecycle import (
@@ -82,8 +83,11 @@ def connection_reconnect(
         overdue = overdue_balance(connection)
         if overdue > 0:
             raise LifecycleRefused(
-                f"Connection {connection.number} was disconnected for non-payment (order {cut.order_number}) "
-                f"and {overdue} is still overdue: take the payment first, then reconnect.",
+                _(
+                    "Connection %(number)s was disconnected for non-payment (order %(order_number)s) and "
+                    "%(overdue)s is still overdue: take the payment first, then reconnect."
+                )
+                % {"number": connection.number, "order_number": cut.order_number, "overdue": overdue},
                 field="status",
                 overdue=f"{overdue}",
             )
@@ -121,9 +125,17 @@ def _final_bill(
     )
     if billed is not None:
         raise LifecycleRefused(
-            f"Connection {connection.number} is billed for {billed.period:%B %Y} already ({billed.number}); "
-            f"the final bill is the bill of the final reading's month, {period:%B %Y}. Cancel {billed.number} "
-            "first, so that the final bill covers the whole month.",
+            _(
+                "Connection %(number)s is billed for %(period)s already (%(billed_number)s); the final "
+                "bill is the bill of the final reading's month, %(period2)s. Cancel %(billed_number)s "
+                "first, so that the final bill covers the whole month."
+            )
+            % {
+                "number": connection.number,
+                "period": format(billed.period, "%B %Y"),
+                "billed_number": billed.number,
+                "period2": format(period, "%B %Y"),
+            },
             field=field,
             invoiceId=billed.pk,
         )
@@ -150,7 +162,8 @@ def connection_close(
     if connection.status == ConnectionStatus.PENDING:
         if registers is not None:
             raise LifecycleRefused(
-                f"Connection {connection.number} was never connected: close it without a final reading.",
+                _("Connection %(number)s was never connected: close it without a final reading.")
+                % {"number": connection.number},
                 field="importPeak",
             )
         check_moment(connection, closed_at, field="closedAt", takes_reading=False)
@@ -164,7 +177,8 @@ def connection_close(
         )
     if registers is None:
         raise LifecycleRefused(
-            f"Give the final reading: connection {connection.number} is closed with it, and billed to it.",
+            _("Give the final reading: connection %(number)s is closed with it, and billed to it.")
+            % {"number": connection.number},
             field="importPeak",
         )
     reading, invoice = _final_bill(connection, at=closed_at, registers=registers, by=by, field="closedAt")
@@ -200,14 +214,17 @@ def connection_move(
     reason = require_reason(reason)
     if incoming_customer.provider_id != connection.provider_id:
         raise LifecycleRefused(
-            f"The incoming customer must be a customer of {connection.provider.name}.",
+            _("The incoming customer must be a customer of %(name)s.") % {"name": connection.provider.name},
             field="incomingCustomer",
         )
     outgoing = connection.customer
     if incoming_customer.pk == outgoing.pk:
         raise LifecycleRefused(
-            f"{outgoing.name} ({outgoing.number}) is the customer of connection {connection.number} already: "
-            "a move passes it to another customer.",
+            _(
+                "%(name)s (%(number)s) is the customer of connection %(connection_number)s already: a move "
+                "passes it to another customer."
+            )
+            % {"name": outgoing.name, "number": outgoing.number, "connection_number": connection.number},
             field="incomingCustomer",
         )
     reading, invoice = _final_bill(connection, at=move_at, registers=registers, by=by, field="moveAt")
@@ -287,31 +304,46 @@ def connection_type_change(
     from_type = connection.connection_type
     if to_type.provider_id != connection.provider_id:
         raise LifecycleRefused(
-            f"Connection type {to_type.code} is not one of {connection.provider.name}'s.",
+            _("Connection type %(code)s is not one of %(name)s's.")
+            % {"code": to_type.code, "name": connection.provider.name},
             field="connectionType",
         )
     if to_type.pk == from_type.pk:
         raise LifecycleRefused(
-            f"Connection {connection.number} is of type {from_type.code} already.", field="connectionType"
+            _("Connection %(number)s is of type %(code)s already.")
+            % {"number": connection.number, "code": from_type.code},
+            field="connectionType",
         )
     if effective_from > timezone.localdate():
         raise LifecycleRefused(
-            f"A change of type is recorded once it applies: {effective_from} is still to come.",
+            _("A change of type is recorded once it applies: %(effective_from)s is still to come.")
+            % {"effective_from": effective_from},
             field="effectiveFrom",
         )
     last_change = connection.type_changes.order_by("-effective_from").first()
     if last_change is not None and effective_from <= last_change.effective_from:
         raise LifecycleRefused(
-            f"Connection {connection.number} changed type from {last_change.effective_from}; a later change "
-            "applies from a later day.",
+            _(
+                "Connection %(number)s changed type from %(effective_from)s; a later change applies from a "
+                "later day."
+            )
+            % {"number": connection.number, "effective_from": last_change.effective_from},
             field="effectiveFrom",
         )
     billed = billed_through(connection)
     if billed is not None and effective_from <= billed[0]:
         day, invoice = billed
         raise LifecycleRefused(
-            f"Connection {connection.number} is billed up to {day} ({invoice.number}): a change of type applies "
-            f"from {day + timedelta(days=1)} or later. To change a day already billed, cancel that bill first.",
+            _(
+                "Connection %(number)s is billed up to %(day)s (%(invoice_number)s): a change of type "
+                "applies from %(day2)s or later. To change a day already billed, cancel that bill first."
+            )
+            % {
+                "number": connection.number,
+                "day": day,
+                "invoice_number": invoice.number,
+                "day2": day + timedelta(days=1),
+            },
             field="effectiveFrom",
             invoiceId=invoice.pk,
         )

@@ -27,6 +27,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from accounts.roles import Role
@@ -79,26 +80,33 @@ LIMITS = {"bill_number": 40, "connection_number": 40, "reference": 100}
 def _format_checked(file_format: PaymentFileFormat) -> None:
     if not (file_format.bill_number_column or file_format.connection_number_column):
         raise DomainError(
-            "Name the column of the bill number, of the connection number, or both: a row must name "
-            "what it pays.",
+            _(
+                "Name the column of the bill number, of the connection number, or both: a row must name "
+                "what it pays."
+            ),
             field="bill_number_column",
         )
     if "%" not in file_format.date_format:
-        raise DomainError("Write the date format with strptime codes, e.g. %d/%m/%Y.", field="date_format")
+        raise DomainError(_("Write the date format with strptime codes, e.g. %d/%m/%Y."), field="date_format")
     try:
         sample = date(2024, 7, 31).strftime(file_format.date_format)
         read = datetime.strptime(sample, file_format.date_format).date()  # noqa: DTZ007 (a calendar day)
     except ValueError as problem:
-        raise DomainError(f"The date format cannot be read: {problem}.", field="date_format") from problem
+        raise DomainError(
+            _("The date format cannot be read: %(problem)s.") % {"problem": problem}, field="date_format"
+        ) from problem
     if read != date(2024, 7, 31):
         raise DomainError(
-            "The date format must give day, month and year (e.g. %d/%m/%Y).", field="date_format"
+            _("The date format must give day, month and year (e.g. %d/%m/%Y)."), field="date_format"
         )
     headers = [_header(column) for column in file_format.columns.values()]
     if len(set(headers)) != len(headers):
-        raise DomainError("Each field needs a column of its own.", field="amount_column")
+        raise DomainError(_("Each field needs a column of its own."), field="amount_column")
     if file_format.default_method is not None and not file_format.default_method.is_active:
-        raise DomainError(f"{file_format.default_method.name} is no longer accepted.", field="default_method")
+        raise DomainError(
+            _("%(name)s is no longer accepted.") % {"name": file_format.default_method.name},
+            field="default_method",
+        )
 
 
 @transaction.atomic
@@ -107,7 +115,11 @@ def payment_file_format_create(*, provider: Any, **values: Any) -> PaymentFileFo
     file_format = PaymentFileFormat(provider=provider, **values)
     _format_checked(file_format)
     if PaymentFileFormat.objects.filter(provider=provider, name=file_format.name).exists():
-        raise DomainError(f"{provider} has a file format named {file_format.name} already.", field="name")
+        raise DomainError(
+            _("%(provider)s has a file format named %(name)s already.")
+            % {"provider": provider, "name": file_format.name},
+            field="name",
+        )
     file_format.save()
     return file_format
 
@@ -121,7 +133,9 @@ def payment_file_format_update(*, file_format: PaymentFileFormat, **changes: Any
     _format_checked(file_format)
     clash = PaymentFileFormat.objects.filter(provider_id=file_format.provider_id, name=file_format.name)
     if clash.exclude(pk=file_format.pk).exists():
-        raise DomainError(f"Another file format is named {file_format.name}.", field="name")
+        raise DomainError(
+            _("Another file format is named %(name)s.") % {"name": file_format.name}, field="name"
+        )
     file_format.save()
     return file_format
 
@@ -144,8 +158,11 @@ def read_rows(*, file_format: PaymentFileFormat, content: bytes) -> list[ReadRow
     as the format says (too large, not UTF-8, a mapped column missing, no rows)."""
     if len(content) > MAX_FILE_BYTES:
         raise PaymentFileTooLarge(
-            f"The file is {len(content) / 2**20:.1f} MB; upload at most {MAX_FILE_BYTES // 2**20} MB at a "
-            "time (split it into several files).",
+            _(
+                "The file is %(count)s MB; upload at most %(max_file_bytes)s MB at a time (split it into "
+                "several files)."
+            )
+            % {"count": format(len(content) / 2**20, ".1f"), "max_file_bytes": MAX_FILE_BYTES // 2**20},
             field="file",
         )
     try:
@@ -153,16 +170,20 @@ def read_rows(*, file_format: PaymentFileFormat, content: bytes) -> list[ReadRow
     except UnicodeDecodeError as problem:
         line = content[: problem.start].count(b"\n") + 1
         raise PaymentFileRefused(
-            f"The file is not UTF-8 text (line {line}); save it as CSV UTF-8.", field="file"
+            _("The file is not UTF-8 text (line %(line)s); save it as CSV UTF-8.") % {"line": line},
+            field="file",
         ) from problem
     if NUL in text:
-        raise PaymentFileRefused(f"The file contains a NUL character. {NUL_MESSAGE}", field="file")
+        raise PaymentFileRefused(
+            _("The file contains a NUL character. %(nul_message)s") % {"nul_message": NUL_MESSAGE},
+            field="file",
+        )
     reader = csv.reader(text.splitlines(), delimiter=file_format.delimiter, strict=True)
     try:
         header = next(reader, None)
         if not header or not any(cell.strip() for cell in header):
             raise PaymentFileRefused(
-                "The file is empty: it needs a header line, then its rows.", field="file"
+                _("The file is empty: it needs a header line, then its rows."), field="file"
             )
         positions: dict[str, int] = {}
         for index, name in enumerate(header):
@@ -171,8 +192,16 @@ def read_rows(*, file_format: PaymentFileFormat, content: bytes) -> list[ReadRow
         for field, column in file_format.columns.items():
             if _header(column) not in positions:
                 raise PaymentFileRefused(
-                    f"The file has no column {column!r} (the {FIELD_NAMES[field]}, as {file_format.name}'s "
-                    f"format says). Its columns are: {', '.join(repr(name.strip()) for name in header)}.",
+                    _(
+                        "The file has no column %(column)s (the %(field_names)s, as %(name)s's format says). Its "
+                        "columns are: %(items)s."
+                    )
+                    % {
+                        "column": repr(column),
+                        "field_names": FIELD_NAMES[field],
+                        "name": file_format.name,
+                        "items": ", ".join(repr(name.strip()) for name in header),
+                    },
                     field="file",
                     column=column,
                 )
@@ -182,17 +211,22 @@ def read_rows(*, file_format: PaymentFileFormat, content: bytes) -> list[ReadRow
             if not any(cell.strip() for cell in cells):
                 continue
             if len(rows) == MAX_ROWS:
-                raise PaymentFileRefused(f"Upload at most {MAX_ROWS:,} rows at a time.", field="file")
+                raise PaymentFileRefused(
+                    _("Upload at most %(max_rows)s rows at a time.") % {"max_rows": format(MAX_ROWS, ",")},
+                    field="file",
+                )
             values = {
                 field: cells[index].strip() if index < len(cells) else "" for field, index in where.items()
             }
             rows.append(ReadRow(line=reader.line_num, values=values))
     except csv.Error as problem:
         raise PaymentFileRefused(
-            f"The file is not valid CSV at line {reader.line_num}: {problem}.", field="file"
+            _("The file is not valid CSV at line %(line_num)s: %(problem)s.")
+            % {"line_num": reader.line_num, "problem": problem},
+            field="file",
         ) from problem
     if not rows:
-        raise PaymentFileRefused("The file has no rows under its header line.", field="file")
+        raise PaymentFileRefused(_("The file has no rows under its header line."), field="file")
     return rows
 
 
@@ -208,12 +242,14 @@ def parse_amount(text: str, *, decimal_comma: bool) -> Decimal:
     t, p = re.escape(thousands), re.escape(point)
     if not re.fullmatch(rf"([0-9]{{1,3}}({t}[0-9]{{3}})+|[0-9]+)({p}[0-9]{{1,2}})?", text):
         example = "1.234,50" if decimal_comma else "1,234.50"
-        raise RowProblem(f"Amount {text!r} is not an amount like {example}.")
+        raise RowProblem(
+            _("Amount %(text)s is not an amount like %(example)s.") % {"text": repr(text), "example": example}
+        )
     amount = Decimal(text.replace(thousands, "").replace(point, "."))
     if amount <= 0:
-        raise RowProblem(f"Amount {text!r} must be more than zero.")
+        raise RowProblem(_("Amount %(text)s must be more than zero.") % {"text": repr(text)})
     if amount >= Decimal("1e12"):
-        raise RowProblem(f"Amount {text!r} is too large.")
+        raise RowProblem(_("Amount %(text)s is too large.") % {"text": repr(text)})
     return amount.quantize(CENT)
 
 
@@ -226,19 +262,25 @@ def _row(read: ReadRow, file_format: PaymentFileFormat, methods: dict[str, Payme
     try:
         for field, limit in LIMITS.items():
             if len(values.get(field, "")) > limit:
-                raise RowProblem(f"The {FIELD_NAMES[field]} is longer than {limit} characters.")
+                raise RowProblem(
+                    _("The %(field_names)s is longer than %(limit)s characters.")
+                    % {"field_names": FIELD_NAMES[field], "limit": limit}
+                )
         if not (row.bill_number or row.connection_number):
-            raise RowProblem("The row names no bill number and no connection number.")
+            raise RowProblem(_("The row names no bill number and no connection number."))
         if not row.reference:
-            raise RowProblem("The row has no bank reference: without one it could be posted twice.")
+            raise RowProblem(_("The row has no bank reference: without one it could be posted twice."))
         if not values["amount"]:
-            raise RowProblem("The row has no amount.")
+            raise RowProblem(_("The row has no amount."))
         row.amount = parse_amount(values["amount"], decimal_comma=file_format.decimal_comma)
         try:
             row.paid_on = datetime.strptime(values["date"], file_format.date_format).date()  # noqa: DTZ007
         except ValueError as problem:
             example = date(2024, 7, 31).strftime(file_format.date_format)
-            raise RowProblem(f"Date {values['date']!r} is not a date like {example}.") from problem
+            raise RowProblem(
+                _("Date %(date)s is not a date like %(example)s.")
+                % {"date": repr(values["date"]), "example": example}
+            ) from problem
         row.method = _method(values.get("method", ""), file_format, methods)
     except RowProblem as problem:
         row.outcome, row.reason = RowOutcome.REFUSED, str(problem)
@@ -248,12 +290,14 @@ def _row(read: ReadRow, file_format: PaymentFileFormat, methods: dict[str, Payme
 def _method(text: str, file_format: PaymentFileFormat, methods: dict[str, PaymentMethod]) -> PaymentMethod:
     if not text:
         if file_format.default_method is None:
-            raise RowProblem("The row names no payment method, and the file's format has no default.")
+            raise RowProblem(_("The row names no payment method, and the file's format has no default."))
         return file_format.default_method
     method = methods.get(text.casefold())
     if method is None:
         codes = ", ".join(sorted({method.code for method in methods.values()}))
-        raise RowProblem(f"No payment method {text!r}; use one of: {codes}.")
+        raise RowProblem(
+            _("No payment method %(text)s; use one of: %(codes)s.") % {"text": repr(text), "codes": codes}
+        )
     return method
 
 
@@ -273,9 +317,11 @@ def payment_file_upload(
     """Store a bank's payment file and its rows, to be posted by `payment_file_chunk_post` (the caller
     sends its chunks once this commits: `invoicing.tasks.dispatch_payment_file`)."""
     if uploaded_by.provider_id is None or uploaded_by.provider_id != file_format.provider_id:
-        raise PaymentFileRefused("Sign in as a user of the provider whose payments the file holds.")
+        raise PaymentFileRefused(_("Sign in as a user of the provider whose payments the file holds."))
     if not file_format.is_active:
-        raise PaymentFileRefused(f"The file format {file_format.name} is retired.", field="format")
+        raise PaymentFileRefused(
+            _("The file format %(name)s is retired.") % {"name": file_format.name}, field="format"
+        )
     read = read_rows(file_format=file_format, content=content)
     # A method by its code or its name, as banks write either.
     methods = {}
@@ -420,7 +466,8 @@ def _post_together(
             pk, receipt = posted[row.reference]
             _refusal(
                 row,
-                f"Reference {row.reference} was posted already, as receipt {receipt}.",
+                _("Reference %(reference)s was posted already, as receipt %(receipt)s.")
+                % {"reference": row.reference, "receipt": receipt},
                 outcome=RowOutcome.DUPLICATE,
                 payment_id=pk,
             )
@@ -457,7 +504,8 @@ def _post_together(
         else:
             _refusal(
                 row,
-                f"Reference {row.reference} was posted already, as receipt {payment.receipt_number}.",
+                _("Reference %(reference)s was posted already, as receipt %(receipt_number)s.")
+                % {"reference": row.reference, "receipt_number": payment.receipt_number},
                 outcome=RowOutcome.DUPLICATE,
                 payment_id=payment.pk,
             )
@@ -496,26 +544,47 @@ def _bill_of(row: PaymentFileRow, bills: _Bills) -> Invoice:
     if row.bill_number:
         bill = bills.by_number.get(row.bill_number)
         if bill is None:
-            raise DomainError(f"No bill {row.bill_number} among the bills you may take payments on.")
+            raise DomainError(
+                _("No bill %(bill_number)s among the bills you may take payments on.")
+                % {"bill_number": row.bill_number}
+            )
         if row.connection_number and bill.connection.number != row.connection_number:
             raise DomainError(
-                f"Bill {row.bill_number} is of connection {bill.connection.number}, not {row.connection_number}."
+                _("Bill %(bill_number)s is of connection %(number)s, not %(connection_number)s.")
+                % {
+                    "bill_number": row.bill_number,
+                    "number": bill.connection.number,
+                    "connection_number": row.connection_number,
+                }
             )
     else:
         issued = bills.of_connection.get(row.connection_number)
         if not issued:
             raise DomainError(
-                f"No bill of connection {row.connection_number} among the bills you may take payments on."
+                _("No bill of connection %(connection_number)s among the bills you may take payments on.")
+                % {"connection_number": row.connection_number}
             )
         bill = next((bill for bill in issued if bill.issue_date <= row.paid_on), None)
         if bill is None:
             raise DomainError(
-                f"Paid on {row.paid_on:%Y-%m-%d}, before connection {row.connection_number}'s first bill "
-                f"was issued ({issued[-1].issue_date:%Y-%m-%d})."
+                _(
+                    "Paid on %(paid_on)s, before connection %(connection_number)s's first bill was issued "
+                    "(%(issue_date)s)."
+                )
+                % {
+                    "paid_on": format(row.paid_on, "%Y-%m-%d"),
+                    "connection_number": row.connection_number,
+                    "issue_date": format(issued[-1].issue_date, "%Y-%m-%d"),
+                }
             )
     if row.paid_on < bill.issue_date:
         raise DomainError(
-            f"Paid on {row.paid_on:%Y-%m-%d}, before bill {bill.number} was issued ({bill.issue_date:%Y-%m-%d})."
+            _("Paid on %(paid_on)s, before bill %(number)s was issued (%(issue_date)s).")
+            % {
+                "paid_on": format(row.paid_on, "%Y-%m-%d"),
+                "number": bill.number,
+                "issue_date": format(bill.issue_date, "%Y-%m-%d"),
+            }
         )
     return bill
 

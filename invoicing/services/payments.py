@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db import connection as db_connection
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts.models import User
 from billing.rating import NO_MONEY
@@ -111,8 +112,11 @@ def payment_post(
         )
         if posted:
             raise DuplicateReference(
-                f"Reference {reference} was posted already, as receipt {posted.receipt_number}; "
-                "a bank's transaction is taken once.",
+                gettext(
+                    "Reference %(reference)s was posted already, as receipt %(receipt_number)s; a bank's "
+                    "transaction is taken once."
+                )
+                % {"reference": reference, "receipt_number": posted.receipt_number},
                 field="reference",
                 receiptNumber=posted.receipt_number,
                 paymentId=posted.pk,
@@ -191,9 +195,9 @@ def _payment_post(
 def _check_request(amount: Decimal, received_at: datetime | None) -> None:
     """The refusals a payment needs no lock for."""
     if amount <= 0:
-        raise PaymentRefused("A payment must be more than zero.", field="amount")
+        raise PaymentRefused(gettext("A payment must be more than zero."), field="amount")
     if received_at is not None and received_at > timezone.now():
-        raise PaymentRefused("A payment cannot be dated in the future.", field="receivedAt")
+        raise PaymentRefused(gettext("A payment cannot be dated in the future."), field="receivedAt")
 
 
 def _payable(
@@ -203,20 +207,34 @@ def _payable(
     returns what is payable and the excess above it the customer keeps as credit."""
     if not method.is_active:
         raise MethodInactive(
-            f"{method.name} is no longer accepted; choose another payment method.", field="method"
+            gettext("%(name)s is no longer accepted; choose another payment method.") % {"name": method.name},
+            field="method",
         )
     if invoice.status == InvoiceStatus.CANCELLED:
-        raise InvoiceCancelled(f"Invoice {invoice.number} is cancelled; it takes no payments.")
+        raise InvoiceCancelled(
+            gettext("Invoice %(number)s is cancelled; it takes no payments.") % {"number": invoice.number}
+        )
     if not settle:  # a paid bill may still carry earlier bills' arrears: those are paid against it
-        raise InvoicePaid(f"Invoice {invoice.number} is fully paid; nothing is owed on it.")
+        raise InvoicePaid(
+            gettext("Invoice %(number)s is fully paid; nothing is owed on it.") % {"number": invoice.number}
+        )
     payable = sum((row.balance for row in settle), NO_MONEY)
     # Above what is owed: the excess is the customer's credit where the provider allows it.
     excess = max(amount - payable, NO_MONEY) if invoice.provider.allow_overpayment else NO_MONEY
     if amount - excess > payable:
         raise Overpayment(
-            f"{amount} is more than the {payable} payable on invoice {invoice.number}"
-            + (" and the earlier bills it carries" if len(settle) > 1 else "")
-            + f"; take at most {payable}.",
+            (
+                gettext(
+                    "%(amount)s is more than the %(payable)s payable on invoice %(number)s and the "
+                    "earlier bills it carries; take at most %(payable)s."
+                )
+                if len(settle) > 1
+                else gettext(
+                    "%(amount)s is more than the %(payable)s payable on invoice %(number)s; take at most "
+                    "%(payable)s."
+                )
+            )
+            % {"amount": amount, "payable": payable, "number": invoice.number},
             field="amount",
             payable=f"{payable}",
         )
@@ -446,10 +464,12 @@ def _payment_reverse(
 ) -> tuple[PaymentReversal, bool]:
     if kind not in ReversalKind.values:
         choices = ", ".join(ReversalKind.values)
-        raise ReversalRefused(f"Say how the payment failed: one of {choices}.", field="kind")
+        raise ReversalRefused(
+            gettext("Say how the payment failed: one of %(choices)s.") % {"choices": choices}, field="kind"
+        )
     if not reason:
         raise ReversalRefused(
-            "Say why the payment is reversed: it is printed on the receipt.", field="reason"
+            gettext("Say why the payment is reversed: it is printed on the receipt."), field="reason"
         )
     payment, settled = lock_for_reversal(payment)
     if idempotency_key:  # under the lock: a retry that waited for the first one finds it here
@@ -459,8 +479,15 @@ def _payment_reverse(
     done = PaymentReversal.objects.filter(payment=payment).first()
     if done is not None:
         raise PaymentReversed(
-            f"Payment {payment.receipt_number} was already reversed on {timezone.localdate(done.reversed_at)} "
-            f"({done.number}); a payment is reversed only once.",
+            gettext(
+                "Payment %(receipt_number)s was already reversed on %(reversed_at)s (%(number)s); a "
+                "payment is reversed only once."
+            )
+            % {
+                "receipt_number": payment.receipt_number,
+                "reversed_at": timezone.localdate(done.reversed_at),
+                "number": done.number,
+            },
             reversal=done.number,
         )
     # A bill cancelled since the payment settled it (re-rated or cancelled) cannot owe again: its month
@@ -468,9 +495,12 @@ def _payment_reverse(
     cancelled = [row.number for row, _ in settled if row.status == InvoiceStatus.CANCELLED]
     if cancelled:
         raise ReversalRefused(
-            f"Payment {payment.receipt_number} settled {', '.join(cancelled)}, cancelled since by a credit "
-            "note that counted what was paid on it; the bill cannot reopen. Charge the amount back with a "
-            "debit adjustment on the customer's open bill instead.",
+            gettext(
+                "Payment %(receipt_number)s settled %(cancelled)s, cancelled since by a credit note that "
+                "counted what was paid on it; the bill cannot reopen. Charge the amount back with a debit "
+                "adjustment on the customer's open bill instead."
+            )
+            % {"receipt_number": payment.receipt_number, "cancelled": ", ".join(cancelled)},
             field="payment",
             cancelled=cancelled,
         )
@@ -481,9 +511,12 @@ def _payment_reverse(
         credit = lock_credit(payment.invoice.customer)
         if credit.balance < excess:
             raise ReversalRefused(
-                f"Payment {payment.receipt_number} left {excess} as the customer's credit balance, and only "
-                f"{credit.balance} of it is left (applied to a later bill or refunded). Charge the rest back "
-                "with a debit adjustment on the bill it paid, then reverse the payment.",
+                gettext(
+                    "Payment %(receipt_number)s left %(excess)s as the customer's credit balance, and only "
+                    "%(balance)s of it is left (applied to a later bill or refunded). Charge the rest back "
+                    "with a debit adjustment on the bill it paid, then reverse the payment."
+                )
+                % {"receipt_number": payment.receipt_number, "excess": excess, "balance": credit.balance},
                 field="payment",
             )
     now = timezone.now()

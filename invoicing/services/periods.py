@@ -26,6 +26,7 @@ from typing import Any, NamedTuple, Protocol
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from billing.models import MeterReading, ServiceConnection
 from billing.months import add_months, next_month
@@ -315,18 +316,20 @@ class Schedules:
 def no_period_reason(number: str, year: int, month: int, start: Reading | None) -> str:
     name = f"{date(year, month, 1):%B %Y}"
     if start is None:
-        return f"Connection {number} has no reading in {name} or none in the month before; a bill needs both."
-    return (
-        f"Connection {number} has no reading in {name} after {start.at:%d %B %Y %H:%M}, where its period "
-        "starts; a bill needs a reading at each end of its period."
-    )
+        return gettext(
+            "Connection %(number)s has no reading in %(name)s or none in the month before; a bill needs both."
+        ) % {"number": number, "name": name}
+    return gettext(
+        "Connection %(number)s has no reading in %(name)s after %(at)s, where its period starts; a "
+        "bill needs a reading at each end of its period."
+    ) % {"number": number, "name": name, "at": format(start.at, "%d %B %Y %H:%M")}
 
 
 def no_history_reason(number: str, year: int, month: int) -> str:
-    return (
-        f"Connection {number} has no reading in {date(year, month, 1):%B %Y} and no history to estimate one "
-        "from (no actual period between two readings before it); it is billed once a reading comes."
-    )
+    return gettext(
+        "Connection %(number)s has no reading in %(month)s and no history to estimate one from (no "
+        "actual period between two readings before it); it is billed once a reading comes."
+    ) % {"number": number, "month": format(date(year, month, 1), "%B %Y")}
 
 
 def bill_month(
@@ -479,9 +482,12 @@ def _changes_in(connection: Billable, inputs: MonthInputs, start: Reading, end: 
     for reading in inputs.readings.get(connection.pk, ()):
         if reading.replaced and start.at < reading.at <= end.at and reading.at not in exchanged:
             raise NotBillable(
-                f"The meter of connection {connection.number} was replaced at {reading.at:%d %B %Y %H:%M} "
-                "without the old meter's final reading: record the meter exchange (the old meter's final "
-                "registers and the new meter's first) to bill this period."
+                gettext(
+                    "The meter of connection %(number)s was replaced at %(at)s without the old meter's final "
+                    "reading: record the meter exchange (the old meter's final registers and the new meter's "
+                    "first) to bill this period."
+                )
+                % {"number": connection.number, "at": format(reading.at, "%d %B %Y %H:%M")}
             )
     return changes
 
@@ -499,8 +505,14 @@ def _true_up(
     estimates' (less than nothing when the estimates were too high)."""
     if chain.anchor is None:
         raise NotBillable(
-            f"Connection {connection.number}'s estimates cannot be trued up: its reading of "
-            f"{timezone.localtime(chain.since):%d %B %Y %H:%M}, where they started, is missing."
+            gettext(
+                "Connection %(number)s's estimates cannot be trued up: its reading of %(localtime)s, where "
+                "they started, is missing."
+            )
+            % {
+                "number": connection.number,
+                "localtime": format(timezone.localtime(chain.since), "%d %B %Y %H:%M"),
+            }
         )
     span = usage_between(chain.anchor, end, _changes_in(connection, inputs, chain.anchor, end))
     bill = rate(span, chain.anchor, end)
@@ -523,7 +535,8 @@ def _estimated(
         raise NotBillable(no_period_reason(number, year, month, start))
     if not inputs.month_over:
         raise NotBillable(
-            f"{no_period_reason(number, year, month, start)} A month is estimated only once it is over."
+            gettext("%(no_period_reason)s A month is estimated only once it is over.")
+            % {"no_period_reason": no_period_reason(number, year, month, start)}
         )
     history = inputs.history.get(connection.pk, [])
     start = start or (history[-1] if history else None)  # no earlier bill: from the last actual reading

@@ -27,6 +27,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import MessageKind, User
 from billing.models import ServiceConnection
@@ -141,8 +142,11 @@ def _rebill_connection(
     earlier_customer = next((bill for bill in chain if bill.customer_id != connection.customer_id), None)
     if earlier_customer is not None:
         raise InvoiceRefused(
-            f"Bill {earlier_customer.number} ({earlier_customer.period:%B %Y}) is of an earlier customer of "
-            "the connection; correct it by hand: a credit note on it and a bill to that customer."
+            _(
+                "Bill %(number)s (%(period)s) is of an earlier customer of the connection; correct it by "
+                "hand: a credit note on it and a bill to that customer."
+            )
+            % {"number": earlier_customer.number, "period": format(earlier_customer.period, "%B %Y")}
         )
     locked, charges, credited = [], {}, NO_MONEY
     for bill in reversed(chain):

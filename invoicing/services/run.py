@@ -11,6 +11,7 @@ from datetime import date
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts.models import MessageKind, User
 from billing.models import ConnectionStatus, ServiceConnection
@@ -61,7 +62,11 @@ def billing_run_start(
     period = first_of(period)
     today = timezone.localdate()
     if period >= first_of(today):
-        raise DomainError(f"{period:%B %Y} has not ended; a month is billed once it is over.", field="period")
+        raise DomainError(
+            gettext("%(period)s has not ended; a month is billed once it is over.")
+            % {"period": format(period, "%B %Y")},
+            field="period",
+        )
     Provider.objects.select_for_update().get(pk=provider.pk)  # one planner per provider at a time
     unfinished = BillingRun.objects.filter(
         provider=provider, period=period, status=BillingRunStatus.RUNNING, price_order=None
