@@ -7,6 +7,7 @@ import pytest
 import time_machine
 from django.conf import settings as django_settings
 from django.core.cache import caches
+from django.utils import translation
 from rest_framework.test import APIClient
 
 from accounts.roles import Role
@@ -51,6 +52,15 @@ def _no_one_acting():
     token = context.bind(request_id="", actor_id=None, role="", provider_id=None)
     yield
     context.reset(token)
+
+
+@pytest.fixture(autouse=True)
+def _english_until_asked():
+    """A request in Urdu leaves Urdu active in its thread (Django's test client, like a server's
+    thread, keeps it): each test starts in the default language, as a worker's task does."""
+    translation.activate(django_settings.LANGUAGE_CODE)
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from config import heartbeat
 from config.celery import app as celery_app
 from tests.realstack.conftest import wait_until
 
@@ -75,6 +76,9 @@ def test_with_redis_stopped_readyz_answers_503_naming_the_cache_and_the_broker(
 
 
 def test_with_the_worker_stopped_readyz_answers_503_naming_the_worker(client, workers):
+    # A worker an earlier test killed (no shutdown) left a heartbeat that counts for a minute.
+    queue = celery_app.conf.task_default_queue
+    heartbeat.broker_redis(celery_app).delete(heartbeat.key_for(queue))
     worker = workers.start()
     wait_until(lambda: ready(client), seconds=30, message="readyz did not answer 200 with a worker up")
 
