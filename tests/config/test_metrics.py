@@ -4,8 +4,9 @@ requests, payments, a billing run, AI questions and e-mails (on the embedded def
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings as django_settings
@@ -19,6 +20,14 @@ from invoicing.models import PaymentMethod
 from tests.factories import FlatTariffFactory, UserFactory, billable_connection
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def early_february(time_machine):
+    """January 2024's bills are issued and paid on 5 February 2024, once January is over."""
+    time_machine.move_to(datetime(2024, 2, 5, 9, tzinfo=ZoneInfo(django_settings.TIME_ZONE)), tick=True)
+
+
 TOKEN = "scrape-token-for-tests"
 
 

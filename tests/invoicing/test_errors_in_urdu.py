@@ -1,8 +1,10 @@
 """Refusals and the bill's explanation in Urdu for whoever reads Urdu; the English text unchanged."""
 
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings as django_settings
 from django.test import Client
 from django.urls import reverse
 
@@ -14,6 +16,12 @@ from invoicing import services
 pytestmark = pytest.mark.django_db
 
 URDU = {"HTTP_ACCEPT_LANGUAGE": "ur"}
+
+
+@pytest.fixture(autouse=True)
+def early_february(time_machine):
+    """January 2024's bills are issued and paid on 5 February 2024, once January is over."""
+    time_machine.move_to(datetime(2024, 2, 5, 9, tzinfo=ZoneInfo(django_settings.TIME_ZONE)), tick=True)
 
 
 @pytest.fixture
